@@ -1,0 +1,5 @@
+"""``python -m numlookup`` is the ``numlookup`` command."""
+
+from numlookup.cli import main
+
+main()

@@ -1,0 +1,49 @@
+"""IP allow-lists: an account answers only to clients inside one of its networks.
+
+The list is exactly what is allowed: ``0.0.0.0/0`` and ``::/0`` open an account to
+everyone (as Messente does), and an empty list lets nobody in.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+EVERYONE = ("0.0.0.0/0", "::/0")
+
+
+class AllowListError(ValueError):
+    pass
+
+
+def parse_network(text: str) -> Network:
+    """A CIDR or a bare address (a /32 or /128); host bits must be zero."""
+    try:
+        return ipaddress.ip_network(text.strip(), strict=True)
+    except ValueError as exc:
+        raise AllowListError(f"{text!r} is not a network in CIDR notation: {exc}") from None
+
+
+def parse_address(text: str) -> Address | None:
+    """The client address, with IPv4-mapped IPv6 (``::ffff:1.2.3.4``) unwrapped."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def is_allowed(address: str | None, networks: Iterable[str]) -> bool:
+    parsed = parse_address(address) if address else None
+    if parsed is None:
+        return False
+    for cidr in networks:
+        network = ipaddress.ip_network(cidr)
+        if network.version == parsed.version and parsed in network:
+            return True
+    return False

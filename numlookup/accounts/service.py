@@ -1,0 +1,205 @@
+"""Account operations for the CLI and the API. Functions take an engine and return typed values."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from numlookup.accounts import credentials
+from numlookup.accounts.allowlist import EVERYONE, is_allowed, parse_network
+from numlookup.settings import STATUS_STYLES
+from numlookup.store.engine import write_transaction
+from numlookup.store.tables import accounts, allowed_networks
+
+
+class AccountError(ValueError):
+    """An account operation that cannot be done; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: int
+    name: str
+    api_username: str
+    enabled: bool
+    balance: int
+    price: int | None
+    status_style: str | None
+    allowed_networks: tuple[str, ...]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewCredentials:
+    """Shown once, at creation or rotation; only a hash of the secret is kept."""
+
+    name: str
+    api_username: str
+    api_password: str
+
+
+def _allowed(conn: Connection, account_id: int) -> tuple[str, ...]:
+    rows = conn.execute(
+        select(allowed_networks.c.cidr).where(allowed_networks.c.account_id == account_id).order_by(allowed_networks.c.id)
+    )
+    return tuple(r[0] for r in rows)
+
+
+def _account(conn: Connection, row: object) -> Account:
+    return Account(
+        id=row.id,  # type: ignore[attr-defined]
+        name=row.name,  # type: ignore[attr-defined]
+        api_username=row.api_username,  # type: ignore[attr-defined]
+        enabled=bool(row.enabled),  # type: ignore[attr-defined]
+        balance=row.balance,  # type: ignore[attr-defined]
+        price=row.price,  # type: ignore[attr-defined]
+        status_style=row.status_style,  # type: ignore[attr-defined]
+        allowed_networks=_allowed(conn, row.id),  # type: ignore[attr-defined]
+        created_at=row.created_at,  # type: ignore[attr-defined]
+    )
+
+
+def _check_style(style: str | None) -> None:
+    if style is not None and style not in STATUS_STYLES:
+        raise AccountError(f"unknown status style {style!r}; choose one of {', '.join(STATUS_STYLES)}")
+
+
+def create_account(
+    engine: Engine,
+    name: str,
+    *,
+    credits: int = 0,
+    allow: Sequence[str] = EVERYONE,
+    status_style: str | None = None,
+    price: int | None = None,
+) -> NewCredentials:
+    """Create an account; ``credits`` are booked through the ledger like any top-up."""
+    name = name.strip()
+    if not name:
+        raise AccountError("an account needs a name")
+    _check_style(status_style)
+    networks = [str(parse_network(c)) for c in allow]
+    username, secret = credentials.new_username(), credentials.new_secret()
+    salt, digest = credentials.hash_secret(secret)
+    now = datetime.now(UTC)
+    try:
+        with write_transaction(engine) as conn:
+            account_id = conn.execute(
+                insert(accounts)
+                .values(
+                    name=name,
+                    api_username=username,
+                    secret_salt=salt,
+                    secret_hash=digest,
+                    enabled=True,
+                    balance=0,
+                    price=price,
+                    status_style=status_style,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .returning(accounts.c.id)
+            ).scalar_one()
+            for cidr in dict.fromkeys(networks):
+                conn.execute(insert(allowed_networks).values(account_id=account_id, cidr=cidr))
+    except IntegrityError:
+        raise AccountError(f"an account named {name!r} exists already") from None
+    if credits:
+        from numlookup.billing.ledger import add_credits
+
+        add_credits(engine, account_id, credits, note="initial credits")
+    return NewCredentials(name=name, api_username=username, api_password=secret)
+
+
+def get_account(engine: Engine, name: str) -> Account:
+    with engine.connect() as conn:
+        row = conn.execute(select(accounts).where(accounts.c.name == name)).first()
+        if row is None:
+            raise AccountError(f"no account named {name!r}")
+        return _account(conn, row)
+
+
+def list_accounts(engine: Engine) -> list[Account]:
+    with engine.connect() as conn:
+        return [_account(conn, row) for row in conn.execute(select(accounts).order_by(accounts.c.name))]
+
+
+def _update(engine: Engine, name: str, **values: object) -> None:
+    with write_transaction(engine) as conn:
+        result = conn.execute(
+            update(accounts).where(accounts.c.name == name).values(updated_at=datetime.now(UTC), **values)
+        )
+        if result.rowcount == 0:
+            raise AccountError(f"no account named {name!r}")
+
+
+def set_enabled(engine: Engine, name: str, enabled: bool) -> None:
+    _update(engine, name, enabled=enabled)
+
+
+def set_price(engine: Engine, name: str, price: int | None) -> None:
+    _update(engine, name, price=price)
+
+
+def set_status_style(engine: Engine, name: str, style: str | None) -> None:
+    _check_style(style)
+    _update(engine, name, status_style=style)
+
+
+def rotate_secret(engine: Engine, name: str) -> NewCredentials:
+    """A new secret; the old one stops working at once. The API username stays."""
+    secret = credentials.new_secret()
+    salt, digest = credentials.hash_secret(secret)
+    _update(engine, name, secret_salt=salt, secret_hash=digest)
+    return NewCredentials(name=name, api_username=get_account(engine, name).api_username, api_password=secret)
+
+
+def allow_network(engine: Engine, name: str, cidr: str) -> str:
+    network = str(parse_network(cidr))
+    account = get_account(engine, name)
+    if network in account.allowed_networks:
+        raise AccountError(f"{network} is already on the allow-list of {name!r}")
+    with write_transaction(engine) as conn:
+        conn.execute(insert(allowed_networks).values(account_id=account.id, cidr=network))
+    return network
+
+
+def deny_network(engine: Engine, name: str, cidr: str) -> str:
+    network = str(parse_network(cidr))
+    account = get_account(engine, name)
+    with write_transaction(engine) as conn:
+        result = conn.execute(
+            delete(allowed_networks).where(
+                allowed_networks.c.account_id == account.id, allowed_networks.c.cidr == network
+            )
+        )
+    if result.rowcount == 0:
+        listed = ", ".join(account.allowed_networks) or "nothing"
+        raise AccountError(f"{network} is not on the allow-list of {name!r} (it holds {listed})")
+    return network
+
+
+# Verified against when the username is unknown, so both paths cost the same.
+_DUMMY_SALT, _DUMMY_DIGEST = credentials.hash_secret(credentials.new_secret())
+
+
+def authenticate(engine: Engine, username: str, password: str, client_ip: str | None) -> Account | None:
+    """The account if the credentials are right, it is enabled and ``client_ip`` is allowed; else None."""
+    with engine.connect() as conn:
+        row = conn.execute(select(accounts).where(accounts.c.api_username == username)).first()
+        if row is None:
+            credentials.verify_secret(password, _DUMMY_SALT, _DUMMY_DIGEST)
+            return None
+        if not credentials.verify_secret(password, row.secret_salt, row.secret_hash):
+            return None
+        if not row.enabled:
+            return None
+        account = _account(conn, row)
+    if not is_allowed(client_ip, account.allowed_networks):
+        return None
+    return account
+

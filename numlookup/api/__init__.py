@@ -1,0 +1,1 @@
+"""The HTTP edge: Starlette app, routes, auth, error mapping, OpenAPI."""

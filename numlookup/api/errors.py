@@ -1,0 +1,94 @@
+"""The one owner of wire error codes, HTTP statuses and their descriptions.
+
+Bodies carry both shapes clients expect: the brief's top-level ``error`` and the
+official clients' ``errors`` list (see the wire contract).
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+import msgspec
+
+
+class ErrorCode(IntEnum):
+    """Messente's codes. 103 means both "too many numbers" (400) and "server error" (500)."""
+
+    UNAUTHORIZED = 101
+    INVALID_PARAMETERS = 102
+    TOO_MANY_NUMBERS = 103
+    NO_CREDITS = 104
+    SERVER_ERROR = 103  # an alias of TOO_MANY_NUMBERS, told apart by the HTTP status
+
+
+class ErrorDetail(msgspec.Struct):
+    code: int
+    description: str
+
+
+class ErrorItem(msgspec.Struct):
+    error: ErrorDetail
+
+
+class ErrorBody(msgspec.Struct):
+    error: ErrorDetail
+    errors: list[ErrorItem]
+
+
+class ApiError(Exception):
+    """Raised anywhere below a route; rendered as the wire's error body."""
+
+    def __init__(self, http_status: int, code: int, description: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(description)
+        self.http_status = http_status
+        self.code = code
+        self.description = description
+        self.headers = headers or {}
+
+    def body(self) -> ErrorBody:
+        detail = ErrorDetail(code=self.code, description=self.description)
+        return ErrorBody(error=detail, errors=[ErrorItem(error=detail)])
+
+
+UNAUTHORIZED_DESCRIPTION = "Access is restricted, wrong credentials or IP not whitelisted."
+SERVER_ERROR_DESCRIPTION = "Server error. The request was not charged; please retry later."
+
+
+def unauthorized() -> ApiError:
+    return ApiError(401, ErrorCode.UNAUTHORIZED, UNAUTHORIZED_DESCRIPTION, {"WWW-Authenticate": 'Basic realm="numlookup"'})
+
+
+def invalid_parameters(description: str) -> ApiError:
+    return ApiError(400, ErrorCode.INVALID_PARAMETERS, description)
+
+
+def too_many_numbers(count: int, limit: int) -> ApiError:
+    return ApiError(
+        400,
+        ErrorCode.TOO_MANY_NUMBERS,
+        f"Maximum number of numbers for the sync call exceeded: the request has {count}, the limit is {limit}.",
+    )
+
+
+def no_credits(balance: str, needed: str) -> ApiError:
+    return ApiError(
+        402,
+        ErrorCode.NO_CREDITS,
+        f"Not enough credits on the account: the request costs {needed}, the balance is {balance}.",
+    )
+
+
+def server_error() -> ApiError:
+    return ApiError(500, ErrorCode.SERVER_ERROR, SERVER_ERROR_DESCRIPTION)
+
+
+def not_found(method: str, path: str) -> ApiError:
+    return ApiError(
+        404,
+        ErrorCode.INVALID_PARAMETERS,
+        f"There is no {method} {path}. Number lookups are POST /v1/hlr/sync.",
+    )
+
+
+def method_not_allowed(method: str, path: str) -> ApiError:
+    return ApiError(405, ErrorCode.INVALID_PARAMETERS, f"{path} does not accept {method}; use POST.")

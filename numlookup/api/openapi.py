@@ -1,0 +1,69 @@
+"""``GET /openapi.json``: OpenAPI 3.1 generated from the Structs the handler uses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from numlookup import __version__
+from numlookup.api.errors import ErrorBody
+from numlookup.api.wire import LookupSuccess, NumbersToInvestigate
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "headers": {"X-Request-Id": {"schema": {"type": "string"}}},
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    }
+
+
+def openapi_document(max_numbers: int) -> dict[str, Any]:
+    (request_ref, success_ref, _), components = msgspec.json.schema_components(
+        [NumbersToInvestigate, LookupSuccess, ErrorBody], ref_template="#/components/schemas/{name}"
+    )
+    components["NumbersToInvestigate"]["properties"]["numbers"].update(
+        {"minItems": 1, "maxItems": max_numbers, "description": "Numbers to look up, in E.164 or international form."}
+    )
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "numlookup Number Lookup API",
+            "version": __version__,
+            "description": "Messente-compatible number lookup: country, range holder network, porting, reachability.",
+        },
+        "servers": [{"url": "/"}],
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"basicAuth": {"type": "http", "scheme": "basic"}},
+        },
+        "paths": {
+            "/v1/hlr/sync": {
+                "post": {
+                    "operationId": "fetchInfo",
+                    "summary": "Look up numbers",
+                    "security": [{"basicAuth": []}],
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": request_ref}}},
+                    "responses": {
+                        "200": {
+                            "description": "One result per number, in input order.",
+                            "headers": {"X-Request-Id": {"schema": {"type": "string"}}},
+                            "content": {"application/json": {"schema": success_ref}},
+                        },
+                        "400": _error_response("102: parameters wrong or missing; 103: too many numbers."),
+                        "401": _error_response("101: wrong credentials, disabled account or IP not allowed."),
+                        "402": _error_response("104: not enough credits."),
+                        "500": _error_response("103: server error; nothing was charged."),
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "operationId": "health",
+                    "summary": "The process is alive",
+                    "responses": {"200": {"description": "Alive"}},
+                }
+            },
+        },
+    }

@@ -1,0 +1,123 @@
+"""Charging requests and crediting accounts, each in one transaction with its ledger row.
+
+The balance check and the debit are one conditional UPDATE, so concurrent
+requests from any number of connections or processes can never take the balance
+below zero: the database serialises them, and the loser sees zero rows updated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, insert, select, update
+
+from numlookup.store.engine import write_transaction
+from numlookup.store.tables import accounts, ledger
+
+
+class InsufficientCredits(Exception):
+    """The balance does not cover the charge; nothing was changed."""
+
+    def __init__(self, balance: int, amount: int) -> None:
+        super().__init__(f"balance {balance} does not cover {amount}")
+        self.balance = balance
+        self.amount = amount
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """A committed ledger row."""
+
+    ledger_id: int
+    amount: int
+    balance_after: int
+
+
+def charge(engine: Engine, account_id: int, request_id: str, amount: int, numbers: int) -> Charge:
+    """Debit ``amount`` micro-credits for ``numbers`` lookups of ``request_id``; returns once committed."""
+    now = datetime.now(UTC)
+    with write_transaction(engine) as conn:
+        row = conn.execute(
+            update(accounts)
+            .where(accounts.c.id == account_id, accounts.c.balance >= amount)
+            .values(balance=accounts.c.balance - amount)
+            .returning(accounts.c.balance)
+        ).first()
+        if row is None:
+            balance = conn.execute(select(accounts.c.balance).where(accounts.c.id == account_id)).scalar_one()
+            raise InsufficientCredits(balance, amount)
+        balance_after = row[0]
+        ledger_id = conn.execute(
+            insert(ledger)
+            .values(
+                account_id=account_id,
+                kind="lookup",
+                request_id=request_id,
+                amount=-amount,
+                numbers=numbers,
+                balance_after=balance_after,
+                created_at=now,
+            )
+            .returning(ledger.c.id)
+        ).scalar_one()
+    return Charge(ledger_id=ledger_id, amount=amount, balance_after=balance_after)
+
+
+def add_credits(engine: Engine, account_id: int, amount: int, note: str | None = None) -> Charge:
+    """Credit an account (an operator's top-up), with its ledger row."""
+    now = datetime.now(UTC)
+    with write_transaction(engine) as conn:
+        balance_after = conn.execute(
+            update(accounts)
+            .where(accounts.c.id == account_id)
+            .values(balance=accounts.c.balance + amount, updated_at=now)
+            .returning(accounts.c.balance)
+        ).scalar_one()
+        ledger_id = conn.execute(
+            insert(ledger)
+            .values(
+                account_id=account_id,
+                kind="credit",
+                amount=amount,
+                numbers=0,
+                balance_after=balance_after,
+                note=note,
+                created_at=now,
+            )
+            .returning(ledger.c.id)
+        ).scalar_one()
+    return Charge(ledger_id=ledger_id, amount=amount, balance_after=balance_after)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    id: int
+    kind: str
+    request_id: str | None
+    amount: int
+    numbers: int
+    balance_after: int
+    note: str | None
+    created_at: datetime
+
+
+def ledger_rows(engine: Engine, account_id: int, limit: int | None = 20) -> list[LedgerRow]:
+    """The newest rows first."""
+    query = select(ledger).where(ledger.c.account_id == account_id).order_by(ledger.c.id.desc())
+    if limit is not None:
+        query = query.limit(limit)
+    with engine.connect() as conn:
+        return [
+            LedgerRow(
+                id=r.id,
+                kind=r.kind,
+                request_id=r.request_id,
+                amount=r.amount,
+                numbers=r.numbers,
+                balance_after=r.balance_after,
+                note=r.note,
+                created_at=r.created_at,
+            )
+            for r in conn.execute(query)
+        ]

@@ -1,0 +1,57 @@
+"""The shipped network registry and the map from libphonenumber carrier names to it.
+
+libphonenumber knows which carrier a mobile range was allocated to, by name only;
+routing and pricing key on MCC/MNC. ``data/carrier_networks.csv`` bridges the two
+(see ``data/PROVENANCE.md``). A carrier name with no mapping still reaches the
+client as ``networkName``, with ``mccmnc`` null, rather than being dropped.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from importlib import resources
+from typing import Self
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkRecord:
+    mccmnc: str
+    country_iso: str
+    name: str
+    operator: str
+
+
+class NetworkTable:
+    """Read-only after construction; lookups are two dict probes."""
+
+    def __init__(self, records: dict[str, NetworkRecord], carriers: dict[tuple[str, str], str]) -> None:
+        self.records = records
+        self._carriers = carriers
+
+    @classmethod
+    def shipped(cls) -> Self:
+        data = resources.files("numlookup.numbering") / "data"
+        with (data / "networks.csv").open(encoding="utf-8", newline="") as fh:
+            records = {
+                row["mccmnc"]: NetworkRecord(row["mccmnc"], row["country_iso"], row["network_name"], row["operator"])
+                for row in csv.DictReader(fh)
+            }
+        with (data / "carrier_networks.csv").open(encoding="utf-8", newline="") as fh:
+            # A row with an empty mccmnc was reviewed and has no MNC of its own (see its note).
+            carriers = {
+                (row["region"], row["carrier_name"]): row["mccmnc"] for row in csv.DictReader(fh) if row["mccmnc"]
+            }
+        unknown = sorted({m for m in carriers.values() if m not in records})
+        if unknown:
+            raise ValueError(f"carrier_networks.csv names MCC/MNCs missing from networks.csv: {unknown}")
+        return cls(records, carriers)
+
+    def network_for_carrier(self, region: str, carrier_name: str) -> tuple[str | None, str | None]:
+        """``(mccmnc, network name)`` for a libphonenumber carrier name of ``region``."""
+        if not carrier_name:
+            return None, None
+        mccmnc = self._carriers.get((region, carrier_name))
+        if mccmnc is None:
+            return None, carrier_name
+        return mccmnc, self.records[mccmnc].name

@@ -1,0 +1,72 @@
+"""The schema, as SQLAlchemy Core tables. Migrations mirror this file.
+
+Money columns are integers of micro-credits (see ``billing.money``): exact, and
+the same type on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("api_username", String(64), nullable=False, unique=True),
+    Column("secret_salt", LargeBinary(32), nullable=False),
+    Column("secret_hash", LargeBinary(32), nullable=False),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("balance", BigInteger, nullable=False, default=0),
+    # Per-account price per chargeable number; NULL means the server default.
+    Column("price", BigInteger, nullable=True),
+    # Per-account status vocabulary; NULL means the server default.
+    Column("status_style", String(16), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("balance >= 0", name="ck_accounts_balance_not_negative"),
+)
+
+allowed_networks = Table(
+    "allowed_networks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("cidr", String(64), nullable=False),
+    UniqueConstraint("account_id", "cidr", name="uq_allowed_networks_account_cidr"),
+)
+
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="RESTRICT"), nullable=False),
+    # "lookup" for a charged request, "credit" for credits added by an operator.
+    Column("kind", String(16), nullable=False),
+    # The API request that caused a lookup charge; NULL for operator credits.
+    Column("request_id", String(64), nullable=True, unique=True),
+    # Signed micro-credits: negative for charges, positive for credits.
+    Column("amount", BigInteger, nullable=False),
+    Column("numbers", Integer, nullable=False, default=0),
+    Column("balance_after", BigInteger, nullable=False),
+    Column("note", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_ledger_account_id_id", ledger.c.account_id, ledger.c.id)

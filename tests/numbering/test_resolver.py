@@ -1,0 +1,115 @@
+"""Resolution pinned on known ranges; libphonenumber is the reference for validity."""
+
+from __future__ import annotations
+
+import phonenumbers
+import pytest
+
+from numlookup.numbering import InvalidReason, Resolver, international_form
+from numlookup.numbering.countries import country_for, country_for_region
+
+
+@pytest.fixture(scope="module")
+def resolver() -> Resolver:
+    return Resolver()
+
+
+@pytest.mark.parametrize(
+    ("number", "mccmnc", "name"),
+    [
+        ("+37251000001", "24801", "Telia Eesti"),
+        ("+37256123456", "24802", "Elisa Eesti"),
+        ("+3725512345", "24803", "Tele2 Eesti"),
+        ("+358501234567", "24405", "Elisa"),
+        ("+358401234567", "24491", "Telia Finland"),
+        ("+4915112345678", "26201", "Telekom Deutschland"),
+        ("+4917612345678", "26203", "O2 Deutschland"),
+        ("+447712345678", "23410", "O2 UK"),
+        ("+447400123456", "23420", "Three UK"),
+        ("+2348031234567", "62130", "MTN Nigeria"),
+        ("+2348021234567", "62120", "Airtel Nigeria"),
+        ("+254712345678", "63902", "Safaricom"),
+        ("+254733123456", "63903", "Airtel Kenya"),
+        ("+27821234567", "65501", "Vodacom"),
+        ("+27831234567", "65510", "MTN South Africa"),
+    ],
+)
+def test_known_mobile_ranges_have_their_mccmnc(resolver: Resolver, number: str, mccmnc: str, name: str) -> None:
+    [resolution] = resolver.resolve([number])
+    assert resolution.valid and resolution.number_type == "mobile"
+    assert resolution.original_network is not None
+    assert (resolution.original_network.mccmnc, resolution.original_network.name) == (mccmnc, name)
+    assert resolution.current_network == resolution.original_network and not resolution.ported
+
+
+def test_unmapped_carrier_keeps_its_name(resolver: Resolver) -> None:
+    [china] = resolver.resolve(["+8613812345678"])
+    assert china.original_network is not None
+    assert china.original_network.mccmnc is None and china.original_network.name == "China Mobile"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("hello", InvalidReason.NOT_A_NUMBER),
+        ("+999123456789", InvalidReason.INVALID_COUNTRY_CODE),
+        ("+3725", InvalidReason.TOO_SHORT),
+        ("+3725100000111111111", InvalidReason.TOO_LONG),
+        ("+3725812345", InvalidReason.INVALID_FOR_REGION),
+        ("", InvalidReason.NOT_A_NUMBER),
+    ],
+)
+def test_invalid_numbers_carry_a_reason(resolver: Resolver, raw: str, reason: InvalidReason) -> None:
+    [resolution] = resolver.resolve([raw])
+    assert not resolution.valid and resolution.reason == reason
+    assert resolution.original_network is None and resolution.current_network is None
+    assert reason.description
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("+37251000001", "+37251000001"),
+        ("37251000001", "+37251000001"),
+        ("0037251000001", "+37251000001"),
+        (" +372 5100 0001 ", "+37251000001"),
+        ("+372-5100-0001", "+37251000001"),
+        ("(372) 5100.0001", "+37251000001"),
+        ("call me", "call me"),
+    ],
+)
+def test_international_form(raw: str, expected: str) -> None:
+    assert international_form(raw) == expected
+
+
+def test_batch_keeps_order_and_resolves_repeats_once(resolver: Resolver) -> None:
+    results = resolver.resolve(["+37251000001", "x", "+37251000001"])
+    assert [r.input for r in results] == ["+37251000001", "x", "+37251000001"]
+    assert results[0] is results[2]
+
+
+def test_validity_agrees_with_libphonenumber_on_a_sample(resolver: Resolver) -> None:
+    """A small cross-check over every region's example numbers and their near misses."""
+    inputs: list[str] = []
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        example = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
+        if example is None:
+            continue
+        e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+        inputs += [e164, e164[:-1], e164 + "9", e164[:-2] + "00"]
+    assert len(inputs) > 800
+    for raw, resolution in zip(inputs, resolver.resolve(inputs), strict=True):
+        assert resolution.valid == phonenumbers.is_valid_number(phonenumbers.parse(raw)), raw
+        if resolution.valid:
+            assert resolution.country is not None
+            assert resolution.country.region == phonenumbers.region_code_for_number(phonenumbers.parse(raw))
+
+
+def test_country_names_and_alpha3() -> None:
+    assert country_for_region("KR").name == "South Korea" and country_for_region("KR").alpha3 == "KOR"
+    assert country_for_region("GB").alpha3 == "GBR" and country_for_region("GB").calling_code == "44"
+    assert country_for_region("XK").alpha3 == "XKX"
+    assert country_for("001", 800).alpha3 == "XXX" and country_for("001", 800).calling_code == "800"
+    for region in phonenumbers.SUPPORTED_REGIONS:
+        country = country_for_region(region)
+        assert len(country.alpha3) == 3 and country.alpha3.isupper() and country.name

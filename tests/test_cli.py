@@ -1,0 +1,186 @@
+"""The `numlookup` command as a user types it: real processes on a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sqlalchemy import Engine
+
+from numlookup.accounts import authenticate, create_account, list_accounts
+from numlookup.billing import ledger_rows, parse_amount
+from numlookup.store import make_engine
+from tests.support import ROOT, cli_json, environment, free_port, run_cli
+
+
+def test_account_lifecycle(data_dir: Path) -> None:
+    created = cli_json(data_dir, "accounts", "create", "acme", "--credits", "25", "--allow-ip", "10.1.0.0/16", "--allow-ip", "2001:db8::/48", "--status-style", "onoff")
+    assert created["name"] == "acme"
+    assert re.fullmatch(r"[A-Za-z0-9]{13}", created["api_username"])
+    assert re.fullmatch(r"[A-Za-z0-9]{24}", created["api_password"])
+
+    shown = cli_json(data_dir, "accounts", "show", "acme")
+    assert shown["balance"] == "25"
+    assert shown["status_style"] == "onoff"
+    assert shown["allowed_networks"] == ["10.1.0.0/16", "2001:db8::/48"]
+    assert shown["enabled"] is True and shown["price"] is None
+    assert "api_password" not in shown
+
+    cli_json(data_dir, "accounts", "disable", "acme")
+    assert cli_json(data_dir, "accounts", "show", "acme")["enabled"] is False
+    cli_json(data_dir, "accounts", "enable", "acme")
+    cli_json(data_dir, "accounts", "deny-ip", "acme", "10.1.0.0/16")
+    cli_json(data_dir, "accounts", "allow-ip", "acme", "0.0.0.0/0")
+    cli_json(data_dir, "accounts", "set-price", "acme", "0.002")
+    cli_json(data_dir, "accounts", "set-style", "acme", "default")
+    listed = cli_json(data_dir, "accounts", "list")
+    assert [(a["name"], a["allowed_networks"], a["price"], a["status_style"]) for a in listed] == [
+        ("acme", ["2001:db8::/48", "0.0.0.0/0"], "0.002", None)
+    ]
+
+    engine = make_engine(f"sqlite:///{data_dir / 'numlookup.db'}")
+    assert authenticate(engine, created["api_username"], created["api_password"], "192.0.2.1") is not None
+    rotated = cli_json(data_dir, "accounts", "rotate-secret", "acme")
+    assert rotated["api_username"] == created["api_username"]
+    assert rotated["api_password"] != created["api_password"]
+    assert authenticate(engine, created["api_username"], created["api_password"], "192.0.2.1") is None
+    assert authenticate(engine, rotated["api_username"], rotated["api_password"], "192.0.2.1") is not None
+    engine.dispose()
+
+    human = run_cli(data_dir, "accounts", "list").stdout
+    assert "acme" in human and created["api_username"] in human
+
+
+def test_credits_are_exact_decimals(data_dir: Path) -> None:
+    cli_json(data_dir, "accounts", "create", "shop")
+    assert cli_json(data_dir, "credits", "add", "shop", "0.1")["balance"] == "0.1"
+    assert cli_json(data_dir, "credits", "add", "shop", "0.2", "--note", "top-up")["balance"] == "0.3"
+    assert cli_json(data_dir, "credits", "add", "shop", "0.000001")["balance"] == "0.300001"
+    shown = cli_json(data_dir, "credits", "show", "shop")
+    assert shown["balance"] == "0.300001"
+    assert [(r["kind"], r["amount"], r["balance_after"], r["note"]) for r in shown["ledger"]] == [
+        ("credit", "0.000001", "0.300001", None),
+        ("credit", "0.2", "0.3", "top-up"),
+        ("credit", "0.1", "0.1", None),
+    ]
+    assert "0.300001" in run_cli(data_dir, "credits", "show", "shop").stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("credits", "add", "shop", "0.0000001"), "more than 6 decimal places"),
+        (("credits", "add", "shop", "--", "-1"), "negative"),
+        (("credits", "add", "shop", "ten"), "not a decimal"),
+        (("credits", "add", "shop", "0"), "greater than zero"),
+        (("credits", "add", "nobody", "1"), "no account named 'nobody'"),
+        (("accounts", "create", "shop"), "exists already"),
+        (("accounts", "allow-ip", "shop", "10.0.0.1/8"), "not a network"),
+        (("accounts", "allow-ip", "shop", "0.0.0.0/0"), "already on the allow-list"),
+        (("accounts", "deny-ip", "shop", "192.168.0.0/16"), "not on the allow-list"),
+        (("accounts", "set-style", "shop", "yesno"), "unknown status style"),
+        (("accounts", "create", "other", "--status-style", "loud"), "unknown status style"),
+    ],
+)
+def test_mistakes_are_clear_errors_that_change_nothing(
+    data_dir: Path, engine: Engine, args: tuple[str, ...], message: str
+) -> None:
+    create_account(engine, "shop", credits=parse_amount("5"), allow=["0.0.0.0/0"])
+    before = list_accounts(engine)
+    result = run_cli(data_dir, *args, check=False)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert list_accounts(engine) == before
+    assert len(ledger_rows(engine, before[0].id)) == 1
+
+
+def test_lookup_prints_the_api_result_objects(data_dir: Path) -> None:
+    out = json.loads(run_cli(data_dir, "lookup", "+37251000001", "254712345678", "nope", "--style", "onoff").stdout)
+    estonia, kenya, bad = out["result"]
+    assert estonia["currentNetwork"]["mccmnc"] == "24801"
+    assert kenya["number"] == "+254712345678" and kenya["currentNetwork"]["mccmnc"] == "63902"
+    assert bad["status"] == "INVALID" and bad["number"] == "nope"
+
+
+def test_config_file_and_environment(data_dir: Path, tmp_path: Path) -> None:
+    config = tmp_path / "numlookup.toml"
+    config.write_text(f'data_dir = "{tmp_path / "from-config"}"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMLOOKUP_")}
+    args = [sys.executable, "-m", "numlookup", "--config", str(config), "accounts", "create", "c"]
+    subprocess.run(args, env=env, check=True, capture_output=True, cwd=ROOT)
+    assert (tmp_path / "from-config" / "numlookup.db").exists()
+    # The environment wins over the file.
+    run_cli(data_dir, "--config", str(config), "accounts", "create", "d")
+    assert (data_dir / "numlookup.db").exists()
+    bad = tmp_path / "bad.toml"
+    bad.write_text('max_numbers_per_request = "lots"\n')
+    result = run_cli(data_dir, "--config", str(bad), "accounts", "list", check=False)
+    assert result.returncode == 1 and "max_numbers_per_request" in result.stderr
+
+
+def test_serve_demo_prints_working_credentials_and_curl(data_dir: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "numlookup", "serve", "--demo", "--port", str(port)],
+        env=environment(data_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    try:
+        lines = []
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if "Application startup complete" in line:
+                break
+        printed = "".join(lines)
+        curl = printed[printed.index("curl ") : printed.index("}'") + 2]
+        assert f"127.0.0.1:{port}" in curl
+        done = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, timeout=30)
+        body = json.loads(done.stdout)
+        assert [r["status"] for r in body["result"]] == ["UNKNOWN", "UNKNOWN", "UNKNOWN"]
+        username = re.search(r"API username: (\S+)", printed).group(1)  # type: ignore[union-attr]
+        password = re.search(r"API password: (\S+)", printed).group(1)  # type: ignore[union-attr]
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=20)
+    assert oct((data_dir / "demo-credentials.json").stat().st_mode & 0o777) == "0o600"
+
+    # A second start shows the same, still valid, credentials.
+    again = subprocess.Popen(
+        [sys.executable, "-m", "numlookup", "serve", "--demo", "--port", str(port)],
+        env=environment(data_dir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, start_new_session=True,
+    )
+    try:
+        assert again.stdout is not None
+        seen = ""
+        deadline = time.monotonic() + 30
+        while "startup complete" not in seen and time.monotonic() < deadline:
+            seen += again.stdout.readline()
+        assert f"API username: {username}" in seen and f"API password: {password}" in seen
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/v1/hlr/sync", auth=(username, password), json={"numbers": ["+37251000001"]}
+        )
+        assert response.status_code == 200
+    finally:
+        os.killpg(again.pid, signal.SIGTERM)
+        again.wait(timeout=20)
+
+
+def test_python_dash_m_and_help() -> None:
+    result = subprocess.run([sys.executable, "-m", "numlookup", "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0
+    for command in ("serve", "accounts", "credits", "lookup", "db"):
+        assert command in result.stdout
