@@ -10,7 +10,6 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -359,7 +358,7 @@ def _ledger_data(row: billing.ledger.LedgerRow) -> dict[str, Any]:
         "numbers": row.numbers,
         "balance_after": billing.format_amount(row.balance_after),
         "note": row.note,
-        "created_at": row.created_at.isoformat() if isinstance(row.created_at, datetime) else str(row.created_at),
+        "created_at": row.created_at.isoformat(),
     }
 
 

@@ -6,6 +6,9 @@ the same type on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -22,8 +25,24 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.types import TypeDecorator
 
 metadata = MetaData()
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend: SQLite drops the zone, so it is put back on read."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
 
 accounts = Table(
     "accounts",
@@ -39,8 +58,8 @@ accounts = Table(
     Column("price", BigInteger, nullable=True),
     # Per-account status vocabulary; NULL means the server default.
     Column("status_style", String(16), nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
     CheckConstraint("balance >= 0", name="ck_accounts_balance_not_negative"),
 )
 
@@ -67,6 +86,6 @@ ledger = Table(
     Column("numbers", Integer, nullable=False, default=0),
     Column("balance_after", BigInteger, nullable=False),
     Column("note", Text, nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
 )
 Index("ix_ledger_account_id_id", ledger.c.account_id, ledger.c.id)
