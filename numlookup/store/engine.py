@@ -8,6 +8,7 @@ SQLite refuses without waiting when another process committed in between.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,10 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 _IMMEDIATE = "numlookup_immediate"
+# One writer per process at a time. Threads that queue here wake the moment the
+# lock is free; threads left to SQLite's busy handler poll with sleeps of up to
+# 100 ms, which turned into multi-second tail latencies under load.
+_SQLITE_WRITER = threading.Lock()
 
 
 def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
@@ -56,6 +61,10 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A transaction that will write: on SQLite it holds the write lock from its start."""
-    with engine.connect().execution_options(**{_IMMEDIATE: True}) as conn:
+    if engine.dialect.name != "sqlite":
+        with engine.begin() as conn:
+            yield conn
+        return
+    with _SQLITE_WRITER, engine.connect().execution_options(**{_IMMEDIATE: True}) as conn:
         with conn.begin():
             yield conn
