@@ -6,12 +6,13 @@ Amounts go in and out as exact decimal strings.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, BinaryIO, Literal, TypeVar
 
 import typer
 from rich.console import Console
@@ -22,6 +23,8 @@ from numlookup import accounts as acc
 from numlookup import billing
 from numlookup.accounts.allowlist import EVERYONE
 from numlookup.billing.money import AmountError
+from numlookup.datasets.formats import FormatError
+from numlookup.datasets.importer import ImportFailed
 from numlookup.settings import STATUS_STYLES, Settings, SettingsError, get_settings
 from numlookup.store import make_engine, upgrade
 from numlookup.store.migrate import current_revision, head_revision
@@ -30,7 +33,9 @@ app = typer.Typer(help="numlookup: a self-hosted phone number lookup server.", n
 accounts_app = typer.Typer(help="Accounts, API secrets and IP allow-lists.", no_args_is_help=True)
 credits_app = typer.Typer(help="Credits and the ledger.", no_args_is_help=True)
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+data_app = typer.Typer(help="Operator data: number ranges and ported numbers.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
+app.add_typer(data_app, name="data")
 app.add_typer(credits_app, name="credits")
 app.add_typer(db_app, name="db")
 
@@ -82,7 +87,7 @@ def _engine(settings: Settings | None = None) -> Engine:
 def _run(action: Callable[[], T]) -> T:
     try:
         return action()
-    except (CliError, acc.AccountError, AmountError) as exc:
+    except (CliError, acc.AccountError, AmountError, FormatError, ImportFailed, OSError) as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(1) from None
 
@@ -414,6 +419,172 @@ def credits_show(
     _run(action)
 
 
+# ---------------------------------------------------------------- data
+
+
+class _Progress(io.RawIOBase):
+    """A file whose reads advance a rich progress bar (shown only on a terminal)."""
+
+    def __init__(self, raw: BinaryIO, advance: Callable[[int], None]) -> None:
+        self.raw = raw
+        self.advance = advance
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = self.raw.readinto(buffer)  # type: ignore[attr-defined]
+        self.advance(count or 0)
+        return count or 0
+
+
+def _import(
+    kind: Literal["ranges", "ported"],
+    file: Path,
+    fmt: str,
+    delta: bool,
+    skip_invalid: bool,
+    as_json: bool,
+    **maps: Path | None,
+) -> None:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+    from numlookup.datasets import sources
+    from numlookup.datasets.importer import import_dataset
+
+    def action() -> None:
+        if fmt not in sources.FORMATS:
+            raise CliError(f"unknown format {fmt!r}; choose one of {', '.join(sources.FORMATS)}")
+        settings = _settings()
+        engine = _engine(settings)
+        show = out.is_terminal and not as_json
+        with Progress(
+            "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+            TimeRemainingColumn(), console=out, disable=not show, transient=True,
+        ) as progress, file.open("rb") as raw:
+            task = progress.add_task(f"reading {file.name}", total=file.stat().st_size)
+            stream = io.BufferedReader(_Progress(raw, lambda n: progress.advance(task, n)), buffer_size=1 << 20)
+            records = sources.records(kind, fmt, stream, delta=delta, **maps)  # type: ignore[arg-type]
+            try:
+                report = import_dataset(
+                    engine, settings.data_path, kind, records, source=str(file), fmt=fmt, delta=delta,
+                    skip_invalid=skip_invalid, on_built=lambda: progress.update(task, description="activating"),
+                )
+            except ImportFailed as exc:
+                if as_json:
+                    _print_json({"ok": False, "error": str(exc), "errors": [{"line": e.line, "reason": e.reason} for e in exc.errors]})
+                    raise typer.Exit(1) from None
+                raise
+        version = report.version
+        data = {
+            "ok": True, "kind": kind, "version": version.version, "mode": version.mode, "rows": version.rows,
+            "records": version.records, "skipped": version.skipped, "seconds": round(report.seconds, 3),
+            "errors": [{"line": e.line, "reason": e.reason} for e in report.errors],
+        }
+        if as_json:
+            _print_json(data)
+            return
+        for error in report.errors:
+            err.print(f"skipped line {error.line}: {error.reason}", highlight=False)
+        out.print(
+            f"{kind} version {version.version} active: {version.rows} rows "
+            f"({version.records} records read, {version.skipped} skipped) in {report.seconds:.2f}s",
+            highlight=False,
+        )
+
+    _run(action)
+
+
+FormatOption = Annotated[str, typer.Option("--format", help="csv (ours), kamailio (pdbt CSV) or arcep (MAJNUM.csv).")]
+DeltaOption = Annotated[bool, typer.Option("--delta", help="Change the active version: rows start with add/remove.")]
+SkipOption = Annotated[bool, typer.Option("--skip-invalid", help="Skip bad lines (reported) instead of aborting.")]
+CarrierMapOption = Annotated[Path | None, typer.Option(help="kamailio: carrier_id,mccmnc[,name] lines.", exists=True)]
+CarrierNamesOption = Annotated[Path | None, typer.Option(help="kamailio: the carrier names file (D<id> <name>).", exists=True)]
+
+
+@data_app.command("import-ranges")
+def data_import_ranges(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    fmt: FormatOption = "csv",
+    delta: DeltaOption = False,
+    skip_invalid: SkipOption = False,
+    carrier_map: CarrierMapOption = None,
+    carrier_names: CarrierNamesOption = None,
+    operator_map: Annotated[Path | None, typer.Option(help="arcep: mnemo,mccmnc[,name] lines.", exists=True)] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Load number ranges (prefix or start-end → MCC/MNC); they override the shipped data, longest prefix winning."""
+    _import("ranges", file, fmt, delta, skip_invalid, as_json,
+            carrier_map=carrier_map, carrier_names=carrier_names, operator_map=operator_map)
+
+
+@data_app.command("import-ported")
+def data_import_ported(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    fmt: FormatOption = "csv",
+    delta: DeltaOption = False,
+    skip_invalid: SkipOption = False,
+    carrier_map: CarrierMapOption = None,
+    carrier_names: CarrierNamesOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Load ported numbers (number → the MCC/MNC it was ported to)."""
+    _import("ported", file, fmt, delta, skip_invalid, as_json, carrier_map=carrier_map, carrier_names=carrier_names)
+
+
+@data_app.command("status")
+def data_status(as_json: JsonOption = False) -> None:
+    """Every imported dataset version; the active one of each kind is marked."""
+    from numlookup.datasets import catalog
+
+    def action() -> None:
+        versions = catalog.all_versions(_engine())
+        rows = [
+            {
+                "kind": v.kind, "version": v.version, "active": v.active, "mode": v.mode, "format": v.format,
+                "source": v.source, "rows": v.rows, "records": v.records, "skipped": v.skipped,
+                "imported_at": v.imported_at.isoformat(),
+            }
+            for v in versions
+        ]
+        if as_json:
+            _print_json(rows)
+            return
+        if not rows:
+            out.print("no operator data imported; serving the shipped data only")
+            return
+        table = Table("kind", "version", "active", "mode", "format", "rows", "skipped", "imported at", "source")
+        for r in rows:
+            table.add_row(
+                r["kind"], str(r["version"]), "yes" if r["active"] else "", r["mode"], r["format"],
+                str(r["rows"]), str(r["skipped"]), r["imported_at"][:19], r["source"],
+            )
+        out.print(table)
+
+    _run(action)
+
+
+@data_app.command("coverage")
+def data_coverage(
+    region: Annotated[list[str] | None, typer.Option("--region", help="Only these regions (ISO alpha-2); repeat.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Share of libphonenumber's mobile carrier prefixes (weighted by numbers covered) that resolve to an MCC/MNC."""
+    from numlookup.numbering.coverage import coverage, render, to_json
+    from numlookup.numbering.networks import NetworkTable
+
+    def action() -> None:
+        report = coverage(NetworkTable.shipped())
+        if region:
+            report = report.select(region)
+        if as_json:
+            _print_json(to_json(report))
+        else:
+            out.print(render(report))
+
+    _run(action)
+
+
 # ---------------------------------------------------------------- lookup
 
 
@@ -422,17 +593,20 @@ def lookup(
     numbers: Annotated[list[str], typer.Argument(help="Numbers in international form.")],
     style: Annotated[str | None, typer.Option(help=f"Status style: {', '.join(STATUS_STYLES)}.")] = None,
 ) -> None:
-    """Look numbers up offline and print the result objects the API returns (JSON). Charges nothing."""
+    """Look numbers up offline (shipped and imported data) and print the API's result objects. Charges nothing."""
     import msgspec
 
     from numlookup.api.wire import number_result
+    from numlookup.datasets.follower import load_operator_data
     from numlookup.numbering import Resolver
 
     def action() -> None:
-        chosen = style or _settings().status_style
+        settings = _settings()
+        chosen = style or settings.status_style
         if chosen not in STATUS_STYLES:
             raise CliError(f"unknown status style {chosen!r}; choose one of {', '.join(STATUS_STYLES)}")
-        results = [number_result(r, chosen) for r in Resolver().resolve(numbers)]  # type: ignore[arg-type]
+        resolver = Resolver(operator=load_operator_data(_engine(settings), settings.data_path))
+        results = [number_result(r, chosen) for r in resolver.resolve(numbers)]  # type: ignore[arg-type]
         _print_json(msgspec.to_builtins({"result": results}))
 
     _run(action)

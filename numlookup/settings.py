@@ -37,6 +37,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     access_log: bool = False
+    # How often each worker checks for a newly activated dataset version.
+    dataset_poll_seconds: float = 2.0
+    # Bearer token for the admin endpoints (dataset imports); empty disables them.
+    admin_token: str = ""
 
     def __post_init__(self) -> None:
         if self.max_numbers_per_request < 1:

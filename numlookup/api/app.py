@@ -6,6 +6,7 @@ and loads its own numbering data.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,12 +19,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from numlookup.api.admin import import_dataset_route
 from numlookup.api.errors import ApiError, ErrorCode, method_not_allowed, not_found, server_error
 from numlookup.api.lookup import lookup
 from numlookup.api.openapi import openapi_document
 from numlookup.api.request_id import RequestIdMiddleware
 from numlookup.api.state import AppState
 from numlookup.billing.money import to_micros
+from numlookup.datasets.follower import follow, load_operator_data
 from numlookup.numbering import Resolver
 from numlookup.settings import Settings, get_settings
 from numlookup.store import make_engine
@@ -72,16 +75,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def openapi(_request: Request) -> Response:
         return Response(document, media_type="application/json")
 
+    engine = make_engine(settings.effective_database_url, sqlite_synchronous=settings.sqlite_synchronous)
     state = AppState(
         settings=settings,
-        engine=make_engine(settings.effective_database_url, sqlite_synchronous=settings.sqlite_synchronous),
-        resolver=Resolver(),
+        engine=engine,
+        resolver=Resolver(operator=load_operator_data(engine, settings.data_path)),
         default_price=to_micros(settings.default_price),
     )
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        follower = asyncio.create_task(
+            follow(state.resolver, engine, settings.data_path, settings.dataset_poll_seconds)
+        )
         yield
+        follower.cancel()
         state.engine.dispose()
 
     app = Starlette(
@@ -89,6 +97,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/v1/hlr/sync", lookup, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
+            Route("/admin/v1/datasets/{kind}", import_dataset_route, methods=["POST"]),
         ],
         middleware=[Middleware(RequestIdMiddleware)],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _server_error},

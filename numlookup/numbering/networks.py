@@ -1,8 +1,9 @@
 """The shipped network registry and the map from libphonenumber carrier names to it.
 
 libphonenumber knows which carrier a mobile range was allocated to, by name only;
-routing and pricing key on MCC/MNC. ``data/carrier_networks.csv`` bridges the two
-(see ``data/PROVENANCE.md``). A carrier name with no mapping still reaches the
+routing and pricing key on MCC/MNC. ``data/networks.csv`` is the MCC/MNC registry and
+``data/carrier_networks.csv`` (generated from reviewed overrides and matching rules)
+bridges the two (see ``data/PROVENANCE.md``). A carrier name with no mapping still reaches the
 client as ``networkName``, with ``mccmnc`` null, rather than being dropped.
 """
 
@@ -17,9 +18,17 @@ from typing import Self
 @dataclass(frozen=True, slots=True)
 class NetworkRecord:
     mccmnc: str
-    country_iso: str
-    name: str
-    operator: str
+    country_iso: str  # ISO 3166-1 alpha-2; several joined with "/" ("GB/GG/JE"), the MCC's own first
+    name: str  # the name subscribers know the network by
+    operator: str  # the company that holds the code
+    mcc: str = ""
+    mnc: str = ""
+    brand: str = ""
+    status: str = ""  # as the registry source writes it: "Operational", "Not operational", ...
+
+    @property
+    def countries(self) -> tuple[str, ...]:
+        return tuple(c for c in self.country_iso.split("/") if c)
 
 
 class NetworkTable:
@@ -34,7 +43,16 @@ class NetworkTable:
         data = resources.files("numlookup.numbering") / "data"
         with (data / "networks.csv").open(encoding="utf-8", newline="") as fh:
             records = {
-                row["mccmnc"]: NetworkRecord(row["mccmnc"], row["country_iso"], row["network_name"], row["operator"])
+                row["mccmnc"]: NetworkRecord(
+                    row["mccmnc"],
+                    row["country_iso"],
+                    row["network_name"],
+                    row["operator"],
+                    mcc=row.get("mcc") or row["mccmnc"][:3],
+                    mnc=row.get("mnc") or row["mccmnc"][3:],
+                    brand=row.get("brand") or "",
+                    status=row.get("status") or "",
+                )
                 for row in csv.DictReader(fh)
             }
         with (data / "carrier_networks.csv").open(encoding="utf-8", newline="") as fh:

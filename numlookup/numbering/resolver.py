@@ -7,13 +7,16 @@ and a string repeated in a batch is resolved once.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType, ValidationResult, carrier
 
 from numlookup.numbering.countries import country_for
-from numlookup.numbering.models import InvalidReason, Network, Resolution
+from numlookup.numbering.models import Country, InvalidReason, Network, Resolution
 from numlookup.numbering.networks import NetworkTable
+from numlookup.numbering.operator_data import OperatorData
+from numlookup.numbering.tables import NO_NETWORK, DataNetwork, number_keys, padded_keys
 
 _SEPARATORS = str.maketrans("", "", " \t-.()/\u00a0")
 
@@ -55,19 +58,52 @@ def international_form(raw: str) -> str:
 class Resolver:
     """Resolves numbers against libphonenumber and the shipped network table."""
 
-    def __init__(self, networks: NetworkTable | None = None) -> None:
+    def __init__(self, networks: NetworkTable | None = None, operator: OperatorData | None = None) -> None:
         phonenumbers.enable_pattern_cache()
         self.networks = networks or NetworkTable.shipped()
+        self.operator = operator or OperatorData()
+
+    def use(self, operator: OperatorData) -> None:
+        """Serve from new operator data; batches already running finish on the old."""
+        self.operator = operator
 
     def resolve(self, numbers: Sequence[str]) -> list[Resolution]:
-        seen: dict[str, Resolution] = {}
-        results = []
-        for raw in numbers:
-            resolution = seen.get(raw)
-            if resolution is None:
-                resolution = seen[raw] = self._resolve_one(raw)
-            results.append(resolution)
-        return results
+        operator = self.operator  # one snapshot for the whole batch
+        unique = {raw: self._resolve_one(raw) for raw in dict.fromkeys(numbers)}
+        if operator.ranges is not None or operator.ported is not None:
+            self._apply_operator_data(operator, unique)
+        return [unique[raw] for raw in numbers]
+
+    def _data_network(self, network: DataNetwork, country: Country) -> Network:
+        record = self.networks.records.get(network.mccmnc)
+        return Network(mccmnc=network.mccmnc, name=network.name or (record.name if record else None), country=country)
+
+    def _apply_operator_data(self, operator: OperatorData, unique: dict[str, Resolution]) -> None:
+        """Imported ranges override shipped ones; a ported number overrides its range."""
+        valid = [raw for raw, r in unique.items() if r.valid]
+        if not valid:
+            return
+        e164 = [unique[raw].e164 or "" for raw in valid]
+        no_hits = [NO_NETWORK] * len(valid)
+        range_hits = operator.ranges.lookup(padded_keys(e164)).tolist() if operator.ranges is not None else no_hits
+        ported_hits = operator.ported.lookup(number_keys(e164)).tolist() if operator.ported is not None else no_hits
+        for raw, range_hit, ported_hit in zip(valid, range_hits, ported_hits, strict=True):
+            if range_hit == NO_NETWORK and ported_hit == NO_NETWORK:
+                continue
+            resolution = unique[raw]
+            assert resolution.country is not None
+            original = resolution.original_network
+            if range_hit != NO_NETWORK:
+                assert operator.ranges is not None
+                original = self._data_network(operator.ranges.networks[range_hit], resolution.country)
+            ported = None
+            if ported_hit != NO_NETWORK:
+                assert operator.ported is not None
+                candidate = self._data_network(operator.ported.networks[ported_hit], resolution.country)
+                # A number "ported" to its own range holder has come home: it is not ported.
+                if original is None or candidate.mccmnc != original.mccmnc:
+                    ported = candidate
+            unique[raw] = replace(resolution, original_network=original, ported_network=ported)
 
     def _resolve_one(self, raw: str) -> Resolution:
         try:

@@ -89,3 +89,25 @@ ledger = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 Index("ix_ledger_account_id_id", ledger.c.account_id, ledger.c.id)
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # "ranges" or "ported"
+    Column("kind", String(16), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("format", String(16), nullable=False),
+    Column("source", Text, nullable=False),
+    # "full" replaces the dataset, "delta" changes the previous version
+    Column("mode", String(8), nullable=False),
+    # rows in the resulting table, and lines read / skipped from the file
+    Column("rows", BigInteger, nullable=False),
+    Column("records", BigInteger, nullable=False),
+    Column("skipped", BigInteger, nullable=False),
+    # folder of the compiled table, relative to the data directory
+    Column("path", Text, nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("imported_at", UTCDateTime, nullable=False),
+    UniqueConstraint("kind", "version", name="uq_datasets_kind_version"),
+)

@@ -43,9 +43,12 @@ def test_known_mobile_ranges_have_their_mccmnc(resolver: Resolver, number: str, 
 
 
 def test_unmapped_carrier_keeps_its_name(resolver: Resolver) -> None:
+    """Andrews & Arnold holds UK mobile ranges but no MNC of its own (reviewed in carrier_overrides.csv)."""
+    [uk] = resolver.resolve(["+447441123456"])
+    assert uk.original_network is not None
+    assert uk.original_network.mccmnc is None and uk.original_network.name == "Andrews & Arnold"
     [china] = resolver.resolve(["+8613812345678"])
-    assert china.original_network is not None
-    assert china.original_network.mccmnc is None and china.original_network.name == "China Mobile"
+    assert china.original_network is not None and china.original_network.mccmnc == "46000"
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,1 @@
+"""Operator data: range and ported-number imports, their catalogue, and following new versions."""

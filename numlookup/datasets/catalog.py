@@ -1,0 +1,65 @@
+"""Which dataset versions exist and which is active: rows in the ``datasets`` table.
+
+The compiled tables live in files under the data directory; the database says
+which folder is the active version of each kind, so every worker process (and
+every node sharing the folder) can follow a new version by polling one query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import Engine, func, insert, select, update
+
+from numlookup.store.engine import write_transaction
+from numlookup.store.tables import datasets
+
+KINDS = ("ranges", "ported")
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetVersion:
+    kind: str
+    version: int
+    format: str
+    source: str
+    mode: str
+    rows: int
+    records: int
+    skipped: int
+    path: str
+    active: bool
+    imported_at: datetime
+
+
+def _version(row: object) -> DatasetVersion:
+    return DatasetVersion(**{name: getattr(row, name) for name in DatasetVersion.__slots__})  # type: ignore[arg-type]
+
+
+def active_versions(engine: Engine) -> dict[str, DatasetVersion]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(datasets).where(datasets.c.active.is_(True)))
+        return {row.kind: _version(row) for row in rows}
+
+
+def all_versions(engine: Engine) -> list[DatasetVersion]:
+    with engine.connect() as conn:
+        return [_version(row) for row in conn.execute(select(datasets).order_by(datasets.c.kind, datasets.c.version))]
+
+
+def activate(engine: Engine, version: DatasetVersion) -> DatasetVersion:
+    """Record a built version and make it the active one of its kind, in one transaction."""
+    with write_transaction(engine) as conn:
+        latest = conn.execute(select(func.max(datasets.c.version)).where(datasets.c.kind == version.kind)).scalar()
+        number = (latest or 0) + 1
+        conn.execute(update(datasets).where(datasets.c.kind == version.kind).values(active=False))
+        values = {name: getattr(version, name) for name in DatasetVersion.__slots__}
+        values.update(version=number, active=True)
+        conn.execute(insert(datasets).values(**values))
+    return DatasetVersion(**values)  # type: ignore[arg-type]
+
+
+def dataset_folder(data_dir: Path, version: DatasetVersion) -> Path:
+    return data_dir / version.path

@@ -1,0 +1,59 @@
+"""From a file in a named format to the record stream an import consumes.
+
+Shared by the CLI and the admin HTTP endpoint, so both accept exactly the same files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Literal
+
+from numlookup.datasets import formats
+from numlookup.datasets.formats import FormatError, IdMap, LineError, PortedRecord, RangeRecord
+
+Format = Literal["csv", "kamailio", "arcep"]
+FORMATS: tuple[Format, ...] = ("csv", "kamailio", "arcep")
+
+
+def _map(path: Path | None, what: str) -> IdMap | None:
+    if path is None:
+        return None
+    try:
+        with path.open(encoding="utf-8", newline="") as fh:
+            return formats.read_id_map(fh, what)
+    except LineError as exc:
+        raise FormatError(f"{path}: {exc}") from None
+
+
+def records(
+    kind: Literal["ranges", "ported"],
+    fmt: Format,
+    raw: IO[bytes],
+    *,
+    delta: bool = False,
+    carrier_map: Path | None = None,
+    carrier_names: Path | None = None,
+    operator_map: Path | None = None,
+) -> Iterator[RangeRecord | PortedRecord | LineError]:
+    """The records of ``raw``; a problem with the file as a whole raises FormatError."""
+    if fmt == "csv":
+        stream = formats.text_stream(raw, "utf-8-sig")
+        return formats.read_ranges_csv(stream, delta=delta) if kind == "ranges" else formats.read_ported_csv(stream, delta=delta)
+    if delta:
+        raise FormatError(f"delta imports are in our csv format; {fmt} files are full loads")
+    if fmt == "kamailio":
+        mapping = _map(carrier_map, "carrier_id")
+        if mapping is None:
+            raise FormatError("a kamailio import needs --carrier-map (carrier_id,mccmnc lines)")
+        names: dict[str, str] = {}
+        if carrier_names is not None:
+            with carrier_names.open(encoding="utf-8") as fh:
+                names = formats.read_kamailio_carriers(fh)
+        return formats.read_kamailio(formats.text_stream(raw, "utf-8"), mapping, names, full_numbers=kind == "ported")
+    if fmt == "arcep":
+        if kind != "ranges":
+            raise FormatError("MAJNUM.csv holds number ranges: import it with import-ranges")
+        operators = _map(operator_map, "mnemo") or formats.ARCEP_DEFAULT_OPERATORS
+        return formats.read_arcep(formats.text_stream(raw, "iso-8859-1"), operators)
+    raise FormatError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
