@@ -450,7 +450,7 @@ def _import(
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
     from numlookup.datasets import sources
-    from numlookup.datasets.importer import import_dataset
+    from numlookup.datasets.importer import import_dataset, line_errors
 
     def action() -> None:
         if fmt not in sources.FORMATS:
@@ -472,17 +472,12 @@ def _import(
                 )
             except ImportFailed as exc:
                 if as_json:
-                    _print_json({"ok": False, "error": str(exc), "errors": [{"line": e.line, "reason": e.reason} for e in exc.errors]})
+                    _print_json({"ok": False, "error": str(exc), "errors": line_errors(exc.errors)})
                     raise typer.Exit(1) from None
                 raise
         version = report.version
-        data = {
-            "ok": True, "kind": kind, "version": version.version, "mode": version.mode, "rows": version.rows,
-            "records": version.records, "skipped": version.skipped, "seconds": round(report.seconds, 3),
-            "errors": [{"line": e.line, "reason": e.reason} for e in report.errors],
-        }
         if as_json:
-            _print_json(data)
+            _print_json(report.as_dict())
             return
         for error in report.errors:
             err.print(f"skipped line {error.line}: {error.reason}", highlight=False)

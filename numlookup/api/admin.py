@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hmac
 import tempfile
-from typing import Any
-
 import msgspec
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -22,7 +20,7 @@ from numlookup.api.state import AppState
 from numlookup.datasets import sources
 from numlookup.datasets.follower import refresh
 from numlookup.datasets.formats import FormatError
-from numlookup.datasets.importer import ImportFailed, ImportReport, import_dataset
+from numlookup.datasets.importer import ImportFailed, ImportReport, import_dataset, line_errors
 
 _encoder = msgspec.json.Encoder()
 _TRUE = ("1", "true", "yes")
@@ -36,15 +34,6 @@ def _check_token(request: Request, token: str) -> None:
     if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
         raise ApiError(401, ErrorCode.UNAUTHORIZED, "Admin endpoints need 'Authorization: Bearer <admin_token>'.",
                        {"WWW-Authenticate": 'Bearer realm="numlookup-admin"'})
-
-
-def _report(report: ImportReport) -> dict[str, Any]:
-    version = report.version
-    return {
-        "ok": True, "kind": version.kind, "version": version.version, "mode": version.mode, "rows": version.rows,
-        "records": version.records, "skipped": version.skipped, "seconds": round(report.seconds, 3),
-        "errors": [{"line": e.line, "reason": e.reason} for e in report.errors],
-    }
 
 
 async def import_dataset_route(request: Request) -> Response:
@@ -78,8 +67,8 @@ async def import_dataset_route(request: Request) -> Response:
         try:
             report = await run_in_threadpool(run)
         except (ImportFailed, FormatError) as exc:
-            errors = [{"line": e.line, "reason": e.reason} for e in getattr(exc, "errors", [])]
+            errors = line_errors(getattr(exc, "errors", []))
             error = invalid_parameters(str(exc))
             body = {**msgspec.to_builtins(error.body()), "lines": errors}
             return Response(_encoder.encode(body), status_code=400, media_type="application/json")
-    return Response(_encoder.encode(_report(report)), media_type="application/json")
+    return Response(_encoder.encode(report.as_dict()), media_type="application/json")

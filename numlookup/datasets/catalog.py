@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+import shutil
 from pathlib import Path
 
 from sqlalchemy import Engine, func, insert, select, update
@@ -63,3 +64,19 @@ def activate(engine: Engine, version: DatasetVersion) -> DatasetVersion:
 
 def dataset_folder(data_dir: Path, version: DatasetVersion) -> Path:
     return data_dir / version.path
+
+
+def prune(engine: Engine, data_dir: Path, kind: str, keep: int = 2) -> list[Path]:
+    """Delete the files of all but the newest ``keep`` versions; their catalogue rows stay as history.
+
+    A worker still mapping an older version keeps reading it: on POSIX an unlinked
+    file lives on until its last mapping is closed.
+    """
+    versions = sorted((v for v in all_versions(engine) if v.kind == kind), key=lambda v: v.version, reverse=True)
+    removed = []
+    for version in versions[keep:]:
+        folder = dataset_folder(data_dir, version)
+        if folder.exists():
+            shutil.rmtree(folder)
+            removed.append(folder)
+    return removed

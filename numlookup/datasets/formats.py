@@ -19,10 +19,9 @@ read raises ``LineError`` naming the line and the reason, so an import can stop
 from __future__ import annotations
 
 import csv
-import io
 import re
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Literal, TypeVar
 
@@ -93,7 +92,7 @@ def _is_number(field: str) -> bool:
     return field.strip().removeprefix("+").isdigit()
 
 
-def _rows(stream: IO[str], delimiter: str) -> Iterator[tuple[int, list[str]]]:
+def _rows(stream: Iterable[str], delimiter: str) -> Iterator[tuple[int, list[str]]]:
     """Non-blank, non-comment rows with their 1-based line numbers; a first row without numbers is a header."""
     reader = csv.reader(stream, delimiter=delimiter)
     for row in reader:
@@ -130,7 +129,7 @@ def _guarded(parse: Callable[[int, list[str]], T], rows: Iterator[tuple[int, lis
             yield exc
 
 
-def read_ranges_csv(stream: IO[str], *, delta: bool = False) -> Iterator[RangeRecord | LineError]:
+def read_ranges_csv(stream: Iterable[str], *, delta: bool = False) -> Iterator[RangeRecord | LineError]:
     return _guarded(lambda line, fields: _range_row(line, fields, delta), _rows(stream, ","))
 
 
@@ -150,7 +149,7 @@ def _range_row(line: int, fields: list[str], delta: bool) -> RangeRecord:
     return RangeRecord(line, low, high, _mccmnc(rest[0], line), rest[1] if len(rest) == 2 and rest[1] else None, action)
 
 
-def read_ported_csv(stream: IO[str], *, delta: bool = False) -> Iterator[PortedRecord | LineError]:
+def read_ported_csv(stream: Iterable[str], *, delta: bool = False) -> Iterator[PortedRecord | LineError]:
     return _guarded(lambda line, fields: _ported_row(line, fields, delta), _rows(stream, ","))
 
 
@@ -176,7 +175,7 @@ def _ported_row(line: int, fields: list[str], delta: bool) -> PortedRecord:
 # ---------------------------------------------------------------- Kamailio pdb
 
 
-def read_kamailio_carriers(stream: IO[str]) -> dict[str, str]:
+def read_kamailio_carriers(stream: Iterable[str]) -> dict[str, str]:
     """``D<id> <name>`` (as ``pdbt`` writes them; ``<id> <name>`` and ``<id>;<name>`` too) → {id: name}."""
     names: dict[str, str] = {}
     for number, raw in enumerate(stream, 1):
@@ -190,7 +189,7 @@ def read_kamailio_carriers(stream: IO[str]) -> dict[str, str]:
     return names
 
 
-def read_id_map(stream: IO[str], what: str) -> dict[str, tuple[str, str | None]]:
+def read_id_map(stream: Iterable[str], what: str) -> dict[str, tuple[str, str | None]]:
     """``id,mccmnc[,name]`` lines → {id: (mccmnc, name)}; ids as written (case-insensitive for mnemonics)."""
     mapping: dict[str, tuple[str, str | None]] = {}
     for line, fields in _rows(stream, ","):
@@ -205,7 +204,7 @@ IdMap = dict[str, tuple[str, str | None]]
 
 
 def read_kamailio(
-    stream: IO[str], carrier_map: IdMap, carrier_names: dict[str, str], *, full_numbers: bool
+    stream: Iterable[str], carrier_map: IdMap, carrier_names: dict[str, str], *, full_numbers: bool
 ) -> Iterator[RangeRecord | PortedRecord | LineError]:
     """``number-or-prefix;carrier_id``: prefixes become ranges, full numbers ported numbers."""
     return _guarded(lambda line, fields: _kamailio_row(line, fields, carrier_map, carrier_names, full_numbers), _rows(stream, ";"))
@@ -261,7 +260,7 @@ def _plain(text: str) -> str:
     return re.sub(r"\s+", " ", folded.strip().lower())
 
 
-def read_arcep(stream: IO[str], operators: IdMap) -> Iterator[RangeRecord | LineError]:
+def read_arcep(stream: Iterable[str], operators: IdMap) -> Iterator[RangeRecord | LineError]:
     """MAJNUM rows → ranges in E.164. Operators missing from the map are reported per line."""
     reader = csv.reader(stream, delimiter=";")
     header = next(reader, None)
@@ -297,5 +296,13 @@ def read_arcep(stream: IO[str], operators: IdMap) -> Iterator[RangeRecord | Line
     return _guarded(parse, rows())
 
 
-def text_stream(raw: IO[bytes], encoding: str) -> IO[str]:
-    return io.TextIOWrapper(raw, encoding=encoding, newline="")
+def text_stream(raw: IO[bytes], encoding: str) -> Iterator[str]:
+    """Lines of ``raw`` decoded one by one, so a byte that does not decode is reported with its line."""
+    codec = "utf-8" if encoding == "utf-8-sig" else encoding
+    for number, line in enumerate(raw, 1):
+        if number == 1 and encoding == "utf-8-sig":
+            line = line.removeprefix(b"\xef\xbb\xbf")
+        try:
+            yield line.decode(codec)
+        except UnicodeDecodeError as exc:
+            raise FormatError(f"line {number}: not valid {codec} text ({exc.reason}); nothing was imported") from None

@@ -9,6 +9,7 @@ reason) unless skipping was asked for; either way the old data keeps serving.
 from __future__ import annotations
 
 import os
+from array import array
 import shutil
 import time
 import uuid
@@ -16,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from sqlalchemy import Engine
@@ -37,11 +38,24 @@ class ImportFailed(ValueError):
         self.errors = errors or []
 
 
+def line_errors(errors: Iterable[LineError]) -> list[dict[str, Any]]:
+    return [{"line": e.line, "reason": e.reason} for e in errors]
+
+
 @dataclass
 class ImportReport:
     version: catalog.DatasetVersion
     seconds: float
     errors: list[LineError] = field(default_factory=list)  # skipped lines, at most MAX_REPORTED_ERRORS
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as the CLI's --json and the admin endpoint print it."""
+        v = self.version
+        return {
+            "ok": True, "kind": v.kind, "version": v.version, "mode": v.mode, "rows": v.rows,
+            "records": v.records, "skipped": v.skipped, "seconds": round(self.seconds, 3),
+            "errors": line_errors(self.errors),
+        }
 
 
 class _Networks:
@@ -60,30 +74,30 @@ class _Networks:
         return found
 
 
-def _collect(
-    records: Iterable[RangeRecord | PortedRecord | LineError], skip_invalid: bool
-) -> tuple[list[RangeRecord | PortedRecord], int, list[LineError]]:
-    good: list[RangeRecord | PortedRecord] = []
-    errors: list[LineError] = []
-    skipped = 0
-    for record in records:
-        if isinstance(record, LineError):
-            if not skip_invalid:
-                raise ImportFailed(f"{record}; nothing was imported (use --skip-invalid to skip bad lines)", [record])
-            skipped += 1
-            if len(errors) < MAX_REPORTED_ERRORS:
-                errors.append(record)
-            continue
-        good.append(record)
-    return good, skipped, errors
+class _Errors:
+    """Bad lines: abort on the first, or count them all and keep the first hundred."""
+
+    def __init__(self, skip_invalid: bool) -> None:
+        self.skip_invalid = skip_invalid
+        self.count = 0
+        self.kept: list[LineError] = []
+
+    def __call__(self, error: LineError) -> None:
+        if not self.skip_invalid:
+            raise ImportFailed(f"{error}; nothing was imported (use --skip-invalid to skip bad lines)", [error])
+        self.count += 1
+        if len(self.kept) < MAX_REPORTED_ERRORS:
+            self.kept.append(error)
 
 
 def _build_ranges(records: list[RangeRecord], previous: RangeTable | None, delta: bool) -> RangeTable:
+    """Intervals keyed by their bounds; the third column orders equal widths (a later line wins)."""
     networks = _Networks(previous.networks if previous is not None and delta else ())
-    intervals: dict[tuple[int, int], tuple[int, int]] = {}  # (low, high) -> (specificity, network)
+    intervals: dict[tuple[int, int], tuple[int, int]] = {}  # (low, high) -> (sequence, network)
     if previous is not None and delta:
-        for (low, high, spec), value in zip(previous.intervals.tolist(), previous.interval_values.tolist(), strict=True):
-            intervals[(low, high)] = (spec, value)
+        for (low, high, seq), value in zip(previous.intervals.tolist(), previous.interval_values.tolist(), strict=True):
+            intervals[(low, high)] = (seq, value)
+    sequence = max((seq for seq, _ in intervals.values()), default=0)
     for record in records:
         low, high = pad_low(record.low), pad_high(record.high)
         if record.action == "remove":
@@ -91,29 +105,54 @@ def _build_ranges(records: list[RangeRecord], previous: RangeTable | None, delta
                 raise ImportFailed(f"line {record.line}: cannot remove {record.low}-{record.high}: it is not in the dataset")
             continue
         assert record.mccmnc is not None
-        intervals[(low, high)] = (len(record.low), networks(record.mccmnc, record.name))
-    array = np.array([[low, high, spec] for (low, high), (spec, _) in intervals.items()], dtype=np.int64).reshape(-1, 3)
+        sequence += 1
+        intervals.pop((low, high), None)
+        intervals[(low, high)] = (sequence, networks(record.mccmnc, record.name))
+    array = np.array([[low, high, seq] for (low, high), (seq, _) in intervals.items()], dtype=np.int64).reshape(-1, 3)
     values = np.array([value for _, value in intervals.values()], dtype=np.int32)
     return RangeTable.compile(array, values, networks.items)
 
 
-def _build_ported(records: list[PortedRecord], previous: PortedTable | None, delta: bool) -> PortedTable:
+def _build_ported(
+    records: Iterable[PortedRecord | LineError], errors: _Errors, previous: PortedTable | None, delta: bool
+) -> tuple[PortedTable, int]:
+    """Streams the records into flat integer arrays (11 bytes a row), never a list of objects.
+
+    A number's last line decides: in a delta, ``add`` then ``remove`` leaves it unported.
+    """
     networks = _Networks(previous.networks if previous is not None and delta else ())
-    adds = [r for r in records if r.action == "add"]
-    keys = np.fromiter((int(r.number) for r in adds), dtype=np.int64, count=len(adds))
-    values = np.fromiter((networks(r.mccmnc or "", None) for r in adds), dtype=np.uint16, count=len(adds))
-    if len(networks.items) > np.iinfo(np.uint16).max:
-        raise ImportFailed("more than 65,535 distinct networks in one ported-number dataset")
-    fresh = PortedTable.build(keys, values, networks.items)
-    removed = np.fromiter((int(r.number) for r in records if r.action == "remove"), dtype=np.int64)
+    keys, values, removes = array("q"), array("H"), array("b")
+    for record in records:
+        if isinstance(record, LineError):
+            errors(record)
+            continue
+        keys.append(int(record.number))
+        if record.action == "remove":
+            values.append(0)
+            removes.append(1)
+            continue
+        index = networks(record.mccmnc or "", None)
+        if index > 65_535:
+            raise ImportFailed("more than 65,535 distinct networks in one ported-number dataset")
+        values.append(index)
+        removes.append(0)
+    all_keys = np.frombuffer(keys, dtype=np.int64)
+    order = np.argsort(all_keys, kind="stable")
+    sorted_keys = all_keys[order]
+    last = np.ones(len(sorted_keys), dtype=bool)
+    last[:-1] = sorted_keys[1:] != sorted_keys[:-1]
+    final = order[last]  # the last line of each number, in key order
+    is_add = np.frombuffer(removes, dtype=np.int8)[final] == 0
+    fresh_keys = all_keys[final][is_add]
+    fresh_values = np.frombuffer(values, dtype=np.uint16)[final][is_add]
     if previous is None or not delta:
-        return fresh
+        return PortedTable(fresh_keys, fresh_values, networks.items), len(keys)
     old_keys = np.asarray(previous.keys)
-    keep = ~np.isin(old_keys, np.concatenate([removed, fresh.keys]))
-    merged_keys = np.concatenate([old_keys[keep], fresh.keys])
-    merged_values = np.concatenate([np.asarray(previous.values)[keep], fresh.values])
+    keep = ~np.isin(old_keys, all_keys[final])
+    merged_keys = np.concatenate([old_keys[keep], fresh_keys])
+    merged_values = np.concatenate([np.asarray(previous.values)[keep], fresh_values])
     order = np.argsort(merged_keys, kind="stable")
-    return PortedTable(merged_keys[order], merged_values[order], networks.items)
+    return PortedTable(merged_keys[order], merged_values[order], networks.items), len(keys)
 
 
 def _write(folder: Path, table: RangeTable | PortedTable) -> None:
@@ -155,15 +194,23 @@ def import_dataset(
 ) -> ImportReport:
     """Validate every record, build the new version beside the live one, then activate it."""
     started = time.perf_counter()
-    good, skipped, errors = _collect(records, skip_invalid)
-    if not good and not delta:
-        raise ImportFailed("the file holds no valid rows; nothing was imported", errors)
+    errors = _Errors(skip_invalid)
     previous_version = catalog.active_versions(engine).get(kind)
     previous = load_table(data_dir, previous_version) if previous_version is not None and delta else None
+    table: RangeTable | PortedTable
     if kind == "ranges":
-        table: RangeTable | PortedTable = _build_ranges(good, previous, delta)  # type: ignore[arg-type]
+        good: list[RangeRecord] = []
+        for record in records:
+            if isinstance(record, LineError):
+                errors(record)
+            else:
+                good.append(record)  # type: ignore[arg-type]
+        count = len(good)
+        table = _build_ranges(good, previous, delta)  # type: ignore[arg-type]
     else:
-        table = _build_ported(good, previous, delta)  # type: ignore[arg-type]
+        table, count = _build_ported(records, errors, previous, delta)  # type: ignore[arg-type]
+    if count == 0 and not delta:
+        raise ImportFailed("the file holds no valid rows; nothing was imported", errors.kept)
     relative = Path("datasets") / kind / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     _write(data_dir / relative, table)
     if on_built is not None:
@@ -177,12 +224,13 @@ def import_dataset(
             source=source,
             mode="delta" if delta else "full",
             rows=len(table),
-            records=len(good),
-            skipped=skipped,
+            records=count,
+            skipped=errors.count,
             path=str(relative),
             active=True,
             imported_at=datetime.now(UTC),
         ),
     )
-    return ImportReport(version=version, seconds=time.perf_counter() - started, errors=errors)
+    catalog.prune(engine, data_dir, kind)
+    return ImportReport(version=version, seconds=time.perf_counter() - started, errors=errors.kept)
 

@@ -20,9 +20,9 @@ def _map(path: Path | None, what: str) -> IdMap | None:
     if path is None:
         return None
     try:
-        with path.open(encoding="utf-8", newline="") as fh:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
             return formats.read_id_map(fh, what)
-    except LineError as exc:
+    except (LineError, UnicodeDecodeError) as exc:
         raise FormatError(f"{path}: {exc}") from None
 
 
@@ -48,9 +48,13 @@ def records(
             raise FormatError("a kamailio import needs --carrier-map (carrier_id,mccmnc lines)")
         names: dict[str, str] = {}
         if carrier_names is not None:
-            with carrier_names.open(encoding="utf-8") as fh:
-                names = formats.read_kamailio_carriers(fh)
-        return formats.read_kamailio(formats.text_stream(raw, "utf-8"), mapping, names, full_numbers=kind == "ported")
+            try:
+                with carrier_names.open(encoding="utf-8-sig") as fh:
+                    names = formats.read_kamailio_carriers(fh)
+            except (LineError, UnicodeDecodeError) as exc:
+                raise FormatError(f"{carrier_names}: {exc}") from None
+        stream = formats.text_stream(raw, "utf-8-sig")
+        return formats.read_kamailio(stream, mapping, names, full_numbers=kind == "ported")
     if fmt == "arcep":
         if kind != "ranges":
             raise FormatError("MAJNUM.csv holds number ranges: import it with import-ranges")

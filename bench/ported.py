@@ -1,0 +1,131 @@
+"""The ported-number table at scale: memory per number, load time, lookups per second, import speed.
+
+Why: portability feeds run to a hundred million numbers, and the table must load
+quickly and answer without slowing lookups. This builds tables of the sizes given
+straight from random numbers (no CSV), stores them as the importer does, then
+measures, for each size:
+
+- bytes per number on disk and resident once every page is touched;
+- load time from the stored form (memory-mapped, as servers load it) and the time
+  to fault every page in;
+- lookups per second of a batch of 1,000,000 keys (half hits), against the
+  baseline of a Python ``dict`` of the same numbers (sizes up to 10M only: a dict
+  of 100M numbers would need ~10 GB);
+
+and, with ``--import-sizes``, rows per second of ``numlookup data import-ported``
+on a generated CSV file, end to end (parse, validate, sort, write, activate).
+
+Run by hand: ``python bench/ported.py [--sizes 1000000 10000000 100000000] [--import-sizes 1000000]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from numlookup.numbering.tables import DataNetwork, PortedTable
+
+NETWORKS = [DataNetwork(m) for m in ("26201", "26202", "26203", "26207")]
+BATCH = 1_000_000
+
+
+def _numbers(count: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return 491500000000 + rng.integers(0, 10**10, count, dtype=np.int64)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def measure(size: int, folder: Path) -> None:
+    keys = _numbers(size, 1)
+    values = np.random.default_rng(2).integers(0, len(NETWORKS), size, dtype=np.uint16)
+    started = time.perf_counter()
+    table = PortedTable.build(keys, values, NETWORKS)
+    build_s = time.perf_counter() - started
+    table.save(folder)
+    stored = sum(p.stat().st_size for p in folder.iterdir())
+    del table, keys, values
+
+    before = _rss_mb()
+    started = time.perf_counter()
+    loaded = PortedTable.load(folder)
+    load_s = time.perf_counter() - started
+    started = time.perf_counter()
+    checksum = int(np.asarray(loaded.keys[:: 512]).sum()) + int(np.asarray(loaded.values[:: 2048]).sum())
+    touch_s = time.perf_counter() - started
+    resident = (_rss_mb() - before) * 2**20
+
+    rng = np.random.default_rng(3)
+    hits = np.asarray(loaded.keys)[rng.integers(0, len(loaded), BATCH // 2)]
+    probe = np.concatenate([hits, _numbers(BATCH // 2, 4)])
+    rng.shuffle(probe)
+    loaded.lookup(probe[:1000])
+    started = time.perf_counter()
+    found = loaded.lookup(probe)
+    lookup_s = time.perf_counter() - started
+    rate = BATCH / lookup_s
+
+    dict_rate = None
+    if size <= 10_000_000:
+        as_dict = dict(zip(np.asarray(loaded.keys).tolist(), np.asarray(loaded.values).tolist(), strict=True))
+        probe_list = probe.tolist()
+        started = time.perf_counter()
+        _ = [as_dict.get(k, -1) for k in probe_list]
+        dict_rate = BATCH / (time.perf_counter() - started)
+        del as_dict
+    print(
+        f"{size:>12,}  build {build_s:6.2f}s  stored {stored / size:5.2f} B/number  "
+        f"load {load_s * 1000:7.2f} ms (mmap) + {touch_s:5.2f}s to touch  resident {resident / size:5.2f} B/number  "
+        f"lookups {rate / 1e6:6.2f} M/s (hits {int((found >= 0).sum()):,})"
+        + (f"  dict {dict_rate / 1e6:5.2f} M/s  ratio {rate / dict_rate:4.1f}x" if dict_rate else "  dict: skipped (too large)")
+        + f"  [{checksum % 7}]"
+    )
+
+
+def measure_import(size: int, folder: Path) -> None:
+    csv_path = folder / "ported.csv"
+    keys = _numbers(size, 5)
+    nets = np.array(["26201", "26202", "26203", "26207"])[np.random.default_rng(6).integers(0, 4, size)]
+    with csv_path.open("w") as fh:
+        for i in range(0, size, 1_000_000):
+            fh.write("".join(f"{k},{m}\n" for k, m in zip(keys[i : i + 1_000_000].tolist(), nets[i : i + 1_000_000].tolist(), strict=True)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMLOOKUP_")}
+    env["NUMLOOKUP_DATA_DIR"] = str(folder / "data")
+    command = [sys.executable, "-m", "numlookup", "data", "import-ported", str(csv_path), "--json"]
+    timed = Path("/usr/bin/time").exists()
+    if timed:
+        command = ["/usr/bin/time", "-f", "PEAK_KB=%M", *command]
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    peak = next((line.split("=")[1] for line in done.stderr.splitlines() if line.startswith("PEAK_KB=")), None)
+    shown = f"peak RSS {int(peak) / 1024:,.0f} MB" if peak else "peak RSS unknown (no /usr/bin/time)"
+    print(f"import {size:>12,} rows: {elapsed:6.1f}s = {size / elapsed:,.0f} rows/s end to end (CLI start included), {shown}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--import-sizes", type=int, nargs="*", default=[1_000_000])
+    args = parser.parse_args()
+    print("PortedTable: int64 keys + uint16 network index, sorted, searchsorted; baseline: a Python dict of the same numbers")
+    for size in args.sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            measure(size, Path(tmp))
+    for size in args.import_sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            measure_import(size, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()
