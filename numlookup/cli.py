@@ -585,26 +585,102 @@ def data_coverage(
 
 @app.command()
 def lookup(
-    numbers: Annotated[list[str], typer.Argument(help="Numbers in international form.")],
+    numbers: Annotated[list[str] | None, typer.Argument(help="Numbers in international form.")] = None,
+    input_file: Annotated[Path | None, typer.Option("--input", help="A file of numbers, one a line ('-': stdin).")] = None,
+    output_file: Annotated[Path | None, typer.Option("--output", help="Where results go (default: stdout).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="Bulk output: csv or jsonl (API result objects).")] = "csv",
+    region: Annotated[str | None, typer.Option(help="Read numbers without + as this region's (ISO alpha-2) national format.")] = None,
+    column: Annotated[int | None, typer.Option(help="The input is CSV: take the numbers from this column (0-based).")] = None,
+    header: Annotated[bool, typer.Option("--header", help="Skip the input's first line.")] = False,
     style: Annotated[str | None, typer.Option(help=f"Status style: {', '.join(STATUS_STYLES)}.")] = None,
 ) -> None:
-    """Look numbers up offline (shipped and imported data) and print the API's result objects. Charges nothing."""
+    """Look numbers up offline (shipped and imported data). Charges nothing.
+
+    With NUMBERS, print the API's result objects as JSON. With --input, resolve a
+    whole file in chunks (memory stays flat) into CSV or JSON lines; a progress bar
+    shows on a terminal.
+    """
     import msgspec
 
     from numlookup.api.wire import number_result
     from numlookup.datasets.follower import load_operator_data
     from numlookup.numbering import Resolver
+    from numlookup.numbering.resolver import shared_engine
 
     def action() -> None:
         settings = _settings()
         chosen = style or settings.status_style
         if chosen not in STATUS_STYLES:
             raise CliError(f"unknown status style {chosen!r}; choose one of {', '.join(STATUS_STYLES)}")
-        resolver = Resolver(operator=load_operator_data(_engine(settings), settings.data_path))
-        results = [number_result(r, chosen) for r in resolver.resolve(numbers)]  # type: ignore[arg-type]
-        _print_json(msgspec.to_builtins({"result": results}))
+        if region is not None and region.upper() not in phonenumbers_regions():
+            raise CliError(f"unknown region {region!r}; use an ISO 3166-1 alpha-2 code such as DE")
+        if (input_file is None) == (not numbers):
+            raise CliError("give NUMBERS or --input FILE (not both)")
+        if fmt not in ("csv", "jsonl"):
+            raise CliError("--format is csv or jsonl")
+        resolver = Resolver(
+            operator=load_operator_data(_engine(settings), settings.data_path),
+            engine=shared_engine(settings.data_path / "cache"),
+        )
+        if numbers:
+            results = [number_result(r, chosen) for r in resolver.resolve(numbers)]  # type: ignore[arg-type]
+            _print_json(msgspec.to_builtins({"result": results}))
+            return
+        assert input_file is not None
+        _bulk(resolver, input_file, output_file, fmt, region.upper() if region else None, column, header, chosen)
 
     _run(action)
+
+
+def phonenumbers_regions() -> set[str]:
+    import phonenumbers
+
+    return set(phonenumbers.SUPPORTED_REGIONS)
+
+
+def _bulk(
+    resolver: Any, input_file: Path, output_file: Path | None, fmt: str, region: str | None,
+    column: int | None, header: bool, style: str,
+) -> None:
+    import time
+    from contextlib import ExitStack
+
+    from rich.progress import BarColumn, Progress, TimeRemainingColumn
+
+    from numlookup.bulk import lookup_file
+
+    with ExitStack() as stack:
+        source = sys.stdin.buffer if str(input_file) == "-" else stack.enter_context(input_file.open("rb"))
+        to_stdout = output_file is None or str(output_file) == "-"
+        sink = sys.stdout.buffer if to_stdout else stack.enter_context(output_file.open("wb"))  # type: ignore[union-attr]
+        total = None if str(input_file) == "-" else input_file.stat().st_size
+        progress = Progress(
+            "[progress.description]{task.description}", BarColumn(), "[progress.percentage]{task.percentage:>3.0f}%",
+            TimeRemainingColumn(), console=err, disable=not err.is_terminal, transient=False,
+        )
+        stack.enter_context(progress)
+        task = progress.add_task("looking up", total=total)
+        started = time.perf_counter()
+        done = 0
+
+        def advance(count: int, consumed: int) -> None:
+            nonlocal done
+            done += count
+            rate = done / max(time.perf_counter() - started, 1e-9)
+            progress.update(task, advance=consumed, description=f"{done:,} numbers, {rate:,.0f}/s")
+
+        stats = lookup_file(
+            resolver, source, sink, fmt=fmt, region=region, column=column, header=header,  # type: ignore[arg-type]
+            style=style, progress=advance,  # type: ignore[arg-type]
+        )
+        sink.flush()
+    elapsed = time.perf_counter() - started
+    if not to_stdout or err.is_terminal:
+        err.print(
+            f"{stats.numbers:,} numbers ({stats.valid:,} valid) in {elapsed:.1f}s, "
+            f"{stats.numbers / max(elapsed, 1e-9):,.0f}/s; slow path: {resolver.engine.stats.slow:,}",
+            highlight=False,
+        )
 
 
 def main() -> None:

@@ -28,6 +28,7 @@ from numlookup.api.state import AppState
 from numlookup.billing.money import to_micros
 from numlookup.datasets.follower import follow, load_operator_data
 from numlookup.numbering import Resolver
+from numlookup.numbering.resolver import shared_engine
 from numlookup.settings import Settings, get_settings
 from numlookup.store import make_engine
 
@@ -79,7 +80,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     state = AppState(
         settings=settings,
         engine=engine,
-        resolver=Resolver(operator=load_operator_data(engine, settings.data_path)),
+        resolver=Resolver(
+            operator=load_operator_data(engine, settings.data_path), engine=shared_engine(settings.data_path / "cache")
+        ),
         default_price=to_micros(settings.default_price),
     )
 

@@ -1,43 +1,33 @@
 """Batch resolution of number strings, shared by the HTTP server and the CLI.
 
-The resolver takes a list and returns a list: a single lookup is a batch of one,
-and a string repeated in a batch is resolved once.
+The resolver takes a list and returns a list: a single lookup is a batch of one.
+Validity, type, region and carrier come from the compiled engine (libphonenumber's
+metadata as interval tables, with phonenumbers itself as the slow path); the
+networks from the shipped registry and the operator's imported ranges and
+ported numbers. ``resolve_columns`` keeps everything in arrays for bulk work;
+``resolve`` turns the same columns into ``Resolution`` objects for the API.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberType, ValidationResult, carrier
 
-from numlookup.numbering.countries import country_for
-from numlookup.numbering.models import Country, InvalidReason, Network, Resolution
+from numlookup.numbering.countries import NON_GEOGRAPHIC, country_for
+from numlookup.numbering.engine import REASONS, TYPE_NAMES, BatchResult, Engine
+from numlookup.numbering.models import Country, Network, Resolution
 from numlookup.numbering.networks import NetworkTable
 from numlookup.numbering.operator_data import OperatorData
-from numlookup.numbering.tables import NO_NETWORK, DataNetwork, number_keys, padded_keys
+from numlookup.numbering.tables import NO_NETWORK, WIDTH, DataNetwork
 
 _SEPARATORS = str.maketrans("", "", " \t-.()/\u00a0")
-
-_PARSE_REASONS = {
-    NumberParseException.INVALID_COUNTRY_CODE: InvalidReason.INVALID_COUNTRY_CODE,
-    NumberParseException.NOT_A_NUMBER: InvalidReason.NOT_A_NUMBER,
-    NumberParseException.TOO_SHORT_AFTER_IDD: InvalidReason.TOO_SHORT,
-    NumberParseException.TOO_SHORT_NSN: InvalidReason.TOO_SHORT,
-    NumberParseException.TOO_LONG: InvalidReason.TOO_LONG,
-}
-
-_POSSIBLE_REASONS = {
-    ValidationResult.INVALID_COUNTRY_CODE: InvalidReason.INVALID_COUNTRY_CODE,
-    ValidationResult.TOO_SHORT: InvalidReason.TOO_SHORT,
-    ValidationResult.TOO_LONG: InvalidReason.TOO_LONG,
-    ValidationResult.INVALID_LENGTH: InvalidReason.INVALID_LENGTH,
-}
-
-_TYPE_NAMES = {
-    value: name.lower() for name, value in vars(PhoneNumberType).items() if name.isupper() and isinstance(value, int)
-}
+_POW10 = np.array([10**i for i in range(WIDTH + 1)], dtype=np.int64)
 
 
 def international_form(raw: str) -> str:
@@ -46,6 +36,8 @@ def international_form(raw: str) -> str:
     The API has no region hint, so a number without ``+`` or ``00`` is taken to
     start with its country calling code, as Messente does.
     """
+    if raw[:1] == "+" and raw[1:].isdigit():  # already E.164-shaped: the common case, kept cheap
+        return raw
     text = raw.strip()
     compact = text.translate(_SEPARATORS)
     if compact.startswith("+"):
@@ -55,74 +47,161 @@ def international_form(raw: str) -> str:
     return text
 
 
-class Resolver:
-    """Resolves numbers against libphonenumber and the shipped network table."""
+@cache
+def shared_engine(cache_dir: Path | None = None) -> Engine:
+    """One engine per process and cache folder: its tables are read-only."""
+    return Engine.load(cache_dir)
 
-    def __init__(self, networks: NetworkTable | None = None, operator: OperatorData | None = None) -> None:
-        phonenumbers.enable_pattern_cache()
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """A resolved batch as arrays, one row per input (in input order).
+
+    ``original`` and ``ported`` index ``networks`` (-1: none). ``batch`` holds the
+    engine's columns: validity, reason, type, region, carrier, E.164 digits.
+    """
+
+    inputs: Sequence[str]
+    batch: BatchResult
+    original: npt.NDArray[np.int32]
+    ported: npt.NDArray[np.int32]
+    networks: tuple[Network, ...]
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def resolution(self, i: int) -> Resolution:
+        batch = self.batch
+        reason = REASONS[int(batch.reason[i])]
+        e164 = batch.e164(i)
+        if reason is not None:
+            return Resolution(input=self.inputs[i], e164=e164, reason=reason)
+        original = self.networks[self.original[i]] if self.original[i] >= 0 else None
+        ported = self.networks[self.ported[i]] if self.ported[i] >= 0 else None
+        return Resolution(
+            input=self.inputs[i],
+            e164=e164,
+            number_type=TYPE_NAMES.get(int(batch.number_type[i]), "unknown"),
+            country=original.country if original is not None else None,
+            original_network=original,
+            ported_network=ported,
+        )
+
+
+class _NetworkInterner:
+    """Builds each distinct Network once per batch; rows refer to it by index."""
+
+    def __init__(self) -> None:
+        self.items: list[Network] = []
+        self.index: dict[Network, int] = {}
+
+    def __call__(self, network: Network) -> int:
+        found = self.index.get(network)
+        if found is None:
+            found = self.index[network] = len(self.items)
+            self.items.append(network)
+        return found
+
+
+class Resolver:
+    """Resolves numbers against libphonenumber, the shipped registry and operator data."""
+
+    def __init__(
+        self,
+        networks: NetworkTable | None = None,
+        operator: OperatorData | None = None,
+        engine: Engine | None = None,
+    ) -> None:
         self.networks = networks or NetworkTable.shipped()
         self.operator = operator or OperatorData()
+        self.engine = engine or shared_engine()
 
     def use(self, operator: OperatorData) -> None:
         """Serve from new operator data; batches already running finish on the old."""
         self.operator = operator
 
     def resolve(self, numbers: Sequence[str]) -> list[Resolution]:
+        unique = list(dict.fromkeys(numbers))
+        columns = self.resolve_columns(unique)
+        by_input = {raw: columns.resolution(i) for i, raw in enumerate(unique)}
+        return [by_input[raw] for raw in numbers]
+
+    def resolve_columns(self, numbers: Sequence[str], region: str | None = None) -> Columns:
+        """Resolve a batch into arrays.
+
+        Without ``region`` every number is international (the API's rule, see
+        ``international_form``); with it, numbers without ``+`` are read as that
+        region's national (or its international-prefix) format, as in a contact list.
+        """
         operator = self.operator  # one snapshot for the whole batch
-        unique = {raw: self._resolve_one(raw) for raw in dict.fromkeys(numbers)}
-        if operator.ranges is not None or operator.ported is not None:
-            self._apply_operator_data(operator, unique)
-        return [unique[raw] for raw in numbers]
+        if region is None:
+            batch = self.engine.resolve_e164([international_form(raw) for raw in numbers])
+        else:
+            batch = self.engine.resolve_e164([raw.strip() for raw in numbers], [region] * len(numbers))
+        count = len(numbers)
+        original = np.full(count, NO_NETWORK, dtype=np.int32)
+        ported = np.full(count, NO_NETWORK, dtype=np.int32)
+        interner = _NetworkInterner()
+        rows = np.flatnonzero(batch.valid)
+        if len(rows):
+            self._shipped_networks(batch, rows, original, interner)
+            if operator.ranges is not None or operator.ported is not None:
+                self._operator_networks(operator, batch, rows, original, ported, interner)
+        return Columns(numbers, batch, original, ported, tuple(interner.items))
+
+    def _shipped_networks(
+        self, batch: BatchResult, rows: npt.NDArray[np.intp], original: npt.NDArray[np.int32], interner: _NetworkInterner
+    ) -> None:
+        """The range holder of every valid row, built once per distinct (region, calling code, carrier)."""
+        region = batch.region[rows].astype(np.int64)
+        carrier = batch.carrier[rows].astype(np.int64)
+        code = np.zeros(len(rows), dtype=np.int64)
+        if NON_GEOGRAPHIC in batch.regions:  # +800, +882, …: the country depends on the number's own code
+            non_geo = region == batch.regions.index(NON_GEOGRAPHIC)
+            digits = batch.digits[rows][non_geo]
+            code[non_geo] = digits // _POW10[np.searchsorted(_POW10, digits, side="right") - 3]
+        key = (region * (len(batch.carriers) + 1) + carrier + 1) * 1000 + code
+        uniques, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        index = np.empty(len(uniques), dtype=np.int32)
+        for u, j in enumerate(first.tolist()):
+            name = batch.regions[int(region[j])]
+            country = country_for(name, int(code[j]) or phonenumbers.country_code_for_region(name))
+            carrier_name = batch.carriers[int(carrier[j])] if carrier[j] >= 0 else ""
+            mccmnc, network_name = self.networks.network_for_carrier(name, carrier_name)
+            index[u] = interner(Network(mccmnc=mccmnc, name=network_name, country=country))
+        original[rows] = index[inverse.ravel()]
 
     def _data_network(self, network: DataNetwork, country: Country) -> Network:
         record = self.networks.records.get(network.mccmnc)
         return Network(mccmnc=network.mccmnc, name=network.name or (record.name if record else None), country=country)
 
-    def _apply_operator_data(self, operator: OperatorData, unique: dict[str, Resolution]) -> None:
+    def _operator_networks(
+        self,
+        operator: OperatorData,
+        batch: BatchResult,
+        rows: npt.NDArray[np.intp],
+        original: npt.NDArray[np.int32],
+        ported: npt.NDArray[np.int32],
+        interner: _NetworkInterner,
+    ) -> None:
         """Imported ranges override shipped ones; a ported number overrides its range."""
-        valid = [raw for raw, r in unique.items() if r.valid]
-        if not valid:
-            return
-        e164 = [unique[raw].e164 or "" for raw in valid]
-        no_hits = [NO_NETWORK] * len(valid)
-        range_hits = operator.ranges.lookup(padded_keys(e164)).tolist() if operator.ranges is not None else no_hits
-        ported_hits = operator.ported.lookup(number_keys(e164)).tolist() if operator.ported is not None else no_hits
-        for raw, range_hit, ported_hit in zip(valid, range_hits, ported_hits, strict=True):
-            if range_hit == NO_NETWORK and ported_hit == NO_NETWORK:
-                continue
-            resolution = unique[raw]
-            assert resolution.country is not None
-            original = resolution.original_network
+        digits = batch.digits[rows]
+        lengths = np.searchsorted(_POW10, digits, side="right")
+        padded = digits * _POW10[np.maximum(WIDTH - lengths, 0)]
+        no_hits = np.full(len(rows), NO_NETWORK, dtype=np.int32)
+        range_hits = operator.ranges.lookup(padded) if operator.ranges is not None else no_hits
+        ported_hits = operator.ported.lookup(digits) if operator.ported is not None else no_hits
+        hit_rows = np.flatnonzero((range_hits != NO_NETWORK) | (ported_hits != NO_NETWORK))
+        for j in hit_rows.tolist():
+            i = int(rows[j])
+            country = interner.items[original[i]].country
+            range_hit, ported_hit = int(range_hits[j]), int(ported_hits[j])
             if range_hit != NO_NETWORK:
                 assert operator.ranges is not None
-                original = self._data_network(operator.ranges.networks[range_hit], resolution.country)
-            ported = None
+                original[i] = interner(self._data_network(operator.ranges.networks[range_hit], country))
             if ported_hit != NO_NETWORK:
                 assert operator.ported is not None
-                candidate = self._data_network(operator.ported.networks[ported_hit], resolution.country)
+                candidate = self._data_network(operator.ported.networks[ported_hit], country)
                 # A number "ported" to its own range holder has come home: it is not ported.
-                if original is None or candidate.mccmnc != original.mccmnc:
-                    ported = candidate
-            unique[raw] = replace(resolution, original_network=original, ported_network=ported)
-
-    def _resolve_one(self, raw: str) -> Resolution:
-        try:
-            number = phonenumbers.parse(international_form(raw), None)
-        except NumberParseException as exc:
-            return Resolution(input=raw, reason=_PARSE_REASONS.get(exc.error_type, InvalidReason.NOT_A_NUMBER))
-        e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-        possible = phonenumbers.is_possible_number_with_reason(number)
-        if possible in _POSSIBLE_REASONS:
-            return Resolution(input=raw, e164=e164, reason=_POSSIBLE_REASONS[possible])
-        region = phonenumbers.region_code_for_number(number)
-        if region is None or not phonenumbers.is_valid_number_for_region(number, region):
-            return Resolution(input=raw, e164=e164, reason=InvalidReason.INVALID_FOR_REGION)
-        country = country_for(region, number.country_code)
-        mccmnc, name = self.networks.network_for_carrier(region, carrier.name_for_number(number, "en"))
-        return Resolution(
-            input=raw,
-            e164=e164,
-            number_type=_TYPE_NAMES.get(phonenumbers.number_type(number), "unknown"),
-            country=country,
-            original_network=Network(mccmnc=mccmnc, name=name, country=country),
-        )
+                if original[i] < 0 or candidate.mccmnc != interner.items[original[i]].mccmnc:
+                    ported[i] = interner(candidate)

@@ -6,11 +6,14 @@ yet; these tests pin the figures actually reached so that a regression fails and
 improvement is noticed (raise the floors when you add overrides):
 
 - India: MNCs are assigned per licence area and the map is keyed by carrier name only,
-  so no Indian name has a single honest MNC (~8% of the world weight).
-- Elsewhere: MVNOs and service providers without an MNC of their own, operators
-  missing from the registry source (e.g. Safaricom Ethiopia), and names where the
-  right MNC could not be told (e.g. Ghana's "at"); each has a reviewed override row
-  or no row at all and is listed by the coverage report.
+  so no Indian name has a single honest MNC (~8.4% of the world weight). Left
+  unmapped, India alone keeps the world share below 92%, so 95% is out of reach.
+- Elsewhere: MVNOs and service providers without an MNC of their own, withdrawn codes,
+  operators or services missing from the registry source (e.g. Safaricom Ethiopia,
+  Iraq's ITPC, ERA-GLONASS), closed networks that never had a code there (Pakistan's
+  Instaphone), and names where the right MNC could not be told (e.g. Ghana's "at",
+  Morocco's Al Hourria Telecom); each has a reviewed override row or no row at all and
+  is listed by the coverage report.
 """
 
 from __future__ import annotations
@@ -35,15 +38,15 @@ TOP_40_BELOW_TARGET: dict[str, float] = {
     "TH": 0.966,
     "DE": 0.978,
     "TR": 0.995,
-    "CO": 0.958,
-    "FR": 0.923,
+    "CO": 0.991,
+    "FR": 0.955,
     "GB": 0.981,
     "ET": 0.666,
-    "ES": 0.926,
+    "ES": 0.952,
     "MA": 0.998,
     "PL": 0.998,
     "UA": 0.947,
-    "CD": 0.875,
+    "CD": 0.937,
     "SA": 0.951,
     "MY": 0.986,
     "IQ": 0.823,
@@ -51,8 +54,8 @@ TOP_40_BELOW_TARGET: dict[str, float] = {
     "GH": 0.666,
     "UG": 0.933,
 }
-WORLD_FLOOR = 0.843  # target 0.95
-TOP_40_FLOOR = 0.853
+WORLD_FLOOR = 0.865  # target 0.95
+TOP_40_FLOOR = 0.854
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,175 @@
+"""The compiled engine must answer exactly as phonenumbers does, number by number.
+
+Why: the engine replaces libphonenumber's regexes with interval tables built
+from them; a single mis-painted interval would silently change validity, type,
+region or carrier for a whole range. So the suite compares every field on a
+seeded corpus over every region, and checks the regex expansion it rests on
+against ``re.fullmatch`` itself.
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+import re
+from pathlib import Path
+
+import numpy as np
+import phonenumbers
+import pytest
+
+from numlookup.numbering import patterns
+from numlookup.numbering.engine import REASONS, Engine, reference, sample_corpus
+from numlookup.numbering.models import InvalidReason
+
+CORPUS_SIZE = 60_000
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("engine-cache")
+
+
+@pytest.fixture(scope="module")
+def engine(cache_dir: Path) -> Engine:
+    return Engine.load(cache_dir)
+
+
+# --------------------------------------------------------------------------- patterns
+
+
+@pytest.mark.parametrize(
+    ("pattern", "lengths"),
+    [
+        (r"[2-9]\d{9}", (10,)),
+        (r"7(?:[1-57-9]\d|6[0-8])\d{6}", (9,)),
+        (r"(?:0|80?)\d{2,3}", (3, 4, 5)),
+        (r"1(?:[0-35-9]\d|4[0-8])\d{3,5}|2\d{4}", (5, 6, 7, 8)),
+        (r"[^0]\d", (2,)),
+        (r"(?:9[1-9]|[1-8]\d)?\d{4}", (4, 5, 6)),
+    ],
+)
+def test_full_match_intervals_answer_like_fullmatch(pattern: str, lengths: tuple[int, ...]) -> None:
+    expanded = patterns.full_match_intervals(pattern, lengths)
+    rng = random.Random(7)
+    for n in lengths:
+        exhaustive = range(10**n) if n <= 5 else [rng.randrange(10**n) for _ in range(20_000)]
+        assert patterns.check(pattern, n, expanded[n], exhaustive) == []
+
+
+def test_prefix_intervals_answer_like_match() -> None:
+    pattern = r"6(?:[2-7]\d|99)|[89]"
+    expanded = patterns.prefix_intervals(pattern, (2, 3, 4))
+    for n in (2, 3, 4):
+        starts = [lo for lo, _ in expanded[n]]
+        for value in range(10**n):
+            s = str(value).zfill(n)
+            i = bisect.bisect_right(starts, value) - 1
+            inside = i >= 0 and value <= expanded[n][i][1]
+            assert inside == bool(re.match(pattern, s)), s
+
+
+def test_literal_strings_keep_the_order_re_tries_them() -> None:
+    assert patterns.literal_strings(r"0|80?", 5) == [("0", False), ("80", False), ("8", False)]
+    assert patterns.literal_strings(r"(?:003768)0?|0", 8)[:2] == [("0037680", False), ("003768", False)]
+    assert patterns.literal_strings(r"([89]\d)$", 3)[0] == ("80", True)
+
+
+def test_unsupported_constructs_are_too_complex() -> None:
+    with pytest.raises(patterns.TooComplex):
+        patterns.full_match_intervals(r"(?=1)\d{3}", (3,))
+    with pytest.raises(patterns.TooComplex):
+        patterns.full_match_intervals(r"\d{15}[13579]{6}", (21,))
+
+
+def test_every_metadata_pattern_expands_like_the_regex() -> None:
+    """Every type pattern of every region, on random and boundary samples of each possible length."""
+    rng = random.Random(11)
+    names = ("general_desc", "fixed_line", "mobile", "toll_free", "premium_rate", "shared_cost", "personal_number",
+             "voip", "pager", "uan", "voicemail")  # fmt: skip
+    checked = 0
+    for cc, regions in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items():
+        for region in regions:
+            md = (
+                phonenumbers.PhoneMetadata.metadata_for_nongeo_region(cc)
+                if region == "001"
+                else phonenumbers.PhoneMetadata.metadata_for_region(region)
+            )
+            for name in names:
+                desc = getattr(md, name)
+                if desc is None or not desc.national_number_pattern:
+                    continue
+                lengths = tuple(n for n in desc.possible_length if 0 < n <= 15)
+                expanded = patterns.full_match_intervals(desc.national_number_pattern, lengths)
+                for n in lengths:
+                    edges = [v for lo, hi in expanded[n][:30] for v in (lo - 1, lo, hi, hi + 1) if 0 <= v < 10**n]
+                    samples = edges + [rng.randrange(10**n) for _ in range(20)]
+                    assert patterns.check(desc.national_number_pattern, n, expanded[n], samples) == [], (region, name)
+                    checked += 1
+    assert checked > 1000
+
+
+# --------------------------------------------------------------------------- engine
+
+
+def test_agrees_with_phonenumbers_on_every_number(engine: Engine) -> None:
+    numbers, hints = sample_corpus(CORPUS_SIZE, seed=99)
+    assert len({h for h in hints if h}) > 100  # national formats from many regions
+    result = engine.resolve_e164(numbers, hints)
+    disagreements = []
+    for i, (raw, hint) in enumerate(zip(numbers, hints, strict=True)):
+        expected = reference(raw, hint)
+        got = result.row(i)
+        if got != expected:
+            disagreements.append(f"{raw!r} (hint {hint}): engine {got} phonenumbers {expected}")
+    assert not disagreements, f"{len(disagreements)} of {len(numbers)} disagree; first:\n" + "\n".join(disagreements[:20])
+    covered = {result.regions[r] for r in result.region[result.valid].tolist()}
+    assert len(covered) >= 230  # valid numbers of (nearly) every region were exercised
+    assert result.slow < 0.08 * len(numbers)  # non-E.164 input and the rare undecidable number
+
+
+def test_e164_input_is_decided_by_the_tables(engine: Engine) -> None:
+    numbers, hints = sample_corpus(20_000, seed=5)
+    e164 = [n for n, h in zip(numbers, hints, strict=True) if h is None and re.fullmatch(r"\+[0-9]{3,15}", n)]
+    before = engine.stats.slow
+    result = engine.resolve_e164(e164)
+    assert result.slow < 0.01 * len(e164)
+    assert engine.stats.slow - before == result.slow
+    assert 0 <= engine.stats.slow_share <= 1
+
+
+def test_known_numbers(engine: Engine) -> None:
+    result = engine.resolve_e164(["+37251000001", "+447712345678", "+12025550123", "+999123", "+3931234", "nonsense"])
+    assert result.valid.tolist() == [True, True, True, False, False, False]
+    assert result.row(0).region == "EE" and result.row(0).carrier == "Telia Eesti AS"
+    assert result.row(1).number_type == phonenumbers.PhoneNumberType.MOBILE
+    assert result.row(2).number_type == phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE
+    assert [REASONS[c] for c in result.reason[3:].tolist()] == [
+        InvalidReason.INVALID_COUNTRY_CODE,
+        InvalidReason.TOO_SHORT,
+        InvalidReason.NOT_A_NUMBER,
+    ]
+    assert result.e164(1) == "+447712345678" and result.e164(5) is None
+    assert result.slow == 1
+
+
+def test_national_prefix_after_calling_code_is_stripped_like_parse(engine: Engine) -> None:
+    """``+44 0 7712…`` parses as ``+44 7712…``: the engine must report that E.164, not the input."""
+    result = engine.resolve_e164(["+4407712345678"])
+    assert result.slow == 0
+    assert result.e164(0) == "+447712345678" and bool(result.valid[0])
+
+
+def test_cache_round_trip(engine: Engine, cache_dir: Path) -> None:
+    assert (cache_dir / Engine.cache_name()).exists()
+    again = Engine.load(cache_dir)
+    assert again.load_seconds < 2.0
+    sample = ["+37251000001", "+4915112345678", "+8613812345678", "+80012345678"]
+    a, b = engine.resolve_e164(sample), again.resolve_e164(sample)
+    assert [a.row(i) for i in range(4)] == [b.row(i) for i in range(4)]
+    assert np.array_equal(a.carrier, b.carrier)
+
+
+def test_empty_batch(engine: Engine) -> None:
+    result = engine.resolve_e164([])
+    assert len(result) == 0 and result.slow == 0
