@@ -137,10 +137,11 @@ def format_csv(columns: Columns) -> str:
     codes, representatives = _combinations(columns)
     tails = [_csv_tail(columns, i) for i in representatives]
     inputs = columns.inputs
-    joined = "".join(inputs)
-    if "," in joined or '"' in joined or "\r" in joined:
-        inputs = [_csv_field(s) for s in inputs]
     numbers = _numbers_column(columns)
+    joined = "".join(inputs)
+    if "," in joined or '"' in joined or "\r" in joined:  # rare: quote only then, and only what needs it
+        inputs = [_csv_field(s) for s in inputs]
+        numbers = [_csv_field(s) for s in numbers]
     return "".join(
         [f"{inp},{num},{tails[code]}\n" for inp, num, code in zip(inputs, numbers, codes.tolist(), strict=True)]
     )
