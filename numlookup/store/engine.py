@@ -8,6 +8,8 @@ SQLite refuses without waiting when another process committed in between.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,10 +20,20 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 _IMMEDIATE = "numlookup_immediate"
-# One writer per process at a time. Threads that queue here wake the moment the
-# lock is free; threads left to SQLite's busy handler poll with sleeps of up to
-# 100 ms, which turned into multi-second tail latencies under load.
+# One writer at a time per database file, across threads and processes. Writers
+# that queue on these locks wake the moment the lock is free; writers left to
+# SQLite's busy handler poll with sleeps of up to 100 ms, which turned into
+# multi-second tail latencies under load.
 _SQLITE_WRITER = threading.Lock()
+_LOCK_FILES: dict[str, int] = {}
+
+
+def _lock_file(database: str) -> int:
+    """A descriptor of ``<database>.writer.lock``, opened once per process, for ``flock``."""
+    fd = _LOCK_FILES.get(database)
+    if fd is None:
+        fd = _LOCK_FILES[database] = os.open(database + ".writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    return fd
 
 
 def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
@@ -65,6 +77,14 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
         with engine.begin() as conn:
             yield conn
         return
-    with _SQLITE_WRITER, engine.connect().execution_options(**{_IMMEDIATE: True}) as conn:
-        with conn.begin():
-            yield conn
+    database = engine.url.database
+    with _SQLITE_WRITER:
+        fd = _lock_file(database) if database and database != ":memory:" else None
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            with engine.connect().execution_options(**{_IMMEDIATE: True}) as conn, conn.begin():
+                yield conn
+        finally:
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_UN)
