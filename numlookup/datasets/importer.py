@@ -24,6 +24,7 @@ from sqlalchemy import Engine
 
 from numlookup.datasets import catalog
 from numlookup.datasets.formats import LineError, PortedRecord, RangeRecord
+from numlookup.numbering.interning import Interner
 from numlookup.numbering.tables import DataNetwork, PortedTable, RangeTable, pad_high, pad_low
 
 Kind = Literal["ranges", "ported"]
@@ -58,20 +59,11 @@ class ImportReport:
         }
 
 
-class _Networks:
+class _Networks(Interner[DataNetwork]):
     """Interns (mccmnc, name) pairs into small integer indices."""
 
-    def __init__(self, existing: Iterable[DataNetwork] = ()) -> None:
-        self.items: list[DataNetwork] = list(existing)
-        self.index = {n: i for i, n in enumerate(self.items)}
-
-    def __call__(self, mccmnc: str, name: str | None) -> int:
-        network = DataNetwork(mccmnc, name)
-        found = self.index.get(network)
-        if found is None:
-            found = self.index[network] = len(self.items)
-            self.items.append(network)
-        return found
+    def add(self, mccmnc: str, name: str | None) -> int:
+        return self(DataNetwork(mccmnc, name))
 
 
 class _Errors:
@@ -107,7 +99,7 @@ def _build_ranges(records: list[RangeRecord], previous: RangeTable | None, delta
         assert record.mccmnc is not None
         sequence += 1
         intervals.pop((low, high), None)
-        intervals[(low, high)] = (sequence, networks(record.mccmnc, record.name))
+        intervals[(low, high)] = (sequence, networks.add(record.mccmnc, record.name))
     array = np.array([[low, high, seq] for (low, high), (seq, _) in intervals.items()], dtype=np.int64).reshape(-1, 3)
     values = np.array([value for _, value in intervals.values()], dtype=np.int32)
     return RangeTable.compile(array, values, networks.items)
@@ -131,7 +123,7 @@ def _build_ported(
             values.append(0)
             removes.append(1)
             continue
-        index = networks(record.mccmnc or "", None)
+        index = networks.add(record.mccmnc or "", None)
         if index > 65_535:
             raise ImportFailed("more than 65,535 distinct networks in one ported-number dataset")
         values.append(index)

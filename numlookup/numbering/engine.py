@@ -51,6 +51,7 @@ from phonenumbers.phonenumberutil import _test_number_length, region_code_for_co
 
 from numlookup.numbering import patterns
 from numlookup.numbering.models import InvalidReason
+from numlookup.numbering.tables import paint
 
 FORMAT_VERSION = 2  # bump when the table layout or the compile rules change
 E15 = 10**15
@@ -218,16 +219,7 @@ def _paint(
     """Flatten possibly nested intervals into disjoint segments; a higher rank overwrites a lower one."""
     if len(lo) == 0:
         return np.zeros(1, dtype=np.int64), np.full(1, default, dtype=np.int64)
-    bounds = np.unique(np.concatenate([lo, hi + 1, [0]]))
-    seg = np.full(len(bounds), default, dtype=np.int64)
-    order = np.argsort(rank, kind="stable")
-    first = np.searchsorted(bounds, lo[order])
-    last = np.searchsorted(bounds, hi[order] + 1)
-    for i0, i1, v in zip(first.tolist(), last.tolist(), values[order].tolist(), strict=True):
-        seg[i0:i1] = v
-    keep = np.ones(len(bounds), dtype=bool)
-    keep[1:] = seg[1:] != seg[:-1]
-    return bounds[keep], seg[keep]
+    return paint(lo, hi, values.astype(np.int64), np.argsort(rank, kind="stable"), default)
 
 
 def _lookup(starts: npt.NDArray[np.int64], values: npt.NDArray[np.int64], keys: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:

@@ -21,6 +21,7 @@ import phonenumbers
 
 from numlookup.numbering.countries import NON_GEOGRAPHIC, country_for
 from numlookup.numbering.engine import REASONS, TYPE_NAMES, BatchResult, Engine
+from numlookup.numbering.interning import Interner
 from numlookup.numbering.models import Country, Network, Resolution
 from numlookup.numbering.networks import NetworkTable
 from numlookup.numbering.operator_data import OperatorData
@@ -88,21 +89,6 @@ class Columns:
         )
 
 
-class _NetworkInterner:
-    """Builds each distinct Network once per batch; rows refer to it by index."""
-
-    def __init__(self) -> None:
-        self.items: list[Network] = []
-        self.index: dict[Network, int] = {}
-
-    def __call__(self, network: Network) -> int:
-        found = self.index.get(network)
-        if found is None:
-            found = self.index[network] = len(self.items)
-            self.items.append(network)
-        return found
-
-
 class Resolver:
     """Resolves numbers against libphonenumber, the shipped registry and operator data."""
 
@@ -141,7 +127,7 @@ class Resolver:
         count = len(numbers)
         original = np.full(count, NO_NETWORK, dtype=np.int32)
         ported = np.full(count, NO_NETWORK, dtype=np.int32)
-        interner = _NetworkInterner()
+        interner = Interner[Network]()
         rows = np.flatnonzero(batch.valid)
         if len(rows):
             self._shipped_networks(batch, rows, original, interner)
@@ -150,7 +136,7 @@ class Resolver:
         return Columns(numbers, batch, original, ported, tuple(interner.items))
 
     def _shipped_networks(
-        self, batch: BatchResult, rows: npt.NDArray[np.intp], original: npt.NDArray[np.int32], interner: _NetworkInterner
+        self, batch: BatchResult, rows: npt.NDArray[np.intp], original: npt.NDArray[np.int32], interner: Interner[Network]
     ) -> None:
         """The range holder of every valid row, built once per distinct (region, calling code, carrier)."""
         region = batch.region[rows].astype(np.int64)
@@ -182,7 +168,7 @@ class Resolver:
         rows: npt.NDArray[np.intp],
         original: npt.NDArray[np.int32],
         ported: npt.NDArray[np.int32],
-        interner: _NetworkInterner,
+        interner: Interner[Network],
     ) -> None:
         """Imported ranges override shipped ones; a ported number overrides its range."""
         digits = batch.digits[rows]

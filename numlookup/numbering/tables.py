@@ -16,7 +16,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -51,6 +51,30 @@ def padded_keys(e164: Sequence[str]) -> npt.NDArray[np.int64]:
 
 
 SORT_PROBES_FROM = 4096
+
+
+def paint(
+    low: npt.NDArray[np.int64],
+    high: npt.NDArray[np.int64],
+    values: npt.NDArray[Any],
+    order: npt.NDArray[np.intp],
+    default: int,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[Any]]:
+    """Flatten possibly nested intervals into disjoint segments ``(starts, values)``.
+
+    Intervals are painted in ``order``, so a later one overwrites an earlier one
+    where they overlap; keys no interval covers get ``default``. The segments
+    start at key 0, so every non-negative key falls in one.
+    """
+    bounds = np.unique(np.concatenate([low, high + 1, np.zeros(1, dtype=np.int64)]))
+    segments = np.full(len(bounds), default, dtype=values.dtype)
+    first = np.searchsorted(bounds, low[order])
+    last = np.searchsorted(bounds, high[order] + 1)
+    for i0, i1, value in zip(first.tolist(), last.tolist(), values[order].tolist(), strict=True):
+        segments[i0:i1] = value
+    keep = np.ones(len(bounds), dtype=bool)
+    keep[1:] = segments[1:] != segments[:-1]
+    return bounds[keep], segments[keep]
 
 
 def _sorted_search(haystack: npt.NDArray[np.int64], needles: npt.NDArray[np.int64], side: Literal["left", "right"]) -> npt.NDArray[np.intp]:
@@ -105,17 +129,10 @@ class RangeTable:
             empty = np.zeros(0, dtype=np.int64)
             return cls(intervals.reshape(0, 3), interval_values, empty, np.zeros(0, dtype=np.int32), networks)
         low, high, sequence = intervals[:, 0], intervals[:, 1], intervals[:, 2]
-        bounds = np.unique(np.concatenate([low, high + 1]))
-        seg_values = np.full(len(bounds), NO_NETWORK, dtype=np.int32)
         # Paint the widest first, so narrower intervals overwrite them; equal widths in line order.
         order = np.lexsort((sequence, -(high - low)))
-        first = np.searchsorted(bounds, low[order])
-        last = np.searchsorted(bounds, high[order] + 1)
-        for i0, i1, value in zip(first.tolist(), last.tolist(), interval_values[order].tolist(), strict=True):
-            seg_values[i0:i1] = value
-        keep = np.ones(len(bounds), dtype=bool)
-        keep[1:] = seg_values[1:] != seg_values[:-1]
-        return cls(intervals, interval_values, bounds[keep], seg_values[keep], networks)
+        starts, values = paint(low, high, interval_values.astype(np.int32), order, NO_NETWORK)
+        return cls(intervals, interval_values, starts, values, networks)
 
     def lookup(self, padded: npt.NDArray[np.int64]) -> npt.NDArray[np.int32]:
         """Network index per padded key, NO_NETWORK where no range covers it."""
