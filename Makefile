@@ -22,8 +22,9 @@ $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 run: $(VENV)/.run-installed
 	$(BIN)/numlookup serve --demo
 
-## Run the whole test suite.
+## Run the whole test suite (installs osmo-hlr for the live-source tests when missing).
 test: $(VENV)/.test-installed
+	sh scripts/ensure-osmo-hlr.sh || echo "osmo-hlr could not be installed: its tests will be skipped"
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## Benchmarks are run by hand; they print their figures.
