@@ -22,6 +22,53 @@ ENV_PREFIX = "NUMLOOKUP_"
 StatusStyle = Literal["seed", "onoff", "truefalse"]
 STATUS_STYLES: tuple[StatusStyle, ...] = ("seed", "onoff", "truefalse")
 
+OSMO_HLR = "osmo-hlr"
+OFFLINE = "offline"
+UPSTREAM_PREFIX = "upstream:"
+MATCH_KINDS = ("cc", "mccmnc", "prefix")
+
+
+class LiveRoute(msgspec.Struct, forbid_unknown_fields=True):
+    """Which live source serves which numbers.
+
+    ``match`` is ``cc:<calling code>``, ``mccmnc:<MCC+MNC of the number's network>``
+    or ``prefix:<E.164 digits>``; ``source`` is ``osmo-hlr``, the name of an
+    upstream (``NAME`` or ``upstream:NAME``), or ``offline`` to carve numbers out
+    of a broader route. The first route that matches wins.
+    """
+
+    match: str
+    source: str
+
+    @property
+    def kind(self) -> str:
+        return self.match.split(":", 1)[0]
+
+    @property
+    def value(self) -> str:
+        return self.match.split(":", 1)[1]
+
+
+class UpstreamSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A Messente-compatible Number Lookup API we forward numbers to, with our own credentials there."""
+
+    url: str  # the API base, e.g. https://api.messente.com/v1 (``/hlr/sync`` is appended)
+    username: str
+    password: str
+    max_batch: int = 10  # the upstream's numbers-per-request limit
+    timeout: float = 3.0  # seconds for one upstream HTTP request
+    max_concurrency: int | None = None  # in-flight upstream requests; None: live_max_concurrency
+
+
+class OsmoHlrSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """An osmo-hlr reached over its CTRL interface."""
+
+    host: str = "127.0.0.1"
+    port: int = 4259
+    timeout: float = 2.0
+    vlr_map: dict[str, str] = {}
+    max_concurrency: int | None = None
+
 
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Every knob of a numlookup node. Field names double as TOML keys and env suffixes."""
@@ -42,6 +89,27 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # Bearer token for the admin endpoints (dataset imports); empty disables them.
     admin_token: str = ""
 
+    # Live lookups (see README "Live lookups"). Complex values come from the TOML
+    # file, or as JSON in NUMLOOKUP_<NAME>.
+    live_routes: list[LiveRoute] = []
+    upstreams: dict[str, UpstreamSettings] = {}
+    osmo_hlr: OsmoHlrSettings | None = None
+    # How long cached live answers stay usable, per field class.
+    live_ttl_reachability_seconds: float = 300.0  # reachable, roaming, roaming network
+    live_ttl_network_seconds: float = 3 * 86400.0  # porting facts (the current network)
+    # A request waits at most this long for live answers (it may ask for less).
+    live_deadline_seconds: float = 5.0
+    # Source requests in flight per source (each carries up to the source's batch size).
+    live_max_concurrency: int = 64
+    # Consecutive failures that open a source's circuit, and how long it stays open
+    # before one probe request may test it again.
+    live_breaker_failures: int = 5
+    live_breaker_reset_seconds: float = 10.0
+    # Prices per answer class. None: the offline price (default_price, or the account's).
+    price_offline: Decimal | None = None
+    price_cache: Decimal | None = None
+    price_live: Decimal | None = None
+
     def __post_init__(self) -> None:
         if self.max_numbers_per_request < 1:
             raise ValueError("max_numbers_per_request must be at least 1")
@@ -49,6 +117,34 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ValueError("default_price must not be negative")
         if self.workers < 1:
             raise ValueError("workers must be at least 1")
+        for price in (self.price_offline, self.price_cache, self.price_live):
+            if price is not None and price < 0:
+                raise ValueError("prices must not be negative")
+        if self.live_deadline_seconds <= 0 or self.live_max_concurrency < 1 or self.live_breaker_failures < 1:
+            raise ValueError("live_deadline_seconds, live_max_concurrency and live_breaker_failures must be positive")
+        for name, upstream in self.upstreams.items():
+            if upstream.max_batch < 1 or upstream.timeout <= 0:
+                raise ValueError(f"upstreams.{name}: max_batch and timeout must be positive")
+        for route in self.live_routes:
+            kind, _, value = route.match.partition(":")
+            if kind not in MATCH_KINDS or not value.isdigit():
+                raise ValueError(f"live_routes: match {route.match!r} must be cc:DIGITS, mccmnc:DIGITS or prefix:DIGITS")
+            self.source_name(route.source)  # raises for an unknown source
+
+    def source_name(self, source: str) -> str:
+        """The canonical name of a route's source: ``offline``, ``osmo-hlr`` or ``upstream:NAME``."""
+        if source in (OFFLINE, OSMO_HLR):
+            if source == OSMO_HLR and self.osmo_hlr is None:
+                raise ValueError("live_routes: a route uses osmo-hlr but the osmo_hlr setting is missing")
+            return source
+        name = source.removeprefix(UPSTREAM_PREFIX)
+        if name not in self.upstreams:
+            raise ValueError(f"live_routes: source {source!r} is neither offline, osmo-hlr nor a configured upstream")
+        return UPSTREAM_PREFIX + name
+
+    @property
+    def offline_price(self) -> Decimal:
+        return self.default_price if self.price_offline is None else self.price_offline
 
     @property
     def data_path(self) -> Path:
@@ -66,13 +162,22 @@ class SettingsError(ValueError):
     """A setting that cannot be used; the message names the setting and its source."""
 
 
-def _from_env(environ: os._Environ[str] | dict[str, str]) -> dict[str, str]:
+_COMPLEX = {"live_routes", "upstreams", "osmo_hlr"}
+
+
+def _from_env(environ: os._Environ[str] | dict[str, str]) -> dict[str, object]:
+    """Scalars as strings (converted leniently); the few structured settings as JSON."""
     fields = set(Settings.__struct_fields__)
-    found: dict[str, str] = {}
+    found: dict[str, object] = {}
     for key, value in environ.items():
         if key.startswith(ENV_PREFIX):
             name = key[len(ENV_PREFIX):].lower()
-            if name in fields:
+            if name in _COMPLEX:
+                try:
+                    found[name] = msgspec.json.decode(value)
+                except msgspec.DecodeError as exc:
+                    raise SettingsError(f"{key} must be JSON: {exc}") from exc
+            elif name in fields:
                 found[name] = value
     return found
 

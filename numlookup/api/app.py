@@ -24,9 +24,11 @@ from numlookup.api.errors import ApiError, ErrorCode, method_not_allowed, not_fo
 from numlookup.api.lookup import lookup
 from numlookup.api.openapi import openapi_document
 from numlookup.api.request_id import RequestIdMiddleware
-from numlookup.api.state import AppState
+from numlookup.api.state import AppState, Prices
 from numlookup.billing.money import to_micros
 from numlookup.datasets.follower import follow, load_operator_data
+from numlookup.live.metrics import CONTENT_TYPE, LiveMetrics
+from numlookup.live.service import LiveService
 from numlookup.numbering import Resolver
 from numlookup.numbering.resolver import shared_engine
 from numlookup.settings import Settings, get_settings
@@ -77,14 +79,25 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return Response(document, media_type="application/json")
 
     engine = make_engine(settings.effective_database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    resolver = Resolver(operator=load_operator_data(engine, settings.data_path), engine=shared_engine(settings.data_path / "cache"))
+    metrics = LiveMetrics()
+    offline_price = to_micros(settings.offline_price)
     state = AppState(
         settings=settings,
         engine=engine,
-        resolver=Resolver(
-            operator=load_operator_data(engine, settings.data_path), engine=shared_engine(settings.data_path / "cache")
+        resolver=resolver,
+        default_price=offline_price,
+        prices=Prices(
+            offline=offline_price,
+            cache=None if settings.price_cache is None else to_micros(settings.price_cache),
+            live=None if settings.price_live is None else to_micros(settings.price_live),
         ),
-        default_price=to_micros(settings.default_price),
+        live=LiveService.from_settings(settings, engine, resolver, metrics),
+        metrics=metrics,
     )
+
+    async def metrics_route(_request: Request) -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -93,6 +106,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
         yield
         follower.cancel()
+        if state.live is not None:
+            await state.live.close()
         state.engine.dispose()
 
     app = Starlette(
@@ -100,6 +115,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/v1/hlr/sync", lookup, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
+            Route("/metrics", metrics_route, methods=["GET"]),
             Route("/admin/v1/datasets/{kind}", import_dataset_route, methods=["POST"]),
         ],
         middleware=[Middleware(RequestIdMiddleware)],

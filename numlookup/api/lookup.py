@@ -3,9 +3,18 @@
 The order of checks is the contract's: credentials first (101), then the body
 (102, 103), then credits (104). Nothing is charged unless every check passed, and
 the 200 leaves only after the charge and its ledger row are committed.
+
+With live sources, the numbers they serve are asked (or found in the cache)
+between the checks and the charge, because the price depends on the answer's
+class: live, cache hit, or offline (a live query that failed is an offline
+answer). The charge is still one transaction with one ledger row per request,
+for the sum.
 """
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import partial
 
 import msgspec
 from starlette.concurrency import run_in_threadpool
@@ -16,8 +25,9 @@ from numlookup.accounts import authenticate
 from numlookup.api.auth import basic_credentials, client_ip
 from numlookup.api.errors import invalid_parameters, no_credits, too_many_numbers, unauthorized
 from numlookup.api.state import AppState
-from numlookup.api.wire import LookupSuccess, NumbersToInvestigate, number_result
+from numlookup.api.wire import LookupSuccess, NumbersToInvestigate, iso_time, number_result
 from numlookup.billing import InsufficientCredits, charge, format_amount
+from numlookup.live.service import LiveResult
 
 _decoder = msgspec.json.Decoder(NumbersToInvestigate)
 _encoder = msgspec.json.Encoder()
@@ -62,15 +72,29 @@ async def lookup(request: Request) -> Response:
         raise too_many_numbers(len(body.numbers), limit)
 
     resolutions = state.resolver.resolve(body.numbers)
-    chargeable = len({r.e164 for r in resolutions if r.valid})
-    if chargeable:
-        price = state.default_price if account.price is None else account.price
-        amount = price * chargeable
+    checked_at = iso_time(datetime.now(UTC))
+    valid = {r.e164: r for r in resolutions if r.valid and r.e164 is not None}  # a number listed twice counts once
+    live: dict[str, LiveResult] = {}
+    if state.live is not None and valid:
+        routed = state.live.routes(list(valid.values()))
+        if routed:
+            # Before any source is asked (an upstream costs us money): can the account pay the dearest outcome?
+            worst = sum(state.most_price(account.price) if e164 in routed else state.price("offline", account.price) for e164 in valid)
+            if account.balance < worst:
+                raise no_credits(format_amount(account.balance), format_amount(worst))
+            live = await state.live.lookup(list(valid.values()), body.max_age, body.deadline)
+
+    if valid:
+        amount = sum(state.price(live[e164].charge_class if e164 in live else "offline", account.price) for e164 in valid)
+        store = None
+        if state.live is not None and (rows := state.live.cache_rows(live)):
+            # Fresh live answers go into the cache in the charge's own transaction: no extra commit.
+            store = partial(state.live.store, rows=rows)
         try:
-            await run_in_threadpool(charge, state.engine, account.id, request_id, amount, chargeable)
+            await run_in_threadpool(charge, state.engine, account.id, request_id, amount, len(valid), store)
         except InsufficientCredits as exc:
             raise no_credits(format_amount(exc.balance), format_amount(exc.amount)) from None
 
     style = account.status_style or state.settings.status_style
-    success = LookupSuccess(request_id=request_id, result=[number_result(r, style) for r in resolutions])  # type: ignore[arg-type]
-    return Response(_encoder.encode(success), media_type="application/json")
+    result = [number_result(r, style, checked_at, live.get(r.e164) if r.e164 else None) for r in resolutions]  # type: ignore[arg-type]
+    return Response(_encoder.encode(LookupSuccess(request_id=request_id, result=result)), media_type="application/json")

@@ -23,8 +23,22 @@ def openapi_document(max_numbers: int) -> dict[str, Any]:
     (request_ref, success_ref, _), components = msgspec.json.schema_components(
         [NumbersToInvestigate, LookupSuccess, ErrorBody], ref_template="#/components/schemas/{name}"
     )
-    components["NumbersToInvestigate"]["properties"]["numbers"].update(
+    request = components["NumbersToInvestigate"]["properties"]
+    request["numbers"].update(
         {"minItems": 1, "maxItems": max_numbers, "description": "Numbers to look up, in E.164 or international form."}
+    )
+    request["max_age"]["description"] = (
+        "Extension (not in Messente's API): the oldest cached live answer accepted, in seconds; 0 asks the live source."
+    )
+    request["deadline"]["description"] = (
+        "Extension: seconds to wait for live answers (at most the server's deadline); numbers not answered "
+        "in time get the offline answer with status UNKNOWN and an error saying so."
+    )
+    result = components["NumberResult"]["properties"]
+    result["checkedAt"].update({"format": "date-time", "description": "Extension: when the answer was checked (UTC)."})
+    result["source"]["description"] = "Extension: offline, cache, osmo-hlr or upstream:<name>."
+    result["status"]["description"] = (
+        "INVALID, UNKNOWN, or reachability in the account's style: ONLINE/OFFLINE, ON/OFF or \"true\"/\"false\"."
     )
     return {
         "openapi": "3.1.0",
@@ -56,6 +70,13 @@ def openapi_document(max_numbers: int) -> dict[str, Any]:
                         "402": _error_response("104: not enough credits."),
                         "500": _error_response("103: server error; nothing was charged."),
                     },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "summary": "Live-source metrics of this worker process, Prometheus text format",
+                    "responses": {"200": {"description": "Metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}},
                 }
             },
             "/healthz": {

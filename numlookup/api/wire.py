@@ -6,17 +6,28 @@ from them, so the documented schema cannot drift from what is served.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Annotated
+
 import msgspec
 
-from numlookup.numbering.models import Network, Resolution
 from numlookup.api.status import status_word
-from numlookup.settings import StatusStyle
+from numlookup.live.service import LiveResult
+from numlookup.numbering.models import Network, Resolution
+from numlookup.settings import OFFLINE, StatusStyle
 
 
 class NumbersToInvestigate(msgspec.Struct):
-    """Unknown keys are ignored, as the contract asks."""
+    """Unknown keys are ignored, as the contract asks.
+
+    ``max_age`` and ``deadline`` are our extensions (Messente's API has neither
+    and its clients never send them): the oldest cached live answer the client
+    accepts, and how long it will wait for live answers, both in seconds.
+    """
 
     numbers: list[str]
+    max_age: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    deadline: Annotated[float, msgspec.Meta(ge=0)] | None = None
 
 
 class MobileNetwork(msgspec.Struct):
@@ -36,6 +47,11 @@ class NumberResult(msgspec.Struct):
     originalNetwork: MobileNetwork | None
     portedNetwork: MobileNetwork | None
     roamingNetwork: MobileNetwork | None
+    # Extensions the official clients keep as additional properties: when the
+    # answer was checked (ISO 8601, UTC) and where it came from (offline, cache,
+    # osmo-hlr, upstream:<name>).
+    checkedAt: str
+    source: str
     error: str | msgspec.UnsetType = msgspec.UNSET
 
 
@@ -57,12 +73,26 @@ def mobile_network(network: Network | None) -> MobileNetwork | None:
     )
 
 
-def number_result(resolution: Resolution, style: StatusStyle) -> NumberResult:
-    """One result item; invalid numbers carry the reason in ``error``."""
+def iso_time(moment: datetime) -> str:
+    """``2026-12-06T10:15:30.123Z``: UTC, milliseconds, as JavaScript and the clients' date parsers expect."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def number_result(
+    resolution: Resolution, style: StatusStyle, checked_at: str | None = None, live: LiveResult | None = None
+) -> NumberResult:
+    """One result item; invalid numbers carry the reason in ``error``, failed live queries theirs.
+
+    ``checked_at`` is the time of the offline answer (the request's); a live or
+    cached answer brings its own. The CLI and bulk output leave it to the call's time.
+    """
+    number = resolution.e164 or resolution.input
+    if checked_at is None:
+        checked_at = iso_time(datetime.now(UTC))
     if not resolution.valid:
         assert resolution.reason is not None
         return NumberResult(
-            number=resolution.e164 or resolution.input,
+            number=number,
             status=status_word(False, None, style),
             ported=None,
             roaming=None,
@@ -70,15 +100,37 @@ def number_result(resolution: Resolution, style: StatusStyle) -> NumberResult:
             originalNetwork=None,
             portedNetwork=None,
             roamingNetwork=None,
+            checkedAt=checked_at,
+            source=OFFLINE,
             error=resolution.reason.description,
         )
+    original = resolution.original_network
+    ported = resolution.ported_network
+    if live is None:
+        return NumberResult(
+            number=number,
+            status=status_word(True, None, style),
+            ported=resolution.ported,
+            roaming=None,
+            currentNetwork=mobile_network(resolution.current_network),
+            originalNetwork=mobile_network(original),
+            portedNetwork=mobile_network(ported),
+            roamingNetwork=None,
+            checkedAt=checked_at,
+            source=OFFLINE,
+        )
+    if live.ported_known:  # a live source knows where the number is now; it is fresher than porting data
+        ported = live.ported_network
     return NumberResult(
-        number=resolution.e164 or resolution.input,
-        status=status_word(True, None, style),
-        ported=resolution.ported,
-        roaming=None,
-        currentNetwork=mobile_network(resolution.current_network),
-        originalNetwork=mobile_network(resolution.original_network),
-        portedNetwork=mobile_network(resolution.ported_network),
-        roamingNetwork=None,
+        number=number,
+        status=status_word(True, live.reachable, style),
+        ported=ported is not None,
+        roaming=live.roaming,
+        currentNetwork=mobile_network(ported or original),
+        originalNetwork=mobile_network(original),
+        portedNetwork=mobile_network(ported),
+        roamingNetwork=mobile_network(live.roaming_network),
+        checkedAt=iso_time(live.checked_at),
+        source=live.source,
+        error=live.error if live.error is not None else msgspec.UNSET,
     )

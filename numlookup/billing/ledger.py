@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, insert, select, update
+from collections.abc import Callable
+
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from numlookup.store.engine import write_transaction
 from numlookup.store.tables import accounts, ledger
@@ -34,8 +36,19 @@ class Charge:
     balance_after: int
 
 
-def charge(engine: Engine, account_id: int, request_id: str, amount: int, numbers: int) -> Charge:
-    """Debit ``amount`` micro-credits for ``numbers`` lookups of ``request_id``; returns once committed."""
+def charge(
+    engine: Engine,
+    account_id: int,
+    request_id: str,
+    amount: int,
+    numbers: int,
+    within: Callable[[Connection], None] | None = None,
+) -> Charge:
+    """Debit ``amount`` micro-credits for ``numbers`` lookups of ``request_id``; returns once committed.
+
+    ``within`` runs in the same transaction after the ledger row (the lookup route
+    stores its live answers in the cache there: no extra commit per request).
+    """
     now = datetime.now(UTC)
     with write_transaction(engine) as conn:
         row = conn.execute(
@@ -61,6 +74,8 @@ def charge(engine: Engine, account_id: int, request_id: str, amount: int, number
             )
             .returning(ledger.c.id)
         ).scalar_one()
+        if within is not None:
+            within(conn)
     return Charge(ledger_id=ledger_id, amount=amount, balance_after=balance_after)
 
 

@@ -111,3 +111,22 @@ datasets = Table(
     Column("imported_at", UTCDateTime, nullable=False),
     UniqueConstraint("kind", "version", name="uq_datasets_kind_version"),
 )
+
+# Live answers, shared by every worker process. One row per number: the newest
+# answer a live source gave. ``checked_at`` dates the reachability class
+# (reachable, roaming, roaming network), ``network_checked_at`` the porting class
+# (the current network); each class has its own TTL in the settings.
+live_cache = Table(
+    "live_cache",
+    metadata,
+    Column("number", String(32), primary_key=True),  # E.164 with "+"
+    Column("source", String(80), nullable=False),  # osmo-hlr or upstream:<name>
+    Column("reachable", Boolean, nullable=False),
+    Column("roaming", Boolean, nullable=True),
+    Column("roaming_mccmnc", String(6), nullable=True),
+    Column("roaming_gt", String(32), nullable=True),
+    Column("ported_mccmnc", String(6), nullable=True),
+    Column("checked_at", UTCDateTime, nullable=False),
+    Column("network_checked_at", UTCDateTime, nullable=False),
+)
+Index("ix_live_cache_network_checked_at", live_cache.c.network_checked_at)

@@ -20,7 +20,10 @@ SYNC = "/v1/hlr/sync"
 JSON = {"Content-Type": "application/json", "Accept": "application/json"}
 ESTONIA = "+37251000001"
 NETWORK_KEYS = {"mccmnc", "networkName", "countryName", "countryPrefix", "countryCode"}
-RESULT_KEYS = {"number", "status", "ported", "roaming", "currentNetwork", "originalNetwork", "portedNetwork", "roamingNetwork"}
+RESULT_KEYS = {
+    "number", "status", "ported", "roaming", "currentNetwork", "originalNetwork", "portedNetwork", "roamingNetwork",
+    "checkedAt", "source",
+}
 
 
 def post(client: httpx.Client, body: object, headers: dict[str, str] | None = None) -> httpx.Response:

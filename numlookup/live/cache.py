@@ -1,0 +1,161 @@
+"""The live-answer cache in the database, shared by every worker process.
+
+Reads are one primary-key ``SELECT … IN``. A request stores the live answers it
+serves inside its own charge transaction, so once a 200 has left, every later
+request (in any worker) sees them, at no extra commit. Answers nobody was
+waiting for any more (they came after a request's deadline) are written by
+``CacheWriter`` in the background, grouped: whatever arrives while a write runs
+goes into the next one, because on SQLite every transaction is a trip through
+the one writer lock and an fsync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Connection, Engine, delete, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from starlette.concurrency import run_in_threadpool
+
+from numlookup.live.source import LiveAnswer
+from numlookup.store.engine import write_transaction
+from numlookup.store.tables import live_cache
+
+log = logging.getLogger("numlookup.live")
+
+
+@dataclass(frozen=True, slots=True)
+class CachedAnswer:
+    """A stored live answer; ``checked_at`` dates reachability/roaming, ``network_checked_at`` porting."""
+
+    source: str
+    answer: LiveAnswer
+    checked_at: datetime
+    network_checked_at: datetime
+
+
+class LiveCache:
+    def __init__(self, engine: Engine, ttl_reachability: float, ttl_network: float) -> None:
+        self.engine = engine
+        self.ttl_reachability = timedelta(seconds=ttl_reachability)
+        self.ttl_network = timedelta(seconds=ttl_network)
+
+    def read(self, numbers: Sequence[str], now: datetime) -> dict[str, CachedAnswer]:
+        """Rows whose porting facts are still within their TTL; the caller judges reachability age."""
+        if not numbers:
+            return {}
+        oldest = now - self.ttl_network
+        query = select(live_cache).where(live_cache.c.number.in_(list(numbers)), live_cache.c.network_checked_at >= oldest)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return {
+            row.number: CachedAnswer(
+                source=row.source,
+                answer=LiveAnswer(
+                    number=row.number,
+                    reachable=row.reachable,
+                    roaming=row.roaming,
+                    roaming_mccmnc=row.roaming_mccmnc,
+                    roaming_gt=row.roaming_gt,
+                    ported_mccmnc=row.ported_mccmnc,
+                    checked_at=row.checked_at,
+                ),
+                checked_at=row.checked_at,
+                network_checked_at=row.network_checked_at,
+            )
+            for row in rows
+        }
+
+    def fresh(self, cached: CachedAnswer, now: datetime, max_age: float | None) -> bool:
+        """Is the reachability class young enough for this request?"""
+        limit = self.ttl_reachability
+        if max_age is not None:
+            limit = min(limit, timedelta(seconds=max_age))
+        return now - cached.checked_at <= limit
+
+    def write(self, rows: Iterable[tuple[str, LiveAnswer]], now: datetime) -> None:
+        """Upsert answers with known reachability (``(source, answer)`` pairs); one transaction."""
+        values = self.values(rows, now)
+        if values:
+            with write_transaction(self.engine) as conn:
+                self.upsert(conn, values)
+
+    @staticmethod
+    def values(rows: Iterable[tuple[str, LiveAnswer]], now: datetime) -> list[dict[str, object]]:
+        """The rows to store: only answers that know reachability ("could not tell" is no fact worth keeping)."""
+        values: dict[str, dict[str, object]] = {}
+        for source, answer in rows:
+            if answer.reachable is None:
+                continue
+            checked = answer.checked_at or now
+            values[answer.number] = {
+                "number": answer.number,
+                "source": source,
+                "reachable": answer.reachable,
+                "roaming": answer.roaming,
+                "roaming_mccmnc": answer.roaming_mccmnc,
+                "roaming_gt": answer.roaming_gt,
+                "ported_mccmnc": answer.ported_mccmnc,
+                "checked_at": checked,
+                "network_checked_at": checked,
+            }
+        return list(values.values())
+
+    def upsert(self, conn: Connection, values: list[dict[str, object]]) -> None:
+        """Insert or replace ``values`` inside the caller's write transaction."""
+        if not values:
+            return
+        dialect = self.engine.dialect.name
+        if dialect in ("sqlite", "postgresql"):
+            upsert = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(live_cache)
+            columns = {c: upsert.excluded[c] for c in values[0] if c != "number"}
+            conn.execute(upsert.on_conflict_do_update(index_elements=["number"], set_=columns), values)
+        else:  # any other SQL database: replace the rows
+            conn.execute(delete(live_cache).where(live_cache.c.number.in_([v["number"] for v in values])))
+            conn.execute(insert(live_cache), values)
+
+    def prune(self, now: datetime) -> int:
+        """Drop rows whose every field class has expired."""
+        with write_transaction(self.engine) as conn:
+            return conn.execute(delete(live_cache).where(live_cache.c.network_checked_at < now - self.ttl_network)).rowcount
+
+
+class CacheWriter:
+    """Group commit for cache writes: one transaction carries every answer that queued meanwhile."""
+
+    PRUNE_EVERY = timedelta(hours=1)
+
+    def __init__(self, cache: LiveCache) -> None:
+        self.cache = cache
+        self._pending: list[tuple[str, LiveAnswer]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._pruned = datetime.now(UTC)
+
+    def put(self, rows: Sequence[tuple[str, LiveAnswer]]) -> None:
+        """Queue rows for the next group commit and return at once; a failed write is logged (the cache is an optimisation)."""
+        if not rows:
+            return
+        self._pending.extend(rows)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain())
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is written (shutdown, tests)."""
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)
+
+    async def _drain(self) -> None:
+        while self._pending:
+            rows, self._pending = self._pending, []
+            now = datetime.now(UTC)
+            try:
+                await run_in_threadpool(self.cache.write, rows, now)
+                if now - self._pruned > self.PRUNE_EVERY:
+                    self._pruned = now
+                    await run_in_threadpool(self.cache.prune, now)
+            except Exception:  # noqa: BLE001 - a failed cache write must not fail lookups
+                log.exception("live cache write failed (%d rows)", len(rows))

@@ -1,0 +1,140 @@
+"""One dispatcher per live source: bounded concurrency, adaptive batching, single flight, breaker.
+
+A number asked while the same number is already in flight joins that query.
+Numbers go out at once while fewer than ``max_concurrency`` source requests are
+in flight; beyond that they wait in a queue and the next free slot takes up to
+``max_batch`` of them, so batches grow with load instead of adding a batching
+delay when idle. While the circuit is open, queued and new numbers fail at once.
+Futures always get a result (never an exception): an ``Outcome`` saying what
+the source answered, or why it failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from numlookup.live.breaker import CircuitBreaker, CircuitState
+from numlookup.live.metrics import LiveMetrics
+from numlookup.live.source import LiveAnswer, LiveSource, SourceError
+
+log = logging.getLogger("numlookup.live")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """``failure`` is set when the source as a whole failed (or was not asked): then ``answer`` is None."""
+
+    answer: LiveAnswer | None
+    failure: str | None = None
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        source: LiveSource,
+        breaker: CircuitBreaker,
+        metrics: LiveMetrics,
+        *,
+        max_concurrency: int,
+        guard_seconds: float,
+    ) -> None:
+        self.source = source
+        self.name = source.name
+        self.breaker = breaker
+        self.metrics = metrics
+        self.max_concurrency = max_concurrency
+        self.guard_seconds = guard_seconds  # an upper bound even if the source ignores its own timeout
+        self._takes_max_age = "max_age" in inspect.signature(source.query).parameters
+        self._inflight: dict[str, asyncio.Future[Outcome]] = {}
+        self._queue: deque[tuple[str, float | None]] = deque()
+        self._running = 0
+        self._kick_scheduled = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def submit(self, number: str, max_age: float | None = None) -> asyncio.Future[Outcome]:
+        joined = self._inflight.get(number)
+        if joined is not None:
+            return joined
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Outcome] = loop.create_future()
+        self._inflight[number] = future
+        self._queue.append((number, max_age))
+        if not self._kick_scheduled:  # numbers submitted in the same loop turn share a batch
+            self._kick_scheduled = True
+            loop.call_soon(self._kick)
+        return future
+
+    def _kick(self) -> None:
+        self._kick_scheduled = False
+        while self._queue and self._running < self.max_concurrency:
+            if self.breaker.state is CircuitState.OPEN or not self.breaker.allow():
+                self._reject_queue()
+                return
+            batch = [self._queue.popleft() for _ in range(min(self.source.max_batch, len(self._queue)))]
+            self._running += 1
+            task = asyncio.create_task(self._run(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _reject_queue(self) -> None:
+        reason = f"{self.name} is unavailable (circuit open after repeated failures)"
+        self.metrics.requests.labels(self.name, "rejected").inc()
+        while self._queue:
+            number, _ = self._queue.popleft()
+            self._settle(number, Outcome(None, reason))
+
+    def _settle(self, number: str, outcome: Outcome) -> None:
+        future = self._inflight.pop(number, None)
+        if future is not None and not future.done():
+            future.set_result(outcome)
+
+    async def _run(self, batch: list[tuple[str, float | None]]) -> None:
+        numbers = [number for number, _ in batch]
+        ages = [age for _, age in batch if age is not None]
+        started = time.perf_counter()
+        try:
+            try:
+                async with asyncio.timeout(self.guard_seconds):
+                    if self._takes_max_age and ages:
+                        answers = await self.source.query(numbers, max_age=min(ages))  # type: ignore[call-arg]
+                    else:
+                        answers = await self.source.query(numbers)
+            except TimeoutError:
+                raise SourceError(f"{self.name} timed out") from None
+            except SourceError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a source's bug is that source's failure, never a 500
+                log.exception("live source %s failed unexpectedly", self.name)
+                raise SourceError(f"{self.name} failed ({type(exc).__name__})") from None
+        except SourceError as exc:
+            self.metrics.latency.labels(self.name).observe(time.perf_counter() - started)
+            self.metrics.requests.labels(self.name, "error").inc()
+            self.breaker.failure()
+            for number in numbers:
+                self._settle(number, Outcome(None, str(exc) or f"{self.name} failed"))
+        else:
+            self.metrics.latency.labels(self.name).observe(time.perf_counter() - started)
+            self.metrics.requests.labels(self.name, "ok").inc()
+            self.breaker.success()
+            for number in numbers:
+                answer = answers.get(number)
+                if answer is None:
+                    answer = LiveAnswer(number=number, reachable=None, error=f"{self.name} gave no answer for this number")
+                self._settle(number, Outcome(answer))
+        finally:
+            self._running -= 1
+            if self._queue:
+                self._kick()
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for number in list(self._inflight):
+            self._settle(number, Outcome(None, f"{self.name} is shutting down"))
+        await self.source.close()

@@ -1,0 +1,57 @@
+"""Live-lookup metrics in the Prometheus text format (``GET /metrics``).
+
+Each app gets its own registry, so several apps in one process (tests) do not
+collide. With several uvicorn workers every worker keeps its own figures and a
+scrape sees whichever worker answered; see the README for why multiprocess mode
+is not used.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from numlookup.live.breaker import CircuitState
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class LiveMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "numlookup_live_source_requests",
+            "Requests to live sources (one per batch), by outcome: ok, error, rejected (circuit open).",
+            ["source", "outcome"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "numlookup_live_source_latency_seconds",
+            "Time a live source took to answer a batch (failures included).",
+            ["source"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 10.0),
+            registry=self.registry,
+        )
+        self.cache = Counter(
+            "numlookup_live_cache_lookups",
+            "Live-routed numbers looked up in the cache, by result: hit or miss. Hit ratio: hit / (hit + miss).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.timeouts = Counter(
+            "numlookup_live_deadline_expired",
+            "Numbers answered offline because the request's deadline passed first.",
+            ["source"],
+            registry=self.registry,
+        )
+        self.circuit = Gauge(
+            "numlookup_live_circuit_state",
+            "Circuit breaker state per source: 0 closed, 1 half-open, 2 open.",
+            ["source"],
+            registry=self.registry,
+        )
+
+    def circuit_changed(self, source: str, state: CircuitState) -> None:
+        self.circuit.labels(source).set(int(state))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,109 @@
+"""The breaker's state machine, routing rules and the database cache (real SQLite)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from numlookup.live.breaker import CircuitBreaker, CircuitState
+from numlookup.live.cache import LiveCache
+from numlookup.live.router import Router
+from numlookup.live.source import LiveAnswer
+from numlookup.numbering import Resolver
+from numlookup.settings import SettingsError, load_settings
+from numlookup.store import make_engine, upgrade
+
+
+class Clock:
+    """A settable clock: the breaker's timing without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_breaker_opens_after_consecutive_failures_and_half_opens_for_one_probe() -> None:
+    clock = Clock()
+    seen: list[CircuitState] = []
+    breaker = CircuitBreaker("s", failures=3, reset_seconds=10, clock=clock, on_change=lambda _n, s: seen.append(s))
+    breaker.failure()
+    breaker.failure()
+    breaker.success()  # the count is of consecutive failures
+    for _ in range(3):
+        assert breaker.allow()
+        breaker.failure()
+    assert breaker.state is CircuitState.OPEN and not breaker.allow()
+    clock.now = 10
+    assert breaker.state is CircuitState.HALF_OPEN
+    assert breaker.allow() and not breaker.allow()  # one probe at a time
+    breaker.failure()  # the probe failed: open again, for another period
+    assert breaker.state is CircuitState.OPEN
+    clock.now = 20
+    assert breaker.allow()
+    breaker.success()
+    assert breaker.state is CircuitState.CLOSED and breaker.allow()
+    assert seen == [CircuitState.OPEN, CircuitState.HALF_OPEN, CircuitState.OPEN, CircuitState.HALF_OPEN, CircuitState.CLOSED]
+
+
+def test_routes_first_match_wins(tmp_path: Path) -> None:
+    config = tmp_path / "n.toml"
+    config.write_text(
+        """
+live_routes = [
+  {match = "prefix:3725100", source = "offline"},
+  {match = "cc:372", source = "ee"},
+  {match = "mccmnc:26201", source = "upstream:de"},
+]
+[upstreams.ee]
+url = "http://127.0.0.1:1/v1"
+username = "u"
+password = "p"
+[upstreams.de]
+url = "http://127.0.0.1:2/v1"
+username = "u"
+password = "p"
+max_batch = 5
+"""
+    )
+    settings = load_settings(str(config), environ={})
+    assert settings.upstreams["de"].max_batch == 5
+    router = Router.from_settings(settings)
+    assert router.sources == {"upstream:ee", "upstream:de"}
+    resolver = Resolver()
+    numbers = ["+37251000001", "+37255512345", "+4915112345678", "+4917212345678", "+447712345678", "nonsense"]
+    assert [router.route(r) for r in resolver.resolve(numbers)] == [None, "upstream:ee", "upstream:de", None, None, None]
+
+
+@pytest.mark.parametrize(
+    "routes",
+    ['[{"match": "cc:372", "source": "nowhere"}]', '[{"match": "country:372", "source": "offline"}]',
+     '[{"match": "cc:372", "source": "osmo-hlr"}]'],
+)
+def test_bad_routes_are_refused(routes: str) -> None:
+    with pytest.raises(SettingsError):
+        load_settings(environ={"NUMLOOKUP_LIVE_ROUTES": routes})
+
+
+def test_cache_upserts_and_judges_age_per_field_class(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    upgrade(engine)
+    cache = LiveCache(engine, ttl_reachability=300, ttl_network=3600)
+    now = datetime.now(UTC)
+    old = now - timedelta(seconds=600)
+    cache.write([("upstream:a", LiveAnswer("+1", True, roaming=True, roaming_mccmnc="24405", ported_mccmnc="24803", checked_at=old)),
+                 ("upstream:a", LiveAnswer("+2", None, error="could not tell"))], now)
+    rows = cache.read(["+1", "+2", "+3"], now)
+    assert set(rows) == {"+1"}  # "could not tell" is not stored
+    assert rows["+1"].checked_at == old and rows["+1"].answer.roaming_mccmnc == "24405"
+    assert not cache.fresh(rows["+1"], now, None)  # reachability expired, porting still usable
+    cache.write([("osmo-hlr", LiveAnswer("+1", False, checked_at=now))], now)
+    [row] = cache.read(["+1"], now).values()
+    assert row.source == "osmo-hlr" and row.answer.reachable is False and cache.fresh(row, now, None)
+    assert cache.fresh(row, now + timedelta(seconds=5), 10) and not cache.fresh(row, now + timedelta(seconds=5), 1)
+    assert cache.read(["+1"], now + timedelta(seconds=3601)) == {}
+    assert cache.prune(now + timedelta(seconds=3601)) == 1
+    engine.dispose()

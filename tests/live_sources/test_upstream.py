@@ -1,0 +1,75 @@
+"""The upstream source against a real HTTP peer on 127.0.0.1, well-behaved and misbehaving."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from numlookup.live.source import LiveAnswer, SourceError
+from numlookup.live.upstream import UpstreamSource, reachability
+from tests.live_sources.peer import Peer
+
+NUMBERS = [f"+3725100000{i}" for i in range(10)] + ["+37251000010", "+37251000011"]
+
+
+def query(peer: Peer, numbers: list[str], *, timeout: float = 2.0, password: str = "secret", **kw: object) -> dict[str, LiveAnswer]:
+    async def run() -> dict[str, LiveAnswer]:
+        source = UpstreamSource("up", peer.url, "us", password, timeout=timeout, **kw)  # type: ignore[arg-type]
+        try:
+            return await source.query(numbers)
+        finally:
+            await source.close()
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [("ONLINE", True), ("ON", True), ("true", True), (True, True), ("OFFLINE", False), ("OFF", False), ("false", False),
+     ("UNKNOWN", None), ("INVALID", None), ("maybe", None), (None, None)],
+)
+def test_every_status_vocabulary_maps_back(word: str | bool | None, expected: bool | None) -> None:
+    assert reachability(word) is expected
+
+
+def test_batches_of_the_upstream_limit_with_our_credentials() -> None:
+    statuses = {NUMBERS[0]: "OFF", NUMBERS[1]: "false", NUMBERS[2]: "UNKNOWN", NUMBERS[3]: "true"}
+    with Peer(statuses=statuses, default_status="ON", credentials=("us", "secret"), roaming={NUMBERS[4]: "24405"},
+              ported={NUMBERS[5]: "24803"}) as peer:
+        answers = query(peer, NUMBERS, max_batch=5)
+    assert sorted(len(r["numbers"]) for r in peer.requests) == [2, 5, 5]
+    assert set(answers) == set(NUMBERS)
+    assert [answers[n].reachable for n in NUMBERS[:4]] == [False, False, None, True]
+    assert answers[NUMBERS[2]].error
+    assert answers[NUMBERS[4]].roaming is True and answers[NUMBERS[4]].roaming_mccmnc == "24405"
+    assert answers[NUMBERS[5]].ported_mccmnc == "24803"
+    assert all(a.checked_at is not None for a in answers.values())
+
+
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [
+        ("refuse", "refused the connection"),
+        ("reset", "broke the connection"),
+        ("hang", "timed out"),
+        ("garbage", "broke the connection"),
+        ("http500", "server error (HTTP 500)"),
+        ("http401", "rejected our credentials (HTTP 401)"),
+        ("badjson", "not a Number Lookup result"),
+    ],
+)
+def test_each_failure_is_a_source_error_with_its_reason(mode: str, reason: str) -> None:
+    with Peer(mode=mode) as peer:
+        started = time.monotonic()
+        with pytest.raises(SourceError, match="upstream:up") as info:
+            query(peer, NUMBERS[:2], timeout=0.5)
+        elapsed = time.monotonic() - started
+    assert reason in str(info.value)
+    assert elapsed < 2.0
+
+
+def test_wrong_password_is_a_source_error() -> None:
+    with Peer(credentials=("us", "secret")) as peer, pytest.raises(SourceError, match="HTTP 401"):
+        query(peer, NUMBERS[:1], password="wrong")
