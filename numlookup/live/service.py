@@ -218,8 +218,10 @@ class LiveService:
     ) -> LiveResult:
         known, ported = self._porting(resolution, answer)
         home = (ported if known else resolution.current_network) or resolution.original_network
-        location = self._location(answer, resolution)
-        roaming = answer.roaming
+        # Where a subscriber roams is news only while it is reachable: a detached
+        # subscriber's last VLR says where it was, not where it is.
+        location = self._location(answer, resolution) if answer.reachable else None
+        roaming = answer.roaming if answer.reachable else None
         if roaming is None and location is not None and home is not None:
             if location.mccmnc and home.mccmnc:
                 roaming = location.mccmnc != home.mccmnc
@@ -234,6 +236,7 @@ class LiveService:
             roaming_network=location if roaming else None,
             ported_known=known,
             ported_network=ported,
+            error=answer.error,
         )
 
     def _porting(self, resolution: Resolution, answer: LiveAnswer) -> tuple[bool, Network | None]:
