@@ -121,6 +121,7 @@ class LedgerCheck:
 class RunResult:
     workers: int
     synchronous: str
+    group_commit: str
     lookup: WrkResult
     healthz: WrkResult
     ledger: LedgerCheck
@@ -163,12 +164,13 @@ def request_body(numbers: list[str]) -> bytes:
 # ---------------------------------------------------------------- the CLI and the server
 
 
-def child_env(data_dir: Path, synchronous: str) -> dict[str, str]:
+def child_env(data_dir: Path, synchronous: str, group_commit: str = "on") -> dict[str, str]:
     """This process's environment without any numlookup setting of the caller's, plus the bench's."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NUMLOOKUP_")}
     env.update(
         NUMLOOKUP_DATA_DIR=str(data_dir),
         NUMLOOKUP_SQLITE_SYNCHRONOUS=synchronous,
+        NUMLOOKUP_GROUP_COMMIT="true" if group_commit == "on" else "false",
         NUMLOOKUP_MAX_NUMBERS_PER_REQUEST=str(NUMBERS_PER_REQUEST),
         NUMLOOKUP_DEFAULT_PRICE=str(PRICE),
         NUMLOOKUP_LOG_LEVEL="warning",
@@ -331,12 +333,12 @@ def check_ledger(env: dict[str, str], before: Decimal, result: WrkResult, connec
     )
 
 
-def measure(workers: int, synchronous: str, connections: int, duration: int, body: bytes) -> RunResult:
-    label = f"{workers} worker{'s' if workers > 1 else ''}, synchronous={synchronous}"
+def measure(workers: int, synchronous: str, group_commit: str, connections: int, duration: int, body: bytes) -> RunResult:
+    label = f"{workers} worker{'s' if workers > 1 else ''}, synchronous={synchronous}, group commit {group_commit}"
     print(f"== {label}", flush=True)
     with tempfile.TemporaryDirectory(prefix="numlookup-bench-") as tmp:
         data_dir = Path(tmp) / "data"
-        env = child_env(data_dir, synchronous)
+        env = child_env(data_dir, synchronous, group_commit)
         creds = cli(env, "accounts", "create", ACCOUNT, "--credits", str(INITIAL_CREDITS))
         token = base64.b64encode(f"{creds['api_username']}:{creds['api_password']}".encode()).decode()
         authorization = f"Basic {token}"
@@ -354,7 +356,7 @@ def measure(workers: int, synchronous: str, connections: int, duration: int, bod
 
             print(f"  GET /healthz (baseline) for {duration} s ...", flush=True)
             healthz = run_wrk(base + "/healthz", "healthz", connections, duration, None)
-    return RunResult(workers, synchronous, lookup, healthz, ledger)
+    return RunResult(workers, synchronous, group_commit, lookup, healthz, ledger)
 
 
 # ---------------------------------------------------------------- output
@@ -362,13 +364,14 @@ def measure(workers: int, synchronous: str, connections: int, duration: int, bod
 
 def print_table(results: list[RunResult]) -> None:
     header = (
-        "workers", "synchronous", "lookup req/s", "numbers/s", "p50 ms", "p99 ms",
+        "workers", "synchronous", "group commit", "lookup req/s", "numbers/s", "p50 ms", "p99 ms",
         "non-200", "sock err", "/healthz req/s", "lookup/healthz", "ledger",
     )
     rows = [
         (
             str(r.workers),
             r.synchronous,
+            r.group_commit,
             f"{r.lookup.rps:,.0f}",
             f"{r.lookup.rps * NUMBERS_PER_REQUEST:,.0f}",
             f"{r.lookup.p50_ms:.2f}",
@@ -399,6 +402,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts to measure (default: 1 2)")
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default: 10)")
     parser.add_argument("--connections", type=int, default=64, help="open connections (default: 64)")
+    parser.add_argument(
+        "--group-commit", nargs="+", default=["on", "off"], choices=["on", "off"],
+        help="measure with the charges of concurrent requests committed together, one by one, or both (default)",
+    )
     parser.add_argument(
         "--synchronous", nargs="+", default=["FULL"], choices=SYNCHRONOUS_MODES, type=str.upper,
         help="SQLite synchronous modes to measure (default: FULL)",
@@ -440,11 +447,12 @@ def main(argv: list[str] | None = None) -> int:
     failures: list[str] = []
     for workers in args.workers:
         for synchronous in args.synchronous:
-            try:
-                results.append(measure(workers, synchronous, args.connections, args.duration, body))
-            except (BenchError, subprocess.TimeoutExpired) as exc:
-                failures.append(f"{workers} worker(s), synchronous={synchronous}: {exc}")
-                print(f"  FAILED: {exc}", file=sys.stderr, flush=True)
+            for group_commit in args.group_commit:
+                try:
+                    results.append(measure(workers, synchronous, group_commit, args.connections, args.duration, body))
+                except (BenchError, subprocess.TimeoutExpired) as exc:
+                    failures.append(f"{workers} worker(s), synchronous={synchronous}, group commit {group_commit}: {exc}")
+                    print(f"  FAILED: {exc}", file=sys.stderr, flush=True)
 
     print()
     if results:

@@ -84,6 +84,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     access_log: bool = False
+    # Commit the charges of concurrent requests together (one transaction, one fsync).
+    group_commit: bool = True
     # How often each worker checks for a newly activated dataset version.
     dataset_poll_seconds: float = 2.0
     # Bearer token for the admin endpoints (dataset imports); empty disables them.

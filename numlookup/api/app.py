@@ -25,6 +25,7 @@ from numlookup.api.lookup import lookup
 from numlookup.api.openapi import openapi_document
 from numlookup.api.request_id import RequestIdMiddleware
 from numlookup.api.state import AppState, Prices
+from numlookup.billing.charger import GroupCharger
 from numlookup.billing.money import to_micros
 from numlookup.datasets.follower import follow, load_operator_data
 from numlookup.live.metrics import CONTENT_TYPE, LiveMetrics
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ),
         live=LiveService.from_settings(settings, engine, resolver, metrics),
         metrics=metrics,
+        charger=GroupCharger(engine, enabled=settings.group_commit, on_batch=metrics.charge_batch.observe),
     )
 
     async def metrics_route(_request: Request) -> Response:

@@ -26,7 +26,7 @@ from numlookup.api.auth import basic_credentials, client_ip
 from numlookup.api.errors import invalid_parameters, no_credits, too_many_numbers, unauthorized
 from numlookup.api.state import AppState
 from numlookup.api.wire import LookupSuccess, NumbersToInvestigate, iso_time, number_result
-from numlookup.billing import InsufficientCredits, charge, format_amount
+from numlookup.billing import InsufficientCredits, format_amount
 from numlookup.live.service import LiveResult
 
 _decoder = msgspec.json.Decoder(NumbersToInvestigate)
@@ -90,8 +90,9 @@ async def lookup(request: Request) -> Response:
         if state.live is not None and (rows := state.live.cache_rows(live)):
             # Fresh live answers go into the cache in the charge's own transaction: no extra commit.
             store = partial(state.live.store, rows=rows)
+        assert state.charger is not None
         try:
-            await run_in_threadpool(charge, state.engine, account.id, request_id, amount, len(valid), store)
+            await state.charger.charge(account.id, request_id, amount, len(valid), store)
         except InsufficientCredits as exc:
             raise no_credits(format_amount(exc.balance), format_amount(exc.amount)) from None
 

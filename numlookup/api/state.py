@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from numlookup.billing.charger import GroupCharger
 from numlookup.live.metrics import LiveMetrics
 from numlookup.live.service import ChargeClass, LiveService
 from numlookup.numbering import Resolver
@@ -46,6 +47,7 @@ class AppState:
     prices: Prices | None = None
     live: LiveService | None = None
     metrics: LiveMetrics | None = None
+    charger: GroupCharger | None = None
 
     def price(self, charge_class: ChargeClass, account_price: int | None) -> int:
         prices = self.prices or Prices(self.default_price)

@@ -7,10 +7,9 @@ below zero: the database serialises them, and the loser sees zero rows updated.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
@@ -36,6 +35,47 @@ class Charge:
     balance_after: int
 
 
+def debit(
+    conn: Connection,
+    account_id: int,
+    request_id: str,
+    amount: int,
+    numbers: int,
+    within: Callable[[Connection], None] | None = None,
+) -> Charge:
+    """The charge's statements inside the caller's transaction: the conditional debit, the ledger row, ``within``.
+
+    Raises InsufficientCredits having changed nothing (the UPDATE matched no row).
+    """
+    now = datetime.now(UTC)
+    row = conn.execute(
+        update(accounts)
+        .where(accounts.c.id == account_id, accounts.c.balance >= amount)
+        .values(balance=accounts.c.balance - amount)
+        .returning(accounts.c.balance)
+    ).first()
+    if row is None:
+        balance = conn.execute(select(accounts.c.balance).where(accounts.c.id == account_id)).scalar_one()
+        raise InsufficientCredits(balance, amount)
+    balance_after = row[0]
+    ledger_id = conn.execute(
+        insert(ledger)
+        .values(
+            account_id=account_id,
+            kind="lookup",
+            request_id=request_id,
+            amount=-amount,
+            numbers=numbers,
+            balance_after=balance_after,
+            created_at=now,
+        )
+        .returning(ledger.c.id)
+    ).scalar_one()
+    if within is not None:
+        within(conn)
+    return Charge(ledger_id=ledger_id, amount=amount, balance_after=balance_after)
+
+
 def charge(
     engine: Engine,
     account_id: int,
@@ -49,34 +89,8 @@ def charge(
     ``within`` runs in the same transaction after the ledger row (the lookup route
     stores its live answers in the cache there: no extra commit per request).
     """
-    now = datetime.now(UTC)
     with write_transaction(engine) as conn:
-        row = conn.execute(
-            update(accounts)
-            .where(accounts.c.id == account_id, accounts.c.balance >= amount)
-            .values(balance=accounts.c.balance - amount)
-            .returning(accounts.c.balance)
-        ).first()
-        if row is None:
-            balance = conn.execute(select(accounts.c.balance).where(accounts.c.id == account_id)).scalar_one()
-            raise InsufficientCredits(balance, amount)
-        balance_after = row[0]
-        ledger_id = conn.execute(
-            insert(ledger)
-            .values(
-                account_id=account_id,
-                kind="lookup",
-                request_id=request_id,
-                amount=-amount,
-                numbers=numbers,
-                balance_after=balance_after,
-                created_at=now,
-            )
-            .returning(ledger.c.id)
-        ).scalar_one()
-        if within is not None:
-            within(conn)
-    return Charge(ledger_id=ledger_id, amount=amount, balance_after=balance_after)
+        return debit(conn, account_id, request_id, amount, numbers, within)
 
 
 def add_credits(engine: Engine, account_id: int, amount: int, note: str | None = None) -> Charge:

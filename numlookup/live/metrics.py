@@ -50,6 +50,13 @@ class LiveMetrics:
             registry=self.registry,
         )
 
+        self.charge_batch = Histogram(
+            "numlookup_charge_batch_size",
+            "Charges committed per transaction (group commit).",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+            registry=self.registry,
+        )
+
     def circuit_changed(self, source: str, state: CircuitState) -> None:
         self.circuit.labels(source).set(int(state))
 
