@@ -44,10 +44,13 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
 
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    # Enough pooled connections for every thread of the threadpool: an overflow
+    # connection is closed when returned, and opening one (with its PRAGMAs) cost
+    # 14% of a worker's time under load.
     engine = create_engine(
         url,
-        pool_size=8,
-        max_overflow=48,
+        pool_size=64,
+        max_overflow=64,
         connect_args={"timeout": 30, "check_same_thread": False},
     )
 
