@@ -22,10 +22,13 @@ $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 run: $(VENV)/.run-installed
 	$(BIN)/numlookup serve --demo
 
-## Run the whole test suite (installs osmo-hlr for the live-source tests when missing).
+## Run the whole test suite twice: on SQLite, then on a throwaway PostgreSQL cluster.
+## Installs osmo-hlr (live-source tests) and PostgreSQL when missing.
 test: $(VENV)/.test-installed
 	sh scripts/ensure-osmo-hlr.sh || echo "osmo-hlr could not be installed: its tests will be skipped"
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	sh scripts/ensure-postgres.sh
+	NUMLOOKUP_TEST_BACKEND=sqlite $(BIN)/python -m pytest $(PYTEST_ARGS)
+	NUMLOOKUP_TEST_BACKEND=postgresql $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## Benchmarks are run by hand; they print their figures.
 bench: $(VENV)/.test-installed

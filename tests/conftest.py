@@ -11,6 +11,14 @@ from sqlalchemy import Engine
 from numlookup.accounts import NewCredentials, create_account
 from numlookup.billing import parse_amount
 from numlookup.store import make_engine, upgrade
+from tests.support import BACKEND, database_url, stop_cluster
+
+
+@pytest.fixture(scope="session", autouse=True)
+def database_backend() -> Iterator[str]:
+    """Which database the suite runs on; a PostgreSQL cluster lives as long as the session."""
+    yield BACKEND
+    stop_cluster()
 
 
 @pytest.fixture
@@ -21,7 +29,7 @@ def data_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def engine(data_dir: Path) -> Iterator[Engine]:
     """The engine on ``data_dir``'s database, the same file a server started on ``data_dir`` uses."""
-    db = make_engine(f"sqlite:///{data_dir / 'numlookup.db'}")
+    db = make_engine(database_url(data_dir))
     upgrade(db)
     yield db
     db.dispose()

@@ -16,6 +16,42 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+# The database the suite runs on: "sqlite" (default) or "postgresql" (a throwaway cluster, see tests/pg.py).
+BACKEND = os.environ.get("NUMLOOKUP_TEST_BACKEND", "sqlite")
+_database_urls: dict[Path, str] = {}
+_cluster: Any = None
+
+
+def database_url(data_dir: Path, *, migrated: bool = True) -> str:
+    """The database of ``data_dir``: its SQLite file, or a fresh PostgreSQL database of its own.
+
+    A PostgreSQL database is migrated at creation, as an operator would with
+    ``numlookup db upgrade`` (SQLite migrates itself), unless ``migrated`` is False.
+    """
+    global _cluster
+    if BACKEND == "sqlite":
+        return f"sqlite:///{data_dir / 'numlookup.db'}"
+    url = _database_urls.get(data_dir)
+    if url is None:
+        if _cluster is None:
+            from tests.pg import PostgresCluster
+
+            _cluster = PostgresCluster().start()
+        url = _database_urls[data_dir] = _cluster.create_database()
+        if migrated:
+            from numlookup.store import make_engine, upgrade
+
+            engine = make_engine(url)
+            upgrade(engine)
+            engine.dispose()
+    return url
+
+
+def stop_cluster() -> None:
+    global _cluster
+    if _cluster is not None:
+        _cluster.stop()
+        _cluster = None
 
 
 def free_port() -> int:
@@ -27,6 +63,8 @@ def free_port() -> int:
 def environment(data_dir: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NUMLOOKUP_")}
     env["NUMLOOKUP_DATA_DIR"] = str(data_dir)
+    if BACKEND != "sqlite":
+        env["NUMLOOKUP_DATABASE_URL"] = database_url(data_dir)
     env.update(extra or {})
     return env
 

@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from numlookup.accounts import authenticate, create_account, list_accounts
 from numlookup.billing import ledger_rows, parse_amount
 from numlookup.store import make_engine
-from tests.support import ROOT, cli_json, environment, free_port, run_cli
+from tests.support import ROOT, cli_json, database_url, environment, free_port, run_cli
 
 
 def test_account_lifecycle(data_dir: Path) -> None:
@@ -47,7 +47,7 @@ def test_account_lifecycle(data_dir: Path) -> None:
         ("acme", ["2001:db8::/48", "0.0.0.0/0"], "0.002", None)
     ]
 
-    engine = make_engine(f"sqlite:///{data_dir / 'numlookup.db'}")
+    engine = make_engine(database_url(data_dir))
     assert authenticate(engine, created["api_username"], created["api_password"], "192.0.2.1") is not None
     rotated = cli_json(data_dir, "accounts", "rotate-secret", "acme")
     assert rotated["api_username"] == created["api_username"]
@@ -120,7 +120,9 @@ def test_config_file_and_environment(data_dir: Path, tmp_path: Path) -> None:
     assert (tmp_path / "from-config" / "numlookup.db").exists()
     # The environment wins over the file.
     run_cli(data_dir, "--config", str(config), "accounts", "create", "d")
-    assert (data_dir / "numlookup.db").exists()
+    engine = make_engine(database_url(data_dir))
+    assert [a.name for a in list_accounts(engine)] == ["d"]
+    engine.dispose()
     bad = tmp_path / "bad.toml"
     bad.write_text('max_numbers_per_request = "lots"\n')
     result = run_cli(data_dir, "--config", str(bad), "accounts", "list", check=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 
 from numlookup.accounts import get_account
 from numlookup.billing import InsufficientCredits, add_credits, charge, ledger_rows
@@ -31,7 +32,7 @@ def test_a_request_is_charged_at_most_once(engine: Engine, make_account: Account
     creds = make_account(credits="1")
     account = get_account(engine, creds.name)
     charge(engine, account.id, "same", 10_000, 1)
-    with pytest.raises(Exception, match="UNIQUE"):
+    with pytest.raises(IntegrityError):
         charge(engine, account.id, "same", 10_000, 1)
     assert get_account(engine, creds.name).balance == 990_000
 

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from numlookup.accounts import NewCredentials, create_account
 from numlookup.billing import parse_amount
 from numlookup.store import make_engine, upgrade
-from tests.support import Server
+from tests.support import Server, database_url
 
 
 @dataclass
@@ -38,7 +38,7 @@ class Live:
 
 
 def start_live(data_dir: Path, **server_options: object) -> Iterator[Live]:
-    engine = make_engine(f"sqlite:///{data_dir / 'numlookup.db'}")
+    engine = make_engine(database_url(data_dir))
     upgrade(engine)
     server = Server(data_dir, **server_options).start()  # type: ignore[arg-type]
     try:

@@ -13,7 +13,7 @@ from numlookup.accounts import get_account
 from numlookup.store import make_engine, upgrade
 from numlookup.store.tables import ledger
 from tests.e2e.conftest import Live
-from tests.support import Server
+from tests.support import Server, database_url
 
 CLIENTS = 8
 LOAD_SECONDS = 2.0
@@ -21,7 +21,7 @@ LOAD_SECONDS = 2.0
 
 def test_sigkill_under_load_loses_nothing(tmp_path: Path) -> None:
     data_dir = tmp_path / "crash"
-    engine = make_engine(f"sqlite:///{data_dir / 'numlookup.db'}")
+    engine = make_engine(database_url(data_dir))
     upgrade(engine)
     server = Server(data_dir, workers=2).start()
     live = Live(server=server, engine=engine)

@@ -29,7 +29,7 @@ from numlookup.numbering import Resolver
 from numlookup.numbering.models import Resolution
 from numlookup.store import make_engine
 from tests.e2e.conftest import Live, start_live
-from tests.support import Server, cli_json, run_cli
+from tests.support import Server, cli_json, database_url, run_cli
 
 SYNC = "/v1/hlr/sync"
 JSON = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -453,7 +453,7 @@ def test_cli_kamailio_and_arcep_imports(tmp_path: Path) -> None:
 
 def resolved(data_dir: Path, *numbers: str) -> list[Resolution]:
     """What the CLI's imports left in ``data_dir``, read by the resolver a server would build."""
-    engine = make_engine(f"sqlite:///{data_dir / 'numlookup.db'}")
+    engine = make_engine(database_url(data_dir))
     try:
         return Resolver(operator=load_operator_data(engine, data_dir)).resolve(list(numbers))
     finally:

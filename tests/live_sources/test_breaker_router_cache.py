@@ -14,6 +14,7 @@ from numlookup.live.source import LiveAnswer
 from numlookup.numbering import Resolver
 from numlookup.settings import SettingsError, load_settings
 from numlookup.store import make_engine, upgrade
+from tests.support import database_url
 
 
 class Clock:
@@ -89,7 +90,7 @@ def test_bad_routes_are_refused(routes: str) -> None:
 
 
 def test_cache_upserts_and_judges_age_per_field_class(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    engine = make_engine(database_url(tmp_path / "db"))
     upgrade(engine)
     cache = LiveCache(engine, ttl_reachability=300, ttl_network=3600)
     now = datetime.now(UTC)
