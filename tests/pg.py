@@ -64,7 +64,8 @@ class PostgresCluster:
         return self.url(name)
 
     def restart(self) -> None:
-        self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "restart")
+        # -l as at start: a postmaster writing to our inherited stdout would keep the pipe open forever.
+        self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-l", str(self.root / "log"), "-w", "restart")
 
     def stop(self) -> None:
         try:

@@ -47,6 +47,12 @@ def database_url(data_dir: Path, *, migrated: bool = True) -> str:
     return url
 
 
+def cluster() -> Any:
+    """The session's PostgreSQL cluster (tests that restart it)."""
+    assert _cluster is not None, "no PostgreSQL cluster in a SQLite run"
+    return _cluster
+
+
 def stop_cluster() -> None:
     global _cluster
     if _cluster is not None:
