@@ -142,6 +142,7 @@ def main() -> None:
         auth = (creds.api_username, creds.api_password)
         env = {
             "NUMLOOKUP_SQLITE_SYNCHRONOUS": args.synchronous,
+            "NUMLOOKUP_RATE_LIMIT_PER_IP": "0",  # the whole burst comes from one address
             "NUMLOOKUP_LIVE_MAX_CONCURRENCY": str(args.concurrency),
             "NUMLOOKUP_LIVE_BREAKER_FAILURES": "3",
             "NUMLOOKUP_LIVE_BREAKER_RESET_SECONDS": "3600",

@@ -169,6 +169,10 @@ def serve(
         log_level=settings.log_level,
         access_log=settings.access_log,
         timeout_graceful_shutdown=10,
+        timeout_keep_alive=settings.timeout_keep_alive_seconds,
+        # The app decides who the client is (trusted_proxies); uvicorn must not
+        # rewrite the peer from X-Forwarded-For before the app sees it.
+        proxy_headers=False,
     )
 
 

@@ -8,6 +8,7 @@ options to uvicorn's worker processes, which re-read settings on their own.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from decimal import Decimal
@@ -112,6 +113,25 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     price_cache: Decimal | None = None
     price_live: Decimal | None = None
 
+    # Abuse protection (see README "Abuse protection"). Limits live in each worker
+    # process. Rates are requests per second; a burst of 0 means "the rate" (at least 1).
+    rate_limit_per_ip: float = 150.0  # Messente's own per-IP limit; 0 disables
+    rate_limit_per_ip_burst: int = 0
+    rate_limit_per_account: float = 0.0  # 0: off
+    rate_limit_per_account_burst: int = 0
+    # This many rejected credentials from one client IP within the window refuse
+    # that IP's credentialed requests (429) for the penalty; 0 disables.
+    auth_failure_limit: int = 20
+    auth_failure_window_seconds: float = 60.0
+    auth_failure_penalty_seconds: float = 60.0
+    # Proxies whose X-Forwarded-For names the client (CIDRs). Empty: the socket peer is the client.
+    trusted_proxies: list[str] = []
+    # Request bodies: at most this many bytes, all of it within this many seconds.
+    max_body_bytes: int = 64 * 1024
+    body_timeout_seconds: float = 10.0
+    # How long uvicorn keeps an idle keep-alive connection open.
+    timeout_keep_alive_seconds: int = 5
+
     def __post_init__(self) -> None:
         if self.max_numbers_per_request < 1:
             raise ValueError("max_numbers_per_request must be at least 1")
@@ -132,6 +152,21 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             if kind not in MATCH_KINDS or not value.isdigit():
                 raise ValueError(f"live_routes: match {route.match!r} must be cc:DIGITS, mccmnc:DIGITS or prefix:DIGITS")
             self.source_name(route.source)  # raises for an unknown source
+        self._check_abuse_settings()
+
+    def _check_abuse_settings(self) -> None:
+        if min(self.rate_limit_per_ip, self.rate_limit_per_account, self.rate_limit_per_ip_burst,
+               self.rate_limit_per_account_burst, self.auth_failure_limit) < 0:
+            raise ValueError("rate limits, bursts and auth_failure_limit must not be negative (0 disables)")
+        if self.auth_failure_window_seconds <= 0 or self.auth_failure_penalty_seconds <= 0:
+            raise ValueError("auth_failure_window_seconds and auth_failure_penalty_seconds must be positive")
+        if self.max_body_bytes < 1 or self.body_timeout_seconds <= 0 or self.timeout_keep_alive_seconds < 1:
+            raise ValueError("max_body_bytes, body_timeout_seconds and timeout_keep_alive_seconds must be positive")
+        for cidr in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(cidr, strict=True)
+            except ValueError as exc:
+                raise ValueError(f"trusted_proxies: {cidr!r} is not a network in CIDR notation: {exc}") from None
 
     def source_name(self, source: str) -> str:
         """The canonical name of a route's source: ``offline``, ``osmo-hlr`` or ``upstream:NAME``."""
@@ -164,7 +199,7 @@ class SettingsError(ValueError):
     """A setting that cannot be used; the message names the setting and its source."""
 
 
-_COMPLEX = {"live_routes", "upstreams", "osmo_hlr"}
+_COMPLEX = {"live_routes", "upstreams", "osmo_hlr", "trusted_proxies"}
 
 
 def _from_env(environ: os._Environ[str] | dict[str, str]) -> dict[str, object]:

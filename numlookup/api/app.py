@@ -12,7 +12,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import msgspec
+from sqlalchemy import select
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -20,13 +22,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from numlookup.api.admin import import_dataset_route
-from numlookup.api.errors import ApiError, ErrorCode, method_not_allowed, not_found, server_error
+from numlookup.api.errors import ApiError, ErrorCode, error_response, method_not_allowed, not_found, not_ready, server_error
+from numlookup.api.limits import AbuseGuard
 from numlookup.api.lookup import lookup
 from numlookup.api.openapi import openapi_document
 from numlookup.api.request_id import RequestIdMiddleware
 from numlookup.api.state import AppState, Prices
 from numlookup.billing.charger import GroupCharger
 from numlookup.billing.money import to_micros
+from numlookup.datasets.catalog import KINDS
 from numlookup.datasets.follower import follow, load_operator_data
 from numlookup.live.metrics import CONTENT_TYPE, LiveMetrics
 from numlookup.live.service import LiveService
@@ -34,15 +38,14 @@ from numlookup.numbering import Resolver
 from numlookup.numbering.resolver import shared_engine
 from numlookup.settings import Settings, get_settings
 from numlookup.store import make_engine
+from numlookup.store.tables import accounts
 
 log = logging.getLogger("numlookup.api")
+# A readiness probe must answer in time even when the database hangs rather than refuses.
+READY_TIMEOUT_SECONDS = 3.0
+# A number whose answer is fixed by the shipped data: resolving it proves the tables work.
+READY_PROBE_NUMBER = "+37251000001"
 _encoder = msgspec.json.Encoder()
-
-
-def error_response(error: ApiError) -> Response:
-    return Response(
-        _encoder.encode(error.body()), status_code=error.http_status, media_type="application/json", headers=error.headers
-    )
 
 
 async def _api_error(_request: Request, exc: Exception) -> Response:
@@ -70,6 +73,33 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 async def healthz(_request: Request) -> Response:
     return Response(b'{"status":"ok"}', media_type="application/json")
+
+
+async def readyz(request: Request) -> Response:
+    """Ready when this worker can serve a lookup: the database answers and the numbering data resolves.
+
+    Unlike ``/healthz`` (the process is alive), this is what a load balancer
+    should route by: a node whose database is gone would answer every lookup 500.
+    ``data`` names the operator dataset versions this worker serves (null: none
+    imported, the shipped data alone).
+    """
+    state: AppState = request.app.state.numlookup
+
+    def database_answers() -> None:
+        with state.engine.connect() as conn:
+            conn.execute(select(accounts.c.id).limit(1)).first()
+
+    try:
+        await asyncio.wait_for(run_in_threadpool(database_answers), READY_TIMEOUT_SECONDS)
+    except Exception as exc:  # any failure, a timeout included, means "do not route here"
+        log.warning("not ready: the database does not answer: %s", exc)
+        raise not_ready("the database does not answer") from None
+    [probe] = state.resolver.resolve([READY_PROBE_NUMBER])
+    if not probe.valid:
+        raise not_ready("the numbering data does not resolve")
+    versions = state.resolver.operator.versions
+    body = {"status": "ready", "database": "ok", "data": {kind: versions.get(kind) for kind in KINDS}}
+    return Response(_encoder.encode(body), media_type="application/json")
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -116,11 +146,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             Route("/v1/hlr/sync", lookup, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/metrics", metrics_route, methods=["GET"]),
             Route("/admin/v1/datasets/{kind}", import_dataset_route, methods=["POST"]),
         ],
-        middleware=[Middleware(RequestIdMiddleware)],
+        # The request id first, so even a refusal by the guard carries one.
+        middleware=[Middleware(RequestIdMiddleware), Middleware(AbuseGuard, settings=settings)],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,
     )

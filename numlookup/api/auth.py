@@ -1,4 +1,4 @@
-"""HTTP Basic credentials from the request; the account check itself lives in ``accounts``."""
+"""HTTP Basic credentials and the client address; the account check itself lives in ``accounts``."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import binascii
 
 from starlette.requests import Request
 
+from numlookup.api.proxies import TrustedProxies
 
-def basic_credentials(request: Request) -> tuple[str, str] | None:
-    """``(username, password)`` from ``Authorization: Basic …``, or None if absent or malformed."""
-    header = request.headers.get("authorization")
+
+def parse_basic(header: str | None) -> tuple[str, str] | None:
+    """``(username, password)`` from an ``Authorization: Basic …`` value, or None if absent or malformed."""
     if not header:
         return None
     scheme, _, encoded = header.partition(" ")
@@ -26,6 +27,26 @@ def basic_credentials(request: Request) -> tuple[str, str] | None:
     return username, password
 
 
+def basic_credentials(request: Request) -> tuple[str, str] | None:
+    """The request's Basic credentials, or None if absent or malformed."""
+    return parse_basic(request.headers.get("authorization"))
+
+
+CLIENT_IP = "client_ip"  # the key in the request's scope state
+
+
 def client_ip(request: Request) -> str | None:
-    """The socket peer. Proxies' X-Forwarded-For is not trusted until it can be configured."""
-    return request.client.host if request.client else None
+    """The client address the allow-list judges.
+
+    The abuse guard resolves it once per request (socket peer, or the right-most
+    untrusted ``X-Forwarded-For`` hop when the peer is a trusted proxy) and keeps it
+    in the request state, so rate limits and the allow-list agree on who the
+    client is. Without the guard in front (an app built differently), it is
+    resolved here by the same rule.
+    """
+    state = request.scope.get("state", {})
+    if CLIENT_IP in state:
+        return state[CLIENT_IP]  # type: ignore[no-any-return]
+    peer = request.client.host if request.client else None
+    proxies = TrustedProxies(request.app.state.numlookup.settings.trusted_proxies)
+    return proxies.client_address(peer, request.headers.getlist("x-forwarded-for"))

@@ -9,16 +9,26 @@ from __future__ import annotations
 from enum import IntEnum
 
 import msgspec
+from starlette.responses import Response
 
 
 class ErrorCode(IntEnum):
-    """Messente's codes. 103 means both "too many numbers" (400) and "server error" (500)."""
+    """Messente's codes. 103 means both "too many numbers" (400) and "server error" (500).
+
+    ``CLIENT_ERROR`` (106) answers a client that misbehaves rather than errs in one
+    request: too many requests (429) or a body sent too slowly (408). Messente's
+    Number Lookup spec defines 101-106 and titles 106 "Client error"; the official
+    clients validate ``code`` against exactly that range, so 106 is the one code
+    they parse that says "slow down" without claiming the credentials (101), the
+    parameters (102) or the server (103) were wrong.
+    """
 
     UNAUTHORIZED = 101
     INVALID_PARAMETERS = 102
     TOO_MANY_NUMBERS = 103
     NO_CREDITS = 104
     SERVER_ERROR = 103  # an alias of TOO_MANY_NUMBERS, told apart by the HTTP status
+    CLIENT_ERROR = 106
 
 
 class ErrorDetail(msgspec.Struct):
@@ -92,3 +102,38 @@ def not_found(method: str, path: str) -> ApiError:
 
 def method_not_allowed(method: str, path: str) -> ApiError:
     return ApiError(405, ErrorCode.INVALID_PARAMETERS, f"{path} does not accept {method}; use POST.")
+
+
+# Errors that end the connection: the rest of the body is not worth reading.
+_CLOSE = {"Connection": "close"}
+
+
+def too_many_requests(retry_after: int, why: str) -> ApiError:
+    """429: ``why`` says which limit; ``Retry-After`` says when a retry can succeed."""
+    return ApiError(
+        429, ErrorCode.CLIENT_ERROR, f"Too many requests: {why} Retry after {retry_after} s.", {"Retry-After": str(retry_after)}
+    )
+
+
+def body_too_large(limit: int) -> ApiError:
+    return ApiError(413, ErrorCode.INVALID_PARAMETERS, f"The request body is larger than the limit of {limit} bytes.", _CLOSE)
+
+
+def body_timeout(seconds: float) -> ApiError:
+    return ApiError(
+        408, ErrorCode.CLIENT_ERROR, f"The request body did not arrive within {seconds:g} s; send it at once.", _CLOSE
+    )
+
+
+def not_ready(reason: str) -> ApiError:
+    return ApiError(503, ErrorCode.SERVER_ERROR, f"Not ready: {reason}.")
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def error_response(error: ApiError) -> Response:
+    """The wire's error body as a response; also an ASGI app, so middleware can answer with it."""
+    return Response(
+        _encoder.encode(error.body()), status_code=error.http_status, media_type="application/json", headers=error.headers
+    )

@@ -11,12 +11,22 @@ from numlookup.api.errors import ErrorBody
 from numlookup.api.wire import LookupSuccess, NumbersToInvestigate
 
 
-def _error_response(description: str) -> dict[str, Any]:
+def _error_response(description: str, *, retry_after: bool = False) -> dict[str, Any]:
+    headers: dict[str, Any] = {"X-Request-Id": {"schema": {"type": "string"}}}
+    if retry_after:
+        headers["Retry-After"] = {"description": "Seconds until a retry can succeed.", "schema": {"type": "integer"}}
     return {
         "description": description,
-        "headers": {"X-Request-Id": {"schema": {"type": "string"}}},
+        "headers": headers,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
     }
+
+
+_TOO_MANY = _error_response(
+    "106: too many requests from this client address or account, or too many failed authentications "
+    "from this address; nothing was charged.",
+    retry_after=True,
+)
 
 
 def openapi_document(max_numbers: int) -> dict[str, Any]:
@@ -68,6 +78,9 @@ def openapi_document(max_numbers: int) -> dict[str, Any]:
                         "400": _error_response("102: parameters wrong or missing; 103: too many numbers."),
                         "401": _error_response("101: wrong credentials, disabled account or IP not allowed."),
                         "402": _error_response("104: not enough credits."),
+                        "408": _error_response("106: the body did not arrive in time; nothing was charged."),
+                        "413": _error_response("102: the body is larger than the server's limit; nothing was charged."),
+                        "429": _TOO_MANY,
                         "500": _error_response("103: server error; nothing was charged."),
                     },
                 }
@@ -84,6 +97,27 @@ def openapi_document(max_numbers: int) -> dict[str, Any]:
                     "operationId": "health",
                     "summary": "The process is alive",
                     "responses": {"200": {"description": "Alive"}},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "operationId": "ready",
+                    "summary": "This worker can serve lookups: the database answers and the numbering data resolves",
+                    "responses": {
+                        "200": {
+                            "description": "Ready; `data` names the operator dataset versions served (null: none).",
+                            "content": {"application/json": {"schema": {
+                                "type": "object",
+                                "required": ["status", "database", "data"],
+                                "properties": {
+                                    "status": {"const": "ready"},
+                                    "database": {"const": "ok"},
+                                    "data": {"type": "object", "additionalProperties": {"type": ["integer", "null"]}},
+                                },
+                            }}},
+                        },
+                        "503": _error_response("103: not ready; the description says why."),
+                    },
                 }
             },
         },

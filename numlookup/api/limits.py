@@ -1,0 +1,289 @@
+"""Abuse protection at the edge: rate limits, auth-failure throttling, body size and body deadline.
+
+Everything here is in-process state of one worker. uvicorn workers share
+nothing, and a shared store (Redis, the database) would put a network round trip
+in front of every request; so with ``workers = N`` a client that spreads its
+connections over every worker can reach up to N times a configured rate. One
+keep-alive connection stays on one worker and sees the configured rate exactly.
+
+The state is touched only from the event loop (the guard is ASGI middleware and
+never awaits between reading and updating a bucket), so it needs no locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from numlookup.api.auth import CLIENT_IP, parse_basic
+from numlookup.api.errors import ApiError, body_timeout, body_too_large, error_response, too_many_requests
+from numlookup.api.proxies import TrustedProxies, limit_key
+from numlookup.settings import Settings
+
+# Probes must answer even while a client (or a load balancer's own address) is throttled.
+UNLIMITED_PATHS = frozenset({"/healthz", "/readyz"})
+# Dataset uploads are large and slow by nature; they are authenticated (bearer token)
+# before their body is read and stream it to a temporary file, never to memory.
+UNBOUNDED_BODY_PREFIX = "/admin/"
+MAX_KEYS = 100_000  # per table; beyond it the least recently seen key is forgotten
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    stamp: float
+
+
+class TokenBuckets:
+    """One token bucket per key: ``rate`` tokens a second, at most ``burst`` saved up.
+
+    Buckets are kept in least-recently-used order and a bucket that has refilled
+    completely is dropped (it is the same as no bucket), so memory follows the
+    number of clients active in the last ``burst / rate`` seconds, capped at
+    ``max_keys``.
+    """
+
+    def __init__(self, rate: float, burst: int, max_keys: int = MAX_KEYS) -> None:
+        self.rate = rate
+        self.burst = float(max(1, burst or math.ceil(rate)))
+        self.max_keys = max_keys
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+
+    def take(self, key: str, now: float) -> float:
+        """Spend one token: 0.0 if there was one, else the seconds until there will be."""
+        self._forget_full(now)
+        bucket = self._buckets.pop(key, None) or _Bucket(self.burst, now)
+        bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.stamp) * self.rate)
+        bucket.stamp = now
+        self._buckets[key] = bucket
+        if len(self._buckets) > self.max_keys:
+            self._buckets.popitem(last=False)
+        if bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            return 0.0
+        return (1.0 - bucket.tokens) / self.rate
+
+    def give_back(self, key: str) -> None:
+        """Refund a token spent on a request that turned out not to count."""
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            bucket.tokens = min(self.burst, bucket.tokens + 1.0)
+
+    def _forget_full(self, now: float) -> None:
+        refill = self.burst / self.rate
+        while self._buckets:
+            key, oldest = next(iter(self._buckets.items()))
+            if now - oldest.stamp < refill:
+                return
+            del self._buckets[key]
+
+
+@dataclass(slots=True)
+class _Failures:
+    times: deque[float] = field(default_factory=deque)
+    blocked_until: float = 0.0
+
+
+class AuthFailures:
+    """Throttles password guessing per client key.
+
+    The rule: ``limit`` rejected credentials from one key within ``window``
+    seconds block that key for ``penalty`` seconds. While blocked, its requests
+    that carry credentials are answered 429 without the credentials being
+    checked, so guesses are neither tested nor counted, and the penalty is not
+    extended by them. When it ends the count starts from zero: a client that now
+    sends the right password gets in at once, and a guesser gets at most
+    ``limit`` tries per ``penalty`` seconds. Other keys are never affected.
+    Successes do not reset the count, so a client holding one valid account
+    cannot launder guesses against others.
+    """
+
+    def __init__(self, limit: int, window: float, penalty: float, max_keys: int = MAX_KEYS) -> None:
+        self.limit = limit
+        self.window = window
+        self.penalty = penalty
+        self.max_keys = max_keys
+        self._keys: OrderedDict[str, _Failures] = OrderedDict()
+
+    def penalty_left(self, key: str, now: float) -> float:
+        entry = self._keys.get(key)
+        if entry is None or entry.blocked_until <= now:
+            return 0.0
+        return entry.blocked_until - now
+
+    def failed(self, key: str, now: float) -> None:
+        self._forget_stale(now)
+        entry = self._keys.pop(key, None) or _Failures()
+        self._keys[key] = entry
+        if len(self._keys) > self.max_keys:
+            self._keys.popitem(last=False)
+        if entry.blocked_until > now:
+            return
+        while entry.times and entry.times[0] <= now - self.window:
+            entry.times.popleft()
+        entry.times.append(now)
+        if len(entry.times) >= self.limit:
+            entry.times.clear()
+            entry.blocked_until = now + self.penalty
+
+    def _forget_stale(self, now: float) -> None:
+        while self._keys:
+            key, oldest = next(iter(self._keys.items()))
+            last = oldest.times[-1] if oldest.times else 0.0
+            if oldest.blocked_until > now or last > now - self.window:
+                return
+            del self._keys[key]
+
+
+def retry_after(seconds: float) -> int:
+    """Whole seconds, rounded up, at least 1: a client retrying then will find a token."""
+    return max(1, math.ceil(seconds))
+
+
+class AbuseGuard:
+    """ASGI middleware in front of every route.
+
+    In order: resolve the client address (see ``proxies``) for everything behind;
+    spend the client IP's token; refuse credentialed requests from an IP serving
+    an auth-failure penalty; refuse a declared ``Content-Length`` over the limit
+    before a byte of the body is read (with ``Expect: 100-continue`` the client
+    never sends it); spend the presented username's token; then let the route run
+    with a ``receive`` that stops the body at ``max_body_bytes`` (413) and at
+    ``body_timeout_seconds`` after the route starts reading it (408). All of these
+    come before any charge, so a refused request costs nothing.
+
+    The per-account limit is keyed by the presented Basic username before the
+    password is checked, so it can refuse early; a token spent on a request that
+    then fails authentication (401) is given back, so knowing a username is not
+    enough to exhaust that account's allowance.
+    """
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.proxies = TrustedProxies(settings.trusted_proxies)
+        self.per_ip = (
+            TokenBuckets(settings.rate_limit_per_ip, settings.rate_limit_per_ip_burst) if settings.rate_limit_per_ip else None
+        )
+        self.per_account = (
+            TokenBuckets(settings.rate_limit_per_account, settings.rate_limit_per_account_burst)
+            if settings.rate_limit_per_account
+            else None
+        )
+        self.failures = (
+            AuthFailures(settings.auth_failure_limit, settings.auth_failure_window_seconds, settings.auth_failure_penalty_seconds)
+            if settings.auth_failure_limit
+            else None
+        )
+        self.max_body = settings.max_body_bytes
+        self.body_timeout = settings.body_timeout_seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        peer = scope["client"][0] if scope.get("client") else None
+        client = self.proxies.client_address(peer, headers.getlist("x-forwarded-for"))
+        scope.setdefault("state", {})[CLIENT_IP] = client
+        path: str = scope["path"]
+        if path in UNLIMITED_PATHS:
+            await self.app(scope, receive, send)
+            return
+
+        key = limit_key(client)
+        now = time.monotonic()
+        credentialed = "authorization" in headers
+        refusal = self._refusal(key, credentialed, now)
+        bounded = not path.startswith(UNBOUNDED_BODY_PREFIX)
+        if refusal is None and bounded:
+            refusal = self._declared_too_large(headers)
+        account: str | None = None
+        if refusal is None and self.per_account is not None and (presented := parse_basic(headers.get("authorization"))):
+            if wait := self.per_account.take(presented[0], now):
+                refusal = too_many_requests(retry_after(wait), "this account's request rate limit is exceeded.")
+            else:
+                account = presented[0]
+        body = _BoundedBody(receive, self.max_body, self.body_timeout, _has_body(headers) and bounded)
+        status = 0
+
+        async def watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_headers = list(message.get("headers", []))
+                if not body.complete and not any(name.lower() == b"connection" for name, _ in response_headers):
+                    # Answered before the body was read (a 401 or 429, say): reading and
+                    # discarding the rest would let a client hold the connection as long
+                    # as it keeps sending, so end it instead.
+                    message["headers"] = [*response_headers, (b"connection", b"close")]
+            await send(message)
+
+        if refusal is not None:
+            await error_response(refusal)(scope, receive, watch)
+            return
+        try:
+            await self.app(scope, body.receive if bounded else receive, watch)
+        finally:
+            if status == 401 and credentialed:
+                if self.failures is not None:
+                    self.failures.failed(key, time.monotonic())
+                if account is not None and self.per_account is not None:
+                    self.per_account.give_back(account)
+
+    def _refusal(self, key: str, credentialed: bool, now: float) -> ApiError | None:
+        if self.per_ip is not None and (wait := self.per_ip.take(key, now)):
+            return too_many_requests(retry_after(wait), "this client address's request rate limit is exceeded.")
+        if credentialed and self.failures is not None and (left := self.failures.penalty_left(key, now)):
+            return too_many_requests(retry_after(left), "too many failed authentications from this client address.")
+        return None
+
+    def _declared_too_large(self, headers: Headers) -> ApiError | None:
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body:
+            return body_too_large(self.max_body)
+        return None
+
+
+def _has_body(headers: Headers) -> bool:
+    return headers.get("content-length", "0") not in ("", "0") or "transfer-encoding" in headers
+
+
+class _BoundedBody:
+    """The route's ``receive``: counts body bytes and holds the body to its deadline.
+
+    The deadline starts when the route first asks for the body, so time the
+    server spends before reading (checking credentials) is not the client's.
+    Once the body is complete, calls pass straight through: waiting for a
+    disconnect is not a slow body.
+    """
+
+    def __init__(self, receive: Receive, limit: int, timeout: float, expected: bool) -> None:
+        self._receive = receive
+        self.limit = limit
+        self.timeout = timeout
+        self.received = 0
+        self.deadline: float | None = None
+        self.complete = not expected
+
+    async def receive(self) -> Message:
+        if self.complete:
+            return await self._receive()
+        now = time.monotonic()
+        if self.deadline is None:
+            self.deadline = now + self.timeout
+        try:
+            message = await asyncio.wait_for(self._receive(), max(self.deadline - now, 0.001))
+        except TimeoutError:
+            raise body_timeout(self.timeout) from None
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > self.limit:
+                raise body_too_large(self.limit)
+            self.complete = not message.get("more_body", False)
+        return message
