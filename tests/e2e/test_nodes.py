@@ -82,92 +82,81 @@ def test_exactly_k_of_n_across_three_nodes(nodes: tuple[list[Server], Engine]) -
         assert conn.execute(select(func.count()).where(ledger.c.kind == "lookup")).scalar_one() == K
 
 
-def test_sigkill_of_one_node_among_three_loses_nothing(nodes: tuple[list[Server], Engine]) -> None:
-    servers, engine = nodes
-    creds = account(engine, "100000")
-    ok: list[str] = []
-    stop = threading.Event()
-    lock = threading.Lock()
-    counter = itertools.count()
+class Load:
+    """Threads posting single-number lookups to the nodes until stopped; they record every outcome."""
 
-    def load(server: Server) -> None:
-        with httpx.Client(base_url=server.url, auth=(creds.api_username, creds.api_password), timeout=30) as client:
-            while not stop.is_set():
-                n = next(counter)
+    def __init__(self, servers: list[Server], creds: NewCredentials, threads: int) -> None:
+        self.ok: list[str] = []  # request ids of the 200s
+        self.outcomes: Counter[str] = Counter()  # "200", "<status>/<code>", or the transport error's name
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._counter = itertools.count()
+        self._creds = creds
+        self._threads = [threading.Thread(target=self._run, args=(servers[i % len(servers)],)) for i in range(threads)]
+        for t in self._threads:
+            t.start()
+
+    def _run(self, server: Server) -> None:
+        with httpx.Client(base_url=server.url, auth=(self._creds.api_username, self._creds.api_password), timeout=30) as client:
+            while not self._stop.is_set():
+                n = next(self._counter)
                 try:
                     response = client.post("/v1/hlr/sync", json={"numbers": [f"+3725{n:07d}"]}, headers=HEADERS)
-                except httpx.TransportError:
+                except httpx.TransportError as exc:
+                    with self._lock:
+                        self.outcomes[type(exc).__name__] += 1
                     time.sleep(0.01)
                     continue
-                if response.status_code == 200:
-                    with lock:
-                        ok.append(response.json()["request_id"])
+                with self._lock:
+                    if response.status_code == 200:
+                        self.ok.append(response.json()["request_id"])
+                        self.outcomes["200"] += 1
+                    else:
+                        self.outcomes[f"{response.status_code}/{response.json()['error']['code']}"] += 1
 
-    threads = [threading.Thread(target=load, args=(servers[i % 3],)) for i in range(9)]
-    for t in threads:
-        t.start()
-    time.sleep(1.5)
-    servers[0].kill()
-    before_kill = len(ok)
-    time.sleep(1.0)
-    stop.set()
-    for t in threads:
-        t.join(timeout=60)
-    assert before_kill > 0 and len(ok) > before_kill, "the surviving nodes must keep serving"
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=60)
+
+
+def assert_ledger_matches(engine: Engine, creds: NewCredentials, ok: list[str]) -> None:
+    """Every 200 has its ledger row, every row is a whole charge, and the balance is the ledger's sum."""
+    engine.dispose()  # pooled connections may have died with a node or the database
     with engine.connect() as conn:
         rows = conn.execute(select(ledger.c.request_id, ledger.c.amount).where(ledger.c.kind == "lookup")).all()
-    charged = {r.request_id for r in rows}
-    assert set(ok) <= charged
+    assert set(ok) <= {r.request_id for r in rows}
     assert all(r.amount == -10_000 for r in rows)
     shared = get_account(engine, creds.name)
     assert shared.balance == ledger_total(engine, shared.id)
+
+
+def test_sigkill_of_one_node_among_three_loses_nothing(nodes: tuple[list[Server], Engine]) -> None:
+    servers, engine = nodes
+    creds = account(engine, "100000")
+    load = Load(servers, creds, threads=9)
+    time.sleep(1.5)
+    servers[0].kill()
+    before_kill = len(load.ok)
+    time.sleep(1.0)
+    load.stop()
+    assert before_kill > 0 and len(load.ok) > before_kill, "the surviving nodes must keep serving"
+    assert_ledger_matches(engine, creds, load.ok)
 
 
 @pytest.mark.skipif(BACKEND != "postgresql", reason="restarts the PostgreSQL server: the PostgreSQL run only")
 def test_postgresql_restart_under_load_is_clean_and_recovers(nodes: tuple[list[Server], Engine]) -> None:
     servers, engine = nodes
     creds = account(engine, "100000")
-    outcomes: Counter[str] = Counter()
-    ok: list[str] = []
-    stop = threading.Event()
-    lock = threading.Lock()
-    counter = itertools.count()
-
-    def load(server: Server) -> None:
-        with httpx.Client(base_url=server.url, auth=(creds.api_username, creds.api_password), timeout=30) as client:
-            while not stop.is_set():
-                n = next(counter)
-                try:
-                    response = client.post("/v1/hlr/sync", json={"numbers": [f"+3725{n:07d}"]}, headers=HEADERS)
-                except httpx.TransportError as exc:
-                    with lock:
-                        outcomes[type(exc).__name__] += 1
-                    continue
-                with lock:
-                    if response.status_code == 200:
-                        ok.append(response.json()["request_id"])
-                        outcomes["200"] += 1
-                    else:
-                        body = response.json()
-                        outcomes[f"{response.status_code}/{body['error']['code']}"] += 1
-
-    threads = [threading.Thread(target=load, args=(servers[i % 3],)) for i in range(6)]
-    for t in threads:
-        t.start()
+    load = Load(servers, creds, threads=6)
     time.sleep(1.0)
     support.cluster().restart()
-    restarted = len(ok)
+    restarted = len(load.ok)
     deadline = time.monotonic() + 20
-    while len(ok) < restarted + 30 and time.monotonic() < deadline:
+    while len(load.ok) < restarted + 30 and time.monotonic() < deadline:
         time.sleep(0.1)
-    stop.set()
-    for t in threads:
-        t.join(timeout=60)
-    assert len(ok) >= restarted + 30, f"the nodes did not recover: {outcomes}"
-    assert set(outcomes) <= {"200", "500/103"}, outcomes  # a clean 103 server error, never a dropped connection
-    engine.dispose()  # its pooled connections died with the restart
-    with engine.connect() as conn:
-        charged = {r[0] for r in conn.execute(select(ledger.c.request_id).where(ledger.c.kind == "lookup"))}
-    assert set(ok) <= charged
-    shared = get_account(engine, creds.name)
-    assert shared.balance == ledger_total(engine, shared.id)
+    load.stop()
+    assert len(load.ok) >= restarted + 30, f"the nodes did not recover: {load.outcomes}"
+    # A clean 103 server error while the database is away, never a dropped connection.
+    assert set(load.outcomes) <= {"200", "500/103"}, load.outcomes
+    assert_ledger_matches(engine, creds, load.ok)
