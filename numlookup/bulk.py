@@ -119,7 +119,7 @@ def _combinations(columns: Columns) -> tuple[np.ndarray, list[int]]:
     key = (
         (batch.reason.astype(np.int64) * 64 + batch.number_type.astype(np.int64)) * width + columns.original + 1
     ) * width + columns.ported + 1
-    uniques, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     return inverse.ravel(), first.tolist()
 
 

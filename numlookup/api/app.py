@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from numlookup.api.admin import import_dataset_route
-from numlookup.api.errors import ApiError, ErrorCode, error_response, method_not_allowed, not_found, not_ready, server_error
+from numlookup.api.errors import ApiError, ErrorCode, error_response, method_not_allowed, not_found, not_ready
 from numlookup.api.limits import AbuseGuard
 from numlookup.api.lookup import lookup
 from numlookup.api.openapi import openapi_document
@@ -60,15 +60,6 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 405:
         return error_response(method_not_allowed(request.method, request.url.path))
     return error_response(ApiError(exc.status_code, ErrorCode.INVALID_PARAMETERS, str(exc.detail)))
-
-
-async def _server_error(request: Request, exc: Exception) -> Response:
-    """Runs outside the request-id middleware (Starlette's outermost layer), so it stamps the id itself."""
-    request_id = request.scope.get("state", {}).get("request_id", "")
-    log.error("unhandled error in request %s", request_id, exc_info=exc)
-    response = error_response(server_error())
-    response.headers["X-Request-Id"] = request_id
-    return response
 
 
 async def healthz(_request: Request) -> Response:
@@ -153,7 +144,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ],
         # The request id first, so even a refusal by the guard carries one.
         middleware=[Middleware(RequestIdMiddleware), Middleware(AbuseGuard, settings=settings)],
-        exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _server_error},
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error},  # other errors: RequestIdMiddleware
         lifespan=lifespan,
     )
     app.state.numlookup = state

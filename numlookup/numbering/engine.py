@@ -51,7 +51,7 @@ from phonenumbers.phonenumberutil import _test_number_length, region_code_for_co
 
 from numlookup.numbering import patterns
 from numlookup.numbering.models import InvalidReason
-from numlookup.numbering.tables import paint
+from numlookup.numbering.tables import POW10, paint
 
 FORMAT_VERSION = 2  # bump when the table layout or the compile rules change
 E15 = 10**15
@@ -98,7 +98,6 @@ TYPE_NAMES: dict[int, str] = {
 
 Array = npt.NDArray[Any]
 
-_POW10 = np.array([10**i for i in range(19)], dtype=np.int64)
 
 
 # --------------------------------------------------------------------------- reference
@@ -547,7 +546,7 @@ class Engine:
         # parse: "+" and fewer than 3 digits is not viable; else the calling code is the
         # shortest known prefix (_extract_country_code).
         tiny = length < 3
-        cci = np.where(tiny, -1, self.cc3[value // _POW10[np.maximum(length - 3, 0)]])
+        cci = np.where(tiny, -1, self.cc3[value // POW10[np.maximum(length - 3, 0)]])
         known = cci >= 0
         reason_out = np.where(known, 0, code[InvalidReason.INVALID_COUNTRY_CODE]).astype(np.int64)
         reason_out[tiny] = code[InvalidReason.NOT_A_NUMBER]
@@ -569,7 +568,7 @@ class Engine:
         if len(sub):
             k = strip[sub]
             rest_len = nsn_len[sub] - k
-            scale = _POW10[np.maximum(rest_len, 0)]
+            scale = POW10[np.maximum(rest_len, 0)]
             new_value = cc[sub] * scale + value[sub] % scale
             new_len = length[sub] - k
             new_key = new_len * E15 + new_value
@@ -598,7 +597,7 @@ class Engine:
         carrier_out = np.where(ok, 0, -1)
         sub = np.flatnonzero(ok & np.isin(kind, CARRIER_TYPES))
         if len(sub):
-            padded = value[sub] * _POW10[np.maximum(MAX_DIGITS - length[sub], 0)]
+            padded = value[sub] * POW10[np.maximum(MAX_DIGITS - length[sub], 0)]
             entry = _lookup(self.carrier_starts, self.carrier_entry, padded)
             found = entry >= 0
             safe_entry = np.maximum(entry, 0)

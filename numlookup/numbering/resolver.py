@@ -25,10 +25,9 @@ from numlookup.numbering.interning import Interner
 from numlookup.numbering.models import Country, Network, Resolution
 from numlookup.numbering.networks import NetworkTable
 from numlookup.numbering.operator_data import OperatorData
-from numlookup.numbering.tables import NO_NETWORK, WIDTH, DataNetwork
+from numlookup.numbering.tables import NO_NETWORK, POW10, WIDTH, DataNetwork
 
 _SEPARATORS = str.maketrans("", "", " \t-.()/\u00a0")
-_POW10 = np.array([10**i for i in range(WIDTH + 1)], dtype=np.int64)
 
 
 def international_form(raw: str) -> str:
@@ -145,7 +144,7 @@ class Resolver:
         if NON_GEOGRAPHIC in batch.regions:  # +800, +882, …: the country depends on the number's own code
             non_geo = region == batch.regions.index(NON_GEOGRAPHIC)
             digits = batch.digits[rows][non_geo]
-            code[non_geo] = digits // _POW10[np.searchsorted(_POW10, digits, side="right") - 3]
+            code[non_geo] = digits // POW10[np.searchsorted(POW10, digits, side="right") - 3]
         key = (region * (len(batch.carriers) + 1) + carrier + 1) * 1000 + code
         uniques, first, inverse = np.unique(key, return_index=True, return_inverse=True)
         index = np.empty(len(uniques), dtype=np.int32)
@@ -172,8 +171,8 @@ class Resolver:
     ) -> None:
         """Imported ranges override shipped ones; a ported number overrides its range."""
         digits = batch.digits[rows]
-        lengths = np.searchsorted(_POW10, digits, side="right")
-        padded = digits * _POW10[np.maximum(WIDTH - lengths, 0)]
+        lengths = np.searchsorted(POW10, digits, side="right")
+        padded = digits * POW10[np.maximum(WIDTH - lengths, 0)]
         no_hits = np.full(len(rows), NO_NETWORK, dtype=np.int32)
         range_hits = operator.ranges.lookup(padded) if operator.ranges is not None else no_hits
         ported_hits = operator.ported.lookup(digits) if operator.ported is not None else no_hits

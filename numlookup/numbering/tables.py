@@ -23,6 +23,8 @@ import numpy.typing as npt
 
 WIDTH = 15  # E.164 numbers have at most 15 digits
 NO_NETWORK = -1
+# Powers of ten as int64: scale digits, and count them with searchsorted.
+POW10 = np.array([10**i for i in range(19)], dtype=np.int64)
 
 
 @dataclass(frozen=True, slots=True)
