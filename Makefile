@@ -23,9 +23,10 @@ run: $(VENV)/.run-installed
 	$(BIN)/numlookup serve --demo
 
 ## Run the whole test suite twice: on SQLite, then on a throwaway PostgreSQL cluster.
-## Installs osmo-hlr (live-source tests) and PostgreSQL when missing.
+## Installs osmo-hlr (live-source tests), nginx (load-balancer tests) and PostgreSQL when missing.
 test: $(VENV)/.test-installed
 	sh scripts/ensure-osmo-hlr.sh || echo "osmo-hlr could not be installed: its tests will be skipped"
+	sh scripts/ensure-nginx.sh || echo "nginx could not be installed: its tests will be skipped"
 	sh scripts/ensure-postgres.sh
 	NUMLOOKUP_TEST_BACKEND=sqlite $(BIN)/python -m pytest $(PYTEST_ARGS)
 	NUMLOOKUP_TEST_BACKEND=postgresql $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -1,24 +1,43 @@
 """Requests per second of the running server, measured with wrk.
 
 Why: the lookup route does more than answer. It authenticates, resolves ten
-numbers and commits a charge plus a ledger row to SQLite before the 200 leaves.
-This benchmark says how many such requests a node serves per second with one and
-with two worker processes. It also sets that figure against the same server's
-``GET /healthz``, which does no authentication, no database work and no lookup,
-so the ratio shows what the lookup itself costs. After every lookup run it checks
-with the CLI that the balance fell by 0.1 credits for each 200 wrk counted (plus
-the few requests still in flight when wrk stopped, each with its own ledger row).
+numbers and commits a charge plus a ledger row to the database before the 200
+leaves. This benchmark says how many such requests per second one node, or
+several nodes sharing one database, serve on SQLite and on PostgreSQL, with the
+charges of concurrent requests committed together (group commit) or one by one.
+It also sets that figure against the same server's ``GET /healthz``, which does
+no authentication, no database work and no lookup, so the ratio shows what the
+lookup itself costs. After every lookup run it checks with the CLI that the
+balance fell by 0.1 credits for each 200 wrk counted (plus the few requests still
+in flight when wrk stopped, each with its own ledger row).
 
 It is run by hand and never by the test suite::
 
-    python bench/server.py [--workers 1 2] [--duration 10] [--connections 64] [--synchronous FULL NORMAL]
+    python bench/server.py [--database sqlite postgresql] [--nodes 1 3] [--workers 1 2]
+                           [--group-commit on off] [--synchronous FULL NORMAL]
+                           [--duration 10] [--connections 64]
 
-It needs ``wrk`` on PATH (Debian/Ubuntu: ``apt-get install wrk``). For each worker
-count and each SQLite ``synchronous`` mode it creates a fresh data folder and
-account, starts ``numlookup serve`` on a free port of 127.0.0.1, runs
-``bench/wrk_lookup.lua`` (2 wrk threads, 10 numbers per request) and then the
-``/healthz`` baseline, and stops the server again. wrk runs on the same machine
-as the server, so the two compete for the same CPUs.
+It needs ``wrk`` on PATH (Debian/Ubuntu: ``apt-get install wrk``), and for
+``--database postgresql`` the PostgreSQL server binaries (initdb, pg_ctl). Every
+combination of the options is one run: a fresh data folder, database and
+account, N ``numlookup serve`` nodes on free ports of 127.0.0.1 sharing that
+database, ``bench/wrk_lookup.lua`` (10 numbers per request) against them, then
+the ``/healthz`` baseline on node 1, and the nodes are stopped again.
+``--synchronous`` is SQLite's ``PRAGMA synchronous``; PostgreSQL runs ignore it.
+
+PostgreSQL is one throwaway cluster for the whole bench (``tests/pg.py``) with a
+fresh database per run, upgraded with ``numlookup db upgrade`` before the nodes
+start; unlike the test suite's cluster it keeps ``fsync`` on, as SQLite's FULL
+does. On SQLite the nodes share one database file (one data folder).
+
+One node gets one wrk process with 2 threads and all connections. N nodes get N
+wrk processes at the same time, one per node, each with 1 thread and
+connections // N connections: their requests and responses are summed, the
+p99 is the largest of their p99s and the p50 their request-weighted mean.
+
+wrk, the nodes and PostgreSQL all run on this one machine and compete for the
+same CPUs: more nodes on one machine measure contention for those CPUs and for
+the one database, not how the service scales out over machines.
 """
 
 from __future__ import annotations
@@ -42,13 +61,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import phonenumbers
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))  # tests/pg.py's throwaway PostgreSQL cluster
+
+if TYPE_CHECKING:
+    from tests.pg import PostgresCluster
+
 LUA_SCRIPT = HERE / "wrk_lookup.lua"
-WRK_THREADS = 2
+WRK_THREADS = 2  # one node: one wrk process with this many threads
 # wrk leaves answers slower than its timeout (default 2 s) out of the latency figures; keep them in.
 WRK_TIMEOUT_S = 30
 RESULT_PREFIX = "WRK_RESULT "
@@ -56,7 +81,9 @@ ACCOUNT = "bench"
 INITIAL_CREDITS = Decimal("10000000")
 PRICE = Decimal("0.01")  # the server's default price per valid number, set explicitly below
 NUMBERS_PER_REQUEST = 10
+DATABASES = ("sqlite", "postgresql")
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+NOT_SQLITE = "-"  # the synchronous cell of a PostgreSQL run
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
 
@@ -70,7 +97,7 @@ class BenchError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class WrkResult:
-    """The line wrk_lookup.lua's done() prints, parsed."""
+    """The line wrk_lookup.lua's done() prints, parsed; or several such lines combined."""
 
     requests: int
     duration_s: float
@@ -103,6 +130,29 @@ class WrkResult:
             p99_ms=float(latency["p99"]) / 1000,
         )
 
+    @classmethod
+    def combine(cls, parts: list[WrkResult]) -> WrkResult:
+        """The wrk processes that loaded the nodes at the same time, as one load.
+
+        Counts add up. The duration is the longest one, so req/s is the summed
+        requests over the time all of them took. wrk reports percentiles, not its
+        histogram, so the exact percentiles of the whole are lost: the p99 is the
+        worst of the p99s (an upper bound) and the p50 the mean of the p50s
+        weighted by each process's requests (an estimate).
+        """
+        if len(parts) == 1:
+            return parts[0]
+        requests = sum(p.requests for p in parts)
+        return cls(
+            requests=requests,
+            duration_s=max(p.duration_s for p in parts),
+            ok=sum(p.ok for p in parts),
+            non200=sum(p.non200 for p in parts),
+            socket_errors=sum(p.socket_errors for p in parts),
+            p50_ms=sum(p.p50_ms * p.requests for p in parts) / requests if requests else 0.0,
+            p99_ms=max(p.p99_ms for p in parts),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class LedgerCheck:
@@ -118,10 +168,27 @@ class LedgerCheck:
 
 
 @dataclass(frozen=True, slots=True)
-class RunResult:
+class RunSpec:
+    """One cell of the matrix the options span."""
+
+    database: str  # "sqlite" or "postgresql"
+    nodes: int
     workers: int
-    synchronous: str
-    group_commit: str
+    synchronous: str  # SQLite's PRAGMA synchronous; NOT_SQLITE on PostgreSQL
+    group_commit: str  # "on" or "off"
+
+    @property
+    def label(self) -> str:
+        durability = f"synchronous={self.synchronous}" if self.database == "sqlite" else "fsync=on"
+        return (
+            f"{self.database}, {self.nodes} node{'s' if self.nodes > 1 else ''}, "
+            f"{self.workers} worker{'s' if self.workers > 1 else ''} per node, {durability}, group commit {self.group_commit}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    spec: RunSpec
     lookup: WrkResult
     healthz: WrkResult
     ledger: LedgerCheck
@@ -161,15 +228,57 @@ def request_body(numbers: list[str]) -> bytes:
     return json.dumps({"numbers": numbers}, separators=(",", ":")).encode()
 
 
+# ---------------------------------------------------------------- PostgreSQL
+
+
+def start_postgres() -> PostgresCluster:
+    """tests/pg.py's throwaway cluster, started with PostgreSQL's default durability.
+
+    The test suite's cluster runs with ``fsync=off`` because its tests never kill
+    PostgreSQL; a benchmark that compares against SQLite's ``synchronous=FULL``
+    must pay for its commits reaching the disk, so this one keeps fsync on. The
+    import is here, not at the top, so SQLite-only runs need no psycopg.
+    """
+    from tests.pg import PostgresCluster
+
+    class DurableCluster(PostgresCluster):
+        def start(self) -> DurableCluster:
+            # PostgresCluster.start() without -F (fsync=off); the other options as in the suite.
+            self._run(str(self.bin_dir / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8")
+            options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -c max_connections=300 -c shared_buffers=64MB"
+            self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "start")
+            return self
+
+    cluster = DurableCluster()
+    try:
+        return cluster.start()
+    except BaseException:
+        cluster.stop()
+        raise
+
+
+def postgres_settings(cluster: PostgresCluster) -> str:
+    """What the cluster actually runs with, read back from it for the report."""
+    import psycopg
+
+    names = ("server_version", "fsync", "synchronous_commit", "shared_buffers", "max_connections")
+    with psycopg.connect(f"host=127.0.0.1 port={cluster.port} user=postgres dbname=postgres") as conn:
+        values = [conn.execute(f"SHOW {name}").fetchone()[0] for name in names]  # type: ignore[index]
+    return ", ".join(f"{name}={value}" for name, value in zip(names, values))
+
+
 # ---------------------------------------------------------------- the CLI and the server
 
 
-def child_env(data_dir: Path, synchronous: str, group_commit: str = "on") -> dict[str, str]:
-    """This process's environment without any numlookup setting of the caller's, plus the bench's."""
+def child_env(data_dir: Path, synchronous: str, group_commit: str = "on", database_url: str = "") -> dict[str, str]:
+    """This process's environment without any numlookup setting of the caller's, plus the bench's.
+
+    With a ``database_url`` the data folder holds only the node's own files and the
+    database is that URL's; without one it is the SQLite file in the data folder.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("NUMLOOKUP_")}
     env.update(
         NUMLOOKUP_DATA_DIR=str(data_dir),
-        NUMLOOKUP_SQLITE_SYNCHRONOUS=synchronous,
         NUMLOOKUP_GROUP_COMMIT="true" if group_commit == "on" else "false",
         NUMLOOKUP_MAX_NUMBERS_PER_REQUEST=str(NUMBERS_PER_REQUEST),
         NUMLOOKUP_DEFAULT_PRICE=str(PRICE),
@@ -177,16 +286,40 @@ def child_env(data_dir: Path, synchronous: str, group_commit: str = "on") -> dic
         NUMLOOKUP_ACCESS_LOG="false",
         NUMLOOKUP_RATE_LIMIT_PER_IP="0",  # all load comes from one address: measure the server, not its limiter
     )
+    if database_url:
+        env["NUMLOOKUP_DATABASE_URL"] = database_url
+    else:
+        env["NUMLOOKUP_SQLITE_SYNCHRONOUS"] = synchronous
     return env
+
+
+def run_envs(tmp: Path, spec: RunSpec, database_url: str) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """The CLI's environment and each node's.
+
+    SQLite: every node and the CLI use one data folder, so they share its one
+    database file. PostgreSQL: each node gets a data folder of its own, as on
+    machines of their own, and all of them the same database URL.
+    """
+    if spec.database == "sqlite":
+        env = child_env(tmp / "data", spec.synchronous, spec.group_commit)
+        return env, [env] * spec.nodes
+    cli_env = child_env(tmp / "cli", spec.synchronous, spec.group_commit, database_url)
+    nodes = [child_env(tmp / f"node{i}", spec.synchronous, spec.group_commit, database_url) for i in range(1, spec.nodes + 1)]
+    return cli_env, nodes
+
+
+def cli_text(env: dict[str, str], *args: str) -> str:
+    """Run ``python -m numlookup ARGS`` and return what it printed."""
+    command = [sys.executable, "-m", "numlookup", *args]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise BenchError(f"`numlookup {' '.join(args)}` failed ({done.returncode}):\n{done.stderr.strip()}")
+    return done.stdout
 
 
 def cli(env: dict[str, str], *args: str) -> Any:
     """Run ``python -m numlookup ARGS --json`` and return its parsed output."""
-    command = [sys.executable, "-m", "numlookup", *args, "--json"]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
-    if done.returncode != 0:
-        raise BenchError(f"`numlookup {' '.join(args)}` failed ({done.returncode}):\n{done.stderr.strip()}")
-    return json.loads(done.stdout)
+    return json.loads(cli_text(env, *args, "--json"))
 
 
 def balance(env: dict[str, str]) -> Decimal:
@@ -241,6 +374,21 @@ def running_server(env: dict[str, str], port: int, workers: int, log_path: Path)
         stop(proc)
 
 
+@contextlib.contextmanager
+def running_nodes(envs: list[dict[str, str]], workers: int, log_dir: Path) -> Iterator[list[str]]:
+    """One ``numlookup serve`` per environment, each on a free port; yields their base URLs.
+
+    They start one after the other, so no two of them migrate or open the
+    database at the same moment; all of them are stopped when the block ends.
+    """
+    with contextlib.ExitStack() as stack:
+        bases = [
+            stack.enter_context(running_server(env, free_port(), workers, log_dir / f"node{i}.log"))
+            for i, env in enumerate(envs, start=1)
+        ]
+        yield bases
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM and wait; SIGKILL the server's process group if it does not stop."""
     if proc.poll() is not None:
@@ -276,32 +424,81 @@ def preflight(base: str, authorization: str, body: bytes) -> None:
         raise BenchError(f"the server did not accept all {NUMBERS_PER_REQUEST} numbers; invalid: {invalid}")
 
 
-def run_wrk(url: str, mode: str, connections: int, duration: int, authorization: str | None) -> WrkResult:
+def start_wrk(
+    url: str, mode: str, threads: int, connections: int, duration: int, authorization: str | None
+) -> subprocess.Popen[str]:
+    """wrk with wrk_lookup.lua in the background; ``finish_wrk`` collects its result."""
     env = dict(os.environ)
     env.pop("BENCH_AUTHORIZATION", None)
     if authorization is not None:
         env["BENCH_AUTHORIZATION"] = authorization
     command = [
-        "wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{duration}s", f"--timeout={WRK_TIMEOUT_S}s",
+        "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", f"--timeout={WRK_TIMEOUT_S}s",
         "-s", str(LUA_SCRIPT), url, "--", mode,
     ]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=duration + 120)
-    if done.returncode != 0:
-        raise BenchError(f"wrk failed ({done.returncode}):\n{done.stderr.strip()}\n{done.stdout.strip()}")
-    return WrkResult.parse(done.stdout)
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish_wrk(proc: subprocess.Popen[str], duration: int) -> WrkResult:
+    """Wait for a ``start_wrk`` process and parse its result line."""
+    try:
+        stdout, stderr = proc.communicate(timeout=duration + 120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+    if proc.returncode != 0:
+        raise BenchError(f"wrk failed ({proc.returncode}):\n{stderr.strip()}\n{stdout.strip()}")
+    return WrkResult.parse(stdout)
+
+
+def run_wrk(url: str, mode: str, connections: int, duration: int, authorization: str | None) -> WrkResult:
+    """One wrk process, WRK_THREADS threads, against one node."""
+    return finish_wrk(start_wrk(url, mode, WRK_THREADS, connections, duration, authorization), duration)
+
+
+def wrk_connections(connections: int, nodes: int) -> int:
+    """The connections the load opens: all of them for one node, connections // N per node for N."""
+    return connections if nodes == 1 else connections // nodes * nodes
+
+
+def load_nodes(bases: list[str], path: str, connections: int, duration: int, authorization: str) -> WrkResult:
+    """POST the lookup to every node at once: one wrk process per node, summed.
+
+    One node keeps the single wrk process with WRK_THREADS threads. For N nodes
+    each wrk has 1 thread and connections // N connections, so N processes do
+    not ask for more threads than there are cores to share with the servers.
+    """
+    if len(bases) == 1:
+        return run_wrk(bases[0] + path, "lookup", connections, duration, authorization)
+    per_node = connections // len(bases)
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        for base in bases:
+            procs.append(start_wrk(base + path, "lookup", 1, per_node, duration, authorization))
+        return WrkResult.combine([finish_wrk(proc, duration) for proc in procs])
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
 
 
 def _fmt(amount: Decimal) -> str:
     return format(amount.normalize(), "f")
 
 
-def check_ledger(env: dict[str, str], before: Decimal, result: WrkResult, connections: int) -> LedgerCheck:
+def check_ledger(
+    env: dict[str, str], before: Decimal, result: WrkResult, connections: int, preflights: int = 1
+) -> LedgerCheck:
     """Is the balance the balance before wrk minus 0.1 for each 200 wrk counted?
 
     wrk stops on a timer with up to one request in flight per connection; the server
     still answers and charges those, but wrk never counts their responses. So the
     check passes exactly, or with 1..CONNECTIONS extra charges that the ledger rows
-    account for one by one; anything else is a mismatch.
+    account for one by one; anything else is a mismatch. ``connections`` is the
+    count over all wrk processes; ``preflights`` the lookups sent by hand before
+    ``before`` was read, one per node, which have ledger rows of their own.
     """
     per_request = PRICE * NUMBERS_PER_REQUEST
     # Requests in flight when wrk stopped may still be committing: wait for a stable balance.
@@ -313,7 +510,7 @@ def check_ledger(env: dict[str, str], before: Decimal, result: WrkResult, connec
             break
         after = again
     expected = before - per_request * result.ok
-    rows = lookup_rows(env) - 1  # minus the preflight lookup
+    rows = lookup_rows(env) - preflights
     charged = (before - after) / per_request
     equation = f"balance {_fmt(after)} vs {_fmt(before)} - {_fmt(per_request)} x {result.ok} responses 200 = {_fmt(expected)}"
     if after == expected and rows == result.ok:
@@ -334,30 +531,51 @@ def check_ledger(env: dict[str, str], before: Decimal, result: WrkResult, connec
     )
 
 
-def measure(workers: int, synchronous: str, group_commit: str, connections: int, duration: int, body: bytes) -> RunResult:
-    label = f"{workers} worker{'s' if workers > 1 else ''}, synchronous={synchronous}, group commit {group_commit}"
-    print(f"== {label}", flush=True)
+def measure(spec: RunSpec, cluster: PostgresCluster | None, connections: int, duration: int, body: bytes) -> RunResult:
+    print(f"== {spec.label}", flush=True)
     with tempfile.TemporaryDirectory(prefix="numlookup-bench-") as tmp:
-        data_dir = Path(tmp) / "data"
-        env = child_env(data_dir, synchronous, group_commit)
+        database_url = ""
+        if spec.database == "postgresql":
+            assert cluster is not None
+            database_url = cluster.create_database()
+        env, node_envs = run_envs(Path(tmp), spec, database_url)
+        if database_url:
+            # serve does not migrate PostgreSQL: upgrade it as an operator would, before any node starts.
+            cli_text(env, "db", "upgrade")
         creds = cli(env, "accounts", "create", ACCOUNT, "--credits", str(INITIAL_CREDITS))
         token = base64.b64encode(f"{creds['api_username']}:{creds['api_password']}".encode()).decode()
         authorization = f"Basic {token}"
-        port = free_port()
-        with running_server(env, port, workers, Path(tmp) / "server.log") as base:
-            preflight(base, authorization, body)
+        with running_nodes(node_envs, spec.workers, Path(tmp)) as bases:
+            for base in bases:
+                preflight(base, authorization, body)
             before = balance(env)
-            if before != INITIAL_CREDITS - PRICE * NUMBERS_PER_REQUEST:
-                raise BenchError(f"the first lookup left the balance at {before}, expected a charge of {PRICE * NUMBERS_PER_REQUEST}")
+            if before != INITIAL_CREDITS - PRICE * NUMBERS_PER_REQUEST * len(bases):
+                raise BenchError(
+                    f"the first lookup on each of {len(bases)} node(s) left the balance at {before},"
+                    f" expected a charge of {PRICE * NUMBERS_PER_REQUEST} each"
+                )
 
-            print(f"  POST /v1/hlr/sync for {duration} s ...", flush=True)
-            lookup = run_wrk(base + "/v1/hlr/sync", "lookup", connections, duration, authorization)
-            ledger = check_ledger(env, before, lookup, connections)
+            total = wrk_connections(connections, spec.nodes)
+            print(f"  POST /v1/hlr/sync for {duration} s on {spec.nodes} node(s), {total} connections ...", flush=True)
+            lookup = load_nodes(bases, "/v1/hlr/sync", connections, duration, authorization)
+            ledger = check_ledger(env, before, lookup, total, preflights=len(bases))
             print(f"  ledger check: {ledger.message}", flush=True)
 
-            print(f"  GET /healthz (baseline) for {duration} s ...", flush=True)
-            healthz = run_wrk(base + "/healthz", "healthz", connections, duration, None)
-    return RunResult(workers, synchronous, group_commit, lookup, healthz, ledger)
+            print(f"  GET /healthz (baseline) on node 1 for {duration} s ...", flush=True)
+            healthz = run_wrk(bases[0] + "/healthz", "healthz", connections, duration, None)
+    return RunResult(spec, lookup, healthz, ledger)
+
+
+def run_specs(args: argparse.Namespace) -> list[RunSpec]:
+    """Every combination of the options; PostgreSQL runs once per cell, not once per SQLite mode."""
+    specs: list[RunSpec] = []
+    for database in args.database:
+        for nodes in args.nodes:
+            for workers in args.workers:
+                for synchronous in args.synchronous if database == "sqlite" else [NOT_SQLITE]:
+                    for group_commit in args.group_commit:
+                        specs.append(RunSpec(database, nodes, workers, synchronous, group_commit))
+    return specs
 
 
 # ---------------------------------------------------------------- output
@@ -365,14 +583,16 @@ def measure(workers: int, synchronous: str, group_commit: str, connections: int,
 
 def print_table(results: list[RunResult]) -> None:
     header = (
-        "workers", "synchronous", "group commit", "lookup req/s", "numbers/s", "p50 ms", "p99 ms",
+        "database", "nodes", "workers", "synchronous", "group commit", "lookup req/s", "numbers/s", "p50 ms", "p99 ms",
         "non-200", "sock err", "/healthz req/s", "lookup/healthz", "ledger",
     )
     rows = [
         (
-            str(r.workers),
-            r.synchronous,
-            r.group_commit,
+            r.spec.database,
+            str(r.spec.nodes),
+            str(r.spec.workers),
+            r.spec.synchronous,
+            r.spec.group_commit,
             f"{r.lookup.rps:,.0f}",
             f"{r.lookup.rps * NUMBERS_PER_REQUEST:,.0f}",
             f"{r.lookup.p50_ms:.2f}",
@@ -393,6 +613,35 @@ def print_table(results: list[RunResult]) -> None:
         print("  ".join(c.rjust(w) for c, w in zip(row, widths)))
 
 
+def print_notes(results: list[RunResult], cpus: int) -> None:
+    """What the columns mean, under the table."""
+    cores = f"{cpus} CPU{'s' if cpus > 1 else ''}"
+    print(
+        "Baseline: /healthz req/s is GET /healthz (no auth, no database, no lookup) on node 1 only, one wrk process with\n"
+        f"{WRK_THREADS} threads and all connections, measured right after the lookup run (with several nodes the others idle);\n"
+        "lookup/healthz = lookup req/s / /healthz req/s; with several nodes: all nodes' lookups against one node's /healthz.\n"
+        f"numbers/s = {NUMBERS_PER_REQUEST} x lookup req/s; p50/p99 are wrk's latencies of POST /v1/hlr/sync;\n"
+        "non-200 = lookup responses other than 200; sock err = wrk's connect/read/write errors and timeouts"
+        f" (answers slower than {WRK_TIMEOUT_S} s).\n"
+        f"ledger: exact = balance == balance before - {_fmt(PRICE * NUMBERS_PER_REQUEST)} x responses 200;"
+        " +N in flight = N more charges, each a ledger row,\n"
+        "for requests the server answered after wrk stopped counting (at most one per connection)."
+    )
+    if any(r.spec.nodes > 1 for r in results):
+        print(
+            "nodes > 1: one wrk process per node, run at the same time, 1 thread and connections // nodes connections each;\n"
+            "lookup req/s, non-200 and the ledger check use their summed counts (req/s = summed requests / the longest run),\n"
+            "p99 is the largest of their p99s (an upper bound), p50 the request-weighted mean of their p50s (an estimate).\n"
+            "The nodes share one database: one SQLite file, or one PostgreSQL database."
+        )
+    if any(r.spec.database == "postgresql" for r in results):
+        print("synchronous '-': a PostgreSQL run (SQLite's PRAGMA synchronous does not apply; the cluster keeps fsync on).")
+    print(
+        f"wrk, every node and PostgreSQL ran on the same {cores}: several nodes on one machine measure contention\n"
+        "for those CPUs and for the one database, not how the service scales out over machines."
+    )
+
+
 def wrk_version() -> str:
     done = subprocess.run(["wrk", "--version"], capture_output=True, text=True)
     return (done.stdout or done.stderr).splitlines()[0].strip() if (done.stdout or done.stderr) else "wrk"
@@ -400,25 +649,50 @@ def wrk_version() -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Requests per second of numlookup serve, measured with wrk.")
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts to measure (default: 1 2)")
+    parser.add_argument(
+        "--database", nargs="+", default=["sqlite"], choices=DATABASES,
+        help="databases to measure on (default: sqlite); postgresql starts a throwaway cluster",
+    )
+    parser.add_argument(
+        "--nodes", type=int, nargs="+", default=[1],
+        help="numlookup serve processes sharing one database, each loaded by its own wrk (default: 1)",
+    )
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts per node (default: 1 2)")
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default: 10)")
-    parser.add_argument("--connections", type=int, default=64, help="open connections (default: 64)")
+    parser.add_argument("--connections", type=int, default=64, help="open connections over all nodes (default: 64)")
     parser.add_argument(
         "--group-commit", nargs="+", default=["on", "off"], choices=["on", "off"],
         help="measure with the charges of concurrent requests committed together, one by one, or both (default)",
     )
     parser.add_argument(
         "--synchronous", nargs="+", default=["FULL"], choices=SYNCHRONOUS_MODES, type=str.upper,
-        help="SQLite synchronous modes to measure (default: FULL)",
+        help="SQLite synchronous modes to measure (default: FULL); PostgreSQL runs ignore it",
     )
     args = parser.parse_args(argv)
     if any(w < 1 for w in args.workers):
         parser.error("--workers must be at least 1")
+    if any(n < 1 for n in args.nodes):
+        parser.error("--nodes must be at least 1")
     if args.duration < 1:
         parser.error("--duration must be at least 1")
-    if args.connections < WRK_THREADS:
-        parser.error(f"--connections must be at least {WRK_THREADS} (one per wrk thread)")
+    if args.connections < max(WRK_THREADS, *args.nodes):
+        parser.error(f"--connections must be at least {max(WRK_THREADS, *args.nodes)} (one per wrk thread, one per node)")
     return args
+
+
+def run_all(
+    specs: list[RunSpec], cluster: PostgresCluster | None, args: argparse.Namespace, body: bytes
+) -> tuple[list[RunResult], list[str]]:
+    """Measure every run; a run that fails is reported and the next one goes on."""
+    results: list[RunResult] = []
+    failures: list[str] = []
+    for spec in specs:
+        try:
+            results.append(measure(spec, cluster, args.connections, args.duration, body))
+        except (BenchError, subprocess.TimeoutExpired) as exc:
+            failures.append(f"{spec.label}: {exc}")
+            print(f"  FAILED: {exc}", file=sys.stderr, flush=True)
+    return results, failures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -434,42 +708,38 @@ def main(argv: list[str] | None = None) -> int:
     numbers = lua_numbers()
     check_numbers(numbers)
     body = request_body(numbers)
+    specs = run_specs(args)
 
     cpus = os.cpu_count() or 1
     print(
-        f"{wrk_version()}; {WRK_THREADS} wrk threads, {args.connections} connections, {args.duration} s per run, "
-        f"timeout {WRK_TIMEOUT_S} s, {NUMBERS_PER_REQUEST} numbers per request"
+        f"{wrk_version()}; {len(specs)} runs, {args.connections} connections, {args.duration} s per run, "
+        f"timeout {WRK_TIMEOUT_S} s, {NUMBERS_PER_REQUEST} numbers per request; one node: 1 wrk process with "
+        f"{WRK_THREADS} threads; N nodes: N wrk processes with 1 thread and {args.connections} // N connections each"
     )
     print(
-        f"This machine has {cpus} CPU{'s' if cpus > 1 else ''}: wrk and the server share them, "
-        "so the figures are lower than on a server with its own cores."
+        f"This machine has {cpus} CPU{'s' if cpus > 1 else ''}: wrk, the nodes and PostgreSQL share them, "
+        "so the figures are lower than on servers with their own cores."
     )
-    results: list[RunResult] = []
-    failures: list[str] = []
-    for workers in args.workers:
-        for synchronous in args.synchronous:
-            for group_commit in args.group_commit:
-                try:
-                    results.append(measure(workers, synchronous, group_commit, args.connections, args.duration, body))
-                except (BenchError, subprocess.TimeoutExpired) as exc:
-                    failures.append(f"{workers} worker(s), synchronous={synchronous}, group commit {group_commit}: {exc}")
-                    print(f"  FAILED: {exc}", file=sys.stderr, flush=True)
+    cluster: PostgresCluster | None = None
+    try:
+        if "postgresql" in args.database:
+            try:
+                cluster = start_postgres()
+            except (RuntimeError, subprocess.CalledProcessError, ImportError) as exc:
+                detail = getattr(exc, "stderr", None) or ""
+                print(f"could not start a PostgreSQL cluster: {exc}\n{detail}".rstrip(), file=sys.stderr)
+                return 2
+            print(f"PostgreSQL: a throwaway cluster on 127.0.0.1:{cluster.port}, {postgres_settings(cluster)}")
+        results, failures = run_all(specs, cluster, args, body)
+    finally:
+        if cluster is not None:
+            cluster.stop()
 
     print()
     if results:
         print_table(results)
         print()
-        print(
-            "Baseline: /healthz req/s is the same server's GET /healthz route (no auth, no database, no lookup),\n"
-            "measured right after the lookup run; lookup/healthz = lookup req/s / /healthz req/s.\n"
-            f"numbers/s = {NUMBERS_PER_REQUEST} x lookup req/s; p50/p99 are wrk's latencies of POST /v1/hlr/sync;\n"
-            "non-200 = lookup responses other than 200; sock err = wrk's connect/read/write errors and timeouts"
-            f" (answers slower than {WRK_TIMEOUT_S} s).\n"
-            f"ledger: exact = balance == balance before - {_fmt(PRICE * NUMBERS_PER_REQUEST)} x responses 200;"
-            " +N in flight = N more charges, each a ledger row,\n"
-            "for requests the server answered after wrk stopped counting (at most one per connection).\n"
-            f"wrk ({WRK_THREADS} threads) and the server ran on the same {cpus} CPU{'s' if cpus > 1 else ''}."
-        )
+        print_notes(results, cpus)
     for r in results:
         issues = []
         if r.lookup.non200 or r.lookup.socket_errors:
@@ -479,7 +749,7 @@ def main(argv: list[str] | None = None) -> int:
         if not r.ledger.ok:
             issues.append(f"ledger {r.ledger.message}")
         for issue in issues:
-            print(f"warning: {r.workers} worker(s), synchronous={r.synchronous}: {issue}")
+            print(f"warning: {r.spec.label}: {issue}")
     for failure in failures:
         print(f"failed: {failure}")
     return 1 if failures or any(not r.ledger.ok for r in results) else 0

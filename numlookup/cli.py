@@ -147,7 +147,7 @@ def serve(
     demo: Annotated[bool, typer.Option("--demo", help="Create the demo account if needed and print its credentials.")] = False,
 ) -> None:
     """Serve the API. SQLite is migrated at start; other databases need `numlookup db upgrade`."""
-    import uvicorn
+    from numlookup import serving
 
     def prepare() -> Settings:
         settings = _settings()
@@ -158,22 +158,7 @@ def serve(
         return settings
 
     settings = _run(prepare)
-    uvicorn.run(
-        "numlookup.api.app:create_app",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers or settings.workers,
-        loop="uvloop",
-        http="httptools",
-        log_level=settings.log_level,
-        access_log=settings.access_log,
-        timeout_graceful_shutdown=10,
-        timeout_keep_alive=settings.timeout_keep_alive_seconds,
-        # The app decides who the client is (trusted_proxies); uvicorn must not
-        # rewrite the peer from X-Forwarded-For before the app sees it.
-        proxy_headers=False,
-    )
+    serving.serve(settings, host=host or settings.host, port=port or settings.port, workers=workers or settings.workers)
 
 
 # ---------------------------------------------------------------- db
@@ -312,7 +297,7 @@ def accounts_enable(name: str, as_json: JsonOption = False) -> None:
 
 @accounts_app.command("rotate-secret")
 def accounts_rotate(name: str, as_json: JsonOption = False) -> None:
-    """A new API password; the old one stops working at once."""
+    """A new API password; running servers refuse the old one within account_refresh_seconds (1 s by default)."""
     _run(lambda: _print_credentials(acc.rotate_secret(_engine(), name), as_json, "New secret for"))
 
 
@@ -472,7 +457,8 @@ def _import(
             try:
                 report = import_dataset(
                     engine, settings.data_path, kind, records, source=str(file), fmt=fmt, delta=delta,
-                    skip_invalid=skip_invalid, on_built=lambda: progress.update(task, description="activating"),
+                    skip_invalid=skip_invalid, publish=settings.publishes_datasets,
+                    on_built=lambda: progress.update(task, description="activating"),
                 )
             except ImportFailed as exc:
                 if as_json:

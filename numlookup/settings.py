@@ -84,11 +84,25 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     status_style: StatusStyle = "seed"
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
-    access_log: bool = False
+    # Server logs on stderr, one record a line: "json" objects, "text" for people, or
+    # "auto": text on a terminal, JSON otherwise (systemd, containers, files).
+    log_format: Literal["auto", "json", "text"] = "auto"
+    # One log line per request (request id, method, path, status, duration, client, account).
+    access_log: bool = True
+    # On SIGTERM, requests in flight get this long to finish (and commit their charges)
+    # before they are cancelled; the process then exits.
+    timeout_graceful_shutdown_seconds: int = 10
     # Commit the charges of concurrent requests together (one transaction, one fsync).
     group_commit: bool = True
     # How often each worker checks for a newly activated dataset version.
     dataset_poll_seconds: float = 2.0
+    # Where nodes find the compiled files of imported datasets: "database" stores a
+    # copy in the database at import, fetched by nodes that lack it; "files" expects
+    # a shared data directory; "auto" is "database" on PostgreSQL, "files" on SQLite.
+    dataset_distribution: Literal["auto", "database", "files"] = "auto"
+    # Accounts are cached in each worker; a change (CLI or another node) reaches every
+    # worker within this many seconds. 0 reads the database on every request.
+    account_refresh_seconds: float = 1.0
     # Bearer token for the admin endpoints (dataset imports); empty disables them.
     admin_token: str = ""
 
@@ -152,6 +166,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             if kind not in MATCH_KINDS or not value.isdigit():
                 raise ValueError(f"live_routes: match {route.match!r} must be cc:DIGITS, mccmnc:DIGITS or prefix:DIGITS")
             self.source_name(route.source)  # raises for an unknown source
+        if self.account_refresh_seconds < 0:
+            raise ValueError("account_refresh_seconds must be 0 (no cache) or positive")
         self._check_abuse_settings()
 
     def _check_abuse_settings(self) -> None:
@@ -162,6 +178,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ValueError("auth_failure_window_seconds and auth_failure_penalty_seconds must be positive")
         if self.max_body_bytes < 1 or self.body_timeout_seconds <= 0 or self.timeout_keep_alive_seconds < 1:
             raise ValueError("max_body_bytes, body_timeout_seconds and timeout_keep_alive_seconds must be positive")
+        if self.timeout_graceful_shutdown_seconds < 1:
+            raise ValueError("timeout_graceful_shutdown_seconds must be positive")
         for cidr in self.trusted_proxies:
             try:
                 ipaddress.ip_network(cidr, strict=True)
@@ -193,6 +211,13 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_path / 'numlookup.db'}"
+
+    @property
+    def publishes_datasets(self) -> bool:
+        """Whether an import stores a copy of its compiled files in the database (``dataset_distribution``)."""
+        if self.dataset_distribution == "auto":
+            return not self.effective_database_url.startswith("sqlite")
+        return self.dataset_distribution == "database"
 
 
 class SettingsError(ValueError):

@@ -39,11 +39,12 @@ def parse_address(text: str) -> Address | None:
 
 
 def is_allowed(address: str | None, networks: Iterable[str]) -> bool:
+    return in_networks(address, [ipaddress.ip_network(cidr) for cidr in networks])
+
+
+def in_networks(address: str | None, networks: Iterable[Network]) -> bool:
+    """Whether ``address`` lies in one of ``networks``, parsed once by the caller (the account cache)."""
     parsed = parse_address(address) if address else None
     if parsed is None:
         return False
-    for cidr in networks:
-        network = ipaddress.ip_network(cidr)
-        if network.version == parsed.version and parsed in network:
-            return True
-    return False
+    return any(network.version == parsed.version and parsed in network for network in networks)

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from numlookup.accounts import credentials
-from numlookup.accounts.allowlist import EVERYONE, is_allowed, parse_network
+from numlookup.accounts import credentials, epoch
+from numlookup.accounts.allowlist import EVERYONE, Network, in_networks, parse_network
 from numlookup.settings import STATUS_STYLES
 from numlookup.store.engine import write_transaction
 from numlookup.store.tables import accounts, allowed_networks
@@ -106,6 +106,7 @@ def create_account(
             ).scalar_one()
             for cidr in dict.fromkeys(networks):
                 conn.execute(insert(allowed_networks).values(account_id=account_id, cidr=cidr))
+            epoch.bump(conn)
     except IntegrityError:
         raise AccountError(f"an account named {name!r} exists already") from None
     if credits:
@@ -135,6 +136,7 @@ def _update(engine: Engine, name: str, **values: object) -> None:
         )
         if result.rowcount == 0:
             raise AccountError(f"no account named {name!r}")
+        epoch.bump(conn)
 
 
 def set_enabled(engine: Engine, name: str, enabled: bool) -> None:
@@ -151,7 +153,7 @@ def set_status_style(engine: Engine, name: str, style: str | None) -> None:
 
 
 def rotate_secret(engine: Engine, name: str) -> NewCredentials:
-    """A new secret; the old one stops working at once. The API username stays."""
+    """A new secret; running servers refuse the old one within account_refresh_seconds. The API username stays."""
     secret = credentials.new_secret()
     salt, digest = credentials.hash_secret(secret)
     _update(engine, name, secret_salt=salt, secret_hash=digest)
@@ -165,6 +167,7 @@ def allow_network(engine: Engine, name: str, cidr: str) -> str:
         raise AccountError(f"{network} is already on the allow-list of {name!r}")
     with write_transaction(engine) as conn:
         conn.execute(insert(allowed_networks).values(account_id=account.id, cidr=network))
+        epoch.bump(conn)
     return network
 
 
@@ -177,6 +180,7 @@ def deny_network(engine: Engine, name: str, cidr: str) -> str:
                 allowed_networks.c.account_id == account.id, allowed_networks.c.cidr == network
             )
         )
+        epoch.bump(conn)
     if result.rowcount == 0:
         listed = ", ".join(account.allowed_networks) or "nothing"
         raise AccountError(f"{network} is not on the allow-list of {name!r} (it holds {listed})")
@@ -187,19 +191,38 @@ def deny_network(engine: Engine, name: str, cidr: str) -> str:
 _DUMMY_SALT, _DUMMY_DIGEST = credentials.hash_secret(credentials.new_secret())
 
 
+@dataclass(frozen=True, slots=True)
+class StoredAccount:
+    """What authentication needs of an account: the account, its secret's hash, its parsed allow-list."""
+
+    account: Account
+    secret_salt: bytes
+    secret_hash: bytes
+    networks: tuple[Network, ...]
+
+
+def load_account(conn: Connection, username: str) -> StoredAccount | None:
+    row = conn.execute(select(accounts).where(accounts.c.api_username == username)).first()
+    if row is None:
+        return None
+    account = _account(conn, row)
+    return StoredAccount(account, row.secret_salt, row.secret_hash, tuple(parse_network(c) for c in account.allowed_networks))
+
+
+def verify(stored: StoredAccount | None, password: str, client_ip: str | None) -> Account | None:
+    """The account if the secret is right, it is enabled and ``client_ip`` is allowed; else None."""
+    if stored is None:
+        credentials.verify_secret(password, _DUMMY_SALT, _DUMMY_DIGEST)
+        return None
+    if not credentials.verify_secret(password, stored.secret_salt, stored.secret_hash):
+        return None
+    if not stored.account.enabled or not in_networks(client_ip, stored.networks):
+        return None
+    return stored.account
+
+
 def authenticate(engine: Engine, username: str, password: str, client_ip: str | None) -> Account | None:
     """The account if the credentials are right, it is enabled and ``client_ip`` is allowed; else None."""
     with engine.connect() as conn:
-        row = conn.execute(select(accounts).where(accounts.c.api_username == username)).first()
-        if row is None:
-            credentials.verify_secret(password, _DUMMY_SALT, _DUMMY_DIGEST)
-            return None
-        if not credentials.verify_secret(password, row.secret_salt, row.secret_hash):
-            return None
-        if not row.enabled:
-            return None
-        account = _account(conn, row)
-    if not is_allowed(client_ip, account.allowed_networks):
-        return None
-    return account
-
+        stored = load_account(conn, username)
+    return verify(stored, password, client_ip)

@@ -21,7 +21,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from numlookup.accounts.cache import AccountCache
 from numlookup.api.admin import import_dataset_route
+from numlookup.api.coalescer import ResolveCoalescer
 from numlookup.api.errors import ApiError, ErrorCode, error_response, method_not_allowed, not_found, not_ready
 from numlookup.api.limits import AbuseGuard
 from numlookup.api.lookup import lookup
@@ -58,7 +60,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         return error_response(not_found(request.method, request.url.path))
     if exc.status_code == 405:
-        return error_response(method_not_allowed(request.method, request.url.path))
+        # Starlette names the route's methods in the exception's Allow header.
+        return error_response(method_not_allowed(request.method, request.url.path, (exc.headers or {}).get("Allow", "")))
     return error_response(ApiError(exc.status_code, ErrorCode.INVALID_PARAMETERS, str(exc.detail)))
 
 
@@ -93,6 +96,22 @@ async def readyz(request: Request) -> Response:
     return Response(_encoder.encode(body), media_type="application/json")
 
 
+async def _flush_charges(state: AppState) -> None:
+    """Let a charge commit still running in a thread finish before the engine is disposed.
+
+    At lifespan shutdown uvicorn has answered every request, or cancelled those left
+    after ``timeout_graceful_shutdown_seconds``; a cancelled request's charge may be
+    committing. Bounded by the same timeout, so a hung database cannot hold the exit.
+    """
+    if state.charger is None:
+        return
+    timeout = state.settings.timeout_graceful_shutdown_seconds
+    try:
+        await asyncio.wait_for(state.charger.close(), timeout)
+    except TimeoutError:
+        log.error("shutdown: a charge commit did not finish within %gs", timeout)
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
     document = _encoder.encode(openapi_document(settings.max_numbers_per_request))
@@ -104,19 +123,28 @@ def create_app(settings: Settings | None = None) -> Starlette:
     resolver = Resolver(operator=load_operator_data(engine, settings.data_path), engine=shared_engine(settings.data_path / "cache"))
     metrics = LiveMetrics()
     offline_price = to_micros(settings.offline_price)
+    live = LiveService.from_settings(settings, engine, resolver, metrics)
     state = AppState(
         settings=settings,
         engine=engine,
+        accounts=AccountCache(engine, settings.account_refresh_seconds),
         resolver=resolver,
+        coalescer=ResolveCoalescer(resolver),
         default_price=offline_price,
         prices=Prices(
             offline=offline_price,
             cache=None if settings.price_cache is None else to_micros(settings.price_cache),
             live=None if settings.price_live is None else to_micros(settings.price_live),
         ),
-        live=LiveService.from_settings(settings, engine, resolver, metrics),
+        live=live,
         metrics=metrics,
-        charger=GroupCharger(engine, enabled=settings.group_commit, on_batch=metrics.charge_batch.observe),
+        charger=GroupCharger(
+            engine,
+            enabled=settings.group_commit,
+            on_batch=metrics.charge_batch.observe,
+            # Fresh live answers are committed with the charges of the requests that got them.
+            store_attached=live.store if live is not None else None,
+        ),
     )
 
     async def metrics_route(_request: Request) -> Response:
@@ -127,8 +155,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         follower = asyncio.create_task(
             follow(state.resolver, engine, settings.data_path, settings.dataset_poll_seconds)
         )
+        account_poll = asyncio.create_task(state.accounts.follow())
         yield
+        account_poll.cancel()
         follower.cancel()
+        await _flush_charges(state)
         if state.live is not None:
             await state.live.close()
         state.engine.dispose()
@@ -143,7 +174,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/admin/v1/datasets/{kind}", import_dataset_route, methods=["POST"]),
         ],
         # The request id first, so even a refusal by the guard carries one.
-        middleware=[Middleware(RequestIdMiddleware), Middleware(AbuseGuard, settings=settings)],
+        middleware=[
+            Middleware(RequestIdMiddleware, access_log=settings.access_log),
+            Middleware(AbuseGuard, settings=settings),
+        ],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error},  # other errors: RequestIdMiddleware
         lifespan=lifespan,
     )

@@ -22,9 +22,15 @@ def parse_basic(header: str | None) -> tuple[str, str] | None:
     except (binascii.Error, UnicodeDecodeError):
         return None
     username, sep, password = decoded.partition(":")
-    if not sep:
+    if not sep or not _printable(username):
         return None
     return username, password
+
+
+def _printable(user_id: str) -> bool:
+    """RFC 7617 forbids control characters in the user-id, and the user-id goes to the
+    database: PostgreSQL refuses a NUL in text, so one would be a 500 instead of a 401."""
+    return not any(ord(c) < 0x20 or ord(c) == 0x7F for c in user_id)
 
 
 def basic_credentials(request: Request) -> tuple[str, str] | None:

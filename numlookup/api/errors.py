@@ -100,8 +100,12 @@ def not_found(method: str, path: str) -> ApiError:
     )
 
 
-def method_not_allowed(method: str, path: str) -> ApiError:
-    return ApiError(405, ErrorCode.INVALID_PARAMETERS, f"{path} does not accept {method}; use POST.")
+def method_not_allowed(method: str, path: str, allowed: str) -> ApiError:
+    """405 with ``Allow``, which RFC 9110 requires; ``allowed`` is the route's own comma-separated list."""
+    methods = ", ".join(sorted({m.strip() for m in allowed.split(",") if m.strip()}))
+    return ApiError(
+        405, ErrorCode.INVALID_PARAMETERS, f"{path} does not accept {method}; use {methods}.", {"Allow": methods}
+    )
 
 
 # Errors that end the connection: the rest of the body is not worth reading.

@@ -278,7 +278,8 @@ class _BoundedBody:
         if self.deadline is None:
             self.deadline = now + self.timeout
         try:
-            message = await asyncio.wait_for(self._receive(), max(self.deadline - now, 0.001))
+            async with asyncio.timeout(max(self.deadline - now, 0.001)):  # no extra task, unlike wait_for
+                message = await self._receive()
         except TimeoutError:
             raise body_timeout(self.timeout) from None
         if message["type"] == "http.request":

@@ -14,14 +14,11 @@ for the sum.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from functools import partial
 
 import msgspec
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from numlookup.accounts import authenticate
 from numlookup.api.auth import basic_credentials, client_ip
 from numlookup.api.errors import invalid_parameters, no_credits, too_many_numbers, unauthorized
 from numlookup.api.state import AppState
@@ -59,9 +56,10 @@ async def lookup(request: Request) -> Response:
     presented = basic_credentials(request)
     if presented is None:
         raise unauthorized()
-    account = await run_in_threadpool(authenticate, state.engine, *presented, client_ip(request))
+    account = await state.accounts.authenticate(*presented, client_ip(request))
     if account is None:
         raise unauthorized()
+    request.state.account = account.name  # for the request log (RequestIdMiddleware)
 
     _check_content_type(request)
     body = _decode(await request.body())
@@ -71,7 +69,7 @@ async def lookup(request: Request) -> Response:
     if len(body.numbers) > limit:
         raise too_many_numbers(len(body.numbers), limit)
 
-    resolutions = state.resolver.resolve(body.numbers)
+    resolutions = await state.coalescer.resolve(body.numbers)
     checked_at = iso_time(datetime.now(UTC))
     valid = {r.e164: r for r in resolutions if r.valid and r.e164 is not None}  # a number listed twice counts once
     live: dict[str, LiveResult] = {}
@@ -86,15 +84,15 @@ async def lookup(request: Request) -> Response:
 
     if valid:
         amount = sum(state.price(live[e164].charge_class if e164 in live else "offline", account.price) for e164 in valid)
-        store = None
-        if state.live is not None and (rows := state.live.cache_rows(live)):
-            # Fresh live answers go into the cache in the charge's own transaction: no extra commit.
-            store = partial(state.live.store, rows=rows)
+        # Fresh live answers go into the cache in the charge's own transaction: no extra commit.
+        rows = state.live.cache_rows(live) if state.live is not None else []
         assert state.charger is not None
         try:
-            await state.charger.charge(account.id, request_id, amount, len(valid), store)
+            charge = await state.charger.charge(account.id, request_id, amount, len(valid), rows)
         except InsufficientCredits as exc:
+            state.accounts.note_balance(presented[0], exc.balance)
             raise no_credits(format_amount(exc.balance), format_amount(exc.amount)) from None
+        state.accounts.note_balance(presented[0], charge.balance_after)
 
     style = account.status_style or state.settings.status_style
     result = [number_result(r, style, checked_at, live.get(r.e164) if r.e164 else None) for r in resolutions]  # type: ignore[arg-type]

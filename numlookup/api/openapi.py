@@ -11,10 +11,24 @@ from numlookup.api.errors import ErrorBody
 from numlookup.api.wire import LookupSuccess, NumbersToInvestigate
 
 
-def _error_response(description: str, *, retry_after: bool = False) -> dict[str, Any]:
-    headers: dict[str, Any] = {"X-Request-Id": {"schema": {"type": "string"}}}
+# Every response carries it (the request-id middleware is outermost), so it is required.
+_REQUEST_ID: dict[str, Any] = {
+    "description": "The request's id; for a lookup also its `request_id` and its ledger row's.",
+    "required": True,
+    "schema": {"type": "string", "format": "uuid"},
+}
+
+
+def _error_response(description: str, *, retry_after: bool = False, challenge: bool = False) -> dict[str, Any]:
+    headers: dict[str, Any] = {"X-Request-Id": _REQUEST_ID}
     if retry_after:
-        headers["Retry-After"] = {"description": "Seconds until a retry can succeed.", "schema": {"type": "integer"}}
+        headers["Retry-After"] = {
+            "description": "Seconds until a retry can succeed.", "required": True, "schema": {"type": "integer", "minimum": 1}
+        }
+    if challenge:
+        headers["WWW-Authenticate"] = {
+            "description": "The Basic challenge.", "required": True, "schema": {"const": 'Basic realm="numlookup"'}
+        }
     return {
         "description": description,
         "headers": headers,
@@ -22,6 +36,8 @@ def _error_response(description: str, *, retry_after: bool = False) -> dict[str,
     }
 
 
+# The spellings the API accepts for one number, another country's, and a number too short to be valid.
+_EXAMPLE_REQUEST = {"numbers": ["+37251000001", "37251000001", "+372 5100-0001", "+447712345678", "12345"]}
 _TOO_MANY = _error_response(
     "106: too many requests from this client address or account, or too many failed authentications "
     "from this address; nothing was charged.",
@@ -68,15 +84,18 @@ def openapi_document(max_numbers: int) -> dict[str, Any]:
                     "operationId": "fetchInfo",
                     "summary": "Look up numbers",
                     "security": [{"basicAuth": []}],
-                    "requestBody": {"required": True, "content": {"application/json": {"schema": request_ref}}},
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": request_ref, "example": _EXAMPLE_REQUEST}},
+                    },
                     "responses": {
                         "200": {
                             "description": "One result per number, in input order.",
-                            "headers": {"X-Request-Id": {"schema": {"type": "string"}}},
+                            "headers": {"X-Request-Id": _REQUEST_ID},
                             "content": {"application/json": {"schema": success_ref}},
                         },
                         "400": _error_response("102: parameters wrong or missing; 103: too many numbers."),
-                        "401": _error_response("101: wrong credentials, disabled account or IP not allowed."),
+                        "401": _error_response("101: wrong credentials, disabled account or IP not allowed.", challenge=True),
                         "402": _error_response("104: not enough credits."),
                         "408": _error_response("106: the body did not arrive in time; nothing was charged."),
                         "413": _error_response("102: the body is larger than the server's limit; nothing was charged."),
@@ -89,14 +108,29 @@ def openapi_document(max_numbers: int) -> dict[str, Any]:
                 "get": {
                     "operationId": "metrics",
                     "summary": "Live-source metrics of this worker process, Prometheus text format",
-                    "responses": {"200": {"description": "Metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}},
+                    "responses": {
+                        "200": {
+                            "description": "Metrics",
+                            "headers": {"X-Request-Id": _REQUEST_ID},
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
+                        "429": _TOO_MANY,  # the per-IP limit covers every path but the probes
+                    },
                 }
             },
             "/healthz": {
                 "get": {
                     "operationId": "health",
                     "summary": "The process is alive",
-                    "responses": {"200": {"description": "Alive"}},
+                    "responses": {
+                        "200": {
+                            "description": "Alive",
+                            "headers": {"X-Request-Id": _REQUEST_ID},
+                            "content": {"application/json": {"schema": {
+                                "type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}},
+                            }}},
+                        }
+                    },
                 }
             },
             "/readyz": {
@@ -106,6 +140,7 @@ def openapi_document(max_numbers: int) -> dict[str, Any]:
                     "responses": {
                         "200": {
                             "description": "Ready; `data` names the operator dataset versions served (null: none).",
+                            "headers": {"X-Request-Id": _REQUEST_ID},
                             "content": {"application/json": {"schema": {
                                 "type": "object",
                                 "required": ["status", "database", "data"],

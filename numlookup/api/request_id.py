@@ -1,29 +1,40 @@
 """Gives every request an id before anything else runs, stamps it on every response,
-and turns an unexpected error into the wire's clean 500 (code 103).
+turns an unexpected error into the wire's clean 500 (code 103), and writes the request log.
 
 A pure ASGI middleware, so even a 404 or an unhandled error carries ``X-Request-Id``.
 Errors are answered here rather than left to Starlette's outermost handler: that
 one re-raises to the server, and uvicorn then closes the connection, so a client
 reusing a keep-alive connection would see its next request fail unanswered.
+
+The request log line is written here, not by uvicorn's access log, because only
+here are the request id, the client the abuse guard settled on (``client_ip`` in
+the scope state) and the authenticated account (``account``, set by the lookup
+route) all known.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 
 import msgspec
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from numlookup.api.auth import CLIENT_IP
 from numlookup.api.errors import server_error
+from numlookup.logs import REQUEST_ID
 
 log = logging.getLogger("numlookup.api")
+request_log = logging.getLogger("numlookup.access")
 _SERVER_ERROR = msgspec.json.encode(server_error().body())
+ACCOUNT = "account"  # the key in the request's scope state naming the authenticated account
 
 
 class RequestIdMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, access_log: bool = False) -> None:
         self.app = app
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -32,20 +43,25 @@ class RequestIdMiddleware:
         request_id = str(uuid.uuid4())
         scope.setdefault("state", {})["request_id"] = request_id
         header = (b"x-request-id", request_id.encode())
-        started = False
+        status: int | None = None
+        started_at = time.perf_counter()
+        # Not reset afterwards: uvicorn runs each request in a task of its own, whose
+        # context ends with it, and uvicorn's own record of a request that escaped
+        # (cancelled at the graceful-shutdown timeout) then still names the request.
+        REQUEST_ID.set(request_id)
 
         async def send_with_id(message: Message) -> None:
-            nonlocal started
+            nonlocal status
             if message["type"] == "http.response.start":
-                started = True
+                status = message["status"]
                 message["headers"] = [*message.get("headers", []), header]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
-            log.exception("unhandled error in request %s", request_id)
-            if started:
+            log.exception("unhandled error in %s %s", scope["method"], scope["path"], extra=_fields(scope, status))
+            if status is not None:
                 raise  # half a response is out: only closing the connection can tell the client
             await send_with_id(
                 {
@@ -55,3 +71,37 @@ class RequestIdMiddleware:
                 }
             )
             await send_with_id({"type": "http.response.body", "body": _SERVER_ERROR})
+        finally:
+            if self.access_log:
+                _log_request(scope, status, started_at)
+
+
+def _fields(scope: Scope, status: int | None) -> dict[str, object]:
+    """The request's log fields: who asked what, and what they got (status None: no response was started)."""
+    state = scope.get("state", {})
+    client = state.get(CLIENT_IP)
+    if client is None and scope.get("client"):
+        client = scope["client"][0]
+    return {
+        "request_id": state.get("request_id"),
+        "method": scope["method"],
+        "path": scope["path"],
+        "status": status,
+        "client": client,
+        "account": state.get(ACCOUNT),
+    }
+
+
+def _log_request(scope: Scope, status: int | None, started_at: float) -> None:
+    fields = _fields(scope, status)
+    fields["duration_ms"] = round((time.perf_counter() - started_at) * 1000, 3)
+    request_log.info(
+        "%s %s %s %.1fms client=%s account=%s",
+        fields["method"],
+        fields["path"],
+        status if status is not None else "-",
+        fields["duration_ms"],
+        fields["client"] or "-",
+        fields["account"] or "-",
+        extra=fields,
+    )

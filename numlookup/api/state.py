@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from numlookup.accounts.cache import AccountCache
+from numlookup.api.coalescer import ResolveCoalescer
 from numlookup.billing.charger import GroupCharger
 from numlookup.live.metrics import LiveMetrics
 from numlookup.live.service import ChargeClass, LiveService
@@ -42,7 +44,9 @@ class Prices:
 class AppState:
     settings: Settings
     engine: Engine
+    accounts: AccountCache
     resolver: Resolver
+    coalescer: ResolveCoalescer
     default_price: int  # micro-credits per chargeable offline answer (price_offline, else default_price)
     prices: Prices | None = None
     live: LiveService | None = None

@@ -5,9 +5,12 @@ rate (one fsync each on SQLite). The charger queues charges while a commit is
 running and commits everything queued in the next transaction, so under load
 one fsync pays for many requests and, when idle, a charge goes out at once.
 
-Each charge is still its own conditional UPDATE plus ledger row, applied in
-queue order, so the balance can never go below zero and a charge that the
-balance does not cover fails alone. A response waits for its charge's commit:
+Each account in a batch is debited with one conditional UPDATE for the sum of
+its charges and the ledger rows go in together (``ledger.debit_batch``); where
+the balance does not cover the sum, that account's charges are applied one by
+one in queue order, so the balance can never go below zero and a charge that
+the balance does not cover fails alone. Facts a request commits with its
+charge (its fresh live answers) are stored once per batch by ``store_attached``. A response waits for its charge's commit:
 a 200 still means the ledger row is durable. If the transaction fails, every
 charge in it fails and nothing of it was written.
 """
@@ -15,13 +18,14 @@ charge in it fails and nothing of it was written.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 
-from numlookup.billing.ledger import Charge, InsufficientCredits, debit
+from numlookup.billing.ledger import Charge, Debit, InsufficientCredits, debit_batch
 from numlookup.store.engine import write_transaction
 
 MAX_BATCH = 512
@@ -33,7 +37,7 @@ class _Pending:
     request_id: str
     amount: int
     numbers: int
-    within: Callable[[Connection], None] | None
+    attached: Sequence[Any]
     future: asyncio.Future[Charge] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -47,8 +51,16 @@ class ChargerStats:
 
 
 class GroupCharger:
-    def __init__(self, engine: Engine, *, enabled: bool = True, on_batch: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        enabled: bool = True,
+        on_batch: Callable[[int], None] | None = None,
+        store_attached: Callable[[Connection, list[Any]], None] | None = None,
+    ) -> None:
         self.engine = engine
+        self.store_attached = store_attached
         self.enabled = enabled
         self.on_batch = on_batch
         self.stats = ChargerStats()
@@ -61,10 +73,14 @@ class GroupCharger:
         request_id: str,
         amount: int,
         numbers: int,
-        within: Callable[[Connection], None] | None = None,
+        attached: Sequence[Any] = (),
     ) -> Charge:
-        """Debit and write the ledger row; returns once committed (raises InsufficientCredits)."""
-        pending = _Pending(account_id, request_id, amount, numbers, within)
+        """Debit and write the ledger row; returns once committed (raises InsufficientCredits).
+
+        ``attached`` items are handed to ``store_attached`` in the same transaction,
+        if this charge succeeds.
+        """
+        pending = _Pending(account_id, request_id, amount, numbers, attached)
         if not self.enabled:
             await run_in_threadpool(self._commit, [pending])
             return await pending.future
@@ -73,9 +89,22 @@ class GroupCharger:
             self._worker = asyncio.get_running_loop().create_task(self._drain())
         return await pending.future
 
+    async def close(self) -> None:
+        """Return once every queued charge is committed or has failed: the shutdown flush.
+
+        A charge whose request was cancelled before its batch started (uvicorn cancels
+        the requests left after its graceful-shutdown timeout) is dropped rather than
+        committed: no response would ever tell its client it was charged.
+        """
+        while self._worker is not None and not self._worker.done():
+            await asyncio.shield(self._worker)
+
     async def _drain(self) -> None:
         while self._queue:
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            batch = [pending for pending in batch if not pending.future.cancelled()]
+            if not batch:
+                continue
             try:
                 await run_in_threadpool(self._commit, batch)
             except Exception as exc:  # the whole transaction is gone: so is every charge in it
@@ -85,13 +114,11 @@ class GroupCharger:
 
     def _commit(self, batch: list[_Pending]) -> None:
         """One transaction for the batch; futures are resolved only after it committed."""
-        outcomes: list[Charge | InsufficientCredits] = []
         with write_transaction(self.engine) as conn:
-            for p in batch:
-                try:
-                    outcomes.append(debit(conn, p.account_id, p.request_id, p.amount, p.numbers, p.within))
-                except InsufficientCredits as exc:
-                    outcomes.append(exc)
+            outcomes = debit_batch(conn, [Debit(p.account_id, p.request_id, p.amount, p.numbers) for p in batch])
+            attached = [item for p, o in zip(batch, outcomes, strict=True) if isinstance(o, Charge) for item in p.attached]
+            if attached and self.store_attached is not None:
+                self.store_attached(conn, attached)
         self.stats.commits += 1
         self.stats.charges += len(batch)
         if self.on_batch is not None:

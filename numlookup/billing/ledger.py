@@ -7,12 +7,13 @@ below zero: the database serialises them, and the loser sees zero rows updated.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from numlookup.accounts import epoch
 from numlookup.store.engine import write_transaction
 from numlookup.store.tables import accounts, ledger
 
@@ -76,6 +77,68 @@ def debit(
     return Charge(ledger_id=ledger_id, amount=amount, balance_after=balance_after)
 
 
+@dataclass(frozen=True, slots=True)
+class Debit:
+    """One request's charge, as a batch carries it."""
+
+    account_id: int
+    request_id: str
+    amount: int
+    numbers: int
+
+
+def debit_batch(conn: Connection, debits: Sequence[Debit]) -> list[Charge | InsufficientCredits]:
+    """Many requests' charges inside the caller's transaction, with the outcome of each, in order.
+
+    Why: statement by statement a charge costs two round trips through the SQL
+    layer (about 0.2 ms of a worker's time); a group commit of 500 spent 0.1 s
+    on them. Here each account is debited once, with the sum of its charges, by
+    the same conditional UPDATE, and the ledger rows go in as one multi-row
+    INSERT. Each row's ``balance_after`` is what one-by-one debits in queue
+    order would have written. If the balance does not cover the sum, that
+    account's charges are made one by one, in queue order, and the ones it does
+    not cover fail alone, as before.
+    """
+    outcomes: list[Charge | InsufficientCredits | None] = [None] * len(debits)
+    by_account: dict[int, list[int]] = {}
+    for i, d in enumerate(debits):
+        by_account.setdefault(d.account_id, []).append(i)
+    now = datetime.now(UTC)
+    rows: list[dict[str, object]] = []
+    placed: list[int] = []  # the debit of each row
+    for account_id, indices in by_account.items():
+        total = sum(debits[i].amount for i in indices)
+        after = conn.execute(
+            update(accounts)
+            .where(accounts.c.id == account_id, accounts.c.balance >= total)
+            .values(balance=accounts.c.balance - total)
+            .returning(accounts.c.balance)
+        ).scalar()
+        if after is None:
+            for i in indices:
+                d = debits[i]
+                try:
+                    outcomes[i] = debit(conn, d.account_id, d.request_id, d.amount, d.numbers)
+                except InsufficientCredits as exc:
+                    outcomes[i] = exc
+            continue
+        balance = after + total
+        for i in indices:
+            d = debits[i]
+            balance -= d.amount
+            rows.append(
+                {"account_id": account_id, "kind": "lookup", "request_id": d.request_id, "amount": -d.amount,
+                 "numbers": d.numbers, "balance_after": balance, "created_at": now}
+            )
+            placed.append(i)
+    if rows:
+        ids = conn.execute(insert(ledger).returning(ledger.c.id, sort_by_parameter_order=True), rows).scalars().all()
+        for i, row, ledger_id in zip(placed, rows, ids, strict=True):
+            outcomes[i] = Charge(ledger_id=ledger_id, amount=debits[i].amount, balance_after=int(row["balance_after"]))  # type: ignore[call-overload]
+    assert all(o is not None for o in outcomes)
+    return outcomes  # type: ignore[return-value]
+
+
 def charge(
     engine: Engine,
     account_id: int,
@@ -116,6 +179,7 @@ def add_credits(engine: Engine, account_id: int, amount: int, note: str | None =
             )
             .returning(ledger.c.id)
         ).scalar_one()
+        epoch.bump(conn)  # workers' cached balances are now too low: tell them
     return Charge(ledger_id=ledger_id, amount=amount, balance_after=balance_after)
 
 

@@ -66,17 +66,16 @@ def dataset_folder(data_dir: Path, version: DatasetVersion) -> Path:
     return data_dir / version.path
 
 
-def prune(engine: Engine, data_dir: Path, kind: str, keep: int = 2) -> list[Path]:
-    """Delete the files of all but the newest ``keep`` versions; their catalogue rows stay as history.
+def prune(engine: Engine, data_dir: Path, kind: str, keep: int = 2) -> list[DatasetVersion]:
+    """Delete the files of all but the newest ``keep`` versions; returns those versions.
 
-    A worker still mapping an older version keeps reading it: on POSIX an unlinked
-    file lives on until its last mapping is closed.
+    Their catalogue rows stay as history. A worker still mapping an older version
+    keeps reading it: on POSIX an unlinked file lives on until its last mapping
+    is closed.
     """
     versions = sorted((v for v in all_versions(engine) if v.kind == kind), key=lambda v: v.version, reverse=True)
-    removed = []
     for version in versions[keep:]:
         folder = dataset_folder(data_dir, version)
         if folder.exists():
             shutil.rmtree(folder)
-            removed.append(folder)
-    return removed
+    return versions[keep:]

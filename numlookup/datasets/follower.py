@@ -25,8 +25,8 @@ log = logging.getLogger("numlookup.datasets")
 
 def load_operator_data(engine: Engine, data_dir: Path) -> OperatorData:
     actives = catalog.active_versions(engine)
-    ranges = load_table(data_dir, actives["ranges"]) if "ranges" in actives else None
-    ported = load_table(data_dir, actives["ported"]) if "ported" in actives else None
+    ranges = load_table(engine, data_dir, actives["ranges"]) if "ranges" in actives else None
+    ported = load_table(engine, data_dir, actives["ported"]) if "ported" in actives else None
     assert ranges is None or isinstance(ranges, RangeTable)
     assert ported is None or isinstance(ported, PortedTable)
     return OperatorData(ranges=ranges, ported=ported, versions={k: v.version for k, v in actives.items()})

@@ -8,7 +8,6 @@ reason) unless skipping was asked for; either way the old data keeps serving.
 
 from __future__ import annotations
 
-import os
 from array import array
 import shutil
 import time
@@ -22,7 +21,8 @@ from typing import Any, Literal
 import numpy as np
 from sqlalchemy import Engine
 
-from numlookup.datasets import catalog
+from numlookup.datasets import catalog, distribution
+from numlookup.datasets.durable import sync_dir, sync_files
 from numlookup.datasets.formats import LineError, PortedRecord, RangeRecord
 from numlookup.numbering.interning import Interner
 from numlookup.numbering.tables import DataNetwork, PortedTable, RangeTable, pad_high, pad_low
@@ -153,22 +153,17 @@ def _write(folder: Path, table: RangeTable | PortedTable) -> None:
     staging.mkdir(parents=True)
     try:
         table.save(staging)
-        for path in staging.iterdir():
-            with path.open("rb") as fh:
-                os.fsync(fh.fileno())
+        sync_files(staging.iterdir())
         staging.rename(folder)
-        dir_fd = os.open(folder.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        sync_dir(folder.parent)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
 
-def load_table(data_dir: Path, version: catalog.DatasetVersion) -> RangeTable | PortedTable:
-    folder = catalog.dataset_folder(data_dir, version)
+def load_table(engine: Engine, data_dir: Path, version: catalog.DatasetVersion) -> RangeTable | PortedTable:
+    """Map a version's files, fetching the database's copy first if this node has none."""
+    folder = distribution.ensure_local(engine, data_dir, version)
     return RangeTable.load(folder) if version.kind == "ranges" else PortedTable.load(folder)
 
 
@@ -182,13 +177,18 @@ def import_dataset(
     fmt: str,
     delta: bool = False,
     skip_invalid: bool = False,
+    publish: bool = False,
     on_built: Callable[[], None] | None = None,
 ) -> ImportReport:
-    """Validate every record, build the new version beside the live one, then activate it."""
+    """Validate every record, build the new version beside the live one, then activate it.
+
+    With ``publish`` the compiled files are also stored in the database before
+    the version is activated, so nodes without this data directory can fetch them.
+    """
     started = time.perf_counter()
     errors = _Errors(skip_invalid)
     previous_version = catalog.active_versions(engine).get(kind)
-    previous = load_table(data_dir, previous_version) if previous_version is not None and delta else None
+    previous = load_table(engine, data_dir, previous_version) if previous_version is not None and delta else None
     table: RangeTable | PortedTable
     if kind == "ranges":
         good: list[RangeRecord] = []
@@ -205,6 +205,12 @@ def import_dataset(
         raise ImportFailed("the file holds no valid rows; nothing was imported", errors.kept)
     relative = Path("datasets") / kind / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     _write(data_dir / relative, table)
+    if publish:
+        try:
+            distribution.publish(engine, data_dir, str(relative))
+        except BaseException:
+            shutil.rmtree(data_dir / relative, ignore_errors=True)
+            raise
     if on_built is not None:
         on_built()
     version = catalog.activate(
@@ -223,6 +229,7 @@ def import_dataset(
             imported_at=datetime.now(UTC),
         ),
     )
-    catalog.prune(engine, data_dir, kind)
+    pruned = catalog.prune(engine, data_dir, kind)
+    distribution.discard(engine, [v.path for v in pruned])
     return ImportReport(version=version, seconds=time.perf_counter() - started, errors=errors.kept)
 

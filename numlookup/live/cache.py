@@ -106,9 +106,14 @@ class LiveCache:
         return list(values.values())
 
     def upsert(self, conn: Connection, values: list[dict[str, object]]) -> None:
-        """Insert or replace ``values`` inside the caller's write transaction."""
+        """Insert or replace ``values`` inside the caller's write transaction.
+
+        A batch may hold one number twice (two requests of one group commit): the
+        later row wins, and PostgreSQL refuses to upsert one key twice in a statement.
+        """
         if not values:
             return
+        values = list({v["number"]: v for v in values}.values())
         dialect = self.engine.dialect.name
         if dialect in ("sqlite", "postgresql"):
             upsert = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(live_cache)

@@ -27,6 +27,7 @@ from numlookup.live.breaker import CircuitBreaker, CircuitState
 from numlookup.live.cache import CachedAnswer, CacheWriter, LiveCache
 from numlookup.live.dispatcher import Dispatcher, Outcome
 from numlookup.live.metrics import LiveMetrics
+from numlookup.live.reads import CoalescedReads
 from numlookup.live.router import Router
 from numlookup.live.source import LiveAnswer, LiveSource
 from numlookup.live.upstream import UpstreamSource
@@ -109,6 +110,7 @@ class LiveService:
         # Cache reads get threads of their own: in the shared pool they would queue behind
         # charges waiting for the database's writer lock, and a hit would cost as much as a write.
         self._readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="live-cache-read")
+        self._reads = CoalescedReads(cache, self._readers)
         self.dispatchers: dict[str, Dispatcher] = {}
         for name, (source, concurrency, guard) in sources.items():
             breaker = CircuitBreaker(name, breaker_failures, breaker_reset_seconds, on_change=metrics.circuit_changed)
@@ -154,8 +156,8 @@ class LiveService:
             return {}
         now = datetime.now(UTC)
         try:
-            read = loop.run_in_executor(self._readers, self.cache.read, list(routed), now)
-            cached = await asyncio.wait_for(read, timeout=budget)
+            async with asyncio.timeout(budget):
+                cached = await self._reads.read(list(routed))
         except Exception:  # noqa: BLE001 - an unreadable cache means asking the sources, not failing
             log.exception("live cache read failed")
             cached = {}

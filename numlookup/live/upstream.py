@@ -10,6 +10,7 @@ upstream as a whole raises ``SourceError`` with a reason safe to show clients.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -41,6 +42,11 @@ class _Success(msgspec.Struct):
 
 
 _decoder = msgspec.json.Decoder(_Success)
+# Connections per httpx client. httpcore's pool matches every waiting request
+# against every connection on each change, so its cost grows with the square of
+# its size: with one pool of 128 connections, half of a worker's time under a
+# burst went there (py-spy). Pools of 8, taken in turn, keep that small.
+CONNECTIONS_PER_POOL = 8
 
 
 def reachability(status: str | bool | None) -> bool | None:
@@ -90,13 +96,19 @@ class UpstreamSource:
         self.max_batch = max_batch
         self.timeout = timeout
         self._url = url.rstrip("/") + "/hlr/sync"
-        self._client = httpx.AsyncClient(
-            auth=(username, password),
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            headers={"Accept": "application/json"},
-            follow_redirects=False,
-        )
+        pools = max(1, -(-max_connections // CONNECTIONS_PER_POOL))
+        per_pool = -(-max_connections // pools)
+        self._clients = [
+            httpx.AsyncClient(
+                auth=(username, password),
+                timeout=timeout,
+                limits=httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool),
+                headers={"Accept": "application/json"},
+                follow_redirects=False,
+            )
+            for _ in range(pools)
+        ]
+        self._next_client = itertools.cycle(self._clients)
 
     async def query(self, numbers: Sequence[str], max_age: float | None = None) -> dict[str, LiveAnswer]:
         """One upstream request per ``max_batch`` numbers, concurrently; any failed batch fails the call."""
@@ -111,7 +123,7 @@ class UpstreamSource:
         if max_age is not None:
             body["max_age"] = max_age  # our extension; Messente ignores unknown keys
         try:
-            response = await self._client.post(self._url, content=msgspec.json.encode(body), headers={"Content-Type": "application/json"})
+            response = await next(self._next_client).post(self._url, content=msgspec.json.encode(body), headers={"Content-Type": "application/json"})
         except httpx.TimeoutException:
             raise SourceError(f"{self.name} timed out after {self.timeout:g} s") from None
         except httpx.ConnectError:
@@ -139,4 +151,4 @@ class UpstreamSource:
         return {item.number: _answer(self.name, item.number, item, now) for item in results if item.number in numbers}
 
     async def close(self) -> None:
-        await self._client.aclose()
+        await asyncio.gather(*(client.aclose() for client in self._clients))

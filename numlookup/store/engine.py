@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 
 _IMMEDIATE = "numlookup_immediate"
@@ -26,6 +26,7 @@ _IMMEDIATE = "numlookup_immediate"
 # multi-second tail latencies under load.
 _SQLITE_WRITER = threading.Lock()
 _LOCK_FILES: dict[str, int] = {}
+_READ_ONLY = "numlookup_read_only"  # in a pooled connection's info: SQLite opened the file read-only
 
 
 def _lock_file(database: str) -> int:
@@ -36,14 +37,20 @@ def _lock_file(database: str) -> int:
     return fd
 
 
+def _writable(database: str) -> bool:
+    """Whether SQLite may open the file read-write (a file still to be created counts as writable)."""
+    return os.access(database, os.W_OK) or not os.path.exists(database)
+
+
 def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
     """An engine for ``url``; for SQLite the file's folder is created if missing."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=40)
 
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    database = parsed.database if parsed.database and parsed.database != ":memory:" else None
+    if database is not None:
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
     # Enough pooled connections for every thread of the threadpool: an overflow
     # connection is closed when returned, and opening one (with its PRAGMAs) cost
     # 14% of a worker's time under load.
@@ -55,7 +62,7 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
     )
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
         # Take transaction control away from the sqlite3 module so BEGIN is ours.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -64,6 +71,17 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+        record.info[_READ_ONLY] = database is not None and not _writable(database)
+
+    if database is not None:
+
+        @event.listens_for(engine, "checkout")
+        def _on_checkout(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+            # SQLite opens a file it may not write read-only, and such a connection
+            # fails every write for as long as it lives in the pool, even after the
+            # file is fixed. Once the file is writable, the pool replaces it.
+            if record.info.get(_READ_ONLY) and _writable(database):
+                raise exc.DisconnectionError("the SQLite database file is writable again")
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:

@@ -72,6 +72,15 @@ allowed_networks = Table(
     UniqueConstraint("account_id", "cidr", name="uq_allowed_networks_account_cidr"),
 )
 
+# One row whose counter every account change and top-up raises (in its own
+# transaction): workers cache accounts and drop the cache when it moves.
+account_epoch = Table(
+    "account_epoch",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("epoch", BigInteger, nullable=False),
+)
+
 ledger = Table(
     "ledger",
     metadata,
@@ -110,6 +119,21 @@ datasets = Table(
     Column("active", Boolean, nullable=False),
     Column("imported_at", UTCDateTime, nullable=False),
     UniqueConstraint("kind", "version", name="uq_datasets_kind_version"),
+)
+
+# Copies of compiled dataset versions (see ``datasets.distribution``): each file of
+# a version's folder in chunks, with the whole file's size and SHA-256 on every row.
+dataset_files = Table(
+    "dataset_files",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("path", Text, nullable=False),  # the version's folder, as datasets.path
+    Column("name", String(64), nullable=False),
+    Column("chunk", Integer, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    UniqueConstraint("path", "name", "chunk", name="uq_dataset_files_path_name_chunk"),
 )
 
 # Live answers, shared by every worker process. One row per number: the newest

@@ -8,6 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from numlookup.accounts import get_account
 from numlookup.billing import InsufficientCredits, add_credits, charge, ledger_rows
+from numlookup.billing.ledger import Debit, debit_batch
 from tests.conftest import AccountFactory
 
 
@@ -44,3 +45,30 @@ def test_credits_add_up(engine: Engine, make_account: AccountFactory) -> None:
         add_credits(engine, account.id, 100_000, "dime")
     assert get_account(engine, creds.name).balance == 1_000_000
     assert len(ledger_rows(engine, account.id, None)) == 10
+
+
+def test_a_batch_writes_what_one_by_one_debits_would(engine: Engine, make_account: AccountFactory) -> None:
+    """One account covers its whole share of the batch, the other only part of it, in queue order."""
+    rich = get_account(engine, make_account(credits="1").name)
+    poor = get_account(engine, make_account(credits="0.05").name)
+    debits = [
+        Debit(rich.id, "r1", 10_000, 1),
+        Debit(poor.id, "p1", 30_000, 3),
+        Debit(rich.id, "r2", 20_000, 2),
+        Debit(poor.id, "p2", 30_000, 3),  # 0.05 covers p1 (0.03) but not p1 + p2 (0.06) ...
+        Debit(poor.id, "p3", 10_000, 1),  # ... and p3 (0.01) still fits after p1 alone
+    ]
+    with engine.begin() as conn:
+        outcomes = debit_batch(conn, debits)
+    after = [o.balance_after if not isinstance(o, InsufficientCredits) else ("refused", o.balance) for o in outcomes]
+    assert after == [990_000, 20_000, 970_000, ("refused", 20_000), 10_000]
+    assert get_account(engine, rich.name).balance == 970_000
+    assert get_account(engine, poor.name).balance == 10_000
+    for account in (rich, poor):
+        rows = ledger_rows(engine, account.id, None)
+        assert sum(r.amount for r in rows) == get_account(engine, account.name).balance
+        charged = [r for r in reversed(rows) if r.kind == "lookup"]
+        assert [(r.request_id, r.balance_after) for r in charged] == [
+            (d.request_id, o.balance_after) for d, o in zip(debits, outcomes) if d.account_id == account.id and not isinstance(o, InsufficientCredits)
+        ]
+        assert [o.ledger_id for d, o in zip(debits, outcomes) if d.account_id == account.id and not isinstance(o, InsufficientCredits)] == [r.id for r in charged]

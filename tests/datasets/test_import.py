@@ -303,8 +303,8 @@ def test_versions_increment_and_one_is_active_per_kind(engine: Engine, data_dir:
     assert len({v.path for v in catalog.all_versions(engine)}) == 5
     assert all(catalog.dataset_folder(data_dir, v).is_dir() for v in active.values())
     assert original(engine, data_dir, "+37253000001", "+37251000001") == [TELE2, TELIA]
-    assert isinstance(load_table(data_dir, active["ranges"]), RangeTable)
-    assert isinstance(load_table(data_dir, active["ported"]), PortedTable)
+    assert isinstance(load_table(engine, data_dir, active["ranges"]), RangeTable)
+    assert isinstance(load_table(engine, data_dir, active["ported"]), PortedTable)
 
 
 def test_refresh_swaps_a_running_resolver_onto_the_new_version(engine: Engine, data_dir: Path) -> None:
@@ -324,7 +324,7 @@ def test_too_many_networks_in_a_ported_dataset(engine: Engine, data_dir: Path) -
         run_import(engine, data_dir, "ported", "\n".join(rows) + "\n")
     report = run_import(engine, data_dir, "ported", "\n".join(rows[:-1]) + "\n")
     assert report.version.rows == 65_536
-    table = load_table(data_dir, report.version)
+    table = load_table(engine, data_dir, report.version)
     assert isinstance(table, PortedTable)
     last = table.lookup(np.array([37250065535], dtype=np.int64))[0]
     assert table.networks[last].mccmnc == str(10000 + 65_535)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from numlookup.live.breaker import CircuitBreaker, CircuitState
 from numlookup.live.cache import LiveCache
+from numlookup.live.reads import CoalescedReads
 from numlookup.live.router import Router
 from numlookup.live.source import LiveAnswer
 from numlookup.numbering import Resolver
@@ -107,4 +112,28 @@ def test_cache_upserts_and_judges_age_per_field_class(tmp_path: Path) -> None:
     assert cache.fresh(row, now + timedelta(seconds=5), 10) and not cache.fresh(row, now + timedelta(seconds=5), 1)
     assert cache.read(["+1"], now + timedelta(seconds=3601)) == {}
     assert cache.prune(now + timedelta(seconds=3601)) == 1
+    engine.dispose()
+
+
+def test_reads_of_one_loop_turn_share_one_select(tmp_path: Path) -> None:
+    engine = make_engine(database_url(tmp_path / "db"))
+    upgrade(engine)
+    cache = LiveCache(engine, ttl_reachability=300, ttl_network=3600)
+    now = datetime.now(UTC)
+    stored = [f"+37251{i:06d}" for i in range(0, 1200, 2)]  # more than one SELECT chunk is asked for below
+    cache.write([("upstream:a", LiveAnswer(n, True, checked_at=now)) for n in stored], now)
+    asked = [[f"+37251{i:06d}" for i in range(j, 1200, 7)] for j in range(7)]
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        reads = CoalescedReads(cache, executor)
+
+        async def turn() -> list[dict[str, Any]]:
+            return list(await asyncio.gather(*(reads.read(numbers) for numbers in asked)))
+
+        found = asyncio.run(turn())
+    assert (reads.reads, reads.requests) == (1, len(asked))
+    assert sum("FROM live_cache" in s for s in statements) == 3  # 1,200 distinct numbers, 500 per SELECT
+    for numbers, rows in zip(asked, found, strict=True):
+        assert {n for n in numbers if n in rows} == {n for n in numbers if int(n[-6:]) % 2 == 0}
     engine.dispose()

@@ -1,0 +1,61 @@
+"""Concurrent requests resolve their numbers in one batch.
+
+Why: the numbering engine is columnar (numpy over the whole batch), so one call
+costs about the same for one number as for a hundred: on the machine this was
+written on, 122 µs for a single number against 5 µs per number in batches of
+100. Under a burst of single-number requests, resolving each on its own was a
+third of a worker's time. Each request hands its numbers over and awaits them;
+the first one schedules a flush for the next turn of the event loop, by which
+time every request that became ready in the same turn has joined. A lone
+request waits one loop turn (microseconds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from numlookup.numbering import Resolver
+from numlookup.numbering.models import Resolution
+
+
+class ResolveCoalescer:
+    def __init__(self, resolver: Resolver) -> None:
+        self.resolver = resolver
+        self._waiting: list[tuple[Sequence[str], asyncio.Future[list[Resolution]]]] = []
+        self.batches = 0
+        self.requests = 0
+
+    async def resolve(self, numbers: Sequence[str]) -> list[Resolution]:
+        """``Resolver.resolve(numbers)``, shared with the requests of the same loop turn."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Resolution]] = loop.create_future()
+        if not self._waiting:
+            loop.call_soon(self._flush)
+        self._waiting.append((numbers, future))
+        return await future
+
+    def _flush(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        self.batches += 1
+        self.requests += len(waiting)
+        try:
+            resolved = self.resolver.resolve([n for numbers, _ in waiting for n in numbers])
+        except Exception:  # one request's numbers must not fail the others: each on its own
+            for numbers, future in waiting:
+                self._settle_alone(numbers, future)
+            return
+        start = 0
+        for numbers, future in waiting:
+            end = start + len(numbers)
+            if not future.done():  # a request whose client went away is cancelled
+                future.set_result(resolved[start:end])
+            start = end
+
+    def _settle_alone(self, numbers: Sequence[str], future: asyncio.Future[list[Resolution]]) -> None:
+        if future.done():
+            return
+        try:
+            future.set_result(self.resolver.resolve(numbers))
+        except Exception as exc:
+            future.set_exception(exc)

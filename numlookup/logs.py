@@ -1,0 +1,133 @@
+"""Server logs: one line per record on stderr, as JSON for machines or as text for people.
+
+``numlookup serve`` hands :func:`logging_config` to uvicorn, which applies it in
+the supervisor and in every worker process, so uvicorn's own records, ours and
+those of libraries share one handler and one format. uvicorn's access log is
+off: the request-id middleware writes the request log instead, because only it
+knows the request id, the client the abuse guard settled on and the account.
+
+A record emitted while a request is handled (a warning deep in the live layer, a
+traceback of a 500) carries that request's id without being passed it: the
+middleware sets :data:`REQUEST_ID`, a context variable, which the handler's filter
+copies onto the record. Starlette runs blocking work in threads with a copy of
+the context, so records from those threads carry it too.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import msgspec
+
+LogFormat = Literal["json", "text"]
+
+# The request being handled in this context; None outside requests.
+REQUEST_ID: ContextVar[str | None] = ContextVar("numlookup_request_id", default=None)
+
+# Fields a record may carry (as ``extra``) beyond the message; in this order in JSON.
+REQUEST_FIELDS = ("request_id", "method", "path", "status", "duration_ms", "client", "account")
+
+_encoder = msgspec.json.Encoder()
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamps the current request's id on records that do not name one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None:
+            request_id = REQUEST_ID.get()
+            if request_id is not None:
+                record.request_id = request_id
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time (UTC, ISO 8601 with milliseconds), level, logger, message, fields.
+
+    Only the fields in :data:`REQUEST_FIELDS` are copied from a record's extras, so
+    a library's private attributes (uvicorn's ``color_message``) never leak into
+    the line. An exception becomes ``traceback``, one string, so the object stays
+    on one line.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": _utc_iso(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "pid": record.process,
+        }
+        for name in REQUEST_FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                line[name] = value
+        if record.exc_info:
+            line["traceback"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            line["traceback"] = record.exc_text
+        if record.stack_info:
+            line["stack"] = record.stack_info
+        return _encoder.encode(line).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """``time LEVEL logger: message request_id=…``, for a terminal."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        text = super().formatMessage(record)
+        request_id = getattr(record, "request_id", None)
+        return text if request_id is None else f"{text} request_id={request_id}"
+
+
+def _utc_iso(created: float) -> str:
+    return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def resolve_format(setting: Literal["auto", "json", "text"], stream: Any = None) -> LogFormat:
+    """``auto`` is text on a terminal (``make run``) and JSON otherwise (systemd, containers, files)."""
+    if setting != "auto":
+        return setting
+    stream = sys.stderr if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    return "text" if isatty is not None and isatty() else "json"
+
+
+def logging_config(log_format: LogFormat, level: str) -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` dictionary for uvicorn's ``log_config``.
+
+    Plain data naming classes by import path: uvicorn pickles it into each worker
+    process and applies it there. Everything propagates to one stderr handler on
+    the root logger; ``uvicorn`` and ``numlookup`` log at ``level``, libraries
+    (httpx logs every request at INFO) only from WARNING. uvicorn then sets its
+    ``uvicorn.error`` level itself, and silences ``uvicorn.access`` because serve
+    passes ``access_log=False``.
+    """
+    formatter = "numlookup.logs.JsonFormatter" if log_format == "json" else "numlookup.logs.TextFormatter"
+    upper = level.upper()
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"request_id": {"()": "numlookup.logs.RequestIdFilter"}},
+        "formatters": {"main": {"()": formatter}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+                "formatter": "main",
+                "filters": ["request_id"],
+            }
+        },
+        "loggers": {
+            "uvicorn": {"level": upper},
+            "numlookup": {"level": upper},
+        },
+        "root": {"level": "WARNING", "handlers": ["stderr"]},
+    }

@@ -1,0 +1,112 @@
+"""Structured logs: a real server (two workers) writes one JSON object per line, requests carry their ids."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from numlookup.logs import REQUEST_ID, RequestIdFilter, TextFormatter, resolve_format
+from tests.e2e.conftest import Live, start_live
+
+HEADERS = {"Content-Type": "application/json"}
+
+
+@pytest.fixture
+def json_live(tmp_path: Path) -> Iterator[Live]:
+    yield from start_live(tmp_path / "logs", workers=2, env={"NUMLOOKUP_LOG_FORMAT": "json"})
+
+
+def _records(path: Path) -> list[dict[str, Any]]:
+    """Every line of the server's log as JSON: a line that is not one fails the test."""
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            pytest.fail(f"log line {number} is not JSON: {line!r}")
+        assert isinstance(record, dict), line
+        records.append(record)
+    return records
+
+
+def _rename_ledger(live: Live, old: str, new: str) -> None:
+    with live.engine.begin() as conn:
+        conn.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))
+
+
+def test_json_logs_name_every_request_by_its_id(json_live: Live) -> None:
+    live = json_live
+    creds = live.account()
+    with live.client(creds) as client:
+        ok = client.post("/v1/hlr/sync", json={"numbers": ["+37251000001"]}, headers=HEADERS)
+        # The charge cannot be written: an unexpected error, answered 500 and logged with its traceback.
+        _rename_ledger(live, "ledger", "ledger_away")
+        try:
+            failed = client.post("/v1/hlr/sync", json={"numbers": ["+37251000002"]}, headers=HEADERS)
+        finally:
+            _rename_ledger(live, "ledger_away", "ledger")
+    with live.client() as anonymous:
+        wrong = anonymous.post("/v1/hlr/sync", json={"numbers": ["+37251000001"]}, headers=HEADERS, auth=(creds.api_username, "wrong"))
+        missing = anonymous.get("/no/such/route")
+    assert [ok.status_code, failed.status_code, wrong.status_code, missing.status_code] == [200, 500, 401, 404]
+    assert failed.json()["error"]["code"] == 103
+    live.server.stop()  # a graceful stop writes every line and shows the shutdown in the log
+
+    records = _records(live.server.log_path)
+    for record in records:
+        assert {"time", "level", "logger", "message", "pid"} <= record.keys(), record
+        assert datetime.fromisoformat(record["time"]).utcoffset() is not None
+    requests = {r["request_id"]: r for r in records if r["logger"] == "numlookup.access"}
+    expected = [
+        (ok, "POST", "/v1/hlr/sync", creds.name),
+        (failed, "POST", "/v1/hlr/sync", creds.name),
+        (wrong, "POST", "/v1/hlr/sync", None),
+        (missing, "GET", "/no/such/route", None),
+    ]
+    for response, method, path, account in expected:
+        request_id = response.headers["x-request-id"]
+        line = requests[request_id]
+        assert (line["method"], line["path"], line["status"], line["client"]) == (method, path, response.status_code, "127.0.0.1")
+        assert line.get("account") == account
+        assert isinstance(line["duration_ms"], float) and line["duration_ms"] >= 0
+        assert line["level"] == "info"
+    assert ok.json()["request_id"] == ok.headers["x-request-id"]
+
+    # The 500's traceback is logged, with the request's id, on one line.
+    [error] = [r for r in records if r["level"] == "error" and r.get("request_id") == failed.headers["x-request-id"]]
+    assert error["traceback"].startswith("Traceback") and "ledger" in error["traceback"]
+    # uvicorn's own records come through the same formatter, from the supervisor and both workers;
+    # its access log is replaced by ours.
+    uvicorn_messages = [r["message"] for r in records if r["logger"].startswith("uvicorn")]
+    assert sum("Application startup complete" in m for m in uvicorn_messages) == 2
+    assert any("Shutting down" in m for m in uvicorn_messages)
+    assert len({r["pid"] for r in records}) == 3
+    assert not [r for r in records if r["logger"] == "uvicorn.access"]
+
+
+def test_text_format_and_auto_choice() -> None:
+    record = logging.LogRecord("numlookup.api", logging.WARNING, __file__, 1, "slow %s", ("source",), None)
+    token = REQUEST_ID.set("rid-1")
+    try:
+        assert RequestIdFilter().filter(record)
+    finally:
+        REQUEST_ID.reset(token)
+    line = TextFormatter().format(record)
+    assert line.endswith("WARNING numlookup.api: slow source request_id=rid-1")
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert resolve_format("auto", Terminal()) == "text"
+    assert resolve_format("auto", io.StringIO()) == "json"
+    assert resolve_format("text", io.StringIO()) == "text"

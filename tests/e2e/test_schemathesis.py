@@ -1,0 +1,233 @@
+"""schemathesis against our own ``/openapi.json``, over a real socket to a running server.
+
+Why: the request and response bodies in the document are generated from the
+Structs the handler uses, but the status codes, headers and error paths are
+written by hand, and the server's edges (the abuse guard, Starlette's routing,
+the request-id middleware) answer before the handler runs. schemathesis reads
+the document the server serves, generates requests from it (valid ones, and
+ones that break it on purpose), and checks every answer against it: no 5xx,
+only documented status codes, the documented content type, the documented
+headers present, the body of that status's schema, valid data accepted and
+invalid data refused, and the declared Basic auth actually enforced.
+
+The number of generated cases is bounded (see the ``*_EXAMPLES`` constants),
+printed, and asserted to have reached its floor, so the module cannot pass by
+generating nothing. Hypothesis is derandomized for a reproducible CI run (only
+schemathesis's own choice of when to send the document's example request, about
+one case in five, is random), with no per-example deadline: bounded by count, not time.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis import APIOperation, BaseSchema, Case, GenerationMode
+from schemathesis import checks
+
+from numlookup.accounts import NewCredentials
+from tests.e2e.conftest import Live, start_live
+
+SYNC = "/v1/hlr/sync"
+# Generated cases per generation mode (valid, invalid) of each operation that takes input.
+# Operations without input (the GETs) have one possible request: Hypothesis sends it once.
+LOOKUP_EXAMPLES = 100
+# Generated lookups sent with no, wrong or malformed credentials.
+UNAUTHORIZED_EXAMPLES = 60
+# Floors the runs must reach: a little under the bounds, since Hypothesis may stop
+# early only when a strategy has no more distinct values to give.
+MIN_CONFORMANCE_CASES = 180
+MIN_UNAUTHORIZED_CASES = 50
+# What every answer is held to, whatever the request.
+CONFORMANCE = [
+    checks.not_a_server_error,
+    checks.status_code_conformance,
+    checks.content_type_conformance,
+    checks.response_headers_conformance,
+    checks.response_schema_conformance,
+    checks.negative_data_rejection,
+]
+# With valid credentials, also: valid data is accepted, and the declared auth is enforced
+# (for a 2xx, schemathesis re-sends the request without and with wrong credentials).
+AUTHENTICATED = [*CONFORMANCE, checks.positive_data_acceptance, checks.ignored_auth]
+BOUNDED = settings(
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+UNDECLARED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """Rate limits and the failed-login throttle off (0 disables each): generated requests
+    come back to back, and hundreds of them fail authentication on purpose."""
+    yield from start_live(
+        tmp_path_factory.mktemp("schemathesis"),
+        env={"NUMLOOKUP_RATE_LIMIT_PER_IP": "0", "NUMLOOKUP_AUTH_FAILURE_LIMIT": "0"},
+    )
+
+
+@pytest.fixture(scope="module")
+def creds(api: Live) -> NewCredentials:
+    """Enough credits that no generated lookup meets a 402 (at most 10 numbers at 0.01 each)."""
+    return api.account(credits="1000")
+
+
+def load_schema(url: str, creds: NewCredentials | None = None) -> BaseSchema:
+    """The served document, with our Basic credentials on every generated request when given.
+
+    The credentials come from configuration rather than generation, so invalid-data
+    cases break the body, not the Authorization header (whose own test is below).
+    """
+    config: dict[str, Any] = {"base-url": url, "generation": {"with-security-parameters": False}}
+    if creds is not None:
+        config["auth"] = {"basic": {"username": creds.api_username, "password": creds.api_password}}
+    return schemathesis.openapi.from_url(f"{url}/openapi.json", config=schemathesis.Config.from_dict(config))
+
+
+def run_examples(strategy: st.SearchStrategy[T], examples: int, send: Callable[[T], None]) -> None:
+    """Hypothesis feeds ``send`` up to ``examples`` values of ``strategy``; a failure is shrunk and re-raised."""
+
+    @settings(BOUNDED, max_examples=examples)
+    @given(value=strategy)
+    def run(value: T) -> None:
+        send(value)
+
+    run()
+
+
+def takes_input(operation: APIOperation) -> bool:
+    return bool(operation.body) or any(True for _ in operation.iter_parameters())
+
+
+def report(capsys: pytest.CaptureFixture[str], record_property: Callable[[str, object], None], what: str, tally: Counter[Any]) -> int:
+    """Print the case count even without ``-s`` (CI logs show it) and record it in JUnit XML."""
+    total = sum(tally.values())
+    record_property(f"schemathesis_cases_{what}", total)
+    with capsys.disabled():
+        print(f"\nschemathesis case count ({what}): {total}")
+        for key, count in sorted(tally.items()):
+            print(f"  {' '.join(map(str, key))}: {count}")
+    return total
+
+
+def basic(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+def wrong_authorizations(creds: NewCredentials) -> st.SearchStrategy[str | None]:
+    """No header, our username with another password, unknown users, undecodable payloads, other schemes.
+
+    Unknown usernames lean on control characters: a NUL reached PostgreSQL, which
+    refuses it in text, and the 401 was a 500.
+    """
+    user_ids = st.one_of(
+        st.text(max_size=30),
+        st.text(st.sampled_from("\x00\x01\t\x7f\u00e9a%'"), min_size=1, max_size=8),
+        st.sampled_from(["\x00", "a\x00b", f"{creds.api_username}\x00", "' OR '1'='1", "%00", "x" * 300]),
+    )
+    return st.one_of(
+        st.text(max_size=30).filter(lambda p: p != creds.api_password).map(lambda p: basic(creds.api_username, p)),
+        st.builds(basic, user_ids, st.text(max_size=30)),
+        st.binary(max_size=40).map(lambda raw: "Basic " + base64.b64encode(raw).decode()),
+        st.from_regex(r"(Basic|Bearer|basic|Digest)( [!-~]{0,40})?", fullmatch=True),
+        st.none(),
+    )
+
+
+def test_generated_requests_conform_to_the_schema(
+    api: Live, creds: NewCredentials, capsys: pytest.CaptureFixture[str], record_property: Callable[[str, object], None]
+) -> None:
+    schema = load_schema(api.url, creds)
+    tally: Counter[tuple[str, str, int]] = Counter()
+    networks = 0
+
+    def sender(label: str, mode: GenerationMode) -> Callable[[Case], None]:
+        def send(case: Case) -> None:
+            nonlocal networks
+            response = case.call_and_validate(checks=AUTHENTICATED)
+            tally[(label, mode.value, response.status_code)] += 1
+            if label == f"POST {SYNC}" and response.status_code == 200:
+                networks += sum(item["originalNetwork"] is not None for item in response.json()["result"])
+
+        return send
+
+    operations = [operation for methods in schema.values() for operation in methods.values()]
+    assert {operation.label for operation in operations} >= {f"POST {SYNC}", "GET /healthz", "GET /readyz", "GET /metrics"}
+    for operation in operations:
+        modes = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE] if takes_input(operation) else [GenerationMode.POSITIVE]
+        for mode in modes:
+            run_examples(operation.as_strategy(generation_mode=mode), LOOKUP_EXAMPLES, sender(operation.label, mode))
+
+    total = report(capsys, record_property, "conformance", tally)
+    assert total >= MIN_CONFORMANCE_CASES
+    lookups = {(mode, status) for (label, mode, status) in tally if label == f"POST {SYNC}"}
+    assert lookups == {("positive", 200), ("negative", 400)}  # valid: answered; invalid: refused as 102/103
+    assert {status for (label, _, status) in tally if label != f"POST {SYNC}"} == {200}
+    assert networks > 0  # the document's example numbers were sent, so network objects were checked too
+
+
+def test_requests_without_valid_credentials_are_refused_with_401(
+    api: Live, creds: NewCredentials, capsys: pytest.CaptureFixture[str], record_property: Callable[[str, object], None]
+) -> None:
+    """Credentials are checked before the body: valid or invalid bodies alike get the documented 401."""
+    operation = load_schema(api.url)[SYNC]["POST"]
+    bodies = st.one_of([operation.as_strategy(generation_mode=mode) for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)])
+    tally: Counter[tuple[str, int]] = Counter()
+
+    def send(drawn: tuple[Case, str | None]) -> None:
+        case, authorization = drawn
+        headers = None if authorization is None else {"Authorization": authorization}
+        response = case.call_and_validate(headers=headers, checks=CONFORMANCE)
+        tally[("no credentials" if authorization is None else "wrong credentials", response.status_code)] += 1
+        assert response.status_code == 401, response.text
+
+    run_examples(st.tuples(bodies, wrong_authorizations(creds)), UNAUTHORIZED_EXAMPLES, send)
+    total = report(capsys, record_property, "unauthorized", tally)
+    assert total >= MIN_UNAUTHORIZED_CASES
+    assert {key for key, _ in tally} == {"no credentials", "wrong credentials"}
+
+
+def test_undeclared_methods_are_405_with_allow(api: Live) -> None:
+    """RFC 9110 requires ``Allow`` on a 405; ``schemathesis run`` found it missing (its coverage
+    phase sends undeclared methods, which the generated cases above do not).
+
+    Every documented path, every method it does not declare: 405, the wire's error
+    body (102), and ``Allow`` naming exactly the declared methods (HEAD comes with GET).
+    """
+    with api.client() as client:
+        paths = client.get("/openapi.json").json()["paths"]
+        for path, item in paths.items():
+            declared = {method.upper() for method in item}
+            allowed = declared | ({"HEAD"} if "GET" in declared else set())
+            for method in set(UNDECLARED_METHODS) - declared:
+                response = client.request(method, path)
+                assert response.status_code == 405, (method, path)
+                assert {m.strip() for m in response.headers["allow"].split(",")} == allowed, (method, path)
+                assert response.json()["error"]["code"] == 102
+                assert response.headers["content-type"] == "application/json"
+                assert response.headers["x-request-id"]
+
+
+def test_the_document_declares_the_headers_every_answer_carries(api: Live) -> None:
+    """What makes ``response_headers_conformance`` check something: required X-Request-Id, the 401 challenge, Retry-After."""
+    with api.client() as client:
+        document = client.get("/openapi.json").json()
+        refused = client.post(SYNC, json={"numbers": ["+37251000001"]})
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            for status, response in operation["responses"].items():
+                assert response["headers"]["X-Request-Id"]["required"] is True, (method, path, status)
+    lookup = document["paths"][SYNC]["post"]["responses"]
+    assert lookup["401"]["headers"]["WWW-Authenticate"]["required"] is True
+    assert lookup["429"]["headers"]["Retry-After"]["required"] is True
+    assert refused.status_code == 401 and refused.headers["www-authenticate"] == 'Basic realm="numlookup"'

@@ -1,0 +1,130 @@
+"""SIGTERM under load: requests in flight finish and are charged, none is cut off, and the process exits 0.
+
+A client sees a 200 for every request the server read, or a refused connection
+once the listener is gone, never a reset or an empty reply; the ledger holds a
+row for every 200 and for nothing else. Three ways a server is stopped: one
+worker, several workers with the signal to the supervisor alone (``docker
+stop``), and to every process (systemd's default ``KillMode=control-group``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from numlookup.accounts import create_account
+from numlookup.billing import parse_amount
+from numlookup.store import make_engine, upgrade
+from tests.e2e.ledger import Load, assert_ledger_matches
+from tests.support import Server, database_url
+
+THREADS = 24
+WARM_UP_ANSWERS = 200  # 200s before the signal: the load is running on every connection
+GRACE_SECONDS = 10
+# Rate limits off: a 429 (answered before the body is read) closes the connection and
+# the client reconnects, which a steady client on a keep-alive connection does not do.
+ENV = {"NUMLOOKUP_RATE_LIMIT_PER_IP": "0", "NUMLOOKUP_LOG_FORMAT": "json",
+       "NUMLOOKUP_TIMEOUT_GRACEFUL_SHUTDOWN_SECONDS": str(GRACE_SECONDS)}
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = make_engine(database_url(tmp_path / "shutdown"))
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def _log(server: Server) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in server.log_path.read_text().splitlines()]
+
+
+def _answered_while_draining(records: list[dict[str, Any]]) -> set[str]:
+    """Request ids a worker answered 200 after its shutdown began (log order is per-process order)."""
+    draining: set[int] = set()
+    answered: set[str] = set()
+    for record in records:
+        if record["logger"] == "uvicorn.error" and record["message"] == "Shutting down":
+            draining.add(record["pid"])
+        elif record["logger"] == "numlookup.access" and record["pid"] in draining and record["status"] == 200:
+            answered.add(record["request_id"])
+    return answered
+
+
+@pytest.mark.parametrize(
+    ("workers", "to_every_process"),
+    [
+        pytest.param(1, False, id="one-worker"),
+        pytest.param(2, False, id="two-workers-signal-to-supervisor"),
+        pytest.param(2, True, id="two-workers-signal-to-every-process"),
+    ],
+)
+def test_sigterm_under_load_finishes_and_charges_requests_in_flight(
+    tmp_path: Path, engine: Engine, workers: int, to_every_process: bool
+) -> None:
+    server = Server(tmp_path / "shutdown", workers=workers, env=ENV).start()
+    creds = create_account(engine, "load", credits=parse_amount("100000"))
+    load = Load([server], creds, threads=THREADS)
+    try:
+        deadline = time.monotonic() + 60
+        while len(load.ok) < WARM_UP_ANSWERS and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(load.ok) >= WARM_UP_ANSWERS, f"the load did not get going: {load.outcomes}"
+        assert server.process is not None
+        if to_every_process:
+            os.killpg(server.process.pid, signal.SIGTERM)
+        else:
+            os.kill(server.process.pid, signal.SIGTERM)
+        returncode = server.process.wait(timeout=GRACE_SECONDS + 20)
+    finally:
+        load.stop()
+        server.stop()
+
+    assert returncode == 0
+    # Every request got its 200, or its connection was refused after the listener closed.
+    assert set(load.outcomes) == {"200", "ConnectError"}, load.outcomes
+    records = _log(server)
+    drained = _answered_while_draining(records)
+    assert drained, "no request was in flight when the shutdown began; the test proved nothing"
+    assert drained <= set(load.ok)
+    assert not [r for r in records if r["level"] in ("error", "critical")]
+    assert_ledger_matches(engine, creds, load.ok, exact=True)
+
+
+def test_a_stalled_request_cannot_hold_the_shutdown(tmp_path: Path, engine: Engine) -> None:
+    """A request whose body never comes is cancelled after the graceful timeout; the process still exits 0."""
+    env = {**ENV, "NUMLOOKUP_TIMEOUT_GRACEFUL_SHUTDOWN_SECONDS": "1", "NUMLOOKUP_BODY_TIMEOUT_SECONDS": "600"}
+    server = Server(tmp_path / "shutdown", env=env).start()
+    creds = create_account(engine, "stalled", credits=parse_amount("1"))
+    basic = base64.b64encode(f"{creds.api_username}:{creds.api_password}".encode())
+    try:
+        with socket.create_connection((server.host, server.port), timeout=30) as stalled:
+            # A first request answered proves the connection accepted; the next one never ends.
+            stalled.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert stalled.recv(4096).startswith(b"HTTP/1.1 200")
+            stalled.sendall(b"POST /v1/hlr/sync HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                            b"Authorization: Basic " + basic + b"\r\nContent-Length: 100\r\n\r\n{\"numbers\": [")
+            assert server.process is not None
+            os.kill(server.process.pid, signal.SIGTERM)
+            returncode = server.process.wait(timeout=30)
+            while stalled.recv(4096):  # uvicorn may answer the cancelled request 500; then the connection ends
+                pass
+    finally:
+        server.stop()
+    assert returncode == 0
+    records = _log(server)
+    assert any("timeout graceful shutdown exceeded" in r["message"] for r in records)
+    [stalled_request] = [r for r in records if r["logger"] == "numlookup.access" and r.get("account") == "stalled"]
+    assert "status" not in stalled_request  # never answered by the app
+    # uvicorn's record of the cancelled request names it.
+    assert any(r["level"] == "error" and r.get("request_id") == stalled_request["request_id"] for r in records)
