@@ -57,7 +57,7 @@ async def import_dataset_route(request: Request) -> Response:
 
         def run() -> ImportReport:
             report = import_dataset(
-                state.engine, state.settings.data_path, kind, sources.records(kind, fmt, spool, delta=delta),  # type: ignore[arg-type]
+                state.engine, state.settings.data_path, kind, sources.records(kind, fmt, spool, delta=delta),
                 source=f"http upload ({request.headers.get('content-length', '?')} bytes)", fmt=fmt, delta=delta,
                 skip_invalid=skip_invalid, publish=state.settings.publishes_datasets,
             )

@@ -34,7 +34,7 @@ from numlookup.billing.charger import GroupCharger
 from numlookup.billing.money import to_micros
 from numlookup.datasets.catalog import KINDS
 from numlookup.datasets.follower import follow, load_operator_data
-from numlookup.live.metrics import CONTENT_TYPE, LiveMetrics
+from numlookup.metrics import CONTENT_TYPE, Metrics
 from numlookup.live.service import LiveService
 from numlookup.numbering import Resolver
 from numlookup.numbering.resolver import shared_engine
@@ -121,7 +121,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     engine = make_engine(settings.effective_database_url, sqlite_synchronous=settings.sqlite_synchronous)
     resolver = Resolver(operator=load_operator_data(engine, settings.data_path), engine=shared_engine(settings.data_path / "cache"))
-    metrics = LiveMetrics()
+    metrics = Metrics()
     offline_price = to_micros(settings.offline_price)
     live = LiveService.from_settings(settings, engine, resolver, metrics)
     state = AppState(
@@ -175,7 +175,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ],
         # The request id first, so even a refusal by the guard carries one.
         middleware=[
-            Middleware(RequestIdMiddleware, access_log=settings.access_log),
+            Middleware(RequestIdMiddleware, access_log=settings.access_log, metrics=metrics),
             Middleware(AbuseGuard, settings=settings),
         ],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error},  # other errors: RequestIdMiddleware

@@ -24,9 +24,13 @@ from numlookup.api.errors import invalid_parameters, no_credits, too_many_number
 from numlookup.api.state import AppState
 from numlookup.api.wire import LookupSuccess, NumbersToInvestigate, iso_time, number_result
 from numlookup.billing import InsufficientCredits, format_amount
+from numlookup.billing.money import MICROS
 from numlookup.live.service import LiveResult
 
 _decoder = msgspec.json.Decoder(NumbersToInvestigate)
+# Status words of every style, as the metrics count them.
+_OUTCOME = {"ONLINE": "online", "ON": "online", "true": "online", "OFFLINE": "offline", "OFF": "offline",
+            "false": "offline", "UNKNOWN": "unknown", "INVALID": "invalid"}
 _encoder = msgspec.json.Encoder()
 
 
@@ -93,7 +97,12 @@ async def lookup(request: Request) -> Response:
             state.accounts.note_balance(presented[0], exc.balance)
             raise no_credits(format_amount(exc.balance), format_amount(exc.amount)) from None
         state.accounts.note_balance(presented[0], charge.balance_after)
+        if state.metrics is not None:
+            state.metrics.credits_spent.inc(amount / MICROS)  # a measure of use, not money: a float is fine here
 
     style = account.status_style or state.settings.status_style
     result = [number_result(r, style, checked_at, live.get(r.e164) if r.e164 else None) for r in resolutions]  # type: ignore[arg-type]
+    if state.metrics is not None:
+        for item in result:
+            state.metrics.lookups.labels(_OUTCOME.get(item.status, "unknown"), item.source).inc()
     return Response(_encoder.encode(LookupSuccess(request_id=request_id, result=result)), media_type="application/json")

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from numlookup.api.auth import CLIENT_IP
 from numlookup.api.errors import server_error
 from numlookup.logs import REQUEST_ID
+from numlookup.metrics import Metrics
 
 log = logging.getLogger("numlookup.api")
 request_log = logging.getLogger("numlookup.access")
@@ -32,9 +33,10 @@ ACCOUNT = "account"  # the key in the request's scope state naming the authentic
 
 
 class RequestIdMiddleware:
-    def __init__(self, app: ASGIApp, *, access_log: bool = False) -> None:
+    def __init__(self, app: ASGIApp, *, access_log: bool = False, metrics: Metrics | None = None) -> None:
         self.app = app
         self.access_log = access_log
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -72,8 +74,17 @@ class RequestIdMiddleware:
             )
             await send_with_id({"type": "http.response.body", "body": _SERVER_ERROR})
         finally:
+            if self.metrics is not None:
+                self.metrics.request_done(_route(scope), scope["method"], status, time.perf_counter() - started_at)
             if self.access_log:
                 _log_request(scope, status, started_at)
+
+
+def _route(scope: Scope) -> str:
+    """The route's template (``/admin/v1/datasets/{kind}``), never the raw path: metric labels stay few."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"
 
 
 def _fields(scope: Scope, status: int | None) -> dict[str, object]:

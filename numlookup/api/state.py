@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from numlookup.accounts.cache import AccountCache
 from numlookup.api.coalescer import ResolveCoalescer
 from numlookup.billing.charger import GroupCharger
-from numlookup.live.metrics import LiveMetrics
+from numlookup.metrics import Metrics
 from numlookup.live.service import ChargeClass, LiveService
 from numlookup.numbering import Resolver
 from numlookup.settings import Settings
@@ -50,7 +50,7 @@ class AppState:
     default_price: int  # micro-credits per chargeable offline answer (price_offline, else default_price)
     prices: Prices | None = None
     live: LiveService | None = None
-    metrics: LiveMetrics | None = None
+    metrics: Metrics | None = None
     charger: GroupCharger | None = None
 
     def price(self, charge_class: ChargeClass, account_price: int | None) -> int:

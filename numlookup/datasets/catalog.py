@@ -36,7 +36,7 @@ class DatasetVersion:
 
 
 def _version(row: object) -> DatasetVersion:
-    return DatasetVersion(**{name: getattr(row, name) for name in DatasetVersion.__slots__})  # type: ignore[arg-type]
+    return DatasetVersion(**{name: getattr(row, name) for name in DatasetVersion.__slots__})
 
 
 def active_versions(engine: Engine) -> dict[str, DatasetVersion]:
@@ -59,7 +59,7 @@ def activate(engine: Engine, version: DatasetVersion) -> DatasetVersion:
         values = {name: getattr(version, name) for name in DatasetVersion.__slots__}
         values.update(version=number, active=True)
         conn.execute(insert(datasets).values(**values))
-    return DatasetVersion(**values)  # type: ignore[arg-type]
+    return DatasetVersion(**values)
 
 
 def dataset_folder(data_dir: Path, version: DatasetVersion) -> Path:

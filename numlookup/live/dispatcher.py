@@ -19,7 +19,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from numlookup.live.breaker import CircuitBreaker, CircuitState
-from numlookup.live.metrics import LiveMetrics
+from numlookup.metrics import Metrics
 from numlookup.live.source import LiveAnswer, LiveSource, SourceError
 
 log = logging.getLogger("numlookup.live")
@@ -38,7 +38,7 @@ class Dispatcher:
         self,
         source: LiveSource,
         breaker: CircuitBreaker,
-        metrics: LiveMetrics,
+        metrics: Metrics,
         *,
         max_concurrency: int,
         guard_seconds: float,

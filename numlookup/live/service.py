@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Engine
 from numlookup.live.breaker import CircuitBreaker, CircuitState
 from numlookup.live.cache import CachedAnswer, CacheWriter, LiveCache
 from numlookup.live.dispatcher import Dispatcher, Outcome
-from numlookup.live.metrics import LiveMetrics
+from numlookup.metrics import Metrics
 from numlookup.live.reads import CoalescedReads
 from numlookup.live.router import Router
 from numlookup.live.source import LiveAnswer, LiveSource
@@ -95,7 +95,7 @@ class LiveService:
         sources: dict[str, tuple[LiveSource, int, float]],
         cache: LiveCache,
         resolver: Resolver,
-        metrics: LiveMetrics,
+        metrics: Metrics,
         *,
         deadline_seconds: float = 5.0,
         breaker_failures: int = 5,
@@ -118,7 +118,7 @@ class LiveService:
             self.dispatchers[name] = Dispatcher(source, breaker, metrics, max_concurrency=concurrency, guard_seconds=guard)
 
     @classmethod
-    def from_settings(cls, settings: Settings, engine: Engine, resolver: Resolver, metrics: LiveMetrics) -> LiveService | None:
+    def from_settings(cls, settings: Settings, engine: Engine, resolver: Resolver, metrics: Metrics) -> LiveService | None:
         """None when no route leads to a live source: then every answer is offline, as before."""
         router = Router.from_settings(settings)
         if not router.sources:

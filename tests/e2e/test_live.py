@@ -27,6 +27,7 @@ from numlookup.accounts import NewCredentials, get_account
 from numlookup.billing import ledger_rows, parse_amount
 from tests.e2e.conftest import Live, start_live
 from tests.live_sources.peer import Peer
+from tests.support import metric
 
 # Estonia goes A → B → peer. B's peer speaks "true"/"false"; B answers A in ON/OFF.
 ONLINE, OFFLINE, ROAMING, UNKNOWN = "+37251000001", "+37251000002", "+37251000003", "+37251000004"
@@ -190,43 +191,34 @@ def test_deadline_answers_the_rest_of_the_batch_and_late_answers_fill_the_cache(
     assert (cached["status"], cached["source"]) == ("ONLINE", "cache")
 
 
-def metric(live: Live, name: str, **labels: str) -> float:
-    text = httpx.get(live.url + "/metrics", timeout=5).text
-    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    for line in text.splitlines():
-        if line.startswith(name + "{") and line.split("{", 1)[1].split("}", 1)[0] == wanted:
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError(f"{name}{{{wanted}}} not in /metrics:\n{text}")
-
-
 def test_breaker_opens_so_requests_do_not_wait_then_half_opens(chain: Chain) -> None:
     creds = chain.a.account()
     for _ in range(2):  # two timeouts (0.5 s each) open the circuit
         started = time.monotonic()
         [item] = lookup(chain.a, creds, [FLAKY])
         assert time.monotonic() - started >= 0.45 and "timed out" in str(item["error"])
-    assert metric(chain.a, "numlookup_live_circuit_state", source="upstream:flaky") == 2
+    assert metric(chain.a.url, "numlookup_live_circuit_state", source="upstream:flaky") == 2
     started = time.monotonic()
     [item] = lookup(chain.a, creds, [FLAKY])
     assert time.monotonic() - started < 0.25
     assert item["status"] == "UNKNOWN" and "circuit open" in str(item["error"])
-    assert metric(chain.a, "numlookup_live_source_requests_total", source="upstream:flaky", outcome="rejected") >= 1
+    assert metric(chain.a.url, "numlookup_live_source_requests_total", source="upstream:flaky", outcome="rejected") >= 1
 
     chain.peers["flaky"].mode = "messente"  # the source recovers
     time.sleep(1.1)
     [item] = lookup(chain.a, creds, [FLAKY])  # the half-open probe
     assert (item["status"], item["source"]) == ("ONLINE", "upstream:flaky")
-    assert metric(chain.a, "numlookup_live_circuit_state", source="upstream:flaky") == 0
+    assert metric(chain.a.url, "numlookup_live_circuit_state", source="upstream:flaky") == 0
 
 
 def test_metrics_count_sources_latency_and_cache(chain: Chain) -> None:
     creds = chain.a.account()
     lookup(chain.a, creds, ["+37251000006"])
     lookup(chain.a, creds, ["+37251000006"])
-    assert metric(chain.a, "numlookup_live_cache_lookups_total", result="hit") >= 1
-    assert metric(chain.a, "numlookup_live_cache_lookups_total", result="miss") >= 1
-    assert metric(chain.a, "numlookup_live_source_requests_total", source="upstream:b", outcome="ok") >= 1
-    assert metric(chain.a, "numlookup_live_source_latency_seconds_count", source="upstream:b") >= 1
+    assert metric(chain.a.url, "numlookup_live_cache_lookups_total", result="hit") >= 1
+    assert metric(chain.a.url, "numlookup_live_cache_lookups_total", result="miss") >= 1
+    assert metric(chain.a.url, "numlookup_live_source_requests_total", source="upstream:b", outcome="ok") >= 1
+    assert metric(chain.a.url, "numlookup_live_source_latency_seconds_count", source="upstream:b") >= 1
 
 
 @pytest.mark.parametrize("body", [{"max_age": -1}, {"deadline": "soon"}])

@@ -1,4 +1,8 @@
-"""Live-lookup metrics in the Prometheus text format (``GET /metrics``).
+"""The node's metrics in the Prometheus text format (``GET /metrics``).
+
+HTTP requests by route and status with their latency, lookups by outcome and
+source, credits spent, charge batch sizes, and the live sources' requests,
+latency, cache hits and circuit states.
 
 Each app gets its own registry, so several apps in one process (tests) do not
 collide. With several uvicorn workers every worker keeps its own figures and a
@@ -15,9 +19,33 @@ from numlookup.live.breaker import CircuitState
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-class LiveMetrics:
+class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self.http_requests = Counter(
+            "numlookup_http_requests",
+            "HTTP requests answered, by route template, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.http_latency = Histogram(
+            "numlookup_http_request_duration_seconds",
+            "Time from a request's arrival to the end of its response, by route template.",
+            ["route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=self.registry,
+        )
+        self.lookups = Counter(
+            "numlookup_lookups",
+            "Numbers answered by POST /v1/hlr/sync, by status (online, offline, unknown, invalid) and source.",
+            ["status", "source"],
+            registry=self.registry,
+        )
+        self.credits_spent = Counter(
+            "numlookup_credits_spent",
+            "Credits charged for lookups (all accounts; the ledger has them per account).",
+            registry=self.registry,
+        )
         self.requests = Counter(
             "numlookup_live_source_requests",
             "Requests to live sources (one per batch), by outcome: ok, error, rejected (circuit open).",
@@ -56,6 +84,10 @@ class LiveMetrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
             registry=self.registry,
         )
+
+    def request_done(self, route: str, method: str, status: int | None, seconds: float) -> None:
+        self.http_requests.labels(route, method, str(status) if status is not None else "none").inc()
+        self.http_latency.labels(route).observe(seconds)
 
     def circuit_changed(self, source: str, state: CircuitState) -> None:
         self.circuit.labels(source).set(int(state))
