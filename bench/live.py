@@ -13,7 +13,7 @@ targets, measured here against a local upstream (a real HTTP server on
 
 It is run by hand and never by the test suite::
 
-    python bench/live.py [--requests 1000] [--delay 0.2] [--workers 1] [--synchronous FULL] [--sequential 300]
+    python bench/live.py [--requests 1000] [--delay 0.2] [--workers 1] [--client raw|keepalive] [--synchronous FULL] [--sequential 300]
 
 Each run gets a fresh data folder, account and server on a free port, and prints
 its figures and their ratios to the targets. The client (httpx, one connection
@@ -87,33 +87,107 @@ def _serve_peer(conn: multiprocessing.connection.Connection, options: dict[str, 
     conn.send(None)
 
 
+def _post_bytes(auth_header: str, number: str, close: bool) -> bytes:
+    body = json.dumps({"numbers": [number]}).encode()
+    connection = "close" if close else "keep-alive"
+    return (f"POST /v1/hlr/sync HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {auth_header}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: {connection}\r\n\r\n").encode() + body
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+    await reader.readexactly(length)
+    return int(head.split(b" ", 2)[1])
+
+
 async def _raw_post(port: int, auth_header: str, number: str) -> int:
     """One request on its own connection, HTTP/1.1 by hand: no client-side pool to queue in."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        body = json.dumps({"numbers": [number]}).encode()
-        writer.write(
-            (f"POST /v1/hlr/sync HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {auth_header}\r\n"
-             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
-        )
+        writer.write(_post_bytes(auth_header, number, close=True))
         await writer.drain()
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
-        await reader.readexactly(length)
-        return int(head.split(b" ", 2)[1])
+        return await _read_response(reader)
     finally:
         writer.close()
+
+
+async def healthz_floor(url: str, n: int, client: str) -> float:
+    """Wall time of ``n`` concurrent ``GET /healthz`` sent the burst's way: what no lookup can beat.
+
+    ``/healthz`` does no authentication, no database work and no lookup, so this
+    is the cost of the connections and the HTTP layer alone, on the same cores
+    the client uses.
+    """
+    port = int(url.rsplit(":", 1)[1])
+    request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: %s\r\n\r\n"
+    if client == "keepalive":
+        connections = [await asyncio.open_connection("127.0.0.1", port) for _ in range(n)]
+        started = time.perf_counter()
+        for _, writer in connections:
+            writer.write(request % b"keep-alive")
+        await asyncio.gather(*(_read_response(reader) for reader, _ in connections))
+        wall = time.perf_counter() - started
+        for _, writer in connections:
+            writer.close()
+        return wall
+
+    async def one() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request % b"close")
+        await _read_response(reader)
+        writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(n)))
+    return time.perf_counter() - started
+
+
+async def keepalive_burst(url: str, auth: tuple[str, str], numbers: list[str]) -> tuple[float, list[int], list[float]]:
+    """Every client already holds an open connection (warmed with GET /healthz); then all send at once.
+
+    This is how API clients with a connection pool arrive: the burst then
+    measures the requests, not 1,000 TCP handshakes and accepts.
+    """
+    port = int(url.rsplit(":", 1)[1])
+    auth_header = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+    connections = [await asyncio.open_connection("127.0.0.1", port) for _ in numbers]
+    for reader, writer in connections:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    await asyncio.gather(*(_read_response(reader) for reader, _ in connections))
+    go = asyncio.Event()
+
+    async def one(connection: tuple[asyncio.StreamReader, asyncio.StreamWriter], number: str) -> tuple[int, float]:
+        reader, writer = connection
+        await go.wait()
+        started = time.perf_counter()
+        writer.write(_post_bytes(auth_header, number, close=False))
+        status = await _read_response(reader)
+        return status, time.perf_counter() - started
+
+    tasks = [asyncio.ensure_future(one(c, n)) for c, n in zip(connections, numbers, strict=True)]
+    await asyncio.sleep(0)
+    started = time.perf_counter()
+    go.set()
+    done = await asyncio.gather(*tasks)
+    wall = time.perf_counter() - started
+    for _, writer in connections:
+        writer.close()
+    return wall, [s for s, _ in done], [t for _, t in done]
 
 
 async def burst(url: str, auth: tuple[str, str], numbers: list[str], client: str = "raw") -> tuple[float, list[int], list[float]]:
     """All numbers at once, one request each; wall time, statuses, per-request latencies.
 
-    ``raw`` opens one connection per request and speaks HTTP/1.1 by hand; ``httpx``
-    uses an AsyncClient with a pool as large as the burst. httpx's pool costs
+    ``raw`` opens one connection per request and speaks HTTP/1.1 by hand;
+    ``keepalive`` opens every connection first and then sends all requests at once
+    (``keepalive_burst``); ``httpx`` uses an AsyncClient with a pool as large as the burst. httpx's pool costs
     grow faster than linearly with its size (1,000 concurrent ``GET /healthz``
     took about 30 times longer through it than raw on the machine this was
     written on), which would measure the client rather than the server.
     """
+    if client == "keepalive":
+        return await keepalive_burst(url, auth, numbers)
     port = int(url.rsplit(":", 1)[1])
     auth_header = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
     limits = httpx.Limits(max_connections=len(numbers), max_keepalive_connections=len(numbers))
@@ -165,7 +239,10 @@ def main() -> None:
     parser.add_argument("--synchronous", default="FULL", choices=["OFF", "NORMAL", "FULL", "EXTRA"])
     parser.add_argument("--sequential", type=int, default=300, help="requests per sequential latency series")
     parser.add_argument("--concurrency", type=int, default=128, help="live_max_concurrency of the server")
-    parser.add_argument("--client", choices=["raw", "httpx"], default="raw", help="how the burst is sent (see burst())")
+    parser.add_argument(
+        "--client", choices=["raw", "keepalive", "httpx"], default="raw",
+        help="raw: a new connection per request; keepalive: connections opened before the burst (see burst())",
+    )
     args = parser.parse_args()
 
     upstream = PeerProcess(delay=args.delay, default_status="ONLINE")
@@ -194,6 +271,7 @@ def main() -> None:
             print(f"server: {args.workers} worker(s), SQLite synchronous={args.synchronous}, live_max_concurrency={args.concurrency}")
             print(f"upstream: answers after {ms(args.delay)}, max_batch 10; burst client: {args.client}")
 
+            floor = min(asyncio.run(healthz_floor(server.url, n, args.client)) for _ in range(3))
             wall_off, statuses, _ = asyncio.run(burst(server.url, auth, OFFLINE[:n], args.client))
             assert set(statuses) == {200}, statuses
             before = upstream.requests()
@@ -209,6 +287,8 @@ def main() -> None:
                 print(f"   ({len(retries)} requests retried after the server closed their connection)")
             print(f"   baseline: the same burst for offline-only numbers {ms(wall_off)}; "
                   f"live burst minus baseline {ms(wall - wall_off)}")
+            print(f"   floor: {n} concurrent GET /healthz sent the same way {ms(floor)} (best of 3); "
+                  f"floor + upstream latency {ms(floor + args.delay)}")
 
             k = min(args.sequential, n)
             sequential(server.url, auth, OFFLINE[:20])  # warm the connection path
