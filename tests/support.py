@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,24 @@ def cli_json(data_dir: Path, *args: str, env: Mapping[str, str] | None = None) -
     return json.loads(run_cli(data_dir, *args, "--json", env=env).stdout)
 
 
+def until_healthy(url: str, process: subprocess.Popen[Any], timeout: float, details: Callable[[], str]) -> bool:
+    """Poll ``url``/healthz until it answers 200 (True) or ``timeout`` passes (False).
+
+    Raises AssertionError, with ``details()`` (the process's log, say), if the process exits first.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"{process.args!r} exited {process.returncode}:\n{details()}")
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
 class Server:
     """``numlookup serve`` in a subprocess; the test talks to it over a real socket."""
 
@@ -131,18 +149,10 @@ class Server:
             cwd=ROOT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"server exited {self.process.returncode}:\n{self.log_path.read_text()}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise AssertionError(f"server did not answer within {timeout}s:\n{self.log_path.read_text()}")
+        if not until_healthy(self.url, self.process, timeout, self.log_path.read_text):
+            self.stop()
+            raise AssertionError(f"server did not answer within {timeout}s:\n{self.log_path.read_text()}")
+        return self
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

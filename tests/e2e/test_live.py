@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-import httpx
 import pytest
 from messente_api import ApiClient, Configuration, NumberLookupApi, NumbersToInvestigate
 from pydantic import ValidationError

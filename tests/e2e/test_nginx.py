@@ -16,9 +16,7 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +29,7 @@ from numlookup.accounts import NewCredentials, create_account, get_account
 from numlookup.billing import parse_amount
 from numlookup.store import make_engine, upgrade
 from numlookup.store.tables import ledger
-from tests.support import ROOT, Server, database_url, free_port
+from tests.support import ROOT, Server, database_url, free_port, until_healthy
 
 EXAMPLE = ROOT / "deploy" / "nginx" / "numlookup.conf"
 SYNC = "/v1/hlr/sync"
@@ -125,18 +123,10 @@ class Nginx:
         self.process = subprocess.Popen(
             [*command, "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"nginx exited {self.process.returncode}:\n{self.errors()}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise AssertionError(f"nginx did not answer within {timeout}s:\n{self.errors()}")
+        if not until_healthy(self.url, self.process, timeout, self.errors):
+            self.stop()
+            raise AssertionError(f"nginx did not answer within {timeout}s:\n{self.errors()}")
+        return self
 
     def stop(self) -> None:
         """Graceful stop (SIGQUIT): workers finish their requests and every log line is written."""

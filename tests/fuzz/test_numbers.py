@@ -14,20 +14,14 @@ from __future__ import annotations
 
 import phonenumbers
 import pytest
-from hypothesis import HealthCheck, find, given, settings
+from hypothesis import find, given
 from hypothesis import strategies as st
 
 from numlookup.numbering import Resolver
 from numlookup.numbering.models import Resolution
 from numlookup.numbering.resolver import shared_engine
+from tests.fuzz import FUZZ
 
-FUZZ = settings(
-    max_examples=500,
-    deadline=None,
-    database=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow],
-)
 DIGITS = "0123456789"
 # What clients put between digits ("+372 5100-0001", "(372) 5100.0001"); international_form removes them.
 SEPARATORS = [" ", "-", ".", "(", ")", "\u00a0"]

@@ -18,20 +18,14 @@ import math
 from typing import Any
 
 import msgspec
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from numlookup.api.errors import ApiError, ErrorCode, error_response
 from numlookup.api.lookup import _decode as decode_request
 from numlookup.api.wire import NumbersToInvestigate
+from tests.fuzz import FUZZ
 
-FUZZ = settings(
-    max_examples=500,
-    deadline=None,
-    database=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow],
-)
 
 # JSON values as a client's serializer produces them. Strings exclude lone surrogates
 # (no serializer emits them from real text), floats are finite (JSON has no NaN), and
