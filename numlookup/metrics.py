@@ -5,14 +5,19 @@ source, credits spent, charge batch sizes, and the live sources' requests,
 latency, cache hits and circuit states.
 
 Each app gets its own registry, so several apps in one process (tests) do not
-collide. With several uvicorn workers every worker keeps its own figures and a
-scrape sees whichever worker answered; see the README for why multiprocess mode
-is not used.
+collide. ``numlookup serve`` runs prometheus-client's multiprocess mode (it sets
+``PROMETHEUS_MULTIPROC_DIR`` to a folder of its own before any worker starts,
+see ``serving``), so whichever worker answers a scrape reports the whole node:
+counters and histograms summed over its workers, the circuit state as the worst
+of its live workers. Without that variable (an app built in-process) the figures
+are the process's own.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 from numlookup.live.breaker import CircuitState
 
@@ -73,9 +78,10 @@ class Metrics:
         )
         self.circuit = Gauge(
             "numlookup_live_circuit_state",
-            "Circuit breaker state per source: 0 closed, 1 half-open, 2 open.",
+            "Circuit breaker state per source: 0 closed, 1 half-open, 2 open (the worst among the node's workers).",
             ["source"],
             registry=self.registry,
+            multiprocess_mode="livemax",
         )
 
         self.charge_batch = Histogram(
@@ -93,4 +99,18 @@ class Metrics:
         self.circuit.labels(source).set(int(state))
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if multiprocess_dir() is None:
+            return generate_latest(self.registry)
+        node = CollectorRegistry()
+        multiprocess.MultiProcessCollector(node)
+        return generate_latest(node)
+
+    @staticmethod
+    def worker_stopped() -> None:
+        """Drop this worker's live gauges (its circuit states) from the node's figures."""
+        if multiprocess_dir() is not None:
+            multiprocess.mark_process_dead(os.getpid())
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir")

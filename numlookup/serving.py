@@ -18,9 +18,12 @@ A graceful stop exits 0, with one worker or many.
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from types import FrameType
 
 import uvicorn
@@ -34,6 +37,9 @@ from numlookup.settings import Settings
 # Long enough for a busy client's next request, which is typically already in
 # flight; an idle pool's connections are let go after it.
 DRAIN_IDLE_SECONDS = 1.0
+# prometheus-client's multiprocess folder (see numlookup.metrics). Named here rather
+# than imported: prometheus-client reads it once, at import, which must come after.
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 # uvicorn's exit status when the app cannot start.
 STARTUP_FAILURE = 3
 
@@ -154,6 +160,20 @@ def config(settings: Settings, *, host: str, port: int, workers: int) -> uvicorn
 
 def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
     """Serve until SIGTERM or Ctrl+C, then shut down gracefully and return (exit status 0)."""
+    if os.environ.get(METRICS_DIR_VARIABLE):  # the operator chose the folder: theirs to manage
+        _serve(settings, host=host, port=port, workers=workers)
+        return
+    # One folder per serve, so nodes sharing a data directory keep apart; set before
+    # any worker imports prometheus-client, which reads it at import.
+    folder = tempfile.mkdtemp(prefix="numlookup-metrics-")
+    os.environ[METRICS_DIR_VARIABLE] = folder
+    try:
+        _serve(settings, host=host, port=port, workers=workers)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
     cfg = config(settings, host=host, port=port, workers=workers)
     if cfg.workers > 1:
         Supervisor(cfg, sockets=[cfg.bind_socket()]).run()

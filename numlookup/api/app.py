@@ -163,6 +163,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if state.live is not None:
             await state.live.close()
         state.engine.dispose()
+        metrics.worker_stopped()
 
     app = Starlette(
         routes=[

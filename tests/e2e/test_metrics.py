@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 
-from tests.e2e.conftest import Live
+from tests.e2e.conftest import Live, start_live
 from tests.support import metric
 
 SYNC = "/v1/hlr/sync"
@@ -44,3 +46,17 @@ def _optional(live: Live, name: str, **labels: str) -> float:
         return metric(live.url, name, **labels)
     except AssertionError:
         return 0.0
+
+
+def test_every_worker_answers_for_the_whole_node(tmp_path: Path) -> None:
+    """With two workers, any scrape counts the requests both served (multiprocess mode)."""
+    for live in start_live(tmp_path / "two", workers=2):
+        creds = live.account(credits="10")
+        requests = 40
+        for _ in range(requests):  # a new connection each: the kernel spreads them over the workers
+            with live.client(creds) as client:
+                assert client.post(SYNC, json={"numbers": ["+37251000001"]}).status_code == 200
+        scrapes = {_requests(live, SYNC, "POST", "200") for _ in range(10)}
+        assert scrapes == {requests}
+        assert metric(live.url, "numlookup_charge_batch_size_count") == requests
+        assert round(metric(live.url, "numlookup_credits_spent_total"), 6) == 0.4
