@@ -15,7 +15,14 @@ measures, for each size:
 and, with ``--import-sizes``, rows per second of ``numlookup data import-ported``
 on a generated CSV file, end to end (parse, validate, sort, write, activate).
 
-Run by hand: ``python bench/ported.py [--sizes 1000000 10000000 100000000] [--import-sizes 1000000]``
+With ``--distribution-sizes``, the cost of sharing a version through the
+database (``dataset_distribution = "database"``) on a throwaway PostgreSQL
+cluster with fsync on: the same import with and without storing the copy (the
+baseline), and the time a node without the files takes to fetch, verify and
+map it (``datasets.distribution.ensure_local`` plus the table's load).
+
+Run by hand: ``python bench/ported.py [--sizes 1000000 10000000 100000000] [--import-sizes 1000000]
+[--distribution-sizes 10000000]``
 """
 
 from __future__ import annotations
@@ -92,13 +99,17 @@ def measure(size: int, folder: Path) -> None:
     )
 
 
-def measure_import(size: int, folder: Path) -> None:
-    csv_path = folder / "ported.csv"
+def write_csv(size: int, csv_path: Path) -> None:
     keys = _numbers(size, 5)
     nets = np.array(["26201", "26202", "26203", "26207"])[np.random.default_rng(6).integers(0, 4, size)]
     with csv_path.open("w") as fh:
         for i in range(0, size, 1_000_000):
             fh.write("".join(f"{k},{m}\n" for k, m in zip(keys[i : i + 1_000_000].tolist(), nets[i : i + 1_000_000].tolist(), strict=True)))
+
+
+def measure_import(size: int, folder: Path) -> None:
+    csv_path = folder / "ported.csv"
+    write_csv(size, csv_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("NUMLOOKUP_")}
     env["NUMLOOKUP_DATA_DIR"] = str(folder / "data")
     command = [sys.executable, "-m", "numlookup", "data", "import-ported", str(csv_path), "--json"]
@@ -113,10 +124,45 @@ def measure_import(size: int, folder: Path) -> None:
     print(f"import {size:>12,} rows: {elapsed:6.1f}s = {size / elapsed:,.0f} rows/s end to end (CLI start included), {shown}")
 
 
+def measure_distribution(size: int, folder: Path, database_url: str) -> None:
+    """Import with and without a copy in the database, then a fetch by a node that has no files."""
+    from numlookup.datasets import catalog, distribution
+    from numlookup.store import make_engine, upgrade
+
+    csv_path = folder / "ported.csv"
+    write_csv(size, csv_path)
+    engine = make_engine(database_url)
+    upgrade(engine)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMLOOKUP_")}
+    env["NUMLOOKUP_DATABASE_URL"] = database_url
+    seconds: dict[str, float] = {}
+    for mode in ("files", "database"):
+        env["NUMLOOKUP_DATA_DIR"] = str(folder / f"importer-{mode}")
+        env["NUMLOOKUP_DATASET_DISTRIBUTION"] = mode
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "numlookup", "data", "import-ported", str(csv_path), "--json"], env=env, check=True, capture_output=True)
+        seconds[mode] = time.perf_counter() - started
+    version = catalog.active_versions(engine)["ported"]
+    stored = sum(p.stat().st_size for p in catalog.dataset_folder(folder / "importer-database", version).iterdir())
+    started = time.perf_counter()
+    fetched = distribution.ensure_local(engine, folder / "new-node", version)
+    table = PortedTable.load(fetched)
+    fetch_s = time.perf_counter() - started
+    assert len(table) == version.rows
+    engine.dispose()
+    extra = seconds["database"] - seconds["files"]
+    print(
+        f"distribution {size:>12,} rows ({stored / 1e6:,.0f} MB of files): import {seconds['files']:6.1f}s without the copy, "
+        f"{seconds['database']:6.1f}s with it (+{extra:.1f}s, {stored / 1e6 / max(extra, 1e-9):,.0f} MB/s into PostgreSQL); "
+        f"fetch, verify and load on a node without the files {fetch_s:5.1f}s ({stored / 1e6 / fetch_s:,.0f} MB/s)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[1_000_000, 10_000_000])
     parser.add_argument("--import-sizes", type=int, nargs="*", default=[1_000_000])
+    parser.add_argument("--distribution-sizes", type=int, nargs="*", default=[])
     args = parser.parse_args()
     print("PortedTable: int64 keys + uint16 network index, sorted, searchsorted; baseline: a Python dict of the same numbers")
     for size in args.sizes:
@@ -125,6 +171,18 @@ def main() -> None:
     for size in args.import_sizes:
         with tempfile.TemporaryDirectory() as tmp:
             measure_import(size, Path(tmp))
+    if args.distribution_sizes:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from server import start_postgres  # bench/server.py: the same durable throwaway cluster
+
+        cluster = start_postgres()
+        try:
+            for size in args.distribution_sizes:
+                with tempfile.TemporaryDirectory() as tmp:
+                    measure_distribution(size, Path(tmp), cluster.create_database())
+        finally:
+            cluster.stop()
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from numlookup.accounts import get_account
 from numlookup.store import make_engine, upgrade
 from numlookup.store.tables import ledger
 from tests.e2e.conftest import Live
+from tests.e2e.ledger import LOAD_ENV
 from tests.support import Server, database_url
 
 CLIENTS = 8
@@ -23,7 +24,7 @@ def test_sigkill_under_load_loses_nothing(tmp_path: Path) -> None:
     data_dir = tmp_path / "crash"
     engine = make_engine(database_url(data_dir))
     upgrade(engine)
-    server = Server(data_dir, workers=2).start()
+    server = Server(data_dir, workers=2, env=LOAD_ENV).start()
     live = Live(server=server, engine=engine)
     creds = live.account(credits="100000")
     ok_ids: list[str] = []
@@ -64,7 +65,7 @@ def test_sigkill_under_load_loses_nothing(tmp_path: Path) -> None:
         assert ok_ids, "no request succeeded before the kill; the test proved nothing"
         assert failures, "the kill interrupted no request; the test proved nothing"
 
-        server = Server(data_dir, workers=2, port=server.port).start()
+        server = Server(data_dir, workers=2, port=server.port, env=LOAD_ENV).start()
         with engine.connect() as conn:
             rows = conn.execute(select(ledger).order_by(ledger.c.id)).all()
         charged = {r.request_id for r in rows if r.kind == "lookup"}

@@ -21,7 +21,7 @@ from numlookup.billing import parse_amount
 from numlookup.store import make_engine, upgrade
 from numlookup.store.tables import ledger
 from tests import support
-from tests.e2e.ledger import HEADERS, Load, assert_ledger_matches, ledger_total
+from tests.e2e.ledger import HEADERS, LOAD_ENV, Load, assert_ledger_matches, ledger_total
 from tests.support import BACKEND, Server, database_url
 
 N = 60
@@ -33,7 +33,7 @@ def nodes(tmp_path: Path) -> Iterator[tuple[list[Server], Engine]]:
     data_dir = tmp_path / "shared"
     engine = make_engine(database_url(data_dir))
     upgrade(engine)
-    servers = [Server(data_dir, workers=1) for _ in range(3)]
+    servers = [Server(data_dir, workers=1, env=LOAD_ENV) for _ in range(3)]
     try:
         for server in servers:
             server.start()
