@@ -33,12 +33,6 @@ from typing import Any
 MODES = ("messente", "refuse", "reset", "hang", "garbage", "http500", "http401", "badjson")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Peer:
     mode: str = "messente"
@@ -57,6 +51,7 @@ class Peer:
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
         self._stopped: asyncio.Event | None = None
+        self._held: socket.socket | None = None
         self.connections = 0
 
     @property
@@ -65,7 +60,11 @@ class Peer:
 
     def start(self) -> Peer:
         if self.mode == "refuse":
-            self.port = free_port()  # nobody listens there
+            # Bound but not listening: connections are refused, and the port stays
+            # ours, so no server started later (another test's) can take it and answer.
+            self._held = socket.socket()
+            self._held.bind(("127.0.0.1", 0))
+            self.port = self._held.getsockname()[1]
             return self
         ready = threading.Event()
 
@@ -90,6 +89,9 @@ class Peer:
         await self._server.wait_closed()
 
     def stop(self) -> None:
+        if self._held is not None:
+            self._held.close()
+            self._held = None
         if self._loop is not None and self._stopped is not None:
             self._loop.call_soon_threadsafe(self._stopped.set)
         if self._thread is not None:
