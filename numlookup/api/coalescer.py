@@ -2,7 +2,7 @@
 
 Why: the numbering engine is columnar (numpy over the whole batch), so one call
 costs about the same for one number as for a hundred: on the machine this was
-written on, 122 µs for a single number against 5 µs per number in batches of
+written on, 121 µs for a single number against 4–5 µs per number in batches of
 100. Under a burst of single-number requests, resolving each on its own was a
 third of a worker's time. Each request hands its numbers over and awaits them;
 the first one schedules a flush for the next turn of the event loop, by which

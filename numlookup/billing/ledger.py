@@ -7,7 +7,7 @@ below zero: the database serialises them, and the loser sees zero rows updated.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -36,29 +36,33 @@ class Charge:
     balance_after: int
 
 
+def _take(conn: Connection, account_id: int, amount: int) -> int | None:
+    """The conditional debit: the balance after it, or None (nothing changed) if the balance does not cover it."""
+    after = conn.execute(
+        update(accounts)
+        .where(accounts.c.id == account_id, accounts.c.balance >= amount)
+        .values(balance=accounts.c.balance - amount)
+        .returning(accounts.c.balance)
+    ).scalar()
+    return None if after is None else int(after)
+
+
 def debit(
     conn: Connection,
     account_id: int,
     request_id: str,
     amount: int,
     numbers: int,
-    within: Callable[[Connection], None] | None = None,
 ) -> Charge:
-    """The charge's statements inside the caller's transaction: the conditional debit, the ledger row, ``within``.
+    """The charge's statements inside the caller's transaction: the conditional debit and the ledger row.
 
     Raises InsufficientCredits having changed nothing (the UPDATE matched no row).
     """
     now = datetime.now(UTC)
-    row = conn.execute(
-        update(accounts)
-        .where(accounts.c.id == account_id, accounts.c.balance >= amount)
-        .values(balance=accounts.c.balance - amount)
-        .returning(accounts.c.balance)
-    ).first()
-    if row is None:
+    balance_after = _take(conn, account_id, amount)
+    if balance_after is None:
         balance = conn.execute(select(accounts.c.balance).where(accounts.c.id == account_id)).scalar_one()
         raise InsufficientCredits(balance, amount)
-    balance_after = row[0]
     ledger_id = conn.execute(
         insert(ledger)
         .values(
@@ -72,8 +76,6 @@ def debit(
         )
         .returning(ledger.c.id)
     ).scalar_one()
-    if within is not None:
-        within(conn)
     return Charge(ledger_id=ledger_id, amount=amount, balance_after=balance_after)
 
 
@@ -108,12 +110,7 @@ def debit_batch(conn: Connection, debits: Sequence[Debit]) -> list[Charge | Insu
     placed: list[int] = []  # the debit of each row
     for account_id, indices in by_account.items():
         total = sum(debits[i].amount for i in indices)
-        after = conn.execute(
-            update(accounts)
-            .where(accounts.c.id == account_id, accounts.c.balance >= total)
-            .values(balance=accounts.c.balance - total)
-            .returning(accounts.c.balance)
-        ).scalar()
+        after = _take(conn, account_id, total)
         if after is None:
             for i in indices:
                 d = debits[i]
@@ -145,15 +142,10 @@ def charge(
     request_id: str,
     amount: int,
     numbers: int,
-    within: Callable[[Connection], None] | None = None,
 ) -> Charge:
-    """Debit ``amount`` micro-credits for ``numbers`` lookups of ``request_id``; returns once committed.
-
-    ``within`` runs in the same transaction after the ledger row (the lookup route
-    stores its live answers in the cache there: no extra commit per request).
-    """
+    """Debit ``amount`` micro-credits for ``numbers`` lookups of ``request_id``; returns once committed."""
     with write_transaction(engine) as conn:
-        return debit(conn, account_id, request_id, amount, numbers, within)
+        return debit(conn, account_id, request_id, amount, numbers)
 
 
 def add_credits(engine: Engine, account_id: int, amount: int, note: str | None = None) -> Charge:
