@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench clean
+.PHONY: run check test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "numlookup needs Python 3.11 or newer"'
@@ -22,9 +22,16 @@ $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 run: $(VENV)/.run-installed
 	$(BIN)/numlookup serve --demo
 
-## Run the whole test suite twice: on SQLite, then on a throwaway PostgreSQL cluster.
+## Formatting, lint and types: what every submission must pass (also .pre-commit-config.yaml).
+CHECKED := numlookup tests bench scripts
+check: $(VENV)/.test-installed
+	$(BIN)/ruff format --check $(CHECKED)
+	$(BIN)/ruff check $(CHECKED)
+	$(BIN)/mypy
+
+## Run the checks, then the whole test suite twice: on SQLite, then on a throwaway PostgreSQL cluster.
 ## Installs osmo-hlr (live-source tests), nginx (load-balancer tests) and PostgreSQL when missing.
-test: $(VENV)/.test-installed
+test: check
 	sh scripts/ensure-osmo-hlr.sh || echo "osmo-hlr could not be installed: its tests will be skipped"
 	sh scripts/ensure-nginx.sh || echo "nginx could not be installed: its tests will be skipped"
 	sh scripts/ensure-postgres.sh

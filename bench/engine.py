@@ -37,7 +37,7 @@ from phonenumbers import carrier
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from numlookup.numbering.engine import Engine, reference, sample_corpus  # noqa: E402
+from numlookup.numbering.engine import Engine, reference, sample_corpus
 
 _E164 = re.compile(r"\+[0-9]{1,15}")
 
@@ -140,40 +140,55 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as cache:
         cold_s, warm_s = start_up(Path(cache)), start_up(Path(cache))
-    print(f"start-up in a fresh interpreter (import + Engine.load): compile, no cache {cold_s:.2f} s; "
-          f"from the cache {warm_s:.2f} s")  # fmt: skip
+    print(
+        f"start-up in a fresh interpreter (import + Engine.load): compile, no cache {cold_s:.2f} s; "
+        f"from the cache {warm_s:.2f} s"
+    )
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with tempfile.TemporaryDirectory() as cache:
         cold = Engine.load(Path(cache))
         warm = Engine.load(Path(cache))
     engine = warm
     table_bytes = sum(getattr(engine, name).nbytes for name in Engine._ARRAYS)
-    print(f"in this process (metadata already loaded by the corpus): compile {cold.load_seconds:.2f} s, "
-          f"load {warm.load_seconds:.3f} s")  # fmt: skip
-    print(f"tables: {table_bytes / 2**20:.1f} MiB in numpy arrays; "
-          f"{len(engine.main_starts):,} type/region segments, {len(engine.carrier_starts):,} carrier segments; "
-          f"calling codes always on the slow path: {list(engine.slow_codes) or 'none'}")  # fmt: skip
+    print(
+        f"in this process (metadata already loaded by the corpus): compile {cold.load_seconds:.2f} s, "
+        f"load {warm.load_seconds:.3f} s"
+    )
+    print(
+        f"tables: {table_bytes / 2**20:.1f} MiB in numpy arrays; "
+        f"{len(engine.main_starts):,} type/region segments, {len(engine.carrier_starts):,} carrier segments; "
+        f"calling codes always on the slow path: {list(engine.slow_codes) or 'none'}"
+    )
     del cold
 
     phonenumbers.enable_pattern_cache()
     engine_rate = best_rate(engine.resolve_e164, e164, repeat=3)
     result = engine.resolve_e164(e164)
-    print(f"(a) engine in-process, E.164 input: {engine_rate:,.0f} numbers/s "
-          f"(slow path {result.slow:,} = {result.slow / len(e164):.3%})")  # fmt: skip
+    print(
+        f"(a) engine in-process, E.164 input: {engine_rate:,.0f} numbers/s "
+        f"(slow path {result.slow:,} = {result.slow / len(e164):.3%})"
+    )
 
     e2e, peak = lookup_end_to_end(e164, args.e2e_lines)
-    print(f"(b) numlookup lookup end to end, {args.e2e_lines:,}-line file to CSV: {e2e:,.0f} numbers/s "
-          f"(whole command, start-up included; peak RSS {f'{peak:,.0f} MiB' if peak else 'unknown'})")  # fmt: skip
+    print(
+        f"(b) numlookup lookup end to end, {args.e2e_lines:,}-line file to CSV: {e2e:,.0f} numbers/s "
+        f"(whole command, start-up included; peak RSS {f'{peak:,.0f} MiB' if peak else 'unknown'})"
+    )
 
     sample = e164[: args.naive_sample]
     naive_rate = best_rate(naive_loop, sample, repeat=1)
-    print(f"(c) naive phonenumbers loop, pattern cache on: {naive_rate:,.0f} numbers/s "
-          f"(measured on the first {len(sample):,} E.164 inputs; {len(e164):,} would take "
-          f"{len(e164) / naive_rate:.0f} s - extrapolated)")  # fmt: skip
+    print(
+        f"(c) naive phonenumbers loop, pattern cache on: {naive_rate:,.0f} numbers/s "
+        f"(measured on the first {len(sample):,} E.164 inputs; {len(e164):,} would take "
+        f"{len(e164) / naive_rate:.0f} s - extrapolated)"
+    )
     print(f"ratio (a)/(c): {engine_rate / naive_rate:.0f}x")
 
     full = engine.resolve_e164(numbers, hints)
-    print(f"slow path on the whole corpus (incl. national formats and garbage): {full.slow:,} = {full.slow / len(numbers):.2%}")
+    print(
+        f"slow path on the whole corpus (incl. national formats and garbage): "
+        f"{full.slow:,} = {full.slow / len(numbers):.2%}"
+    )
     rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(f"peak RSS {rss_after / 1024:.0f} MiB (before the engine: {rss_before / 1024:.0f} MiB; includes the corpus)")
 
@@ -186,8 +201,10 @@ def main() -> None:
         if got != expected:
             bad.append((raw, hint, got, expected))
     agree = len(numbers) - len(bad)
-    print(f"agreement with phonenumbers (valid, reason, type, region, carrier, E.164): "
-          f"{agree:,} / {len(numbers):,} ({time.perf_counter() - start:.0f} s)")  # fmt: skip
+    print(
+        f"agreement with phonenumbers (valid, reason, type, region, carrier, E.164): "
+        f"{agree:,} / {len(numbers):,} ({time.perf_counter() - start:.0f} s)"
+    )
     for raw, hint, got, expected in bad[:20]:
         print(f"  {raw!r} hint={hint}: engine {got} / phonenumbers {expected}")
     if bad:

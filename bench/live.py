@@ -13,7 +13,8 @@ targets, measured here against a local upstream (a real HTTP server on
 
 It is run by hand and never by the test suite::
 
-    python bench/live.py [--requests 1000] [--delay 0.2] [--workers 1] [--client raw|keepalive] [--synchronous FULL] [--sequential 300]
+    python bench/live.py [--requests 1000] [--delay 0.2] [--workers 1] [--client raw|keepalive]
+                         [--synchronous FULL] [--sequential 300]
 
 Each run gets a fresh data folder, account and server on a free port, and prints
 its figures and their ratios to the targets. The client (httpx, one connection
@@ -90,13 +91,17 @@ def _serve_peer(conn: multiprocessing.connection.Connection, options: dict[str, 
 def _post_bytes(auth_header: str, number: str, close: bool) -> bytes:
     body = json.dumps({"numbers": [number]}).encode()
     connection = "close" if close else "keep-alive"
-    return (f"POST /v1/hlr/sync HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {auth_header}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: {connection}\r\n\r\n").encode() + body
+    return (
+        f"POST /v1/hlr/sync HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {auth_header}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: {connection}\r\n\r\n"
+    ).encode() + body
 
 
 async def _read_response(reader: asyncio.StreamReader) -> int:
     head = await reader.readuntil(b"\r\n\r\n")
-    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+    length = next(
+        int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+    )
     await reader.readexactly(length)
     return int(head.split(b" ", 2)[1])
 
@@ -152,7 +157,7 @@ async def keepalive_burst(url: str, auth: tuple[str, str], numbers: list[str]) -
     port = int(url.rsplit(":", 1)[1])
     auth_header = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
     connections = [await asyncio.open_connection("127.0.0.1", port) for _ in numbers]
-    for reader, writer in connections:
+    for _reader, writer in connections:
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     await asyncio.gather(*(_read_response(reader) for reader, _ in connections))
     go = asyncio.Event()
@@ -176,7 +181,9 @@ async def keepalive_burst(url: str, auth: tuple[str, str], numbers: list[str]) -
     return wall, [s for s, _ in done], [t for _, t in done]
 
 
-async def burst(url: str, auth: tuple[str, str], numbers: list[str], client: str = "raw") -> tuple[float, list[int], list[float]]:
+async def burst(
+    url: str, auth: tuple[str, str], numbers: list[str], client: str = "raw"
+) -> tuple[float, list[int], list[float]]:
     """All numbers at once, one request each; wall time, statuses, per-request latencies.
 
     ``raw`` opens one connection per request and speaks HTTP/1.1 by hand;
@@ -240,7 +247,9 @@ def main() -> None:
     parser.add_argument("--sequential", type=int, default=300, help="requests per sequential latency series")
     parser.add_argument("--concurrency", type=int, default=128, help="live_max_concurrency of the server")
     parser.add_argument(
-        "--client", choices=["raw", "keepalive", "httpx"], default="raw",
+        "--client",
+        choices=["raw", "keepalive", "httpx"],
+        default="raw",
         help="raw: a new connection per request; keepalive: connections opened before the burst (see burst())",
     )
     args = parser.parse_args()
@@ -259,16 +268,23 @@ def main() -> None:
             "NUMLOOKUP_LIVE_MAX_CONCURRENCY": str(args.concurrency),
             "NUMLOOKUP_LIVE_BREAKER_FAILURES": "3",
             "NUMLOOKUP_LIVE_BREAKER_RESET_SECONDS": "3600",
-            "NUMLOOKUP_LIVE_ROUTES": json.dumps([{"match": "cc:372", "source": "local"}, {"match": "cc:49", "source": "dead"}]),
-            "NUMLOOKUP_UPSTREAMS": json.dumps({
-                "local": {"url": upstream.url, "username": "u", "password": "p", "max_batch": 10, "timeout": 5},
-                "dead": {"url": dead.url, "username": "u", "password": "p", "timeout": 0.5},
-            }),
+            "NUMLOOKUP_LIVE_ROUTES": json.dumps(
+                [{"match": "cc:372", "source": "local"}, {"match": "cc:49", "source": "dead"}]
+            ),
+            "NUMLOOKUP_UPSTREAMS": json.dumps(
+                {
+                    "local": {"url": upstream.url, "username": "u", "password": "p", "max_batch": 10, "timeout": 5},
+                    "dead": {"url": dead.url, "username": "u", "password": "p", "timeout": 0.5},
+                }
+            ),
         }
         server = Server(data, workers=args.workers, env=env).start()
         try:
             n = args.requests
-            print(f"server: {args.workers} worker(s), SQLite synchronous={args.synchronous}, live_max_concurrency={args.concurrency}")
+            print(
+                f"server: {args.workers} worker(s), SQLite synchronous={args.synchronous}, "
+                f"live_max_concurrency={args.concurrency}"
+            )
             print(f"upstream: answers after {ms(args.delay)}, max_batch 10; burst client: {args.client}")
 
             floor = min(asyncio.run(healthz_floor(server.url, n, args.client)) for _ in range(3))
@@ -279,16 +295,25 @@ def main() -> None:
             assert set(statuses) == {200}, statuses
             asked = upstream.requests() - before
             print(f"\n1. {n} concurrent single-number requests, every number a cache miss")
-            print(f"   wall time {ms(wall)}; target 1.5 x {ms(args.delay)} = {ms(1.5 * args.delay)}; "
-                  f"ratio to upstream latency {wall / args.delay:.2f}x ({'met' if wall <= 1.5 * args.delay else 'NOT met'})")
-            print(f"   per request p50 {ms(statistics.median(lat))}, max {ms(max(lat))}; upstream requests {asked} "
-                  f"({n / max(asked, 1):.1f} numbers each)")
+            print(
+                f"   wall time {ms(wall)}; target 1.5 x {ms(args.delay)} = {ms(1.5 * args.delay)}; "
+                f"ratio to upstream latency {wall / args.delay:.2f}x "
+                f"({'met' if wall <= 1.5 * args.delay else 'NOT met'})"
+            )
+            print(
+                f"   per request p50 {ms(statistics.median(lat))}, max {ms(max(lat))}; upstream requests {asked} "
+                f"({n / max(asked, 1):.1f} numbers each)"
+            )
             if retries:
                 print(f"   ({len(retries)} requests retried after the server closed their connection)")
-            print(f"   baseline: the same burst for offline-only numbers {ms(wall_off)}; "
-                  f"live burst minus baseline {ms(wall - wall_off)}")
-            print(f"   floor: {n} concurrent GET /healthz sent the same way {ms(floor)} (best of 3); "
-                  f"floor + upstream latency {ms(floor + args.delay)}")
+            print(
+                f"   baseline: the same burst for offline-only numbers {ms(wall_off)}; "
+                f"live burst minus baseline {ms(wall - wall_off)}"
+            )
+            print(
+                f"   floor: {n} concurrent GET /healthz sent the same way {ms(floor)} (best of 3); "
+                f"floor + upstream latency {ms(floor + args.delay)}"
+            )
 
             k = min(args.sequential, n)
             sequential(server.url, auth, OFFLINE[:20])  # warm the connection path
@@ -297,18 +322,24 @@ def main() -> None:
             assert {i["source"] for i in items} == {"cache"}, {i["source"] for i in items}
             extra = statistics.median(hit) - statistics.median(off)
             print(f"\n2. cache hit vs offline, {k} sequential requests each")
-            print(f"   offline p50 {ms(statistics.median(off))}, cache hit p50 {ms(statistics.median(hit))}: "
-                  f"a hit adds {ms(extra)} (target <= 1 ms: {'met' if extra <= 0.001 else 'NOT met'})")
+            print(
+                f"   offline p50 {ms(statistics.median(off))}, cache hit p50 {ms(statistics.median(hit))}: "
+                f"a hit adds {ms(extra)} (target <= 1 ms: {'met' if extra <= 0.001 else 'NOT met'})"
+            )
 
             trip, _ = sequential(server.url, auth, DEAD[:3])  # three timeouts open the breaker
             dead_lat, items = sequential(server.url, auth, DEAD[3 : 3 + k])
             off2, _ = sequential(server.url, auth, OFFLINE[n + k : n + 2 * k])
             assert all("circuit open" in str(i.get("error")) for i in items), items[0]
             added = statistics.median(dead_lat) - statistics.median(off2)
-            print(f"\n3. dead source (never answers, timeout 0.5 s): the 3 requests that opened the breaker took "
-                  f"{', '.join(ms(t) for t in trip)}")
-            print(f"   breaker open, {k} sequential requests: p50 {ms(statistics.median(dead_lat))} vs offline "
-                  f"{ms(statistics.median(off2))}: adds {ms(added)}")
+            print(
+                f"\n3. dead source (never answers, timeout 0.5 s): the 3 requests that opened the breaker took "
+                f"{', '.join(ms(t) for t in trip)}"
+            )
+            print(
+                f"   breaker open, {k} sequential requests: p50 {ms(statistics.median(dead_lat))} vs offline "
+                f"{ms(statistics.median(off2))}: adds {ms(added)}"
+            )
         finally:
             server.stop()
             engine.dispose()

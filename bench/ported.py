@@ -68,7 +68,7 @@ def measure(size: int, folder: Path) -> None:
     loaded = PortedTable.load(folder)
     load_s = time.perf_counter() - started
     started = time.perf_counter()
-    checksum = int(np.asarray(loaded.keys[:: 512]).sum()) + int(np.asarray(loaded.values[:: 2048]).sum())
+    checksum = int(np.asarray(loaded.keys[::512]).sum()) + int(np.asarray(loaded.values[::2048]).sum())
     touch_s = time.perf_counter() - started
     resident = (_rss_mb() - before) * 2**20
 
@@ -94,7 +94,11 @@ def measure(size: int, folder: Path) -> None:
         f"{size:>12,}  build {build_s:6.2f}s  stored {stored / size:5.2f} B/number  "
         f"load {load_s * 1000:7.2f} ms (mmap) + {touch_s:5.2f}s to touch  resident {resident / size:5.2f} B/number  "
         f"lookups {rate / 1e6:6.2f} M/s (hits {int((found >= 0).sum()):,})"
-        + (f"  dict {dict_rate / 1e6:5.2f} M/s  ratio {rate / dict_rate:4.1f}x" if dict_rate else "  dict: skipped (too large)")
+        + (
+            f"  dict {dict_rate / 1e6:5.2f} M/s  ratio {rate / dict_rate:4.1f}x"
+            if dict_rate
+            else "  dict: skipped (too large)"
+        )
         + f"  [{checksum % 7}]"
     )
 
@@ -104,7 +108,12 @@ def write_csv(size: int, csv_path: Path) -> None:
     nets = np.array(["26201", "26202", "26203", "26207"])[np.random.default_rng(6).integers(0, 4, size)]
     with csv_path.open("w") as fh:
         for i in range(0, size, 1_000_000):
-            fh.write("".join(f"{k},{m}\n" for k, m in zip(keys[i : i + 1_000_000].tolist(), nets[i : i + 1_000_000].tolist(), strict=True)))
+            fh.write(
+                "".join(
+                    f"{k},{m}\n"
+                    for k, m in zip(keys[i : i + 1_000_000].tolist(), nets[i : i + 1_000_000].tolist(), strict=True)
+                )
+            )
 
 
 def measure_import(size: int, folder: Path) -> None:
@@ -121,7 +130,10 @@ def measure_import(size: int, folder: Path) -> None:
     elapsed = time.perf_counter() - started
     peak = next((line.split("=")[1] for line in done.stderr.splitlines() if line.startswith("PEAK_KB=")), None)
     shown = f"peak RSS {int(peak) / 1024:,.0f} MB" if peak else "peak RSS unknown (no /usr/bin/time)"
-    print(f"import {size:>12,} rows: {elapsed:6.1f}s = {size / elapsed:,.0f} rows/s end to end (CLI start included), {shown}")
+    print(
+        f"import {size:>12,} rows: {elapsed:6.1f}s = {size / elapsed:,.0f} rows/s end to end "
+        f"(CLI start included), {shown}"
+    )
 
 
 def measure_distribution(size: int, folder: Path, database_url: str) -> None:
@@ -140,7 +152,12 @@ def measure_distribution(size: int, folder: Path, database_url: str) -> None:
         env["NUMLOOKUP_DATA_DIR"] = str(folder / f"importer-{mode}")
         env["NUMLOOKUP_DATASET_DISTRIBUTION"] = mode
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "numlookup", "data", "import-ported", str(csv_path), "--json"], env=env, check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "numlookup", "data", "import-ported", str(csv_path), "--json"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         seconds[mode] = time.perf_counter() - started
     version = catalog.active_versions(engine)["ported"]
     stored = sum(p.stat().st_size for p in catalog.dataset_folder(folder / "importer-database", version).iterdir())
@@ -152,8 +169,10 @@ def measure_distribution(size: int, folder: Path, database_url: str) -> None:
     engine.dispose()
     extra = seconds["database"] - seconds["files"]
     print(
-        f"distribution {size:>12,} rows ({stored / 1e6:,.0f} MB of files): import {seconds['files']:6.1f}s without the copy, "
-        f"{seconds['database']:6.1f}s with it (+{extra:.1f}s, {stored / 1e6 / max(extra, 1e-9):,.0f} MB/s into PostgreSQL); "
+        f"distribution {size:>12,} rows ({stored / 1e6:,.0f} MB of files): "
+        f"import {seconds['files']:6.1f}s without the copy, "
+        f"{seconds['database']:6.1f}s with it "
+        f"(+{extra:.1f}s, {stored / 1e6 / max(extra, 1e-9):,.0f} MB/s into PostgreSQL); "
         f"fetch, verify and load on a node without the files {fetch_s:5.1f}s ({stored / 1e6 / fetch_s:,.0f} MB/s)"
     )
 
@@ -164,7 +183,10 @@ def main() -> None:
     parser.add_argument("--import-sizes", type=int, nargs="*", default=[1_000_000])
     parser.add_argument("--distribution-sizes", type=int, nargs="*", default=[])
     args = parser.parse_args()
-    print("PortedTable: int64 keys + uint16 network index, sorted, searchsorted; baseline: a Python dict of the same numbers")
+    print(
+        "PortedTable: int64 keys + uint16 network index, sorted, searchsorted; "
+        "baseline: a Python dict of the same numbers"
+    )
     for size in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
             measure(size, Path(tmp))

@@ -116,7 +116,7 @@ class WrkResult:
         lines = [line for line in stdout.splitlines() if line.startswith(RESULT_PREFIX)]
         if len(lines) != 1:
             raise BenchError(f"wrk printed {len(lines)} {RESULT_PREFIX.strip()} lines, expected 1:\n{stdout}")
-        data: dict[str, Any] = json.loads(lines[0][len(RESULT_PREFIX):])
+        data: dict[str, Any] = json.loads(lines[0][len(RESULT_PREFIX) :])
         errors: dict[str, int] = data["errors"]
         latency: dict[str, float] = data["latency_us"]
         return cls(
@@ -182,7 +182,8 @@ class RunSpec:
         durability = f"synchronous={self.synchronous}" if self.database == "sqlite" else "fsync=on"
         return (
             f"{self.database}, {self.nodes} node{'s' if self.nodes > 1 else ''}, "
-            f"{self.workers} worker{'s' if self.workers > 1 else ''} per node, {durability}, group commit {self.group_commit}"
+            f"{self.workers} worker{'s' if self.workers > 1 else ''} per node, {durability}, "
+            f"group commit {self.group_commit}"
         )
 
 
@@ -246,7 +247,17 @@ def start_postgres() -> PostgresCluster:
             # PostgresCluster.start() without -F (fsync=off); the other options as in the suite.
             self._run(str(self.bin_dir / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8")
             options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -c max_connections=300 -c shared_buffers=64MB"
-            self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "start")
+            self._run(
+                str(self.bin_dir / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-o",
+                options,
+                "-l",
+                str(self.root / "log"),
+                "-w",
+                "start",
+            )
             return self
 
     cluster = DurableCluster()
@@ -264,7 +275,7 @@ def postgres_settings(cluster: PostgresCluster) -> str:
     names = ("server_version", "fsync", "synchronous_commit", "shared_buffers", "max_connections")
     with psycopg.connect(f"host=127.0.0.1 port={cluster.port} user=postgres dbname=postgres") as conn:
         values = [conn.execute(f"SHOW {name}").fetchone()[0] for name in names]  # type: ignore[index]
-    return ", ".join(f"{name}={value}" for name, value in zip(names, values))
+    return ", ".join(f"{name}={value}" for name, value in zip(names, values, strict=True))
 
 
 # ---------------------------------------------------------------- the CLI and the server
@@ -304,7 +315,9 @@ def run_envs(tmp: Path, spec: RunSpec, database_url: str) -> tuple[dict[str, str
         env = child_env(tmp / "data", spec.synchronous, spec.group_commit)
         return env, [env] * spec.nodes
     cli_env = child_env(tmp / "cli", spec.synchronous, spec.group_commit, database_url)
-    nodes = [child_env(tmp / f"node{i}", spec.synchronous, spec.group_commit, database_url) for i in range(1, spec.nodes + 1)]
+    nodes = [
+        child_env(tmp / f"node{i}", spec.synchronous, spec.group_commit, database_url) for i in range(1, spec.nodes + 1)
+    ]
     return cli_env, nodes
 
 
@@ -348,8 +361,16 @@ def _tail(path: Path, lines: int = 30) -> str:
 def running_server(env: dict[str, str], port: int, workers: int, log_path: Path) -> Iterator[str]:
     """``numlookup serve`` on 127.0.0.1:PORT until the block ends; yields its base URL."""
     command = [
-        sys.executable, "-m", "numlookup", "serve",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+        sys.executable,
+        "-m",
+        "numlookup",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
     ]
     base = f"http://127.0.0.1:{port}"
     with open(log_path, "wb") as log:
@@ -359,7 +380,9 @@ def running_server(env: dict[str, str], port: int, workers: int, log_path: Path)
         deadline = time.monotonic() + READY_TIMEOUT_S
         while True:
             if proc.poll() is not None:
-                raise BenchError(f"the server exited with status {proc.returncode} before it was ready:\n{_tail(log_path)}")
+                raise BenchError(
+                    f"the server exited with status {proc.returncode} before it was ready:\n{_tail(log_path)}"
+                )
             try:
                 with _http.open(base + "/healthz", timeout=2) as response:
                     if response.status == 200:
@@ -433,8 +456,16 @@ def start_wrk(
     if authorization is not None:
         env["BENCH_AUTHORIZATION"] = authorization
     command = [
-        "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", f"--timeout={WRK_TIMEOUT_S}s",
-        "-s", str(LUA_SCRIPT), url, "--", mode,
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{duration}s",
+        f"--timeout={WRK_TIMEOUT_S}s",
+        "-s",
+        str(LUA_SCRIPT),
+        url,
+        "--",
+        mode,
     ]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -512,7 +543,9 @@ def check_ledger(
     expected = before - per_request * result.ok
     rows = lookup_rows(env) - preflights
     charged = (before - after) / per_request
-    equation = f"balance {_fmt(after)} vs {_fmt(before)} - {_fmt(per_request)} x {result.ok} responses 200 = {_fmt(expected)}"
+    equation = (
+        f"balance {_fmt(after)} vs {_fmt(before)} - {_fmt(per_request)} x {result.ok} responses 200 = {_fmt(expected)}"
+    )
     if after == expected and rows == result.ok:
         return LedgerCheck(True, f"exact: {equation}; {rows} lookup rows in the ledger")
     in_flight = charged - result.ok
@@ -583,8 +616,20 @@ def run_specs(args: argparse.Namespace) -> list[RunSpec]:
 
 def print_table(results: list[RunResult]) -> None:
     header = (
-        "database", "nodes", "workers", "synchronous", "group commit", "lookup req/s", "numbers/s", "p50 ms", "p99 ms",
-        "non-200", "sock err", "/healthz req/s", "lookup/healthz", "ledger",
+        "database",
+        "nodes",
+        "workers",
+        "synchronous",
+        "group commit",
+        "lookup req/s",
+        "numbers/s",
+        "p50 ms",
+        "p99 ms",
+        "non-200",
+        "sock err",
+        "/healthz req/s",
+        "lookup/healthz",
+        "ledger",
     )
     rows = [
         (
@@ -606,20 +651,22 @@ def print_table(results: list[RunResult]) -> None:
         for r in results
     ]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
-    line = "  ".join(h.rjust(w) for h, w in zip(header, widths))
+    line = "  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))
     print(line)
     print("  ".join("-" * w for w in widths))
     for row in rows:
-        print("  ".join(c.rjust(w) for c, w in zip(row, widths)))
+        print("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
 
 
 def print_notes(results: list[RunResult], cpus: int) -> None:
     """What the columns mean, under the table."""
     cores = f"{cpus} CPU{'s' if cpus > 1 else ''}"
     print(
-        "Baseline: /healthz req/s is GET /healthz (no auth, no database, no lookup) on node 1 only, one wrk process with\n"
-        f"{WRK_THREADS} threads and all connections, measured right after the lookup run (with several nodes the others idle);\n"
-        "lookup/healthz = lookup req/s / /healthz req/s; with several nodes: all nodes' lookups against one node's /healthz.\n"
+        "Baseline: /healthz req/s is GET /healthz (no auth, no database, no lookup) on node 1 only,\n"
+        f"one wrk process with {WRK_THREADS} threads and all connections, measured right after the lookup run\n"
+        "(with several nodes the others idle);\n"
+        "lookup/healthz = lookup req/s / /healthz req/s;\n"
+        "with several nodes: all nodes' lookups against one node's /healthz.\n"
         f"numbers/s = {NUMBERS_PER_REQUEST} x lookup req/s; p50/p99 are wrk's latencies of POST /v1/hlr/sync;\n"
         "non-200 = lookup responses other than 200; sock err = wrk's connect/read/write errors and timeouts"
         f" (answers slower than {WRK_TIMEOUT_S} s).\n"
@@ -629,13 +676,19 @@ def print_notes(results: list[RunResult], cpus: int) -> None:
     )
     if any(r.spec.nodes > 1 for r in results):
         print(
-            "nodes > 1: one wrk process per node, run at the same time, 1 thread and connections // nodes connections each;\n"
-            "lookup req/s, non-200 and the ledger check use their summed counts (req/s = summed requests / the longest run),\n"
-            "p99 is the largest of their p99s (an upper bound), p50 the request-weighted mean of their p50s (an estimate).\n"
+            "nodes > 1: one wrk process per node, run at the same time,\n"
+            "1 thread and connections // nodes connections each;\n"
+            "lookup req/s, non-200 and the ledger check use their summed counts\n"
+            "(req/s = summed requests / the longest run),\n"
+            "p99 is the largest of their p99s (an upper bound),\n"
+            "p50 the request-weighted mean of their p50s (an estimate).\n"
             "The nodes share one database: one SQLite file, or one PostgreSQL database."
         )
     if any(r.spec.database == "postgresql" for r in results):
-        print("synchronous '-': a PostgreSQL run (SQLite's PRAGMA synchronous does not apply; the cluster keeps fsync on).")
+        print(
+            "synchronous '-': a PostgreSQL run\n"
+            "(SQLite's PRAGMA synchronous does not apply; the cluster keeps fsync on)."
+        )
     print(
         f"wrk, every node and PostgreSQL ran on the same {cores}: several nodes on one machine measure contention\n"
         "for those CPUs and for the one database, not how the service scales out over machines."
@@ -650,22 +703,35 @@ def wrk_version() -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Requests per second of numlookup serve, measured with wrk.")
     parser.add_argument(
-        "--database", nargs="+", default=["sqlite"], choices=DATABASES,
+        "--database",
+        nargs="+",
+        default=["sqlite"],
+        choices=DATABASES,
         help="databases to measure on (default: sqlite); postgresql starts a throwaway cluster",
     )
     parser.add_argument(
-        "--nodes", type=int, nargs="+", default=[1],
+        "--nodes",
+        type=int,
+        nargs="+",
+        default=[1],
         help="numlookup serve processes sharing one database, each loaded by its own wrk (default: 1)",
     )
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts per node (default: 1 2)")
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default: 10)")
     parser.add_argument("--connections", type=int, default=64, help="open connections over all nodes (default: 64)")
     parser.add_argument(
-        "--group-commit", nargs="+", default=["on", "off"], choices=["on", "off"],
+        "--group-commit",
+        nargs="+",
+        default=["on", "off"],
+        choices=["on", "off"],
         help="measure with the charges of concurrent requests committed together, one by one, or both (default)",
     )
     parser.add_argument(
-        "--synchronous", nargs="+", default=["FULL"], choices=SYNCHRONOUS_MODES, type=str.upper,
+        "--synchronous",
+        nargs="+",
+        default=["FULL"],
+        choices=SYNCHRONOUS_MODES,
+        type=str.upper,
         help="SQLite synchronous modes to measure (default: FULL); PostgreSQL runs ignore it",
     )
     args = parser.parse_args(argv)
@@ -676,7 +742,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.duration < 1:
         parser.error("--duration must be at least 1")
     if args.connections < max(WRK_THREADS, *args.nodes):
-        parser.error(f"--connections must be at least {max(WRK_THREADS, *args.nodes)} (one per wrk thread, one per node)")
+        parser.error(
+            f"--connections must be at least {max(WRK_THREADS, *args.nodes)} (one per wrk thread, one per node)"
+        )
     return args
 
 

@@ -117,8 +117,11 @@ def _combinations(columns: Columns) -> tuple[np.ndarray, list[int]]:
     batch = columns.batch
     width = len(columns.networks) + 1
     key = (
-        (batch.reason.astype(np.int64) * 64 + batch.number_type.astype(np.int64)) * width + columns.original + 1
-    ) * width + columns.ported + 1
+        ((batch.reason.astype(np.int64) * 64 + batch.number_type.astype(np.int64)) * width + columns.original + 1)
+        * width
+        + columns.ported
+        + 1
+    )
     _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     return inverse.ravel(), first.tolist()
 
@@ -191,4 +194,3 @@ def lookup_file(
         if progress is not None:
             progress(len(numbers), consumed)
     return stats
-

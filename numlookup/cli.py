@@ -144,7 +144,9 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (setting: host).")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (setting: port).")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes (setting: workers).")] = None,
-    demo: Annotated[bool, typer.Option("--demo", help="Create the demo account if needed and print its credentials.")] = False,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Create the demo account if needed and print its credentials.")
+    ] = False,
 ) -> None:
     """Serve the API. SQLite is migrated at start; other databases need `numlookup db upgrade`."""
     from numlookup import serving
@@ -210,7 +212,9 @@ def accounts_create(
         list[str] | None,
         typer.Option("--allow-ip", help="Allowed client network (CIDR); repeat. Default: everyone."),
     ] = None,
-    status_style: Annotated[str | None, typer.Option(help=f"One of {', '.join(STATUS_STYLES)}; default: the server's.")] = None,
+    status_style: Annotated[
+        str | None, typer.Option(help=f"One of {', '.join(STATUS_STYLES)}; default: the server's.")
+    ] = None,
     price: Annotated[str | None, typer.Option(help="Price per number for this account; default: the server's.")] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -315,7 +319,9 @@ def accounts_deny_ip(name: str, cidr: str, as_json: JsonOption = False) -> None:
 
 @accounts_app.command("set-price")
 def accounts_set_price(
-    name: str, price: Annotated[str, typer.Argument(help="A decimal, or 'default' for the server's price.")], as_json: JsonOption = False
+    name: str,
+    price: Annotated[str, typer.Argument(help="A decimal, or 'default' for the server's price.")],
+    as_json: JsonOption = False,
 ) -> None:
     """Price per chargeable number for this account."""
 
@@ -329,7 +335,9 @@ def accounts_set_price(
 
 @accounts_app.command("set-style")
 def accounts_set_style(
-    name: str, style: Annotated[str, typer.Argument(help=f"{', '.join(STATUS_STYLES)} or 'default'.")], as_json: JsonOption = False
+    name: str,
+    style: Annotated[str, typer.Argument(help=f"{', '.join(STATUS_STYLES)} or 'default'.")],
+    as_json: JsonOption = False,
 ) -> None:
     """The status vocabulary this account's responses use."""
 
@@ -373,7 +381,9 @@ def credits_add(
         row = billing.add_credits(engine, acc.get_account(engine, name).id, micros, note)
         balance = billing.format_amount(row.balance_after)
         if as_json:
-            _print_json({"name": name, "added": billing.format_amount(micros), "balance": balance, "ledger_id": row.ledger_id})
+            _print_json(
+                {"name": name, "added": billing.format_amount(micros), "balance": balance, "ledger_id": row.ledger_id}
+            )
         else:
             out.print(f"added {billing.format_amount(micros)} to {name}; balance {balance}", highlight=False)
 
@@ -400,8 +410,13 @@ def credits_show(
         table = Table("id", "when", "kind", "amount", "numbers", "balance after", "request / note")
         for r in rows:
             table.add_row(
-                str(r["id"]), r["created_at"][:19], r["kind"], r["amount"], str(r["numbers"]),
-                r["balance_after"], r["request_id"] or r["note"] or "",
+                str(r["id"]),
+                r["created_at"][:19],
+                r["kind"],
+                r["amount"],
+                str(r["numbers"]),
+                r["balance_after"],
+                r["request_id"] or r["note"] or "",
             )
         out.print(table)
 
@@ -447,17 +462,33 @@ def _import(
         settings = _settings()
         engine = _engine(settings)
         show = out.is_terminal and not as_json
-        with Progress(
-            "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-            TimeRemainingColumn(), console=out, disable=not show, transient=True,
-        ) as progress, file.open("rb") as raw:
+        with (
+            Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=out,
+                disable=not show,
+                transient=True,
+            ) as progress,
+            file.open("rb") as raw,
+        ):
             task = progress.add_task(f"reading {file.name}", total=file.stat().st_size)
             stream = io.BufferedReader(_Progress(raw, lambda n: progress.advance(task, n)), buffer_size=1 << 20)
             records = sources.records(kind, fmt, stream, delta=delta, **maps)  # type: ignore[arg-type]
             try:
                 report = import_dataset(
-                    engine, settings.data_path, kind, records, source=str(file), fmt=fmt, delta=delta,
-                    skip_invalid=skip_invalid, publish=settings.publishes_datasets,
+                    engine,
+                    settings.data_path,
+                    kind,
+                    records,
+                    source=str(file),
+                    fmt=fmt,
+                    delta=delta,
+                    skip_invalid=skip_invalid,
+                    publish=settings.publishes_datasets,
                     on_built=lambda: progress.update(task, description="activating"),
                 )
             except ImportFailed as exc:
@@ -484,7 +515,9 @@ FormatOption = Annotated[str, typer.Option("--format", help="csv (ours), kamaili
 DeltaOption = Annotated[bool, typer.Option("--delta", help="Change the active version: rows start with add/remove.")]
 SkipOption = Annotated[bool, typer.Option("--skip-invalid", help="Skip bad lines (reported) instead of aborting.")]
 CarrierMapOption = Annotated[Path | None, typer.Option(help="kamailio: carrier_id,mccmnc[,name] lines.", exists=True)]
-CarrierNamesOption = Annotated[Path | None, typer.Option(help="kamailio: the carrier names file (D<id> <name>).", exists=True)]
+CarrierNamesOption = Annotated[
+    Path | None, typer.Option(help="kamailio: the carrier names file (D<id> <name>).", exists=True)
+]
 
 
 @data_app.command("import-ranges")
@@ -499,8 +532,17 @@ def data_import_ranges(
     as_json: JsonOption = False,
 ) -> None:
     """Load number ranges (prefix or start-end → MCC/MNC); they override the shipped data, longest prefix winning."""
-    _import("ranges", file, fmt, delta, skip_invalid, as_json,
-            carrier_map=carrier_map, carrier_names=carrier_names, operator_map=operator_map)
+    _import(
+        "ranges",
+        file,
+        fmt,
+        delta,
+        skip_invalid,
+        as_json,
+        carrier_map=carrier_map,
+        carrier_names=carrier_names,
+        operator_map=operator_map,
+    )
 
 
 @data_app.command("import-ported")
@@ -526,8 +568,15 @@ def data_status(as_json: JsonOption = False) -> None:
         versions = catalog.all_versions(_engine())
         rows = [
             {
-                "kind": v.kind, "version": v.version, "active": v.active, "mode": v.mode, "format": v.format,
-                "source": v.source, "rows": v.rows, "records": v.records, "skipped": v.skipped,
+                "kind": v.kind,
+                "version": v.version,
+                "active": v.active,
+                "mode": v.mode,
+                "format": v.format,
+                "source": v.source,
+                "rows": v.rows,
+                "records": v.records,
+                "skipped": v.skipped,
                 "imported_at": v.imported_at.isoformat(),
             }
             for v in versions
@@ -541,8 +590,15 @@ def data_status(as_json: JsonOption = False) -> None:
         table = Table("kind", "version", "active", "mode", "format", "rows", "skipped", "imported at", "source")
         for r in rows:
             table.add_row(
-                r["kind"], str(r["version"]), "yes" if r["active"] else "", r["mode"], r["format"],
-                str(r["rows"]), str(r["skipped"]), r["imported_at"][:19], r["source"],
+                r["kind"],
+                str(r["version"]),
+                "yes" if r["active"] else "",
+                r["mode"],
+                r["format"],
+                str(r["rows"]),
+                str(r["skipped"]),
+                r["imported_at"][:19],
+                r["source"],
             )
         out.print(table)
 
@@ -551,7 +607,9 @@ def data_status(as_json: JsonOption = False) -> None:
 
 @data_app.command("coverage")
 def data_coverage(
-    region: Annotated[list[str] | None, typer.Option("--region", help="Only these regions (ISO alpha-2); repeat.")] = None,
+    region: Annotated[
+        list[str] | None, typer.Option("--region", help="Only these regions (ISO alpha-2); repeat.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Share of libphonenumber's mobile carrier prefixes (weighted by numbers covered) that resolve to an MCC/MNC."""
@@ -576,11 +634,17 @@ def data_coverage(
 @app.command()
 def lookup(
     numbers: Annotated[list[str] | None, typer.Argument(help="Numbers in international form.")] = None,
-    input_file: Annotated[Path | None, typer.Option("--input", help="A file of numbers, one a line ('-': stdin).")] = None,
+    input_file: Annotated[
+        Path | None, typer.Option("--input", help="A file of numbers, one a line ('-': stdin).")
+    ] = None,
     output_file: Annotated[Path | None, typer.Option("--output", help="Where results go (default: stdout).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="Bulk output: csv or jsonl (API result objects).")] = "csv",
-    region: Annotated[str | None, typer.Option(help="Read numbers without + as this region's (ISO alpha-2) national format.")] = None,
-    column: Annotated[int | None, typer.Option(help="The input is CSV: take the numbers from this column (0-based).")] = None,
+    region: Annotated[
+        str | None, typer.Option(help="Read numbers without + as this region's (ISO alpha-2) national format.")
+    ] = None,
+    column: Annotated[
+        int | None, typer.Option(help="The input is CSV: take the numbers from this column (0-based).")
+    ] = None,
     header: Annotated[bool, typer.Option("--header", help="Skip the input's first line.")] = False,
     style: Annotated[str | None, typer.Option(help=f"Status style: {', '.join(STATUS_STYLES)}.")] = None,
 ) -> None:
@@ -629,8 +693,14 @@ def phonenumbers_regions() -> set[str]:
 
 
 def _bulk(
-    resolver: Any, input_file: Path, output_file: Path | None, fmt: str, region: str | None,
-    column: int | None, header: bool, style: str,
+    resolver: Any,
+    input_file: Path,
+    output_file: Path | None,
+    fmt: str,
+    region: str | None,
+    column: int | None,
+    header: bool,
+    style: str,
 ) -> None:
     import time
     from contextlib import ExitStack
@@ -645,8 +715,13 @@ def _bulk(
         sink = sys.stdout.buffer if to_stdout else stack.enter_context(output_file.open("wb"))  # type: ignore[union-attr]
         total = None if str(input_file) == "-" else input_file.stat().st_size
         progress = Progress(
-            "[progress.description]{task.description}", BarColumn(), "[progress.percentage]{task.percentage:>3.0f}%",
-            TimeRemainingColumn(), console=err, disable=not err.is_terminal, transient=False,
+            "[progress.description]{task.description}",
+            BarColumn(),
+            "[progress.percentage]{task.percentage:>3.0f}%",
+            TimeRemainingColumn(),
+            console=err,
+            disable=not err.is_terminal,
+            transient=False,
         )
         stack.enter_context(progress)
         task = progress.add_task("looking up", total=total)
@@ -660,8 +735,15 @@ def _bulk(
             progress.update(task, advance=consumed, description=f"{done:,} numbers, {rate:,.0f}/s")
 
         stats = lookup_file(
-            resolver, source, sink, fmt=fmt, region=region, column=column, header=header,  # type: ignore[arg-type]
-            style=style, progress=advance,  # type: ignore[arg-type]
+            resolver,
+            source,
+            sink,
+            fmt=fmt,
+            region=region,
+            column=column,
+            header=header,  # type: ignore[arg-type]
+            style=style,
+            progress=advance,  # type: ignore[arg-type]
         )
         sink.flush()
     elapsed = time.perf_counter() - started
@@ -675,4 +757,3 @@ def _bulk(
 
 def main() -> None:
     app()
-

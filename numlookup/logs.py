@@ -81,7 +81,7 @@ class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+    def formatMessage(self, record: logging.LogRecord) -> str:
         text = super().formatMessage(record)
         request_id = getattr(record, "request_id", None)
         return text if request_id is None else f"{text} request_id={request_id}"

@@ -164,15 +164,25 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         for route in self.live_routes:
             kind, _, value = route.match.partition(":")
             if kind not in MATCH_KINDS or not value.isdigit():
-                raise ValueError(f"live_routes: match {route.match!r} must be cc:DIGITS, mccmnc:DIGITS or prefix:DIGITS")
+                raise ValueError(
+                    f"live_routes: match {route.match!r} must be cc:DIGITS, mccmnc:DIGITS or prefix:DIGITS"
+                )
             self.source_name(route.source)  # raises for an unknown source
         if self.account_refresh_seconds < 0:
             raise ValueError("account_refresh_seconds must be 0 (no cache) or positive")
         self._check_abuse_settings()
 
     def _check_abuse_settings(self) -> None:
-        if min(self.rate_limit_per_ip, self.rate_limit_per_account, self.rate_limit_per_ip_burst,
-               self.rate_limit_per_account_burst, self.auth_failure_limit) < 0:
+        if (
+            min(
+                self.rate_limit_per_ip,
+                self.rate_limit_per_account,
+                self.rate_limit_per_ip_burst,
+                self.rate_limit_per_account_burst,
+                self.auth_failure_limit,
+            )
+            < 0
+        ):
             raise ValueError("rate limits, bursts and auth_failure_limit must not be negative (0 disables)")
         if self.auth_failure_window_seconds <= 0 or self.auth_failure_penalty_seconds <= 0:
             raise ValueError("auth_failure_window_seconds and auth_failure_penalty_seconds must be positive")
@@ -233,7 +243,7 @@ def _from_env(environ: os._Environ[str] | dict[str, str]) -> dict[str, object]:
     found: dict[str, object] = {}
     for key, value in environ.items():
         if key.startswith(ENV_PREFIX):
-            name = key[len(ENV_PREFIX):].lower()
+            name = key[len(ENV_PREFIX) :].lower()
             if name in _COMPLEX:
                 try:
                     found[name] = msgspec.json.decode(value)

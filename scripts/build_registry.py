@@ -197,7 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     text = render(rows)
     print(f"source: {meta.get('name')} {meta.get('version')} ({meta.get('license')}), {len(records)} records")
     for item in skipped:
-        print(f"  skipped (no usable MNC): {item.get('mcc')} {item.get('mnc')!r} {item.get('brand') or item.get('operator')}")
+        print(
+            f"  skipped (no usable MNC): {item.get('mcc')} {item.get('mnc')!r} "
+            f"{item.get('brand') or item.get('operator')}"
+        )
     for code in kept:
         print(f"  kept from the previous file (not in the source): {code}")
     unused = sorted(set(names) - {row["mccmnc"] for row in rows})

@@ -53,6 +53,7 @@ OVERRIDES_CSV = DATA_DIR / "carrier_overrides.csv"
 # Regions whose every carrier name must have a reviewed row in carrier_networks.csv.
 MUST_COVER: tuple[str, ...] = ("EE", "FI", "DE", "GB", "NG", "KE", "ZA")
 
+
 @dataclass(frozen=True)
 class Mapping:
     mccmnc: str
@@ -66,10 +67,7 @@ def load_networks(path: Path = NETWORKS_CSV) -> dict[str, dict[str, str]]:
 
 def load_mappings(path: Path = CARRIER_NETWORKS_CSV) -> dict[tuple[str, str], Mapping]:
     with path.open(encoding="utf-8", newline="") as f:
-        return {
-            (row["region"], row["carrier_name"]): Mapping(row["mccmnc"], row["note"])
-            for row in csv.DictReader(f)
-        }
+        return {(row["region"], row["carrier_name"]): Mapping(row["mccmnc"], row["note"]) for row in csv.DictReader(f)}
 
 
 def check(

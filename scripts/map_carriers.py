@@ -151,9 +151,7 @@ def _candidates(name: str, networks: list[Network]) -> tuple[str, list[Network]]
                     hit = mine in {brand, operator, label}
                 else:
                     theirs = set(brand) | set(operator) | set(label)
-                    hit = set(mine) <= theirs or any(
-                        b and set(b) <= set(mine) for b in (brand, label)
-                    )
+                    hit = set(mine) <= theirs or any(b and set(b) <= set(mine) for b in (brand, label))
                 if hit:
                     found.append(n)
         if found:
@@ -241,13 +239,21 @@ def main(argv: list[str] | None = None) -> int:
         by_name = names.get(region, {})
         for name in sorted(by_name, key=lambda k: (-by_name[k], k)):
             d = decisions[(region, name)]
-            print(f"{by_name[name]:>14,}  {name:<40}  {(d.mccmnc or '-') if d else 'UNMAPPED':<7}  {d.note if d else ''}")
+            print(
+                f"{by_name[name]:>14,}  {name:<40}  {(d.mccmnc or '-') if d else 'UNMAPPED':<7}  {d.note if d else ''}"
+            )
         return 0
 
     counts = Counter(("override, no MNC" if not d.mccmnc else d.kind) if d else "unmatched" for d in decisions.values())
     print(f"{len(decisions)} (region, carrier name) pairs:")
-    for kind in ("override", "override, no MNC", *RULES, "several MNCs, lowest operational",
-                 "several MNCs, lowest (none listed as operational)", "unmatched"):
+    for kind in (
+        "override",
+        "override, no MNC",
+        *RULES,
+        "several MNCs, lowest operational",
+        "several MNCs, lowest (none listed as operational)",
+        "unmatched",
+    ):
         print(f"  {counts.get(kind, 0):>5}  {kind}")
     for p in problems:
         print(p)

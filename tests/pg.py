@@ -50,7 +50,17 @@ class PostgresCluster:
     def start(self) -> PostgresCluster:
         self._run(str(self.bin_dir / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8")
         options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -F -c max_connections=300 -c shared_buffers=64MB"
-        self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "start")
+        self._run(
+            str(self.bin_dir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.root / "log"),
+            "-w",
+            "start",
+        )
         return self
 
     def url(self, database: str = "postgres") -> str:
@@ -65,7 +75,17 @@ class PostgresCluster:
 
     def restart(self) -> None:
         # -l as at start: a postmaster writing to our inherited stdout would keep the pipe open forever.
-        self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-l", str(self.root / "log"), "-w", "restart")
+        self._run(
+            str(self.bin_dir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-m",
+            "fast",
+            "-l",
+            str(self.root / "log"),
+            "-w",
+            "restart",
+        )
 
     def stop(self) -> None:
         try:

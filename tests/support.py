@@ -75,7 +75,9 @@ def environment(data_dir: Path, extra: Mapping[str, str] | None = None) -> dict[
     return env
 
 
-def run_cli(data_dir: Path, *args: str, env: Mapping[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    data_dir: Path, *args: str, env: Mapping[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """``python -m numlookup ARGS`` as a user would type it."""
     result = subprocess.run(
         [sys.executable, "-m", "numlookup", *args],
@@ -86,7 +88,9 @@ def run_cli(data_dir: Path, *args: str, env: Mapping[str, str] | None = None, ch
         cwd=ROOT,
     )
     if check and result.returncode != 0:
-        raise AssertionError(f"numlookup {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"numlookup {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+        )
     return result
 
 
@@ -141,7 +145,18 @@ class Server:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("a")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "numlookup", "serve", "--host", self.host, "--port", str(self.port), "--workers", str(self.workers)],
+            [
+                sys.executable,
+                "-m",
+                "numlookup",
+                "serve",
+                "--host",
+                self.host,
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+            ],
             env=environment(self.data_dir, self.env),
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -28,9 +28,17 @@ def test_csv_output_matches_the_resolver(data_dir: Path, tmp_path: Path) -> None
     assert [r["input"] for r in rows] == NUMBERS
     estonia, germany, hello, uk, short, us = rows
     assert (estonia["number"], estonia["valid"], estonia["type"], estonia["region"], estonia["country_code"]) == (
-        "+37251000001", "true", "mobile", "EE", "EST",
+        "+37251000001",
+        "true",
+        "mobile",
+        "EE",
+        "EST",
     )
-    assert (estonia["original_mccmnc"], estonia["original_network"], estonia["ported"]) == ("24801", "Telia Eesti", "false")
+    assert (estonia["original_mccmnc"], estonia["original_network"], estonia["ported"]) == (
+        "24801",
+        "Telia Eesti",
+        "false",
+    )
     assert estonia["current_mccmnc"] == "24801"
     assert germany["number"] == "+4915112345678" and germany["original_mccmnc"] == "26201"
     assert (hello["number"], hello["valid"], hello["reason"]) == ("hello", "false", "not_a_number")
@@ -56,7 +64,12 @@ def test_region_hint_and_csv_column_and_stdin(data_dir: Path) -> None:
     contacts = 'name,phone\n"Meyer, Anna",0151 12345678\nBob,+37251000001\nEve,0171-1234567\n'
     done = subprocess.run(
         [sys.executable, "-m", "numlookup", "lookup", "--input", "-", "--region", "de", "--column", "1", "--header"],
-        input=contacts, capture_output=True, text=True, env=environment(data_dir), cwd=ROOT, check=True,
+        input=contacts,
+        capture_output=True,
+        text=True,
+        env=environment(data_dir),
+        cwd=ROOT,
+        check=True,
     )
     rows = list(csv.DictReader(io.StringIO(done.stdout)))
     assert [(r["input"], r["number"], r["region"]) for r in rows] == [

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from sqlalchemy import Engine
 
 from numlookup.accounts import authenticate, create_account, list_accounts
@@ -23,7 +22,20 @@ from tests.support import ROOT, cli_json, database_url, environment, free_port, 
 
 
 def test_account_lifecycle(data_dir: Path) -> None:
-    created = cli_json(data_dir, "accounts", "create", "acme", "--credits", "25", "--allow-ip", "10.1.0.0/16", "--allow-ip", "2001:db8::/48", "--status-style", "onoff")
+    created = cli_json(
+        data_dir,
+        "accounts",
+        "create",
+        "acme",
+        "--credits",
+        "25",
+        "--allow-ip",
+        "10.1.0.0/16",
+        "--allow-ip",
+        "2001:db8::/48",
+        "--status-style",
+        "onoff",
+    )
     assert created["name"] == "acme"
     assert re.fullmatch(r"[A-Za-z0-9]{13}", created["api_username"])
     assert re.fullmatch(r"[A-Za-z0-9]{24}", created["api_password"])
@@ -163,7 +175,12 @@ def test_serve_demo_prints_working_credentials_and_curl(data_dir: Path) -> None:
     # A second start shows the same, still valid, credentials.
     again = subprocess.Popen(
         [sys.executable, "-m", "numlookup", "serve", "--demo", "--port", str(port)],
-        env=environment(data_dir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, start_new_session=True,
+        env=environment(data_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+        start_new_session=True,
     )
     try:
         assert again.stdout is not None

@@ -38,7 +38,8 @@ def test_unknown_key_in_file_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("style", "online", "offline"), [("seed", "ONLINE", "OFFLINE"), ("onoff", "ON", "OFF"), ("truefalse", "true", "false")]
+    ("style", "online", "offline"),
+    [("seed", "ONLINE", "OFFLINE"), ("onoff", "ON", "OFF"), ("truefalse", "true", "false")],
 )
 def test_status_vocabulary(style: str, online: str, offline: str) -> None:
     assert status_word(True, True, style) == online  # type: ignore[arg-type]

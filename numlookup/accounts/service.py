@@ -44,7 +44,9 @@ class NewCredentials:
 
 def _allowed(conn: Connection, account_id: int) -> tuple[str, ...]:
     rows = conn.execute(
-        select(allowed_networks.c.cidr).where(allowed_networks.c.account_id == account_id).order_by(allowed_networks.c.id)
+        select(allowed_networks.c.cidr)
+        .where(allowed_networks.c.account_id == account_id)
+        .order_by(allowed_networks.c.id)
     )
     return tuple(r[0] for r in rows)
 
@@ -206,7 +208,9 @@ def load_account(conn: Connection, username: str) -> StoredAccount | None:
     if row is None:
         return None
     account = _account(conn, row)
-    return StoredAccount(account, row.secret_salt, row.secret_hash, tuple(parse_network(c) for c in account.allowed_networks))
+    return StoredAccount(
+        account, row.secret_salt, row.secret_hash, tuple(parse_network(c) for c in account.allowed_networks)
+    )
 
 
 def verify(stored: StoredAccount | None, password: str, client_ip: str | None) -> Account | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import tempfile
+
 import msgspec
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -32,8 +33,12 @@ def _check_token(request: Request, token: str) -> None:
     presented = request.headers.get("authorization", "")
     scheme, _, value = presented.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
-        raise ApiError(401, ErrorCode.UNAUTHORIZED, "Admin endpoints need 'Authorization: Bearer <admin_token>'.",
-                       {"WWW-Authenticate": 'Bearer realm="numlookup-admin"'})
+        raise ApiError(
+            401,
+            ErrorCode.UNAUTHORIZED,
+            "Admin endpoints need 'Authorization: Bearer <admin_token>'.",
+            {"WWW-Authenticate": 'Bearer realm="numlookup-admin"'},
+        )
 
 
 async def import_dataset_route(request: Request) -> Response:
@@ -57,9 +62,15 @@ async def import_dataset_route(request: Request) -> Response:
 
         def run() -> ImportReport:
             report = import_dataset(
-                state.engine, state.settings.data_path, kind, sources.records(kind, fmt, spool, delta=delta),
-                source=f"http upload ({request.headers.get('content-length', '?')} bytes)", fmt=fmt, delta=delta,
-                skip_invalid=skip_invalid, publish=state.settings.publishes_datasets,
+                state.engine,
+                state.settings.data_path,
+                kind,
+                sources.records(kind, fmt, spool, delta=delta),
+                source=f"http upload ({request.headers.get('content-length', '?')} bytes)",
+                fmt=fmt,
+                delta=delta,
+                skip_invalid=skip_invalid,
+                publish=state.settings.publishes_datasets,
             )
             refresh(state.resolver, state.engine, state.settings.data_path)  # this worker serves it at once
             return report

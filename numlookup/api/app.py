@@ -34,8 +34,8 @@ from numlookup.billing.charger import GroupCharger
 from numlookup.billing.money import to_micros
 from numlookup.datasets.catalog import KINDS
 from numlookup.datasets.follower import follow, load_operator_data
-from numlookup.metrics import CONTENT_TYPE, Metrics
 from numlookup.live.service import LiveService
+from numlookup.metrics import CONTENT_TYPE, Metrics
 from numlookup.numbering import Resolver
 from numlookup.numbering.resolver import shared_engine
 from numlookup.settings import Settings, get_settings
@@ -61,7 +61,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         return error_response(not_found(request.method, request.url.path))
     if exc.status_code == 405:
         # Starlette names the route's methods in the exception's Allow header.
-        return error_response(method_not_allowed(request.method, request.url.path, (exc.headers or {}).get("Allow", "")))
+        return error_response(
+            method_not_allowed(request.method, request.url.path, (exc.headers or {}).get("Allow", ""))
+        )
     return error_response(ApiError(exc.status_code, ErrorCode.INVALID_PARAMETERS, str(exc.detail)))
 
 
@@ -120,7 +122,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return Response(document, media_type="application/json")
 
     engine = make_engine(settings.effective_database_url, sqlite_synchronous=settings.sqlite_synchronous)
-    resolver = Resolver(operator=load_operator_data(engine, settings.data_path), engine=shared_engine(settings.data_path / "cache"))
+    resolver = Resolver(
+        operator=load_operator_data(engine, settings.data_path), engine=shared_engine(settings.data_path / "cache")
+    )
     metrics = Metrics()
     offline_price = to_micros(settings.offline_price)
     live = LiveService.from_settings(settings, engine, resolver, metrics)

@@ -65,7 +65,9 @@ SERVER_ERROR_DESCRIPTION = "Server error. The request was not charged; please re
 
 
 def unauthorized() -> ApiError:
-    return ApiError(401, ErrorCode.UNAUTHORIZED, UNAUTHORIZED_DESCRIPTION, {"WWW-Authenticate": 'Basic realm="numlookup"'})
+    return ApiError(
+        401, ErrorCode.UNAUTHORIZED, UNAUTHORIZED_DESCRIPTION, {"WWW-Authenticate": 'Basic realm="numlookup"'}
+    )
 
 
 def invalid_parameters(description: str) -> ApiError:
@@ -115,12 +117,17 @@ _CLOSE = {"Connection": "close"}
 def too_many_requests(retry_after: int, why: str) -> ApiError:
     """429: ``why`` says which limit; ``Retry-After`` says when a retry can succeed."""
     return ApiError(
-        429, ErrorCode.CLIENT_ERROR, f"Too many requests: {why} Retry after {retry_after} s.", {"Retry-After": str(retry_after)}
+        429,
+        ErrorCode.CLIENT_ERROR,
+        f"Too many requests: {why} Retry after {retry_after} s.",
+        {"Retry-After": str(retry_after)},
     )
 
 
 def body_too_large(limit: int) -> ApiError:
-    return ApiError(413, ErrorCode.INVALID_PARAMETERS, f"The request body is larger than the limit of {limit} bytes.", _CLOSE)
+    return ApiError(
+        413, ErrorCode.INVALID_PARAMETERS, f"The request body is larger than the limit of {limit} bytes.", _CLOSE
+    )
 
 
 def body_timeout(seconds: float) -> ApiError:
@@ -139,5 +146,8 @@ _encoder = msgspec.json.Encoder()
 def error_response(error: ApiError) -> Response:
     """The wire's error body as a response; also an ASGI app, so middleware can answer with it."""
     return Response(
-        _encoder.encode(error.body()), status_code=error.http_status, media_type="application/json", headers=error.headers
+        _encoder.encode(error.body()),
+        status_code=error.http_status,
+        media_type="application/json",
+        headers=error.headers,
     )

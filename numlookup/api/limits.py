@@ -168,7 +168,9 @@ class AbuseGuard:
         self.app = app
         self.proxies = TrustedProxies(settings.trusted_proxies)
         self.per_ip = (
-            TokenBuckets(settings.rate_limit_per_ip, settings.rate_limit_per_ip_burst) if settings.rate_limit_per_ip else None
+            TokenBuckets(settings.rate_limit_per_ip, settings.rate_limit_per_ip_burst)
+            if settings.rate_limit_per_ip
+            else None
         )
         self.per_account = (
             TokenBuckets(settings.rate_limit_per_account, settings.rate_limit_per_account_burst)
@@ -176,7 +178,9 @@ class AbuseGuard:
             else None
         )
         self.failures = (
-            AuthFailures(settings.auth_failure_limit, settings.auth_failure_window_seconds, settings.auth_failure_penalty_seconds)
+            AuthFailures(
+                settings.auth_failure_limit, settings.auth_failure_window_seconds, settings.auth_failure_penalty_seconds
+            )
             if settings.auth_failure_limit
             else None
         )
@@ -204,7 +208,11 @@ class AbuseGuard:
         if refusal is None and bounded:
             refusal = self._declared_too_large(headers)
         account: str | None = None
-        if refusal is None and self.per_account is not None and (presented := parse_basic(headers.get("authorization"))):
+        if (
+            refusal is None
+            and self.per_account is not None
+            and (presented := parse_basic(headers.get("authorization")))
+        ):
             if wait := self.per_account.take(presented[0], now):
                 refusal = too_many_requests(retry_after(wait), "this account's request rate limit is exceeded.")
             else:

@@ -29,8 +29,16 @@ from numlookup.live.service import LiveResult
 
 _decoder = msgspec.json.Decoder(NumbersToInvestigate)
 # Status words of every style, as the metrics count them.
-_OUTCOME = {"ONLINE": "online", "ON": "online", "true": "online", "OFFLINE": "offline", "OFF": "offline",
-            "false": "offline", "UNKNOWN": "unknown", "INVALID": "invalid"}
+_OUTCOME = {
+    "ONLINE": "online",
+    "ON": "online",
+    "true": "online",
+    "OFFLINE": "offline",
+    "OFF": "offline",
+    "false": "offline",
+    "UNKNOWN": "unknown",
+    "INVALID": "invalid",
+}
 _encoder = msgspec.json.Encoder()
 
 
@@ -81,13 +89,18 @@ async def lookup(request: Request) -> Response:
         routed = state.live.routes(list(valid.values()))
         if routed:
             # Before any source is asked (an upstream costs us money): can the account pay the dearest outcome?
-            worst = sum(state.most_price(account.price) if e164 in routed else state.price("offline", account.price) for e164 in valid)
+            worst = sum(
+                state.most_price(account.price) if e164 in routed else state.price("offline", account.price)
+                for e164 in valid
+            )
             if account.balance < worst:
                 raise no_credits(format_amount(account.balance), format_amount(worst))
             live = await state.live.lookup(list(valid.values()), body.max_age, body.deadline)
 
     if valid:
-        amount = sum(state.price(live[e164].charge_class if e164 in live else "offline", account.price) for e164 in valid)
+        amount = sum(
+            state.price(live[e164].charge_class if e164 in live else "offline", account.price) for e164 in valid
+        )
         # Fresh live answers go into the cache in the charge's own transaction: no extra commit.
         rows = state.live.cache_rows(live) if state.live is not None else []
         assert state.charger is not None

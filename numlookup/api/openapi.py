@@ -10,7 +10,6 @@ from numlookup import __version__
 from numlookup.api.errors import ErrorBody
 from numlookup.api.wire import LookupSuccess, NumbersToInvestigate
 
-
 # Every response carries it (the request-id middleware is outermost), so it is required.
 _REQUEST_ID: dict[str, Any] = {
     "description": "The request's id; for a lookup also its `request_id` and its ledger row's.",
@@ -23,11 +22,15 @@ def _error_response(description: str, *, retry_after: bool = False, challenge: b
     headers: dict[str, Any] = {"X-Request-Id": _REQUEST_ID}
     if retry_after:
         headers["Retry-After"] = {
-            "description": "Seconds until a retry can succeed.", "required": True, "schema": {"type": "integer", "minimum": 1}
+            "description": "Seconds until a retry can succeed.",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 1},
         }
     if challenge:
         headers["WWW-Authenticate"] = {
-            "description": "The Basic challenge.", "required": True, "schema": {"const": 'Basic realm="numlookup"'}
+            "description": "The Basic challenge.",
+            "required": True,
+            "schema": {"const": 'Basic realm="numlookup"'},
         }
     return {
         "description": description,
@@ -64,7 +67,7 @@ def openapi_document(max_numbers: int) -> dict[str, Any]:
     result["checkedAt"].update({"format": "date-time", "description": "Extension: when the answer was checked (UTC)."})
     result["source"]["description"] = "Extension: offline, cache, osmo-hlr or upstream:<name>."
     result["status"]["description"] = (
-        "INVALID, UNKNOWN, or reachability in the account's style: ONLINE/OFFLINE, ON/OFF or \"true\"/\"false\"."
+        'INVALID, UNKNOWN, or reachability in the account\'s style: ONLINE/OFFLINE, ON/OFF or "true"/"false".'
     )
     return {
         "openapi": "3.1.0",
@@ -95,7 +98,9 @@ def openapi_document(max_numbers: int) -> dict[str, Any]:
                             "content": {"application/json": {"schema": success_ref}},
                         },
                         "400": _error_response("102: parameters wrong or missing; 103: too many numbers."),
-                        "401": _error_response("101: wrong credentials, disabled account or IP not allowed.", challenge=True),
+                        "401": _error_response(
+                            "101: wrong credentials, disabled account or IP not allowed.", challenge=True
+                        ),
                         "402": _error_response("104: not enough credits."),
                         "408": _error_response("106: the body did not arrive in time; nothing was charged."),
                         "413": _error_response("102: the body is larger than the server's limit; nothing was charged."),
@@ -126,9 +131,15 @@ def openapi_document(max_numbers: int) -> dict[str, Any]:
                         "200": {
                             "description": "Alive",
                             "headers": {"X-Request-Id": _REQUEST_ID},
-                            "content": {"application/json": {"schema": {
-                                "type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}},
-                            }}},
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["status"],
+                                        "properties": {"status": {"const": "ok"}},
+                                    }
+                                }
+                            },
                         }
                     },
                 }
@@ -141,15 +152,22 @@ def openapi_document(max_numbers: int) -> dict[str, Any]:
                         "200": {
                             "description": "Ready; `data` names the operator dataset versions served (null: none).",
                             "headers": {"X-Request-Id": _REQUEST_ID},
-                            "content": {"application/json": {"schema": {
-                                "type": "object",
-                                "required": ["status", "database", "data"],
-                                "properties": {
-                                    "status": {"const": "ready"},
-                                    "database": {"const": "ok"},
-                                    "data": {"type": "object", "additionalProperties": {"type": ["integer", "null"]}},
-                                },
-                            }}},
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["status", "database", "data"],
+                                        "properties": {
+                                            "status": {"const": "ready"},
+                                            "database": {"const": "ok"},
+                                            "data": {
+                                                "type": "object",
+                                                "additionalProperties": {"type": ["integer", "null"]},
+                                            },
+                                        },
+                                    }
+                                }
+                            },
                         },
                         "503": _error_response("103: not ready; the description says why."),
                     },

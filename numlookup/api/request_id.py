@@ -69,7 +69,10 @@ class RequestIdMiddleware:
                 {
                     "type": "http.response.start",
                     "status": 500,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(_SERVER_ERROR)).encode())],
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(_SERVER_ERROR)).encode()),
+                    ],
                 }
             )
             await send_with_id({"type": "http.response.body", "body": _SERVER_ERROR})

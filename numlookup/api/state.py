@@ -9,8 +9,8 @@ from sqlalchemy import Engine
 from numlookup.accounts.cache import AccountCache
 from numlookup.api.coalescer import ResolveCoalescer
 from numlookup.billing.charger import GroupCharger
-from numlookup.metrics import Metrics
 from numlookup.live.service import ChargeClass, LiveService
+from numlookup.metrics import Metrics
 from numlookup.numbering import Resolver
 from numlookup.settings import Settings
 

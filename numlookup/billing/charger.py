@@ -10,8 +10,8 @@ its charges and the ledger rows go in together (``ledger.debit_batch``); where
 the balance does not cover the sum, that account's charges are applied one by
 one in queue order, so the balance can never go below zero and a charge that
 the balance does not cover fails alone. Facts a request commits with its
-charge (its fresh live answers) are stored once per batch by ``store_attached``. A response waits for its charge's commit:
-a 200 still means the ledger row is durable. If the transaction fails, every
+charge (its fresh live answers) are stored once per batch by ``store_attached``.
+A response waits for its charge's commit: a 200 still means the ledger row is durable. If the transaction fails, every
 charge in it fails and nothing of it was written.
 """
 
@@ -116,7 +116,9 @@ class GroupCharger:
         """One transaction for the batch; futures are resolved only after it committed."""
         with write_transaction(self.engine) as conn:
             outcomes = debit_batch(conn, [Debit(p.account_id, p.request_id, p.amount, p.numbers) for p in batch])
-            attached = [item for p, o in zip(batch, outcomes, strict=True) if isinstance(o, Charge) for item in p.attached]
+            attached = [
+                item for p, o in zip(batch, outcomes, strict=True) if isinstance(o, Charge) for item in p.attached
+            ]
             if attached and self.store_attached is not None:
                 self.store_attached(conn, attached)
         self.stats.commits += 1

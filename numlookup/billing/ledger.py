@@ -124,8 +124,15 @@ def debit_batch(conn: Connection, debits: Sequence[Debit]) -> list[Charge | Insu
             d = debits[i]
             balance -= d.amount
             rows.append(
-                {"account_id": account_id, "kind": "lookup", "request_id": d.request_id, "amount": -d.amount,
-                 "numbers": d.numbers, "balance_after": balance, "created_at": now}
+                {
+                    "account_id": account_id,
+                    "kind": "lookup",
+                    "request_id": d.request_id,
+                    "amount": -d.amount,
+                    "numbers": d.numbers,
+                    "balance_after": balance,
+                    "created_at": now,
+                }
             )
             placed.append(i)
     if rows:

@@ -7,9 +7,9 @@ every node sharing the folder) can follow a new version by polling one query.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from datetime import datetime
-import shutil
 from pathlib import Path
 
 from sqlalchemy import Engine, func, insert, select, update

@@ -74,7 +74,10 @@ def publish(engine: Engine, data_dir: Path, relative: str) -> int:
 
 def has_copy(engine: Engine, relative: str) -> bool:
     with engine.connect() as conn:
-        return conn.execute(select(dataset_files.c.id).where(dataset_files.c.path == relative).limit(1)).first() is not None
+        return (
+            conn.execute(select(dataset_files.c.id).where(dataset_files.c.path == relative).limit(1)).first()
+            is not None
+        )
 
 
 def fetch(engine: Engine, data_dir: Path, relative: str) -> Path:
@@ -125,7 +128,7 @@ def ensure_local(engine: Engine, data_dir: Path, version: catalog.DatasetVersion
     except MissingDataset as exc:
         raise MissingDataset(
             f"{version.kind} version {version.version} is active but its files are not in {folder}, and {exc}. "
-            "Import with dataset_distribution = \"database\" (the default on PostgreSQL), or share the data directory."
+            'Import with dataset_distribution = "database" (the default on PostgreSQL), or share the data directory.'
         ) from None
 
 

@@ -143,9 +143,7 @@ def _range_row(line: int, fields: list[str], delta: bool) -> RangeRecord:
     if action == "remove":
         return RangeRecord(line, low, high, None, None, "remove")
     if len(rest) not in (1, 2):
-        raise LineError(
-            line, "expected prefix,mccmnc[,network_name] or range_start,range_end,mccmnc[,network_name]"
-        )
+        raise LineError(line, "expected prefix,mccmnc[,network_name] or range_start,range_end,mccmnc[,network_name]")
     return RangeRecord(line, low, high, _mccmnc(rest[0], line), rest[1] if len(rest) == 2 and rest[1] else None, action)
 
 
@@ -207,7 +205,9 @@ def read_kamailio(
     stream: Iterable[str], carrier_map: IdMap, carrier_names: dict[str, str], *, full_numbers: bool
 ) -> Iterator[RangeRecord | PortedRecord | LineError]:
     """``number-or-prefix;carrier_id``: prefixes become ranges, full numbers ported numbers."""
-    return _guarded(lambda line, fields: _kamailio_row(line, fields, carrier_map, carrier_names, full_numbers), _rows(stream, ";"))
+    return _guarded(
+        lambda line, fields: _kamailio_row(line, fields, carrier_map, carrier_names, full_numbers), _rows(stream, ";")
+    )
 
 
 def _kamailio_row(

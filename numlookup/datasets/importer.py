@@ -8,10 +8,10 @@ reason) unless skipping was asked for; either way the old data keeps serving.
 
 from __future__ import annotations
 
-from array import array
 import shutil
 import time
 import uuid
+from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,8 +53,14 @@ class ImportReport:
         """The report as the CLI's --json and the admin endpoint print it."""
         v = self.version
         return {
-            "ok": True, "kind": v.kind, "version": v.version, "mode": v.mode, "rows": v.rows,
-            "records": v.records, "skipped": v.skipped, "seconds": round(self.seconds, 3),
+            "ok": True,
+            "kind": v.kind,
+            "version": v.version,
+            "mode": v.mode,
+            "rows": v.rows,
+            "records": v.records,
+            "skipped": v.skipped,
+            "seconds": round(self.seconds, 3),
             "errors": line_errors(self.errors),
         }
 
@@ -94,7 +100,9 @@ def _build_ranges(records: list[RangeRecord], previous: RangeTable | None, delta
         low, high = pad_low(record.low), pad_high(record.high)
         if record.action == "remove":
             if intervals.pop((low, high), None) is None:
-                raise ImportFailed(f"line {record.line}: cannot remove {record.low}-{record.high}: it is not in the dataset")
+                raise ImportFailed(
+                    f"line {record.line}: cannot remove {record.low}-{record.high}: it is not in the dataset"
+                )
             continue
         assert record.mccmnc is not None
         sequence += 1
@@ -232,4 +240,3 @@ def import_dataset(
     pruned = catalog.prune(engine, data_dir, kind)
     distribution.discard(engine, [v.path for v in pruned])
     return ImportReport(version=version, seconds=time.perf_counter() - started, errors=errors.kept)
-

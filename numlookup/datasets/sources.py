@@ -39,7 +39,11 @@ def records(
     """The records of ``raw``; a problem with the file as a whole raises FormatError."""
     if fmt == "csv":
         stream = formats.text_stream(raw, "utf-8-sig")
-        return formats.read_ranges_csv(stream, delta=delta) if kind == "ranges" else formats.read_ported_csv(stream, delta=delta)
+        return (
+            formats.read_ranges_csv(stream, delta=delta)
+            if kind == "ranges"
+            else formats.read_ported_csv(stream, delta=delta)
+        )
     if delta:
         raise FormatError(f"delta imports are in our csv format; {fmt} files are full loads")
     if fmt == "kamailio":

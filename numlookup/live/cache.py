@@ -49,7 +49,9 @@ class LiveCache:
         if not numbers:
             return {}
         oldest = now - self.ttl_network
-        query = select(live_cache).where(live_cache.c.number.in_(list(numbers)), live_cache.c.network_checked_at >= oldest)
+        query = select(live_cache).where(
+            live_cache.c.number.in_(list(numbers)), live_cache.c.network_checked_at >= oldest
+        )
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         return {
@@ -126,7 +128,9 @@ class LiveCache:
     def prune(self, now: datetime) -> int:
         """Drop rows whose every field class has expired."""
         with write_transaction(self.engine) as conn:
-            return conn.execute(delete(live_cache).where(live_cache.c.network_checked_at < now - self.ttl_network)).rowcount
+            return conn.execute(
+                delete(live_cache).where(live_cache.c.network_checked_at < now - self.ttl_network)
+            ).rowcount
 
 
 class CacheWriter:
@@ -141,7 +145,10 @@ class CacheWriter:
         self._pruned = datetime.now(UTC)
 
     def put(self, rows: Sequence[tuple[str, LiveAnswer]]) -> None:
-        """Queue rows for the next group commit and return at once; a failed write is logged (the cache is an optimisation)."""
+        """Queue rows for the next group commit and return at once.
+
+        A failed write is logged, not raised: the cache is an optimisation.
+        """
         if not rows:
             return
         self._pending.extend(rows)
@@ -162,5 +169,5 @@ class CacheWriter:
                 if now - self._pruned > self.PRUNE_EVERY:
                     self._pruned = now
                     await run_in_threadpool(self.cache.prune, now)
-            except Exception:  # noqa: BLE001 - a failed cache write must not fail lookups
+            except Exception:  # a failed cache write must not fail lookups
                 log.exception("live cache write failed (%d rows)", len(rows))

@@ -19,8 +19,8 @@ from collections import deque
 from dataclasses import dataclass
 
 from numlookup.live.breaker import CircuitBreaker, CircuitState
-from numlookup.metrics import Metrics
 from numlookup.live.source import LiveAnswer, LiveSource, SourceError
+from numlookup.metrics import Metrics
 
 log = logging.getLogger("numlookup.live")
 
@@ -108,7 +108,7 @@ class Dispatcher:
                 raise SourceError(f"{self.name} timed out") from None
             except SourceError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - a source's bug is that source's failure, never a 500
+            except Exception as exc:  # a source's bug is that source's failure, never a 500
                 log.exception("live source %s failed unexpectedly", self.name)
                 raise SourceError(f"{self.name} failed ({type(exc).__name__})") from None
         except SourceError as exc:
@@ -124,7 +124,9 @@ class Dispatcher:
             for number in numbers:
                 answer = answers.get(number)
                 if answer is None:
-                    answer = LiveAnswer(number=number, reachable=None, error=f"{self.name} gave no answer for this number")
+                    answer = LiveAnswer(
+                        number=number, reachable=None, error=f"{self.name} gave no answer for this number"
+                    )
                 self._settle(number, Outcome(answer))
         finally:
             self._running -= 1

@@ -20,17 +20,16 @@ from functools import cached_property, partial
 from typing import Literal
 
 import phonenumbers
-
 from sqlalchemy import Connection, Engine
 
 from numlookup.live.breaker import CircuitBreaker, CircuitState
 from numlookup.live.cache import CachedAnswer, CacheWriter, LiveCache
 from numlookup.live.dispatcher import Dispatcher, Outcome
-from numlookup.metrics import Metrics
 from numlookup.live.reads import CoalescedReads
 from numlookup.live.router import Router
 from numlookup.live.source import LiveAnswer, LiveSource
 from numlookup.live.upstream import UpstreamSource
+from numlookup.metrics import Metrics
 from numlookup.numbering import Resolver
 from numlookup.numbering.countries import country_for_region
 from numlookup.numbering.models import Country, Network, Resolution
@@ -82,7 +81,13 @@ def build_sources(settings: Settings, names: set[str]) -> dict[str, tuple[LiveSo
             up = settings.upstreams[key]
             concurrency = up.max_concurrency or settings.live_max_concurrency
             source = UpstreamSource(
-                key, up.url, up.username, up.password, max_batch=up.max_batch, timeout=up.timeout, max_connections=concurrency
+                key,
+                up.url,
+                up.username,
+                up.password,
+                max_batch=up.max_batch,
+                timeout=up.timeout,
+                max_connections=concurrency,
             )
             built[name] = (source, concurrency, up.timeout * 2 + 1.0)
     return built
@@ -115,10 +120,14 @@ class LiveService:
         for name, (source, concurrency, guard) in sources.items():
             breaker = CircuitBreaker(name, breaker_failures, breaker_reset_seconds, on_change=metrics.circuit_changed)
             metrics.circuit_changed(name, CircuitState.CLOSED)
-            self.dispatchers[name] = Dispatcher(source, breaker, metrics, max_concurrency=concurrency, guard_seconds=guard)
+            self.dispatchers[name] = Dispatcher(
+                source, breaker, metrics, max_concurrency=concurrency, guard_seconds=guard
+            )
 
     @classmethod
-    def from_settings(cls, settings: Settings, engine: Engine, resolver: Resolver, metrics: Metrics) -> LiveService | None:
+    def from_settings(
+        cls, settings: Settings, engine: Engine, resolver: Resolver, metrics: Metrics
+    ) -> LiveService | None:
         """None when no route leads to a live source: then every answer is offline, as before."""
         router = Router.from_settings(settings)
         if not router.sources:
@@ -158,7 +167,7 @@ class LiveService:
         try:
             async with asyncio.timeout(budget):
                 cached = await self._reads.read(list(routed))
-        except Exception:  # noqa: BLE001 - an unreadable cache means asking the sources, not failing
+        except Exception:  # an unreadable cache means asking the sources, not failing
             log.exception("live cache read failed")
             cached = {}
         results: dict[str, LiveResult] = {}
@@ -212,8 +221,15 @@ class LiveService:
 
     def _offline(self, resolution: Resolution, cached: CachedAnswer | None, now: datetime, error: str) -> LiveResult:
         """A failed or late live query: the offline answer, with porting facts still fresh in the cache."""
-        known, ported = (self._porting(resolution, cached.answer) if cached is not None else (False, None))
-        return LiveResult(source="offline", checked_at=now, charge_class="offline", ported_known=known, ported_network=ported, error=error)
+        known, ported = self._porting(resolution, cached.answer) if cached is not None else (False, None)
+        return LiveResult(
+            source="offline",
+            checked_at=now,
+            charge_class="offline",
+            ported_known=known,
+            ported_network=ported,
+            error=error,
+        )
 
     def _answered(
         self, resolution: Resolution, answer: LiveAnswer, source: str, checked_at: datetime, charge_class: ChargeClass

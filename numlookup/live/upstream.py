@@ -73,7 +73,11 @@ def _answer(name: str, number: str, item: _Result, now: datetime) -> LiveAnswer:
     reachable = reachability(item.status)
     error = item.error
     if reachable is None and not error:
-        error = f"{name} answered status {item.status}" if item.status not in (None, "UNKNOWN") else f"{name} could not tell"
+        error = (
+            f"{name} answered status {item.status}"
+            if item.status not in (None, "UNKNOWN")
+            else f"{name} could not tell"
+        )
     checked = _checked_at(item.checkedAt) or now
     return LiveAnswer(
         number=number,
@@ -90,7 +94,15 @@ class UpstreamSource:
     """``name`` is ``upstream:<name>``; ``max_batch`` the upstream's numbers-per-request limit."""
 
     def __init__(
-        self, name: str, url: str, username: str, password: str, *, max_batch: int = 10, timeout: float = 3.0, max_connections: int = 64
+        self,
+        name: str,
+        url: str,
+        username: str,
+        password: str,
+        *,
+        max_batch: int = 10,
+        timeout: float = 3.0,
+        max_connections: int = 64,
     ) -> None:
         self.name = f"upstream:{name}"
         self.max_batch = max_batch
@@ -123,7 +135,9 @@ class UpstreamSource:
         if max_age is not None:
             body["max_age"] = max_age  # our extension; Messente ignores unknown keys
         try:
-            response = await next(self._next_client).post(self._url, content=msgspec.json.encode(body), headers={"Content-Type": "application/json"})
+            response = await next(self._next_client).post(
+                self._url, content=msgspec.json.encode(body), headers={"Content-Type": "application/json"}
+            )
         except httpx.TimeoutException:
             raise SourceError(f"{self.name} timed out after {self.timeout:g} s") from None
         except httpx.ConnectError:

@@ -31,8 +31,8 @@ import os
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
-from itertools import compress
 from dataclasses import dataclass, field
+from itertools import compress
 from pathlib import Path
 from typing import Any, NamedTuple, Self
 
@@ -97,7 +97,6 @@ TYPE_NAMES: dict[int, str] = {
 }
 
 Array = npt.NDArray[Any]
-
 
 
 # --------------------------------------------------------------------------- reference
@@ -200,7 +199,9 @@ class EngineStats:
 
 
 def _metadata(cc: int, region: str) -> PhoneMetadata:
-    md = PhoneMetadata.metadata_for_nongeo_region(cc) if region == NON_GEO else PhoneMetadata.metadata_for_region(region)
+    md = (
+        PhoneMetadata.metadata_for_nongeo_region(cc) if region == NON_GEO else PhoneMetadata.metadata_for_region(region)
+    )
     assert md is not None, (cc, region)  # every region of COUNTRY_CODE_TO_REGION_CODE has metadata
     return md
 
@@ -213,7 +214,11 @@ def _main_metadata(cc: int) -> PhoneMetadata:
 
 
 def _paint(
-    lo: npt.NDArray[np.int64], hi: npt.NDArray[np.int64], values: npt.NDArray[np.int64], rank: npt.NDArray[np.int64], default: int
+    lo: npt.NDArray[np.int64],
+    hi: npt.NDArray[np.int64],
+    values: npt.NDArray[np.int64],
+    rank: npt.NDArray[np.int64],
+    default: int,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Flatten possibly nested intervals into disjoint segments; a higher rank overwrites a lower one."""
     if len(lo) == 0:
@@ -221,7 +226,9 @@ def _paint(
     return paint(lo, hi, values.astype(np.int64), np.argsort(rank, kind="stable"), default)
 
 
-def _lookup(starts: npt.NDArray[np.int64], values: npt.NDArray[np.int64], keys: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+def _lookup(
+    starts: npt.NDArray[np.int64], values: npt.NDArray[np.int64], keys: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
     """The value of the segment holding each key (tables start at key 0, so every key has one)."""
     return values[np.searchsorted(starts, keys, side="right") - 1]
 
@@ -264,7 +271,9 @@ class _Coverage:
             base = (cclen + n) * E15 + cc * 10**n
             all_lo.append(base)
             all_hi.append(base + 10**n - 1)
-        self.bounds = np.unique(np.concatenate([np.array(all_lo, dtype=np.int64), np.array(all_hi, dtype=np.int64) + 1]))
+        self.bounds = np.unique(
+            np.concatenate([np.array(all_lo, dtype=np.int64), np.array(all_hi, dtype=np.int64) + 1])
+        )
 
     def covered(self, i: int) -> npt.NDArray[np.bool_]:
         lo, hi = self.sets[i]
@@ -274,7 +283,9 @@ class _Coverage:
         return np.cumsum(diff[:-1]) > 0
 
 
-def _region_types(cc: int, regions: Sequence[str], max_n: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+def _region_types(
+    cc: int, regions: Sequence[str], max_n: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Segments of one calling code: (starts, region position in ``regions`` or -1, type).
 
     Mirrors ``region_code_for_number`` (first region whose leading digits match,
@@ -303,7 +314,17 @@ def _region_types(cc: int, regions: Sequence[str], max_n: int) -> tuple[npt.NDAr
         if md.leading_digits is not None:
             sets.append(patterns.prefix_intervals(md.leading_digits, all_lengths))
             leading = len(sets) - 1
-        plan.append((md.leading_digits is not None, general, typed, fixed, mobile, bool(md.same_mobile_and_fixed_line_pattern), leading))
+        plan.append(
+            (
+                md.leading_digits is not None,
+                general,
+                typed,
+                fixed,
+                mobile,
+                bool(md.same_mobile_and_fixed_line_pattern),
+                leading,
+            )
+        )
 
     cov = _Coverage(cc, max_n, sets)
     nseg = len(cov.bounds)
@@ -371,13 +392,33 @@ class Engine:
     entry_len: Array
 
     _ARRAYS = (
-        "cc_codes", "cc_len", "cc3", "cc_strip", "reason_by_len", "keep_by_len",
-        "main_starts", "main_region", "main_type",
-        "gd_starts", "gd_values", "strip_starts", "strip_values",
-        "carrier_starts", "carrier_entry", "entry_name", "entry_len",
-    )  # fmt: skip
+        "cc_codes",
+        "cc_len",
+        "cc3",
+        "cc_strip",
+        "reason_by_len",
+        "keep_by_len",
+        "main_starts",
+        "main_region",
+        "main_type",
+        "gd_starts",
+        "gd_values",
+        "strip_starts",
+        "strip_values",
+        "carrier_starts",
+        "carrier_entry",
+        "entry_name",
+        "entry_len",
+    )
 
-    def __init__(self, arrays: dict[str, Array], regions: Sequence[str], carriers: Sequence[str], load_seconds: float, slow_codes: Sequence[int]) -> None:
+    def __init__(
+        self,
+        arrays: dict[str, Array],
+        regions: Sequence[str],
+        carriers: Sequence[str],
+        load_seconds: float,
+        slow_codes: Sequence[int],
+    ) -> None:
         for name in self._ARRAYS:
             setattr(self, name, arrays[name])
         self.regions = tuple(regions)
@@ -420,8 +461,11 @@ class Engine:
             fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
             try:
                 with os.fdopen(fd, "wb") as fh:
-                    extra = {"regions": np.array(regions), "carriers": np.array(carriers, dtype=str),
-                             "slow_codes": np.array(slow_codes, dtype=np.int64)}  # fmt: skip
+                    extra = {
+                        "regions": np.array(regions),
+                        "carriers": np.array(carriers, dtype=str),
+                        "slow_codes": np.array(slow_codes, dtype=np.int64),
+                    }
                     np.savez(fh, **arrays, **extra)  # type: ignore[arg-type]  # stubs fear an "allow_pickle" key
                 os.replace(tmp, path)  # readers never see a half-written cache
             except BaseException:
@@ -488,10 +532,21 @@ class Engine:
         self.stats.numbers += count
         self.stats.slow += len(slow_positions)
         return BatchResult(
-            valid, reason, ntype, region, carrier_col, digits, tuple(regions), tuple(carriers), len(slow_positions), long_e164
+            valid,
+            reason,
+            ntype,
+            region,
+            carrier_col,
+            digits,
+            tuple(regions),
+            tuple(carriers),
+            len(slow_positions),
+            long_e164,
         )
 
-    def _scan(self, numbers: Sequence[str]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    def _scan(
+        self, numbers: Sequence[str]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """Positions, integer digits and digit counts of the inputs that are ``+`` and 1–15 ASCII digits.
 
         The shape check runs on one byte buffer of the joined batch; only the
@@ -672,7 +727,11 @@ def compile_tables() -> tuple[dict[str, Array], list[str], list[str], list[int]]
         try:
             starts, assigned, kind = _region_types(cc, members, max_n)
             main_lo.append(starts)
-            main_region.append(np.where(assigned >= 0, [region_pos[members[a]] if a >= 0 else -1 for a in assigned.tolist()], NO_REGION))
+            main_region.append(
+                np.where(
+                    assigned >= 0, [region_pos[members[a]] if a >= 0 else -1 for a in assigned.tolist()], NO_REGION
+                )
+            )
             main_type.append(kind)
         except patterns.TooComplex:
             slow_codes.append(cc)
@@ -748,25 +807,41 @@ def compile_tables() -> tuple[dict[str, Array], list[str], list[str], list[int]]
 
     gd_merged = patterns.merge(zip(gd_lo, gd_hi, strict=True))
     gd_starts, gd_values = _paint(
-        np.array([a for a, _ in gd_merged], dtype=np.int64), np.array([b for _, b in gd_merged], dtype=np.int64),
-        np.ones(len(gd_merged), dtype=np.int64), np.zeros(len(gd_merged), dtype=np.int64), 0,
-    )  # fmt: skip
+        np.array([a for a, _ in gd_merged], dtype=np.int64),
+        np.array([b for _, b in gd_merged], dtype=np.int64),
+        np.ones(len(gd_merged), dtype=np.int64),
+        np.zeros(len(gd_merged), dtype=np.int64),
+        0,
+    )
     strip_starts, strip_values = _paint(
-        np.array(st_lo, dtype=np.int64), np.array(st_hi, dtype=np.int64),
-        np.array(st_val, dtype=np.int64), np.array(st_rank, dtype=np.int64), 0,
-    )  # fmt: skip
+        np.array(st_lo, dtype=np.int64),
+        np.array(st_hi, dtype=np.int64),
+        np.array(st_val, dtype=np.int64),
+        np.array(st_rank, dtype=np.int64),
+        0,
+    )
 
     carrier_starts, carrier_entry, entry_name, entry_len, carriers = _compile_carriers()
     cc_strip = np.array([int(bool(_main_metadata(cc).national_prefix_for_parsing)) for cc in codes], dtype=np.int8)
     arrays: dict[str, Array] = {
-        "cc_codes": cc_codes, "cc_strip": cc_strip, "cc_len": cc_len, "cc3": cc3,
-        "reason_by_len": reason_by_len.astype(np.int8), "keep_by_len": keep_by_len.astype(np.int8),
-        "main_starts": main_starts, "main_region": main_r.astype(np.int16), "main_type": main_t.astype(np.int8),
-        "gd_starts": gd_starts, "gd_values": gd_values.astype(np.int8),
-        "strip_starts": strip_starts, "strip_values": strip_values.astype(np.int8),
-        "carrier_starts": carrier_starts, "carrier_entry": carrier_entry.astype(np.int32),
-        "entry_name": entry_name.astype(np.int32), "entry_len": entry_len.astype(np.int8),
-    }  # fmt: skip
+        "cc_codes": cc_codes,
+        "cc_strip": cc_strip,
+        "cc_len": cc_len,
+        "cc3": cc3,
+        "reason_by_len": reason_by_len.astype(np.int8),
+        "keep_by_len": keep_by_len.astype(np.int8),
+        "main_starts": main_starts,
+        "main_region": main_r.astype(np.int16),
+        "main_type": main_t.astype(np.int8),
+        "gd_starts": gd_starts,
+        "gd_values": gd_values.astype(np.int8),
+        "strip_starts": strip_starts,
+        "strip_values": strip_values.astype(np.int8),
+        "carrier_starts": carrier_starts,
+        "carrier_entry": carrier_entry.astype(np.int32),
+        "entry_name": entry_name.astype(np.int32),
+        "entry_len": entry_len.astype(np.int8),
+    }
     return arrays, regions, carriers, slow_codes
 
 
@@ -804,9 +879,12 @@ def _compile_carriers() -> tuple[
         entry_name.append(index[name])
         entry_len.append(len(prefix))
     starts, values = _paint(
-        np.array(lo, dtype=np.int64), np.array(hi, dtype=np.int64),
-        np.array(entries, dtype=np.int64), np.array(ranks, dtype=np.int64), -1,
-    )  # fmt: skip
+        np.array(lo, dtype=np.int64),
+        np.array(hi, dtype=np.int64),
+        np.array(entries, dtype=np.int64),
+        np.array(ranks, dtype=np.int64),
+        -1,
+    )
     return starts, values, np.array(entry_name, dtype=np.int64), np.array(entry_len, dtype=np.int64), carriers
 
 
@@ -814,10 +892,31 @@ def _compile_carriers() -> tuple[
 
 
 _GARBAGE = (
-    "", " ", "+", "++", "abc", "+abc", "hello world", "+44 (0) 20 7946 0958", "tel:+441234567890",
-    "+1-800-FLOWERS", "0044 20 7946 0958", "+٣٧٢٥١٠٠٠٠٠١", "+３７２５１０００００１", "+372 5100 0001 ext. 12",
-    "+" + "9" * 20, "1" * 40, "+00", "+0", "+1", "+12", "+123", "(+372) 5100-0001", "+372\n51000001", "+44 7700 900 123 x",
-)  # fmt: skip
+    "",
+    " ",
+    "+",
+    "++",
+    "abc",
+    "+abc",
+    "hello world",
+    "+44 (0) 20 7946 0958",
+    "tel:+441234567890",
+    "+1-800-FLOWERS",
+    "0044 20 7946 0958",
+    "+٣٧٢٥١٠٠٠٠٠١",
+    "+３７２５１０００００１",
+    "+372 5100 0001 ext. 12",
+    "+" + "9" * 20,
+    "1" * 40,
+    "+00",
+    "+0",
+    "+1",
+    "+12",
+    "+123",
+    "(+372) 5100-0001",
+    "+372\n51000001",
+    "+44 7700 900 123 x",
+)
 
 
 def sample_corpus(size: int, seed: int = 2024) -> tuple[list[str], list[str | None]]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 try:  # Python 3.11 renamed sre_parse to re._parser; both expose the same tree.
@@ -151,7 +151,7 @@ class _Expander:
     def _repeat(self, body: list[tuple[Seq, bool]], lo: int, hi: int, greedy: bool) -> list[tuple[Seq, bool]]:
         """``body{lo,hi}`` in backtracking order (depth first: one more round before stopping)."""
 
-        @lru_cache(maxsize=None)
+        @cache
         def rep(need: int, room: int, budget: int) -> tuple[tuple[Seq, bool], ...]:
             if budget < 0:
                 return ()

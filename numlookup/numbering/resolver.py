@@ -135,7 +135,11 @@ class Resolver:
         return Columns(numbers, batch, original, ported, tuple(interner.items))
 
     def _shipped_networks(
-        self, batch: BatchResult, rows: npt.NDArray[np.intp], original: npt.NDArray[np.int32], interner: Interner[Network]
+        self,
+        batch: BatchResult,
+        rows: npt.NDArray[np.intp],
+        original: npt.NDArray[np.int32],
+        interner: Interner[Network],
     ) -> None:
         """The range holder of every valid row, built once per distinct (region, calling code, carrier)."""
         region = batch.region[rows].astype(np.int64)

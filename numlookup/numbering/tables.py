@@ -79,7 +79,9 @@ def paint(
     return bounds[keep], segments[keep]
 
 
-def _sorted_search(haystack: npt.NDArray[np.int64], needles: npt.NDArray[np.int64], side: Literal["left", "right"]) -> npt.NDArray[np.intp]:
+def _sorted_search(
+    haystack: npt.NDArray[np.int64], needles: npt.NDArray[np.int64], side: Literal["left", "right"]
+) -> npt.NDArray[np.intp]:
     """``searchsorted`` that sorts large batches of needles first.
 
     numpy's binary search starts each needle from where the previous one ended
@@ -168,13 +170,17 @@ class RangeTable:
 class PortedTable:
     """Sorted unique number keys and, per key, the index of the network it was ported to."""
 
-    def __init__(self, keys: npt.NDArray[np.int64], values: npt.NDArray[np.uint16], networks: Sequence[DataNetwork]) -> None:
+    def __init__(
+        self, keys: npt.NDArray[np.int64], values: npt.NDArray[np.uint16], networks: Sequence[DataNetwork]
+    ) -> None:
         self.keys = keys
         self.values = values
         self.networks = tuple(networks)
 
     @classmethod
-    def build(cls, keys: npt.NDArray[np.int64], values: npt.NDArray[np.uint16], networks: Sequence[DataNetwork]) -> Self:
+    def build(
+        cls, keys: npt.NDArray[np.int64], values: npt.NDArray[np.uint16], networks: Sequence[DataNetwork]
+    ) -> Self:
         """Sort; where a number repeats, its last row wins (a later line corrects an earlier one)."""
         order = np.argsort(keys, kind="stable")
         keys, values = keys[order], values[order]

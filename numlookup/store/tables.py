@@ -44,6 +44,7 @@ class UTCDateTime(TypeDecorator[datetime]):
             return value.replace(tzinfo=UTC)
         return value
 
+
 accounts = Table(
     "accounts",
     metadata,

@@ -69,6 +69,12 @@ def test_a_batch_writes_what_one_by_one_debits_would(engine: Engine, make_accoun
         assert sum(r.amount for r in rows) == get_account(engine, account.name).balance
         charged = [r for r in reversed(rows) if r.kind == "lookup"]
         assert [(r.request_id, r.balance_after) for r in charged] == [
-            (d.request_id, o.balance_after) for d, o in zip(debits, outcomes) if d.account_id == account.id and not isinstance(o, InsufficientCredits)
+            (d.request_id, o.balance_after)
+            for d, o in zip(debits, outcomes, strict=True)
+            if d.account_id == account.id and not isinstance(o, InsufficientCredits)
         ]
-        assert [o.ledger_id for d, o in zip(debits, outcomes) if d.account_id == account.id and not isinstance(o, InsufficientCredits)] == [r.id for r in charged]
+        assert [
+            o.ledger_id
+            for d, o in zip(debits, outcomes, strict=True)
+            if d.account_id == account.id and not isinstance(o, InsufficientCredits)
+        ] == [r.id for r in charged]

@@ -9,7 +9,14 @@ from numlookup.billing.money import AmountError, format_amount, parse_amount, to
 
 @pytest.mark.parametrize(
     ("text", "micros"),
-    [("25", 25_000_000), ("0.002", 2_000), ("0.000001", 1), ("1.10", 1_100_000), (" 3 ", 3_000_000), ("1e2", 100_000_000)],
+    [
+        ("25", 25_000_000),
+        ("0.002", 2_000),
+        ("0.000001", 1),
+        ("1.10", 1_100_000),
+        (" 3 ", 3_000_000),
+        ("1e2", 100_000_000),
+    ],
 )
 def test_parse_amount(text: str, micros: int) -> None:
     assert parse_amount(text) == micros
@@ -21,7 +28,9 @@ def test_parse_amount_refuses(text: str) -> None:
         parse_amount(text)
 
 
-@pytest.mark.parametrize(("micros", "text"), [(25_000_000, "25"), (2_000, "0.002"), (1, "0.000001"), (0, "0"), (-20_000, "-0.02")])
+@pytest.mark.parametrize(
+    ("micros", "text"), [(25_000_000, "25"), (2_000, "0.002"), (1, "0.000001"), (0, "0"), (-20_000, "-0.02")]
+)
 def test_format_amount(micros: int, text: str) -> None:
     assert format_amount(micros) == text
 

@@ -22,12 +22,16 @@ def imported(engine: Engine, data_dir: Path, rows: int) -> catalog.DatasetVersio
     return report.version
 
 
-def test_a_fetched_copy_equals_the_original(engine: Engine, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_fetched_copy_equals_the_original(
+    engine: Engine, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Small chunks so that the files span several rows, as large tables do.
     monkeypatch.setattr(distribution, "CHUNK_BYTES", 4096)
     version = imported(engine, data_dir, 5000)
     with engine.connect() as conn:
-        chunks = conn.execute(select(dataset_files.c.name, dataset_files.c.chunk).where(dataset_files.c.path == version.path)).all()
+        chunks = conn.execute(
+            select(dataset_files.c.name, dataset_files.c.chunk).where(dataset_files.c.path == version.path)
+        ).all()
     assert max(chunk for _, chunk in chunks) >= 9  # keys.npy: 5,000 × 8 bytes in 4 KiB rows
     other = tmp_path / "other-node"
     folder = distribution.ensure_local(engine, other, version)
@@ -42,7 +46,9 @@ def test_a_damaged_copy_is_refused_and_leaves_nothing(engine: Engine, data_dir: 
     version = imported(engine, data_dir, 100)
     with engine.begin() as conn:
         row = conn.execute(
-            select(dataset_files.c.id, dataset_files.c.data).where(dataset_files.c.path == version.path, dataset_files.c.name == "keys.npy")
+            select(dataset_files.c.id, dataset_files.c.data).where(
+                dataset_files.c.path == version.path, dataset_files.c.name == "keys.npy"
+            )
         ).first()
         assert row is not None
         damaged = bytes(row.data[:-1]) + bytes([row.data[-1] ^ 0xFF])

@@ -150,7 +150,9 @@ def test_bad_range_lines_name_their_line_and_reason(tmp_path: Path, line: str, w
 
 
 def test_error_line_numbers_count_every_physical_line(tmp_path: Path) -> None:
-    text = "\r\n".join(["# header comment", "", "37251,24801", "bad,24801", "", "", "37256,2480x", "37257,24803"]) + "\r\n"
+    text = (
+        "\r\n".join(["# header comment", "", "37251,24801", "bad,24801", "", "", "37256,2480x", "37257,24803"]) + "\r\n"
+    )
     items = read(tmp_path, "ranges", text)
     assert [e[0] for e in errors(items)] == [4, 7]
     assert [r.line for r in good(items)] == [3, 8]
@@ -228,7 +230,10 @@ def test_bad_ported_lines(tmp_path: Path, line: str, words: list[str]) -> None:
 
 
 def test_delta_ported_actions(tmp_path: Path) -> None:
-    text = "action,number,mccmnc\nadd,37251000001,24802\nremove,37256000001\nremove,37256000002,24801\nbogus,37256000003,24801\nremove\n"
+    text = (
+        "action,number,mccmnc\nadd,37251000001,24802\nremove,37256000001\n"
+        "remove,37256000002,24801\nbogus,37256000003,24801\nremove\n"
+    )
     items = read(tmp_path, "ported", text, delta=True)
     assert good(items) == [
         PortedRecord(2, "37251000001", "24802", None, "add"),
@@ -291,7 +296,9 @@ def test_kamailio_prefixes_become_ranges(tmp_path: Path) -> None:
 
 
 def test_kamailio_full_numbers_become_ported(tmp_path: Path) -> None:
-    items = read(tmp_path, "ported", "4915112345678;2\n4917612345678;001\n", fmt="kamailio", **_kamailio_files(tmp_path))
+    items = read(
+        tmp_path, "ported", "4915112345678;2\n4917612345678;001\n", fmt="kamailio", **_kamailio_files(tmp_path)
+    )
     assert items == [PortedRecord(1, "4915112345678", "26202"), PortedRecord(2, "4917612345678", "26201")]
 
 

@@ -84,7 +84,12 @@ def test_shipped_data_before_any_import(engine: Engine, data_dir: Path) -> None:
 
 def test_full_range_load_overrides_shipped_data(engine: Engine, data_dir: Path) -> None:
     report = run_import(engine, data_dir, "ranges", "prefix,mccmnc,network_name\n37251,24803,Own Name\n37256,24804\n")
-    assert (report.version.kind, report.version.version, report.version.mode, report.version.rows) == ("ranges", 1, "full", 2)
+    assert (report.version.kind, report.version.version, report.version.mode, report.version.rows) == (
+        "ranges",
+        1,
+        "full",
+        2,
+    )
     assert report.version.records == 2 and report.version.skipped == 0 and report.errors == []
     telia, elisa, other = resolve(engine, data_dir, "+37251000001", "+37256000001", "+37253000001")
     assert (telia.original_network.mccmnc, telia.original_network.name) == (TELE2, "Own Name")  # type: ignore[union-attr]
@@ -178,7 +183,9 @@ def test_delta_removing_what_is_not_there_fails_and_changes_nothing(engine: Engi
 
 def test_ported_number_overrides_its_range(engine: Engine, data_dir: Path) -> None:
     run_import(engine, data_dir, "ranges", "37251,24803,Range Holder\n")
-    report = run_import(engine, data_dir, "ported", "number,mccmnc,ported_at\n+37251000001,24804,2025-01-31\n37256000001,24801\n")
+    report = run_import(
+        engine, data_dir, "ported", "number,mccmnc,ported_at\n+37251000001,24804,2025-01-31\n37256000001,24801\n"
+    )
     assert (report.version.kind, report.version.rows) == ("ported", 2)
     in_range, shipped_range, untouched = resolve(engine, data_dir, "+37251000001", "+37256000001", "+37251000002")
     assert in_range.ported
@@ -352,7 +359,9 @@ def test_kamailio_import_ranges_and_ported(engine: Engine, data_dir: Path) -> No
     files = data_dir.parent / "kamailio"
     carrier_map = write(files, "map.csv", "1,24801\n2,24802\n3,24803\n")
     names = write(files, "names.txt", "D001 Telia via pdb\nD002 Elisa via pdb\nD003 Tele2 via pdb\n")
-    run_import(engine, data_dir, "ranges", "37251;3\n37256;1\n", fmt="kamailio", carrier_map=carrier_map, carrier_names=names)
+    run_import(
+        engine, data_dir, "ranges", "37251;3\n37256;1\n", fmt="kamailio", carrier_map=carrier_map, carrier_names=names
+    )
     run_import(engine, data_dir, "ported", "37251000001;2\n37251000002;3\n", fmt="kamailio", carrier_map=carrier_map)
     moved, home, other = resolve(engine, data_dir, "+37251000001", "+37251000002", "+37256000001")
     assert (moved.original_network.mccmnc, moved.original_network.name) == (TELE2, "Tele2 via pdb")  # type: ignore[union-attr]
@@ -403,7 +412,9 @@ def test_range_table_longest_prefix_matches_a_brute_force(tmp_path: Path) -> Non
     rng = np.random.default_rng(7)
     prefixes: dict[str, int] = {}
     while len(prefixes) < 400:
-        prefixes["3725" + "".join(str(d) for d in rng.integers(0, 10, size=int(rng.integers(0, 5))))] = int(rng.integers(0, 9))
+        prefixes["3725" + "".join(str(d) for d in rng.integers(0, 10, size=int(rng.integers(0, 5))))] = int(
+            rng.integers(0, 9)
+        )
     intervals = np.array([[pad_low(p), int(p.ljust(15, "9")), len(p)] for p in prefixes], dtype=np.int64)
     values = np.array(list(prefixes.values()), dtype=np.int32)
     table = RangeTable.compile(intervals, values, [DataNetwork(f"2480{i}") for i in range(9)])

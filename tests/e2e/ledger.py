@@ -35,7 +35,9 @@ class Load:
             t.start()
 
     def _run(self, server: Server) -> None:
-        with httpx.Client(base_url=server.url, auth=(self._creds.api_username, self._creds.api_password), timeout=30) as client:
+        with httpx.Client(
+            base_url=server.url, auth=(self._creds.api_username, self._creds.api_password), timeout=30
+        ) as client:
             while not self._stop.is_set():
                 n = next(self._counter)
                 try:
@@ -60,7 +62,9 @@ class Load:
 
 def ledger_total(engine: Engine, account_id: int) -> int:
     with engine.connect() as conn:
-        return int(conn.execute(select(func.sum(ledger.c.amount)).where(ledger.c.account_id == account_id)).scalar_one())
+        return int(
+            conn.execute(select(func.sum(ledger.c.amount)).where(ledger.c.account_id == account_id)).scalar_one()
+        )
 
 
 def assert_ledger_matches(engine: Engine, creds: NewCredentials, ok: list[str], *, exact: bool = False) -> None:
@@ -74,7 +78,9 @@ def assert_ledger_matches(engine: Engine, creds: NewCredentials, ok: list[str], 
         rows = conn.execute(select(ledger.c.request_id, ledger.c.amount).where(ledger.c.kind == "lookup")).all()
     charged = {r.request_id for r in rows}
     if exact:
-        assert charged == set(ok), f"{len(charged - set(ok))} charges without a 200, {len(set(ok) - charged)} 200s without a charge"
+        assert charged == set(ok), (
+            f"{len(charged - set(ok))} charges without a 200, {len(set(ok) - charged)} 200s without a charge"
+        )
     else:
         assert set(ok) <= charged
     assert all(r.amount == -10_000 for r in rows)

@@ -72,7 +72,9 @@ class Client:
 
     def lookups(self, n: int) -> list[int]:
         statuses = []
-        with httpx.Client(base_url=self.server.url, auth=(self.creds.api_username, self.creds.api_password), timeout=60) as client:
+        with httpx.Client(
+            base_url=self.server.url, auth=(self.creds.api_username, self.creds.api_password), timeout=60
+        ) as client:
             for _ in range(n):
                 self.count += 1
                 response = client.post("/v1/hlr/sync", json={"numbers": [f"+3725100{self.count:04d}"]}, headers=HEADERS)

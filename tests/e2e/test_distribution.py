@@ -62,7 +62,11 @@ def shared(tmp_path: Path) -> Iterator[tuple[str, Engine]]:
 
 
 def node_env(url: str, distribution: str = "database") -> dict[str, str]:
-    return {"NUMLOOKUP_DATABASE_URL": url, "NUMLOOKUP_DATASET_DISTRIBUTION": distribution, "NUMLOOKUP_DATASET_POLL_SECONDS": "0.2"}
+    return {
+        "NUMLOOKUP_DATABASE_URL": url,
+        "NUMLOOKUP_DATASET_DISTRIBUTION": distribution,
+        "NUMLOOKUP_DATASET_POLL_SECONDS": "0.2",
+    }
 
 
 def test_an_import_reaches_nodes_without_the_files(tmp_path: Path, shared: tuple[str, Engine]) -> None:

@@ -70,11 +70,19 @@ class Chain:
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
-    peer = Peer(statuses=PEER_STATUSES, roaming=PEER_ROAMING, default_status="true", credentials=("b-at-peer", "pw")).start()
+    peer = Peer(
+        statuses=PEER_STATUSES, roaming=PEER_ROAMING, default_status="true", credentials=("b-at-peer", "pw")
+    ).start()
     peers = {
-        "refuse": Peer(mode="refuse"), "reset": Peer(mode="reset"), "hang": Peer(mode="hang"),
-        "garbage": Peer(mode="garbage"), "http500": Peer(mode="http500"), "badjson": Peer(mode="badjson"),
-        "wrongpass": Peer(credentials=("a", "right")), "slow": Peer(delay=2.0), "flaky": Peer(mode="hang"),
+        "refuse": Peer(mode="refuse"),
+        "reset": Peer(mode="reset"),
+        "hang": Peer(mode="hang"),
+        "garbage": Peer(mode="garbage"),
+        "http500": Peer(mode="http500"),
+        "badjson": Peer(mode="badjson"),
+        "wrongpass": Peer(credentials=("a", "right")),
+        "slow": Peer(delay=2.0),
+        "flaky": Peer(mode="hang"),
     }
     for p in peers.values():
         p.start()
@@ -85,7 +93,9 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
     b_gen = start_live(tmp_path_factory.mktemp("upstream-b"), env=b_env)
     b = next(b_gen)
     a_creds = b.account(credits="1000", status_style="onoff")
-    upstreams: dict[str, object] = {"b": {"url": b.url + "/v1", "username": a_creds.api_username, "password": a_creds.api_password}}
+    upstreams: dict[str, object] = {
+        "b": {"url": b.url + "/v1", "username": a_creds.api_username, "password": a_creds.api_password}
+    }
     routes = [{"match": "cc:372", "source": "b"}]
     for name, (cc, _number, _reason) in FAILING.items():
         upstreams[name] = {"url": peers[name].url, "username": "a", "password": "wrong", "timeout": 0.5}
@@ -96,12 +106,21 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
     a_dir = tmp_path_factory.mktemp("server-a")
     config = a_dir / "numlookup.toml"
     scalars = {
-        "price_offline": str(PRICE_OFFLINE), "price_cache": str(PRICE_CACHE), "price_live": str(PRICE_LIVE),
-        "live_breaker_failures": 2, "live_breaker_reset_seconds": 1.0, "live_deadline_seconds": 5.0,
+        "price_offline": str(PRICE_OFFLINE),
+        "price_cache": str(PRICE_CACHE),
+        "price_live": str(PRICE_LIVE),
+        "live_breaker_failures": 2,
+        "live_breaker_reset_seconds": 1.0,
+        "live_deadline_seconds": 5.0,
     }
-    config.write_text(toml(scalars) + toml({"live_routes": routes}) + "".join(
-        f"[upstreams.{name}]\n" + toml(values) for name, values in upstreams.items()  # type: ignore[attr-defined]
-    ))
+    config.write_text(
+        toml(scalars)
+        + toml({"live_routes": routes})
+        + "".join(
+            f"[upstreams.{name}]\n" + toml(values)
+            for name, values in upstreams.items()  # type: ignore[attr-defined]
+        )
+    )
     a_gen = start_live(a_dir, env={"NUMLOOKUP_CONFIG": str(config)})
     a = next(a_gen)
     try:
@@ -137,7 +156,11 @@ def test_live_answers_through_a_second_numlookup_then_the_cache(chain: Chain) ->
     assert (offline["status"], offline["source"]) == ("OFFLINE", "upstream:b")
     assert roaming["status"] == "ONLINE" and roaming["roaming"] is True
     assert roaming["roamingNetwork"] == {
-        "mccmnc": "24405", "networkName": "Elisa", "countryName": "Finland", "countryPrefix": "358", "countryCode": "FIN"
+        "mccmnc": "24405",
+        "networkName": "Elisa",
+        "countryName": "Finland",
+        "countryPrefix": "358",
+        "countryCode": "FIN",
     }
     assert (unknown["status"], unknown["source"]) == ("UNKNOWN", "offline")
     assert "could not tell" in str(unknown["error"]) and unknown["currentNetwork"]["mccmnc"] == "24801"  # type: ignore[index]
@@ -273,16 +296,38 @@ def test_older_official_client_parses_on_off_for_an_onoff_account(chain: Chain, 
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=120)
     python = venv / "bin" / "python"
     install = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "messente-api==2.5.*"], capture_output=True, text=True, timeout=600
+        [str(python), "-m", "pip", "install", "--quiet", "messente-api==2.5.*"],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     if install.returncode != 0:
-        if re.search(r"No matching distribution|Could not find a version|connection|resolve|Network is unreachable", install.stderr, re.I):
-            pytest.skip(f"pip cannot reach the package registry to install messente-api 2.5: {install.stderr.strip()[-300:]}")
+        if re.search(
+            r"No matching distribution|Could not find a version|connection|resolve|Network is unreachable",
+            install.stderr,
+            re.I,
+        ):
+            pytest.skip(
+                f"pip cannot reach the package registry to install messente-api 2.5: {install.stderr.strip()[-300:]}"
+            )
         raise AssertionError(install.stderr)
     creds = chain.a.account(status_style="onoff")
     run = subprocess.run(
-        [str(python), "-c", OLD_CLIENT, chain.a.url + "/v1", creds.api_username, creds.api_password, ONLINE, OFFLINE, ROAMING, UNKNOWN],
-        capture_output=True, text=True, timeout=120,
+        [
+            str(python),
+            "-c",
+            OLD_CLIENT,
+            chain.a.url + "/v1",
+            creds.api_username,
+            creds.api_password,
+            ONLINE,
+            OFFLINE,
+            ROAMING,
+            UNKNOWN,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert run.returncode == 0, run.stderr
     found = json.loads(run.stdout)

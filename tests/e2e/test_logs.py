@@ -54,7 +54,9 @@ def test_json_logs_name_every_request_by_its_id(json_live: Live) -> None:
         finally:
             _rename_ledger(live, "ledger_away", "ledger")
     with live.client() as anonymous:
-        wrong = anonymous.post("/v1/hlr/sync", json={"numbers": ["+37251000001"]}, headers=HEADERS, auth=(creds.api_username, "wrong"))
+        wrong = anonymous.post(
+            "/v1/hlr/sync", json={"numbers": ["+37251000001"]}, headers=HEADERS, auth=(creds.api_username, "wrong")
+        )
         missing = anonymous.get("/no/such/route")
     assert [ok.status_code, failed.status_code, wrong.status_code, missing.status_code] == [200, 500, 401, 404]
     assert failed.json()["error"]["code"] == 103
@@ -74,7 +76,12 @@ def test_json_logs_name_every_request_by_its_id(json_live: Live) -> None:
     for response, method, path, account in expected:
         request_id = response.headers["x-request-id"]
         line = requests[request_id]
-        assert (line["method"], line["path"], line["status"], line["client"]) == (method, path, response.status_code, "127.0.0.1")
+        assert (line["method"], line["path"], line["status"], line["client"]) == (
+            method,
+            path,
+            response.status_code,
+            "127.0.0.1",
+        )
         assert line.get("account") == account
         assert isinstance(line["duration_ms"], float) and line["duration_ms"] >= 0
         assert line["level"] == "info"

@@ -14,9 +14,7 @@ SYNC = "/v1/hlr/sync"
 
 def test_requests_lookups_and_credits_are_counted(live: Live) -> None:
     creds = live.account(credits="1")
-    before = {
-        status: _requests(live, SYNC, "POST", status) for status in ("200", "401")
-    }
+    before = {status: _requests(live, SYNC, "POST", status) for status in ("200", "401")}
     spent = _optional(live, "numlookup_credits_spent_total")
     unknown = _optional(live, "numlookup_lookups_total", status="unknown", source="offline")
     invalid = _optional(live, "numlookup_lookups_total", status="invalid", source="offline")

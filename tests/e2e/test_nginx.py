@@ -49,7 +49,9 @@ LOG_LINE = re.compile(  # the example's log_format
 
 def find_nginx() -> str | None:
     """The nginx executable: on PATH, or where Debian puts it (/usr/sbin is not on every user's PATH)."""
-    return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None)
+    return shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
+    )
 
 
 def require_nginx() -> str:
@@ -121,7 +123,10 @@ class Nginx:
         checked = subprocess.run([*command, "-t", "-q"], capture_output=True, text=True, timeout=30)
         assert checked.returncode == 0, f"nginx rejects the rendered example:\n{checked.stderr}"
         self.process = subprocess.Popen(
-            [*command, "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+            [*command, "-g", "daemon off;"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         if not until_healthy(self.url, self.process, timeout, self.errors):
             self.stop()
@@ -172,7 +177,9 @@ class Cluster:
         account = get_account(self.engine, creds.name)
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(ledger.c.request_id, ledger.c.amount).where(ledger.c.account_id == account.id, ledger.c.kind == "lookup")
+                select(ledger.c.request_id, ledger.c.amount).where(
+                    ledger.c.account_id == account.id, ledger.c.kind == "lookup"
+                )
             ).all()
         return {row.request_id: row.amount for row in rows}
 
@@ -244,7 +251,9 @@ def test_lookups_through_nginx_are_answered_by_both_nodes_and_charged_once(clust
     # nginx spread the requests over both nodes and logged each node's request id.
     cluster.nginx.stop()
     try:
-        served = {line["request_id"]: line["upstream"] for line in cluster.nginx.log_lines() if line["request_id"] in ids}
+        served = {
+            line["request_id"]: line["upstream"] for line in cluster.nginx.log_lines() if line["request_id"] in ids
+        }
     finally:
         cluster.nginx.start()
     assert set(served) == set(ids)

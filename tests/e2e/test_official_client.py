@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from pydantic import ValidationError
 from messente_api import ApiClient, Configuration, NumberLookupApi, NumbersToInvestigate
 from messente_api.exceptions import ApiException
 from messente_api.models.error_number_lookup import ErrorNumberLookup
+from pydantic import ValidationError
 
 from numlookup.accounts import NewCredentials, get_account
 from numlookup.billing import parse_amount

@@ -43,7 +43,13 @@ Result = dict[str, Any]
 
 
 def estonia(mccmnc: str | None, name: str | None) -> dict[str, Any]:
-    return {"mccmnc": mccmnc, "networkName": name, "countryName": "Estonia", "countryPrefix": "372", "countryCode": "EST"}
+    return {
+        "mccmnc": mccmnc,
+        "networkName": name,
+        "countryName": "Estonia",
+        "countryPrefix": "372",
+        "countryCode": "EST",
+    }
 
 
 def result(number: str, original: dict[str, Any], ported: dict[str, Any] | None = None) -> Result:
@@ -166,7 +172,9 @@ def until_every_worker_serves(
     deadline = time.monotonic() + WAIT
     while seen != workers:
         if time.monotonic() > deadline:
-            raise AssertionError(f"after {WAIT}s only workers {seen} of {workers} serve the new data; last answer: {last}")
+            raise AssertionError(
+                f"after {WAIT}s only workers {seen} of {workers} serve the new data; last answer: {last}"
+            )
         with httpx.Client(base_url=live.url, timeout=30) as client:  # a new connection: the kernel picks the worker
             response = lookup(client, creds, numbers)
             pid = served_by(response, live.server, workers)
@@ -218,8 +226,15 @@ def test_cli_imports_reach_every_worker(live: Live, creds: NewCredentials) -> No
     files = data_dir / "files"
     ranges = run_cli(data_dir, "data", "import-ranges", str(write(files, "ranges.csv", RANGES_CSV)), "--json")
     assert json.loads(ranges.stdout) | {"seconds": 0} == {
-        "ok": True, "kind": "ranges", "version": 1, "mode": "full", "rows": 2, "records": 2, "skipped": 0,
-        "seconds": 0, "errors": [],
+        "ok": True,
+        "kind": "ranges",
+        "version": 1,
+        "mode": "full",
+        "rows": 2,
+        "records": 2,
+        "skipped": 0,
+        "seconds": 0,
+        "errors": [],
     }
     ported = run_cli(data_dir, "data", "import-ported", str(write(files, "ported.csv", PORTED_CSV)))
     assert "ported version 1 active: 2 rows" in one_line(ported.stdout)
@@ -239,7 +254,9 @@ def test_a_failing_cli_import_changes_nothing(live: Live, creds: NewCredentials)
     data_dir = live.server.data_dir
     before = results(live, creds, NUMBERS)
     versions_before = versions(live)
-    bad = write(data_dir / "files", "bad-ranges.csv", "37251,24805\n37256,24805\n# the next line is wrong\n37257,2480\n")
+    bad = write(
+        data_dir / "files", "bad-ranges.csv", "37251,24805\n37256,24805\n# the next line is wrong\n37257,2480\n"
+    )
 
     failed, failed_json = run_cli_together(
         data_dir, ["data", "import-ranges", str(bad)], ["data", "import-ranges", str(bad), "--json"], check=False
@@ -305,7 +322,9 @@ def test_admin_import_with_a_bad_line_is_a_400_naming_it(live: Live, creds: NewC
     assert response.status_code == 400, response.text
     body = response.json()
     assert body["error"]["code"] == 102 and "line 3" in body["error"]["description"]
-    assert body["lines"] == [{"line": 3, "reason": "prefix '+0372' is not an E.164 number or prefix (1-15 digits, no leading 0)"}]
+    assert body["lines"] == [
+        {"line": 3, "reason": "prefix '+0372' is not an E.164 number or prefix (1-15 digits, no leading 0)"}
+    ]
     assert versions(live) == versions_before
     assert results(live, creds, NUMBERS) == before
 
@@ -318,7 +337,9 @@ def test_admin_rejects_unknown_kinds_and_formats(live: Live) -> None:
             response = admin(client, "ranges", b"37251;1\n", format=fmt)
             assert response.status_code == 400, response.text
             assert response.json()["error"]["code"] == 102
-        response = admin(client, "ported", b"0612000;0612000000;0612099999;SFR0;M\xe9tropole;01/01/2000\n", format="arcep")
+        response = admin(
+            client, "ported", b"0612000;0612000000;0612099999;SFR0;M\xe9tropole;01/01/2000\n", format="arcep"
+        )
         assert response.status_code == 400 and "import-ranges" in response.json()["error"]["description"]
         assert client.get("/admin/v1/datasets/ranges", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 405
     assert versions(live) == versions_before
@@ -334,9 +355,15 @@ def test_admin_import_is_served_at_once_by_its_worker_then_by_all(live: Live, cr
         assert response.status_code == 200, response.text
         report = response.json()
         assert report | {"seconds": 0} == {
-            "ok": True, "kind": "ranges", "version": (ranges_before.version if ranges_before else 0) + 1,
-            "mode": "delta", "rows": (ranges_before.rows if ranges_before else 0) + 1,
-            "records": 1, "skipped": 0, "seconds": 0, "errors": [],
+            "ok": True,
+            "kind": "ranges",
+            "version": (ranges_before.version if ranges_before else 0) + 1,
+            "mode": "delta",
+            "rows": (ranges_before.rows if ranges_before else 0) + 1,
+            "records": 1,
+            "skipped": 0,
+            "seconds": 0,
+            "errors": [],
         }
         importer = served_by(response, live.server, workers)
         # The same keep-alive connection, so the same worker: it switched before answering the import.
@@ -373,10 +400,12 @@ def test_admin_arcep_full_load_replaces_the_ranges(live: Live, creds: NewCredent
         live,
         creds,
         ["+33612000001", "+262692200001", "+37251000001"],
-        lambda got: got[0]["originalNetwork"] == {"mccmnc": "20820", "networkName": "Bouygues Telecom", **france}
-        and (got[1]["originalNetwork"]["mccmnc"], got[1]["originalNetwork"]["countryCode"]) == ("20801", "REU")
-        # A full load replaced the Estonian ranges: the shipped holder again.
-        and got[2]["originalNetwork"] == SHIPPED[0]["originalNetwork"],
+        lambda got: (
+            got[0]["originalNetwork"] == {"mccmnc": "20820", "networkName": "Bouygues Telecom", **france}
+            and (got[1]["originalNetwork"]["mccmnc"], got[1]["originalNetwork"]["countryCode"]) == ("20801", "REU")
+            # A full load replaced the Estonian ranges: the shipped holder again.
+            and got[2]["originalNetwork"] == SHIPPED[0]["originalNetwork"]
+        ),
     )
 
 
@@ -429,10 +458,28 @@ def test_cli_kamailio_and_arcep_imports(tmp_path: Path) -> None:
     files = tmp_path / "files"
     carrier_map = write(files, "map.csv", "carrier_id,mccmnc\n1,24801\n2,24802\n3,24803\n")
     names = write(files, "names.txt", "D001 Telia via pdb\nD002 Elisa via pdb\nD003 Tele2 via pdb\n")
-    run_cli(data_dir, "data", "import-ranges", str(write(files, "pdb.csv", "37251;3\n")), "--format", "kamailio",
-            "--carrier-map", str(carrier_map), "--carrier-names", str(names))
-    run_cli(data_dir, "data", "import-ported", str(write(files, "pdb-ported.csv", "37251000002;002\n")),
-            "--format", "kamailio", "--carrier-map", str(carrier_map))
+    run_cli(
+        data_dir,
+        "data",
+        "import-ranges",
+        str(write(files, "pdb.csv", "37251;3\n")),
+        "--format",
+        "kamailio",
+        "--carrier-map",
+        str(carrier_map),
+        "--carrier-names",
+        str(names),
+    )
+    run_cli(
+        data_dir,
+        "data",
+        "import-ported",
+        str(write(files, "pdb-ported.csv", "37251000002;002\n")),
+        "--format",
+        "kamailio",
+        "--carrier-map",
+        str(carrier_map),
+    )
     first, moved = resolved(data_dir, "+37251000001", "+37251000002")
     assert (first.original_network.mccmnc, first.original_network.name) == ("24803", "Tele2 via pdb")  # type: ignore[union-attr]
     assert not first.ported
@@ -464,8 +511,19 @@ def test_cli_bad_carrier_names_file_is_a_clean_error(tmp_path: Path) -> None:
     files = tmp_path / "files"
     carrier_map = write(files, "map.csv", "1,24801\n")
     names = write(files, "names.txt", "D001 Telia\nnot a carrier line\n")
-    run = run_cli(tmp_path / "data", "data", "import-ranges", str(write(files, "pdb.csv", "37251;1\n")),
-                  "--format", "kamailio", "--carrier-map", str(carrier_map), "--carrier-names", str(names), check=False)
+    run = run_cli(
+        tmp_path / "data",
+        "data",
+        "import-ranges",
+        str(write(files, "pdb.csv", "37251;1\n")),
+        "--format",
+        "kamailio",
+        "--carrier-map",
+        str(carrier_map),
+        "--carrier-names",
+        str(names),
+        check=False,
+    )
     assert run.returncode == 1
     assert "Traceback" not in run.stderr and "line 2" in one_line(run.stderr)
 

@@ -38,7 +38,13 @@ class HlrChain:
 @pytest.fixture(scope="module")
 def hlr_chain(osmo_hlr: OsmoHlr, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HlrChain]:  # noqa: F811
     for i, (number, vlr) in enumerate(
-        [(HOME, "491720000001"), (ABROAD, "37250000001"), (NAMED, "vlr-tallinn"), (DETACHED, None), (BARRED, "491720000001")]
+        [
+            (HOME, "491720000001"),
+            (ABROAD, "37250000001"),
+            (NAMED, "vlr-tallinn"),
+            (DETACHED, None),
+            (BARRED, "491720000001"),
+        ]
     ):
         imsi = f"26202000000{i + 101:04d}"
         osmo_hlr.create_subscriber(imsi, number.lstrip("+"))

@@ -28,8 +28,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from schemathesis import APIOperation, BaseSchema, Case, GenerationMode
-from schemathesis import checks
+from schemathesis import APIOperation, BaseSchema, Case, GenerationMode, checks
 
 from numlookup.accounts import NewCredentials
 from tests.e2e.conftest import Live, start_live
@@ -109,7 +108,9 @@ def takes_input(operation: APIOperation) -> bool:
     return bool(operation.body) or any(True for _ in operation.iter_parameters())
 
 
-def report(capsys: pytest.CaptureFixture[str], record_property: Callable[[str, object], None], what: str, tally: Counter[Any]) -> int:
+def report(
+    capsys: pytest.CaptureFixture[str], record_property: Callable[[str, object], None], what: str, tally: Counter[Any]
+) -> int:
     """Print the case count even without ``-s`` (CI logs show it) and record it in JUnit XML."""
     total = sum(tally.values())
     record_property(f"schemathesis_cases_{what}", total)
@@ -162,9 +163,16 @@ def test_generated_requests_conform_to_the_schema(
         return send
 
     operations = [operation for methods in schema.values() for operation in methods.values()]
-    assert {operation.label for operation in operations} >= {f"POST {SYNC}", "GET /healthz", "GET /readyz", "GET /metrics"}
+    assert {operation.label for operation in operations} >= {
+        f"POST {SYNC}",
+        "GET /healthz",
+        "GET /readyz",
+        "GET /metrics",
+    }
     for operation in operations:
-        modes = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE] if takes_input(operation) else [GenerationMode.POSITIVE]
+        modes = (
+            [GenerationMode.POSITIVE, GenerationMode.NEGATIVE] if takes_input(operation) else [GenerationMode.POSITIVE]
+        )
         for mode in modes:
             run_examples(operation.as_strategy(generation_mode=mode), LOOKUP_EXAMPLES, sender(operation.label, mode))
 
@@ -181,7 +189,9 @@ def test_requests_without_valid_credentials_are_refused_with_401(
 ) -> None:
     """Credentials are checked before the body: valid or invalid bodies alike get the documented 401."""
     operation = load_schema(api.url)[SYNC]["POST"]
-    bodies = st.one_of([operation.as_strategy(generation_mode=mode) for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)])
+    bodies = st.one_of(
+        [operation.as_strategy(generation_mode=mode) for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)]
+    )
     tally: Counter[tuple[str, int]] = Counter()
 
     def send(drawn: tuple[Case, str | None]) -> None:
@@ -219,7 +229,10 @@ def test_undeclared_methods_are_405_with_allow(api: Live) -> None:
 
 
 def test_the_document_declares_the_headers_every_answer_carries(api: Live) -> None:
-    """What makes ``response_headers_conformance`` check something: required X-Request-Id, the 401 challenge, Retry-After."""
+    """What makes ``response_headers_conformance`` check something.
+
+    The required X-Request-Id, the 401 challenge, Retry-After.
+    """
     with api.client() as client:
         document = client.get("/openapi.json").json()
         refused = client.post(SYNC, json={"numbers": ["+37251000001"]})

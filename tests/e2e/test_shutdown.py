@@ -35,8 +35,11 @@ ATTEMPTS = 3
 GRACE_SECONDS = 10
 # Rate limits off: a 429 (answered before the body is read) closes the connection and
 # the client reconnects, which a steady client on a keep-alive connection does not do.
-ENV = {"NUMLOOKUP_RATE_LIMIT_PER_IP": "0", "NUMLOOKUP_LOG_FORMAT": "json",
-       "NUMLOOKUP_TIMEOUT_GRACEFUL_SHUTDOWN_SECONDS": str(GRACE_SECONDS)}
+ENV = {
+    "NUMLOOKUP_RATE_LIMIT_PER_IP": "0",
+    "NUMLOOKUP_LOG_FORMAT": "json",
+    "NUMLOOKUP_TIMEOUT_GRACEFUL_SHUTDOWN_SECONDS": str(GRACE_SECONDS),
+}
 
 
 @pytest.fixture
@@ -79,7 +82,9 @@ def test_sigterm_under_load_finishes_and_charges_requests_in_flight(
     for attempt in range(1, ATTEMPTS + 1):
         if _stop_under_load(tmp_path / f"attempt-{attempt}", workers, to_every_process):
             return
-    raise AssertionError(f"in {ATTEMPTS} rounds no request was in flight when the shutdown began; the test proved nothing")
+    raise AssertionError(
+        f"in {ATTEMPTS} rounds no request was in flight when the shutdown began; the test proved nothing"
+    )
 
 
 def _stop_under_load(folder: Path, workers: int, to_every_process: bool) -> bool:
@@ -136,8 +141,10 @@ def test_a_stalled_request_cannot_hold_the_shutdown(tmp_path: Path, engine: Engi
             # A first request answered proves the connection accepted; the next one never ends.
             stalled.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             assert stalled.recv(4096).startswith(b"HTTP/1.1 200")
-            stalled.sendall(b"POST /v1/hlr/sync HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                            b"Authorization: Basic " + basic + b"\r\nContent-Length: 100\r\n\r\n{\"numbers\": [")
+            stalled.sendall(
+                b"POST /v1/hlr/sync HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Authorization: Basic " + basic + b'\r\nContent-Length: 100\r\n\r\n{"numbers": ['
+            )
             assert server.process is not None
             os.kill(server.process.pid, signal.SIGTERM)
             returncode = server.process.wait(timeout=30)

@@ -22,8 +22,16 @@ JSON = {"Content-Type": "application/json", "Accept": "application/json"}
 ESTONIA = "+37251000001"
 NETWORK_KEYS = {"mccmnc", "networkName", "countryName", "countryPrefix", "countryCode"}
 RESULT_KEYS = {
-    "number", "status", "ported", "roaming", "currentNetwork", "originalNetwork", "portedNetwork", "roamingNetwork",
-    "checkedAt", "source",
+    "number",
+    "status",
+    "ported",
+    "roaming",
+    "currentNetwork",
+    "originalNetwork",
+    "portedNetwork",
+    "roamingNetwork",
+    "checkedAt",
+    "source",
 }
 
 
@@ -156,7 +164,14 @@ def test_order_preserved_duplicates_charged_once(live: Live) -> None:
     with live.client(creds) as client:
         response = post(client, {"numbers": numbers})
     results = response.json()["result"]
-    assert [r["number"] for r in results] == ["+4915112345678", "bad", ESTONIA, "+4915112345678", "+447712345678", ESTONIA]
+    assert [r["number"] for r in results] == [
+        "+4915112345678",
+        "bad",
+        ESTONIA,
+        "+4915112345678",
+        "+447712345678",
+        ESTONIA,
+    ]
     assert results[0] == results[3] and results[2] == results[5]
     account = get_account(live.engine, creds.name)
     assert account.balance == parse_amount("0.97")
@@ -183,7 +198,11 @@ def test_charset_and_unknown_keys_headers_and_query_are_accepted(live: Live) -> 
         response = client.post(
             SYNC + "?verbose=1",
             content=b'{"numbers": ["+37251000001"], "extra": {"x": 1}}',
-            headers={"Content-Type": "application/json; charset=utf-8", "Accept": "application/json", "X-Whatever": "1"},
+            headers={
+                "Content-Type": "application/json; charset=utf-8",
+                "Accept": "application/json",
+                "X-Whatever": "1",
+            },
         )
     assert response.status_code == 200
     assert response.json()["result"][0]["number"] == ESTONIA
@@ -248,7 +267,8 @@ def until_status(client: httpx.Client, status: int, within: float = 10.0) -> htt
 def test_101_for_disabled_account_then_enabled(live: Live) -> None:
     """A worker that has the account cached learns of the change from the account change counter."""
     creds = live.account(credits="1")
-    # A source address of its own: the failed-login throttle counts per address, and other tests' 401s come from 127.0.0.1.
+    # A source address of its own: the failed-login throttle counts per address,
+    # and other tests' 401s come from 127.0.0.1.
     with live.client(creds, transport=httpx.HTTPTransport(local_address="127.0.0.9")) as client:
         assert post(client, {"numbers": [ESTONIA]}).status_code == 200  # the worker now holds the account
         set_enabled(live.engine, creds.name, False)

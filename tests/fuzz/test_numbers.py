@@ -44,7 +44,9 @@ def _example_nationals() -> list[tuple[int, str]]:
         for number_type in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE):
             example = phonenumbers.example_number_for_type(region, number_type)
             if example is not None:
-                seeds.append((phonenumbers.country_code_for_region(region), phonenumbers.national_significant_number(example)))
+                seeds.append(
+                    (phonenumbers.country_code_for_region(region), phonenumbers.national_significant_number(example))
+                )
     return seeds
 
 
@@ -53,7 +55,10 @@ EXAMPLES = _example_nationals()
 
 @st.composite
 def near_valid_e164(draw: st.DrawFn) -> str:
-    """An example number with its last digits redrawn, mostly at the same length: valid often, invalid in interesting ways."""
+    """An example number with its last digits redrawn, mostly at the same length.
+
+    Valid often, invalid in interesting ways.
+    """
     code, national = draw(st.sampled_from(EXAMPLES))
     keep = draw(st.integers(min_value=max(len(national) - 5, 0), max_value=len(national)))
     rest = len(national) - keep + draw(st.sampled_from([0, 0, 0, 0, -1, 1]))
@@ -95,7 +100,11 @@ def _reference(raw: str) -> tuple[bool, str | None, str | None]:
         return False, None, None
     if not phonenumbers.is_valid_number(number):
         return False, None, None
-    return True, phonenumbers.region_code_for_number(number), phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return (
+        True,
+        phonenumbers.region_code_for_number(number),
+        phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
+    )
 
 
 def _verdict(resolution: Resolution) -> tuple[bool, str | None, str | None]:
@@ -138,7 +147,9 @@ def test_a_batch_answers_as_its_numbers_alone(resolver: Resolver, numbers: list[
 
 @FUZZ
 @given(numbers=st.lists(ANY_TEXT, max_size=12), region=st.one_of(st.none(), st.sampled_from([*REGIONS, "001", "ZZ"])))
-def test_resolve_columns_never_raises_with_or_without_a_region(resolver: Resolver, numbers: list[str], region: str | None) -> None:
+def test_resolve_columns_never_raises_with_or_without_a_region(
+    resolver: Resolver, numbers: list[str], region: str | None
+) -> None:
     """The bulk path (``lookup --input --region``) reads national formats too; any hint, any text."""
     columns = resolver.resolve_columns(numbers, region)
     assert len(columns) == len(numbers)

@@ -26,7 +26,6 @@ from numlookup.api.lookup import _decode as decode_request
 from numlookup.api.wire import NumbersToInvestigate
 from tests.fuzz import FUZZ
 
-
 # JSON values as a client's serializer produces them. Strings exclude lone surrogates
 # (no serializer emits them from real text), floats are finite (JSON has no NaN), and
 # integers stay where every JSON parser agrees on them.
@@ -38,9 +37,13 @@ SCALARS = st.one_of(
     st.text(max_size=20),
 )
 JSON_VALUES = st.recursive(
-    SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
 )
-SECONDS = st.one_of(st.none(), st.integers(min_value=-5, max_value=10**6), st.floats(allow_nan=False, allow_infinity=False))
+SECONDS = st.one_of(
+    st.none(), st.integers(min_value=-5, max_value=10**6), st.floats(allow_nan=False, allow_infinity=False)
+)
 # Shaped like a request, wrong in one place or another often enough to matter.
 REQUEST_LIKE = st.fixed_dictionaries(
     {"numbers": st.one_of(st.lists(st.text(max_size=20), max_size=12), st.lists(JSON_VALUES, max_size=4), JSON_VALUES)},
@@ -62,7 +65,7 @@ def mutilated(draw: st.DrawFn) -> bytes:
         at = draw(st.integers(min_value=0, max_value=len(body)))
         edit = draw(st.sampled_from(["replace", "insert", "cut"]))
         if edit == "cut":
-            del body[at:at + draw(st.integers(min_value=1, max_value=8))]
+            del body[at : at + draw(st.integers(min_value=1, max_value=8))]
         elif edit == "insert" or at == len(body):
             body[at:at] = draw(st.binary(min_size=1, max_size=4))
         else:

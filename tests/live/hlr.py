@@ -192,7 +192,7 @@ class OsmoHlr:
         if self.process is not None and self.process.poll() is None:
             return
         self.write_config()
-        log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        log = open(self.log_path, "ab")
         self._log = log
         self.process = subprocess.Popen(
             [self.binary, "-c", str(self.config_path), "-l", str(self.db_path)],
@@ -444,7 +444,9 @@ class TestVlr:
         self.identify()
         imsi_ie = gsup_ie(GSUP_IE_IMSI, tbcd(imsi))
         self.send_gsup(
-            bytes((GSUP_UPDATE_LOCATION_REQUEST,)) + imsi_ie + gsup_ie(GSUP_IE_CN_DOMAIN, bytes((CN_DOMAIN[cn_domain],)))
+            bytes((GSUP_UPDATE_LOCATION_REQUEST,))
+            + imsi_ie
+            + gsup_ie(GSUP_IE_CN_DOMAIN, bytes((CN_DOMAIN[cn_domain],)))
         )
         while True:
             kind, ies = self.recv_gsup()
@@ -454,7 +456,9 @@ class TestVlr:
                 return
             elif kind == GSUP_UPDATE_LOCATION_ERROR:
                 cause = ies.get(GSUP_IE_CAUSE, b"")
-                raise GsupError(f"Update Location for {imsi} rejected (cause {cause.hex()})", cause[0] if cause else None)
+                raise GsupError(
+                    f"Update Location for {imsi} rejected (cause {cause.hex()})", cause[0] if cause else None
+                )
 
     def purge_ms(self, imsi: str, cn_domain: str = "cs") -> None:
         self.identify()

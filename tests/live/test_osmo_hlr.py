@@ -315,7 +315,9 @@ def test_silent_peer_is_a_timeout() -> None:
 
     started = time.monotonic()
     with pytest.raises(SourceError, match="^osmo-hlr timed out$"):
-        run(_against(silent, lambda host, port: ask(host, ["+4917200000001", "+4917200000002"], port=port, timeout=0.5)))
+        run(
+            _against(silent, lambda host, port: ask(host, ["+4917200000001", "+4917200000002"], port=port, timeout=0.5))
+        )
     elapsed = time.monotonic() - started
     assert 0.4 < elapsed < 3
 

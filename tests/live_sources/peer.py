@@ -151,7 +151,9 @@ class Peer:
         self.requests.append(json.loads(body))
         if self.delay:
             await asyncio.sleep(self.delay)
-        return await _respond(writer, 200, {"request_id": f"peer-{len(self.requests)}", "result": [self._result(n) for n in numbers]})
+        return await _respond(
+            writer, 200, {"request_id": f"peer-{len(self.requests)}", "result": [self._result(n) for n in numbers]}
+        )
 
     def _result(self, number: str) -> dict[str, Any]:
         roaming = self.roaming.get(number)
@@ -198,9 +200,7 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[dict[str, str], b
 async def _respond(writer: asyncio.StreamWriter, status: int, body: object) -> bool:
     payload = body if isinstance(body, bytes) else json.dumps(body).encode()
     reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 500: "Internal Server Error"}[status]
-    writer.write(
-        f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n".encode()
-        + payload
-    )
+    head = f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+    writer.write(head.encode() + payload)
     await writer.drain()
     return True

@@ -52,7 +52,13 @@ def test_breaker_opens_after_consecutive_failures_and_half_opens_for_one_probe()
     assert breaker.allow()
     breaker.success()
     assert breaker.state is CircuitState.CLOSED and breaker.allow()
-    assert seen == [CircuitState.OPEN, CircuitState.HALF_OPEN, CircuitState.OPEN, CircuitState.HALF_OPEN, CircuitState.CLOSED]
+    assert seen == [
+        CircuitState.OPEN,
+        CircuitState.HALF_OPEN,
+        CircuitState.OPEN,
+        CircuitState.HALF_OPEN,
+        CircuitState.CLOSED,
+    ]
 
 
 def test_routes_first_match_wins(tmp_path: Path) -> None:
@@ -81,13 +87,23 @@ max_batch = 5
     assert router.sources == {"upstream:ee", "upstream:de"}
     resolver = Resolver()
     numbers = ["+37251000001", "+37255512345", "+4915112345678", "+4917212345678", "+447712345678", "nonsense"]
-    assert [router.route(r) for r in resolver.resolve(numbers)] == [None, "upstream:ee", "upstream:de", None, None, None]
+    assert [router.route(r) for r in resolver.resolve(numbers)] == [
+        None,
+        "upstream:ee",
+        "upstream:de",
+        None,
+        None,
+        None,
+    ]
 
 
 @pytest.mark.parametrize(
     "routes",
-    ['[{"match": "cc:372", "source": "nowhere"}]', '[{"match": "country:372", "source": "offline"}]',
-     '[{"match": "cc:372", "source": "osmo-hlr"}]'],
+    [
+        '[{"match": "cc:372", "source": "nowhere"}]',
+        '[{"match": "country:372", "source": "offline"}]',
+        '[{"match": "cc:372", "source": "osmo-hlr"}]',
+    ],
 )
 def test_bad_routes_are_refused(routes: str) -> None:
     with pytest.raises(SettingsError):
@@ -100,8 +116,16 @@ def test_cache_upserts_and_judges_age_per_field_class(tmp_path: Path) -> None:
     cache = LiveCache(engine, ttl_reachability=300, ttl_network=3600)
     now = datetime.now(UTC)
     old = now - timedelta(seconds=600)
-    cache.write([("upstream:a", LiveAnswer("+1", True, roaming=True, roaming_mccmnc="24405", ported_mccmnc="24803", checked_at=old)),
-                 ("upstream:a", LiveAnswer("+2", None, error="could not tell"))], now)
+    cache.write(
+        [
+            (
+                "upstream:a",
+                LiveAnswer("+1", True, roaming=True, roaming_mccmnc="24405", ported_mccmnc="24803", checked_at=old),
+            ),
+            ("upstream:a", LiveAnswer("+2", None, error="could not tell")),
+        ],
+        now,
+    )
     rows = cache.read(["+1", "+2", "+3"], now)
     assert set(rows) == {"+1"}  # "could not tell" is not stored
     assert rows["+1"].checked_at == old and rows["+1"].answer.roaming_mccmnc == "24405"

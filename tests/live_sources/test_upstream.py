@@ -14,7 +14,9 @@ from tests.live_sources.peer import Peer
 NUMBERS = [f"+3725100000{i}" for i in range(10)] + ["+37251000010", "+37251000011"]
 
 
-def query(peer: Peer, numbers: list[str], *, timeout: float = 2.0, password: str = "secret", **kw: object) -> dict[str, LiveAnswer]:
+def query(
+    peer: Peer, numbers: list[str], *, timeout: float = 2.0, password: str = "secret", **kw: object
+) -> dict[str, LiveAnswer]:
     async def run() -> dict[str, LiveAnswer]:
         source = UpstreamSource("up", peer.url, "us", password, timeout=timeout, **kw)  # type: ignore[arg-type]
         try:
@@ -27,8 +29,19 @@ def query(peer: Peer, numbers: list[str], *, timeout: float = 2.0, password: str
 
 @pytest.mark.parametrize(
     ("word", "expected"),
-    [("ONLINE", True), ("ON", True), ("true", True), (True, True), ("OFFLINE", False), ("OFF", False), ("false", False),
-     ("UNKNOWN", None), ("INVALID", None), ("maybe", None), (None, None)],
+    [
+        ("ONLINE", True),
+        ("ON", True),
+        ("true", True),
+        (True, True),
+        ("OFFLINE", False),
+        ("OFF", False),
+        ("false", False),
+        ("UNKNOWN", None),
+        ("INVALID", None),
+        ("maybe", None),
+        (None, None),
+    ],
 )
 def test_every_status_vocabulary_maps_back(word: str | bool | None, expected: bool | None) -> None:
     assert reachability(word) is expected
@@ -36,8 +49,13 @@ def test_every_status_vocabulary_maps_back(word: str | bool | None, expected: bo
 
 def test_batches_of_the_upstream_limit_with_our_credentials() -> None:
     statuses = {NUMBERS[0]: "OFF", NUMBERS[1]: "false", NUMBERS[2]: "UNKNOWN", NUMBERS[3]: "true"}
-    with Peer(statuses=statuses, default_status="ON", credentials=("us", "secret"), roaming={NUMBERS[4]: "24405"},
-              ported={NUMBERS[5]: "24803"}) as peer:
+    with Peer(
+        statuses=statuses,
+        default_status="ON",
+        credentials=("us", "secret"),
+        roaming={NUMBERS[4]: "24405"},
+        ported={NUMBERS[5]: "24803"},
+    ) as peer:
         answers = query(peer, NUMBERS, max_batch=5)
     assert sorted(len(r["numbers"]) for r in peer.requests) == [2, 5, 5]
     assert set(answers) == set(NUMBERS)

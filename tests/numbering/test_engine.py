@@ -85,8 +85,19 @@ def test_unsupported_constructs_are_too_complex() -> None:
 def test_every_metadata_pattern_expands_like_the_regex() -> None:
     """Every type pattern of every region, on random and boundary samples of each possible length."""
     rng = random.Random(11)
-    names = ("general_desc", "fixed_line", "mobile", "toll_free", "premium_rate", "shared_cost", "personal_number",
-             "voip", "pager", "uan", "voicemail")  # fmt: skip
+    names = (
+        "general_desc",
+        "fixed_line",
+        "mobile",
+        "toll_free",
+        "premium_rate",
+        "shared_cost",
+        "personal_number",
+        "voip",
+        "pager",
+        "uan",
+        "voicemail",
+    )
     checked = 0
     for cc, regions in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items():
         for region in regions:
@@ -122,7 +133,9 @@ def test_agrees_with_phonenumbers_on_every_number(engine: Engine) -> None:
         got = result.row(i)
         if got != expected:
             disagreements.append(f"{raw!r} (hint {hint}): engine {got} phonenumbers {expected}")
-    assert not disagreements, f"{len(disagreements)} of {len(numbers)} disagree; first:\n" + "\n".join(disagreements[:20])
+    assert not disagreements, f"{len(disagreements)} of {len(numbers)} disagree; first:\n" + "\n".join(
+        disagreements[:20]
+    )
     covered = {result.regions[r] for r in result.region[result.valid].tolist()}
     assert len(covered) >= 230  # valid numbers of (nearly) every region were exercised
     assert result.slow < 0.08 * len(numbers)  # non-E.164 input and the rare undecidable number
