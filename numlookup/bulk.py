@@ -21,7 +21,7 @@ from numlookup.api.wire import number_result
 from numlookup.numbering.engine import REASONS, TYPE_NAMES
 from numlookup.numbering.models import Network
 from numlookup.numbering.resolver import Columns, Resolver
-from numlookup.settings import StatusStyle
+from numlookup.status import StatusStyle
 
 OutputFormat = Literal["csv", "jsonl"]
 CHUNK_BYTES = 4 << 20

@@ -19,8 +19,6 @@ import os
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
-from numlookup.live.breaker import CircuitState
-
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -95,21 +93,22 @@ class Metrics:
         self.http_requests.labels(route, method, str(status) if status is not None else "none").inc()
         self.http_latency.labels(route).observe(seconds)
 
-    def circuit_changed(self, source: str, state: CircuitState) -> None:
-        self.circuit.labels(source).set(int(state))
+    def circuit_changed(self, source: str, state: int) -> None:
+        """A source's circuit moved to ``state`` (the breaker's ``CircuitState``: 0 closed, 1 half-open, 2 open)."""
+        self.circuit.labels(source).set(state)
 
     def render(self) -> bytes:
         if multiprocess_dir() is None:
             return generate_latest(self.registry)
         node = CollectorRegistry()
-        multiprocess.MultiProcessCollector(node)
+        multiprocess.MultiProcessCollector(node)  # type: ignore[no-untyped-call]  # prometheus-client: unannotated
         return generate_latest(node)
 
     @staticmethod
     def worker_stopped() -> None:
         """Drop this worker's live gauges (its circuit states) from the node's figures."""
         if multiprocess_dir() is not None:
-            multiprocess.mark_process_dead(os.getpid())
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]  # unannotated upstream
 
 
 def multiprocess_dir() -> str | None:

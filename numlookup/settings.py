@@ -18,10 +18,9 @@ from typing import Literal
 
 import msgspec
 
-ENV_PREFIX = "NUMLOOKUP_"
+from numlookup.status import StatusStyle
 
-StatusStyle = Literal["seed", "onoff", "truefalse"]
-STATUS_STYLES: tuple[StatusStyle, ...] = ("seed", "onoff", "truefalse")
+ENV_PREFIX = "NUMLOOKUP_"
 
 OSMO_HLR = "osmo-hlr"
 OFFLINE = "offline"

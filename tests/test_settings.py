@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from numlookup.api.status import status_word
+from numlookup.status import status_word
 from numlookup.settings import SettingsError, load_settings
 
 

@@ -4,7 +4,7 @@ Why: reading an account costs two SELECTs and a hop to a worker thread, and
 under a burst of small requests that was most of a worker's time (py-spy: about
 two thirds of the busy time of a worker answering 1,000 concurrent
 single-number requests). Accounts change rarely, so each worker keeps what it
-read, tagged with the account change counter (``accounts.epoch``) it saw first,
+read, tagged with the account change counter (``store.account_epoch``) it saw first,
 and a background task polls that counter every ``refresh_seconds``. When it
 moved, every entry is dropped. A change made by the CLI or by any node (an
 account disabled, a secret rotated, an allow-list edited, credits added)
@@ -33,8 +33,8 @@ import time
 import anyio.to_thread
 from sqlalchemy import Engine
 
-from numlookup.accounts import epoch
 from numlookup.accounts.service import Account, StoredAccount, load_account, verify
+from numlookup.store import account_epoch
 
 log = logging.getLogger("numlookup.accounts")
 # Entries trusted while the counter was read within this many intervals.
@@ -93,7 +93,7 @@ class AccountCache:
     def _load(self, username: str) -> tuple[int | None, StoredAccount | None]:
         with self.engine.connect() as conn:
             # The counter first: the account read after it can only be as new or newer than its tag.
-            seen = epoch.current(conn) if self.enabled else None
+            seen = account_epoch.current(conn) if self.enabled else None
             return seen, load_account(conn, username)
 
     def _keep(self, seen: int, username: str, stored: StoredAccount) -> None:
@@ -125,7 +125,7 @@ class AccountCache:
 
     def _read_epoch(self) -> int:
         with self.engine.connect() as conn:
-            return epoch.current(conn)
+            return account_epoch.current(conn)
 
     async def follow(self) -> None:
         """Poll the counter for as long as the worker runs (a task of the app's lifespan)."""

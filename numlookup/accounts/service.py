@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from numlookup.accounts import credentials, epoch
+from numlookup.accounts import credentials
 from numlookup.accounts.allowlist import EVERYONE, Network, in_networks, parse_network
-from numlookup.settings import STATUS_STYLES
+from numlookup.billing.ledger import add_credits
+from numlookup.status import StatusStyle, UnknownStyle, status_style
+from numlookup.store import account_epoch
 from numlookup.store.engine import write_transaction
 from numlookup.store.tables import accounts, allowed_networks
 
@@ -28,7 +31,7 @@ class Account:
     enabled: bool
     balance: int
     price: int | None
-    status_style: str | None
+    status_style: StatusStyle | None
     allowed_networks: tuple[str, ...]
     created_at: datetime
 
@@ -51,23 +54,26 @@ def _allowed(conn: Connection, account_id: int) -> tuple[str, ...]:
     return tuple(r[0] for r in rows)
 
 
-def _account(conn: Connection, row: object) -> Account:
+def _account(conn: Connection, row: Row[Any]) -> Account:
     return Account(
-        id=row.id,  # type: ignore[attr-defined]
-        name=row.name,  # type: ignore[attr-defined]
-        api_username=row.api_username,  # type: ignore[attr-defined]
-        enabled=bool(row.enabled),  # type: ignore[attr-defined]
-        balance=row.balance,  # type: ignore[attr-defined]
-        price=row.price,  # type: ignore[attr-defined]
-        status_style=row.status_style,  # type: ignore[attr-defined]
-        allowed_networks=_allowed(conn, row.id),  # type: ignore[attr-defined]
-        created_at=row.created_at,  # type: ignore[attr-defined]
+        id=row.id,
+        name=row.name,
+        api_username=row.api_username,
+        enabled=bool(row.enabled),
+        balance=row.balance,
+        price=row.price,
+        status_style=None if row.status_style is None else status_style(row.status_style),
+        allowed_networks=_allowed(conn, row.id),
+        created_at=row.created_at,
     )
 
 
 def _check_style(style: str | None) -> None:
-    if style is not None and style not in STATUS_STYLES:
-        raise AccountError(f"unknown status style {style!r}; choose one of {', '.join(STATUS_STYLES)}")
+    if style is not None:
+        try:
+            status_style(style)
+        except UnknownStyle as exc:
+            raise AccountError(str(exc)) from None
 
 
 def create_account(
@@ -108,12 +114,10 @@ def create_account(
             ).scalar_one()
             for cidr in dict.fromkeys(networks):
                 conn.execute(insert(allowed_networks).values(account_id=account_id, cidr=cidr))
-            epoch.bump(conn)
+            account_epoch.bump(conn)
     except IntegrityError:
         raise AccountError(f"an account named {name!r} exists already") from None
     if credits:
-        from numlookup.billing.ledger import add_credits
-
         add_credits(engine, account_id, credits, note="initial credits")
     return NewCredentials(name=name, api_username=username, api_password=secret)
 
@@ -138,7 +142,7 @@ def _update(engine: Engine, name: str, **values: object) -> None:
         )
         if result.rowcount == 0:
             raise AccountError(f"no account named {name!r}")
-        epoch.bump(conn)
+        account_epoch.bump(conn)
 
 
 def set_enabled(engine: Engine, name: str, enabled: bool) -> None:
@@ -169,7 +173,7 @@ def allow_network(engine: Engine, name: str, cidr: str) -> str:
         raise AccountError(f"{network} is already on the allow-list of {name!r}")
     with write_transaction(engine) as conn:
         conn.execute(insert(allowed_networks).values(account_id=account.id, cidr=network))
-        epoch.bump(conn)
+        account_epoch.bump(conn)
     return network
 
 
@@ -182,7 +186,7 @@ def deny_network(engine: Engine, name: str, cidr: str) -> str:
                 allowed_networks.c.account_id == account.id, allowed_networks.c.cidr == network
             )
         )
-        epoch.bump(conn)
+        account_epoch.bump(conn)
     if result.rowcount == 0:
         listed = ", ".join(account.allowed_networks) or "nothing"
         raise AccountError(f"{network} is not on the allow-list of {name!r} (it holds {listed})")

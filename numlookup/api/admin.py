@@ -19,6 +19,7 @@ from starlette.responses import Response
 from numlookup.api.errors import ApiError, ErrorCode, invalid_parameters, not_found
 from numlookup.api.state import AppState
 from numlookup.datasets import sources
+from numlookup.datasets.catalog import dataset_kind
 from numlookup.datasets.follower import refresh
 from numlookup.datasets.formats import FormatError
 from numlookup.datasets.importer import ImportFailed, ImportReport, import_dataset, line_errors
@@ -44,12 +45,13 @@ def _check_token(request: Request, token: str) -> None:
 async def import_dataset_route(request: Request) -> Response:
     state: AppState = request.app.state.numlookup
     _check_token(request, state.settings.admin_token)
-    kind = request.path_params["kind"]
-    if kind not in ("ranges", "ported"):
+    kind = dataset_kind(request.path_params["kind"])
+    if kind is None:
         raise not_found(request.method, request.url.path)
-    fmt = request.query_params.get("format", "csv")
-    if fmt not in sources.FORMATS:
-        raise invalid_parameters(f"format must be one of {', '.join(sources.FORMATS)}.")
+    try:
+        fmt = sources.source_format(request.query_params.get("format", "csv"))
+    except FormatError:
+        raise invalid_parameters(f"format must be one of {', '.join(sources.FORMATS)}.") from None
     if fmt == "kamailio":
         raise invalid_parameters("kamailio imports need their carrier map file: use `numlookup data import-*`.")
     delta = request.query_params.get("delta", "").lower() in _TRUE

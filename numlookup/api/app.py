@@ -29,9 +29,9 @@ from numlookup.api.limits import AbuseGuard
 from numlookup.api.lookup import lookup
 from numlookup.api.openapi import openapi_document
 from numlookup.api.request_id import RequestIdMiddleware
-from numlookup.api.state import AppState, Prices
+from numlookup.api.state import AppState
 from numlookup.billing.charger import GroupCharger
-from numlookup.billing.money import to_micros
+from numlookup.billing.prices import Prices
 from numlookup.datasets.catalog import KINDS
 from numlookup.datasets.follower import follow, load_operator_data
 from numlookup.live.service import LiveService
@@ -105,8 +105,6 @@ async def _flush_charges(state: AppState) -> None:
     after ``timeout_graceful_shutdown_seconds``; a cancelled request's charge may be
     committing. Bounded by the same timeout, so a hung database cannot hold the exit.
     """
-    if state.charger is None:
-        return
     timeout = state.settings.timeout_graceful_shutdown_seconds
     try:
         await asyncio.wait_for(state.charger.close(), timeout)
@@ -126,7 +124,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         operator=load_operator_data(engine, settings.data_path), engine=shared_engine(settings.data_path / "cache")
     )
     metrics = Metrics()
-    offline_price = to_micros(settings.offline_price)
     live = LiveService.from_settings(settings, engine, resolver, metrics)
     state = AppState(
         settings=settings,
@@ -134,12 +131,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         accounts=AccountCache(engine, settings.account_refresh_seconds),
         resolver=resolver,
         coalescer=ResolveCoalescer(resolver),
-        default_price=offline_price,
-        prices=Prices(
-            offline=offline_price,
-            cache=None if settings.price_cache is None else to_micros(settings.price_cache),
-            live=None if settings.price_live is None else to_micros(settings.price_live),
-        ),
+        prices=Prices.from_settings(settings),
         live=live,
         metrics=metrics,
         charger=GroupCharger(

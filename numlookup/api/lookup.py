@@ -1,6 +1,7 @@
 """``POST /v1/hlr/sync``: authenticate, validate, resolve, charge, answer.
 
-The order of checks is the contract's: credentials first (101), then the body
+It reads in the order of the work: authenticate → decode → resolve → quote →
+live → charge → render. The order of checks is the contract's: credentials first (101), then the body
 (102, 103), then credits (104). Nothing is charged unless every check passed, and
 the 200 leaves only after the charge and its ledger row are committed.
 
@@ -19,6 +20,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from numlookup.accounts import Account
 from numlookup.api.auth import basic_credentials, client_ip
 from numlookup.api.errors import invalid_parameters, no_credits, too_many_numbers, unauthorized
 from numlookup.api.state import AppState
@@ -26,19 +28,9 @@ from numlookup.api.wire import LookupSuccess, NumbersToInvestigate, iso_time, nu
 from numlookup.billing import InsufficientCredits, format_amount
 from numlookup.billing.money import MICROS
 from numlookup.live.service import LiveResult
+from numlookup.status import outcome
 
 _decoder = msgspec.json.Decoder(NumbersToInvestigate)
-# Status words of every style, as the metrics count them.
-_OUTCOME = {
-    "ONLINE": "online",
-    "ON": "online",
-    "true": "online",
-    "OFFLINE": "offline",
-    "OFF": "offline",
-    "false": "offline",
-    "UNKNOWN": "unknown",
-    "INVALID": "invalid",
-}
 _encoder = msgspec.json.Encoder()
 
 
@@ -61,10 +53,8 @@ def _decode(body: bytes) -> NumbersToInvestigate:
         raise invalid_parameters(f"The request body is not valid JSON: {exc}.") from None
 
 
-async def lookup(request: Request) -> Response:
-    state: AppState = request.app.state.numlookup
-    request_id: str = request.state.request_id
-
+async def _authenticate(request: Request, state: AppState) -> tuple[str, Account]:
+    """The Basic username and its account; 101 for anything else (no credentials, wrong, disabled, IP)."""
     presented = basic_credentials(request)
     if presented is None:
         raise unauthorized()
@@ -72,50 +62,66 @@ async def lookup(request: Request) -> Response:
     if account is None:
         raise unauthorized()
     request.state.account = account.name  # for the request log (RequestIdMiddleware)
+    return presented[0], account
 
+
+async def _read_body(request: Request, limit: int) -> NumbersToInvestigate:
     _check_content_type(request)
     body = _decode(await request.body())
-    limit = state.settings.max_numbers_per_request
     if not body.numbers:
         raise invalid_parameters("`numbers` must hold at least one number.")
     if len(body.numbers) > limit:
         raise too_many_numbers(len(body.numbers), limit)
+    return body
 
+
+async def _charge(
+    state: AppState,
+    username: str,
+    account: Account,
+    request_id: str,
+    amount: int,
+    numbers: int,
+    rows: list[dict[str, object]],
+) -> None:
+    """Debit and write the ledger row (with the request's fresh live answers); 104 if the balance fell short."""
+    try:
+        charge = await state.charger.charge(account.id, request_id, amount, numbers, rows)
+    except InsufficientCredits as exc:
+        state.accounts.note_balance(username, exc.balance)
+        raise no_credits(format_amount(exc.balance), format_amount(exc.amount)) from None
+    state.accounts.note_balance(username, charge.balance_after)
+    state.metrics.credits_spent.inc(amount / MICROS)  # a measure of use, not money: a float is fine here
+
+
+async def lookup(request: Request) -> Response:
+    state: AppState = request.app.state.numlookup
+    request_id: str = request.state.request_id
+    username, account = await _authenticate(request, state)
+    body = await _read_body(request, state.settings.max_numbers_per_request)
     resolutions = await state.coalescer.resolve(body.numbers)
     checked_at = iso_time(datetime.now(UTC))
     valid = {r.e164: r for r in resolutions if r.valid and r.e164 is not None}  # a number listed twice counts once
+
     live: dict[str, LiveResult] = {}
-    if state.live is not None and valid:
-        routed = state.live.routes(list(valid.values()))
-        if routed:
-            # Before any source is asked (an upstream costs us money): can the account pay the dearest outcome?
-            worst = sum(
-                state.most_price(account.price) if e164 in routed else state.price("offline", account.price)
-                for e164 in valid
-            )
-            if account.balance < worst:
-                raise no_credits(format_amount(account.balance), format_amount(worst))
-            live = await state.live.lookup(list(valid.values()), body.max_age, body.deadline)
+    routed = state.live.routes(list(valid.values())) if state.live is not None and valid else {}
+    if routed:
+        assert state.live is not None
+        # Before any source is asked (an upstream costs us money): can the account pay the dearest outcome?
+        quote = state.prices.quote(valid, routed, account.price)
+        if account.balance < quote:
+            raise no_credits(format_amount(account.balance), format_amount(quote))
+        live = await state.live.lookup(list(valid.values()), body.max_age, body.deadline)
 
     if valid:
-        amount = sum(
-            state.price(live[e164].charge_class if e164 in live else "offline", account.price) for e164 in valid
-        )
+        classes = {number: result.charge_class for number, result in live.items()}
+        amount = state.prices.total(valid, classes, account.price)
         # Fresh live answers go into the cache in the charge's own transaction: no extra commit.
         rows = state.live.cache_rows(live) if state.live is not None else []
-        assert state.charger is not None
-        try:
-            charge = await state.charger.charge(account.id, request_id, amount, len(valid), rows)
-        except InsufficientCredits as exc:
-            state.accounts.note_balance(presented[0], exc.balance)
-            raise no_credits(format_amount(exc.balance), format_amount(exc.amount)) from None
-        state.accounts.note_balance(presented[0], charge.balance_after)
-        if state.metrics is not None:
-            state.metrics.credits_spent.inc(amount / MICROS)  # a measure of use, not money: a float is fine here
+        await _charge(state, username, account, request_id, amount, len(valid), rows)
 
     style = account.status_style or state.settings.status_style
-    result = [number_result(r, style, checked_at, live.get(r.e164) if r.e164 else None) for r in resolutions]  # type: ignore[arg-type]
-    if state.metrics is not None:
-        for item in result:
-            state.metrics.lookups.labels(_OUTCOME.get(item.status, "unknown"), item.source).inc()
+    result = [number_result(r, style, checked_at, live.get(r.e164) if r.e164 else None) for r in resolutions]
+    for item in result:
+        state.metrics.lookups.labels(outcome(item.status), item.source).inc()
     return Response(_encoder.encode(LookupSuccess(request_id=request_id, result=result)), media_type="application/json")

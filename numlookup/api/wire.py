@@ -11,10 +11,10 @@ from typing import Annotated
 
 import msgspec
 
-from numlookup.api.status import status_word
 from numlookup.live.service import LiveResult
 from numlookup.numbering.models import Network, Resolution
-from numlookup.settings import OFFLINE, StatusStyle
+from numlookup.settings import OFFLINE
+from numlookup.status import StatusStyle, status_word
 
 
 class NumbersToInvestigate(msgspec.Struct):

@@ -22,8 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio.to_thread
 from sqlalchemy import Connection, Engine
-from starlette.concurrency import run_in_threadpool
 
 from numlookup.billing.ledger import Charge, Debit, InsufficientCredits, debit_batch
 from numlookup.store.engine import write_transaction
@@ -82,7 +82,7 @@ class GroupCharger:
         """
         pending = _Pending(account_id, request_id, amount, numbers, attached)
         if not self.enabled:
-            await run_in_threadpool(self._commit, [pending])
+            await anyio.to_thread.run_sync(self._commit, [pending])
             return await pending.future
         self._queue.append(pending)
         if self._worker is None or self._worker.done():
@@ -106,7 +106,7 @@ class GroupCharger:
             if not batch:
                 continue
             try:
-                await run_in_threadpool(self._commit, batch)
+                await anyio.to_thread.run_sync(self._commit, batch)
             except Exception as exc:  # the whole transaction is gone: so is every charge in it
                 for pending in batch:
                     if not pending.future.done():

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from numlookup.accounts import epoch
+from numlookup.store import account_epoch
 from numlookup.store.engine import write_transaction
 from numlookup.store.tables import accounts, ledger
 
@@ -178,7 +178,7 @@ def add_credits(engine: Engine, account_id: int, amount: int, note: str | None =
             )
             .returning(ledger.c.id)
         ).scalar_one()
-        epoch.bump(conn)  # workers' cached balances are now too low: tell them
+        account_epoch.bump(conn)  # workers' cached balances are now too low: tell them
     return Charge(ledger_id=ledger_id, amount=amount, balance_after=balance_after)
 
 

@@ -11,13 +11,22 @@ import shutil
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Literal, get_args
 
 from sqlalchemy import Engine, func, insert, select, update
 
 from numlookup.store.engine import write_transaction
 from numlookup.store.tables import datasets
 
-KINDS = ("ranges", "ported")
+DatasetKind = Literal["ranges", "ported"]
+KINDS: tuple[DatasetKind, ...] = get_args(DatasetKind)
+RANGES: DatasetKind = "ranges"
+PORTED: DatasetKind = "ported"
+
+
+def dataset_kind(text: str) -> DatasetKind | None:
+    """``text`` as a dataset kind, or None if it names none."""
+    return next((kind for kind in KINDS if kind == text), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +42,21 @@ class DatasetVersion:
     path: str
     active: bool
     imported_at: datetime
+
+    def as_dict(self) -> dict[str, object]:
+        """The version as ``numlookup data status --json`` prints it (its folder is this node's business)."""
+        return {
+            "kind": self.kind,
+            "version": self.version,
+            "active": self.active,
+            "mode": self.mode,
+            "format": self.format,
+            "source": self.source,
+            "rows": self.rows,
+            "records": self.records,
+            "skipped": self.skipped,
+            "imported_at": self.imported_at.isoformat(),
+        }
 
 
 def _version(row: object) -> DatasetVersion:

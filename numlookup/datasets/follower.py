@@ -11,10 +11,11 @@ import asyncio
 import logging
 from pathlib import Path
 
+import anyio.to_thread
 from sqlalchemy import Engine
-from starlette.concurrency import run_in_threadpool
 
 from numlookup.datasets import catalog
+from numlookup.datasets.catalog import PORTED, RANGES
 from numlookup.datasets.importer import load_table
 from numlookup.numbering import Resolver
 from numlookup.numbering.operator_data import OperatorData
@@ -25,8 +26,8 @@ log = logging.getLogger("numlookup.datasets")
 
 def load_operator_data(engine: Engine, data_dir: Path) -> OperatorData:
     actives = catalog.active_versions(engine)
-    ranges = load_table(engine, data_dir, actives["ranges"]) if "ranges" in actives else None
-    ported = load_table(engine, data_dir, actives["ported"]) if "ported" in actives else None
+    ranges = load_table(engine, data_dir, actives[RANGES]) if RANGES in actives else None
+    ported = load_table(engine, data_dir, actives[PORTED]) if PORTED in actives else None
     assert ranges is None or isinstance(ranges, RangeTable)
     assert ported is None or isinstance(ported, PortedTable)
     return OperatorData(ranges=ranges, ported=ported, versions={k: v.version for k, v in actives.items()})
@@ -46,6 +47,6 @@ async def follow(resolver: Resolver, engine: Engine, data_dir: Path, interval: f
     while True:
         await asyncio.sleep(interval)
         try:
-            await run_in_threadpool(refresh, resolver, engine, data_dir)
+            await anyio.to_thread.run_sync(refresh, resolver, engine, data_dir)
         except Exception:  # keep serving the old data; try again next round
             log.exception("could not load the active datasets")

@@ -16,18 +16,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine
 
 from numlookup.datasets import catalog, distribution
+from numlookup.datasets.catalog import RANGES, DatasetKind
 from numlookup.datasets.durable import sync_dir, sync_files
 from numlookup.datasets.formats import LineError, PortedRecord, RangeRecord
 from numlookup.numbering.interning import Interner
 from numlookup.numbering.tables import DataNetwork, PortedTable, RangeTable, pad_high, pad_low
 
-Kind = Literal["ranges", "ported"]
 MAX_REPORTED_ERRORS = 100
 
 
@@ -172,13 +172,13 @@ def _write(folder: Path, table: RangeTable | PortedTable) -> None:
 def load_table(engine: Engine, data_dir: Path, version: catalog.DatasetVersion) -> RangeTable | PortedTable:
     """Map a version's files, fetching the database's copy first if this node has none."""
     folder = distribution.ensure_local(engine, data_dir, version)
-    return RangeTable.load(folder) if version.kind == "ranges" else PortedTable.load(folder)
+    return RangeTable.load(folder) if version.kind == RANGES else PortedTable.load(folder)
 
 
 def import_dataset(
     engine: Engine,
     data_dir: Path,
-    kind: Kind,
+    kind: DatasetKind,
     records: Iterable[RangeRecord | PortedRecord | LineError],
     *,
     source: str,
@@ -198,7 +198,7 @@ def import_dataset(
     previous_version = catalog.active_versions(engine).get(kind)
     previous = load_table(engine, data_dir, previous_version) if previous_version is not None and delta else None
     table: RangeTable | PortedTable
-    if kind == "ranges":
+    if kind == RANGES:
         good: list[RangeRecord] = []
         for record in records:
             if isinstance(record, LineError):

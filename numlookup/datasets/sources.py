@@ -7,13 +7,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Literal, get_args
 
 from numlookup.datasets import formats
+from numlookup.datasets.catalog import PORTED, RANGES, DatasetKind
 from numlookup.datasets.formats import FormatError, IdMap, LineError, PortedRecord, RangeRecord
 
 Format = Literal["csv", "kamailio", "arcep"]
-FORMATS: tuple[Format, ...] = ("csv", "kamailio", "arcep")
+FORMATS: tuple[Format, ...] = get_args(Format)
+
+
+def source_format(text: str) -> Format:
+    """``text`` as a file format, or ``FormatError`` naming the choices."""
+    for fmt in FORMATS:
+        if text == fmt:
+            return fmt
+    raise FormatError(f"unknown format {text!r}; choose one of {', '.join(FORMATS)}")
 
 
 def _map(path: Path | None, what: str) -> IdMap | None:
@@ -27,7 +36,7 @@ def _map(path: Path | None, what: str) -> IdMap | None:
 
 
 def records(
-    kind: Literal["ranges", "ported"],
+    kind: DatasetKind,
     fmt: Format,
     raw: IO[bytes],
     *,
@@ -41,7 +50,7 @@ def records(
         stream = formats.text_stream(raw, "utf-8-sig")
         return (
             formats.read_ranges_csv(stream, delta=delta)
-            if kind == "ranges"
+            if kind == RANGES
             else formats.read_ported_csv(stream, delta=delta)
         )
     if delta:
@@ -58,9 +67,9 @@ def records(
             except (LineError, UnicodeDecodeError) as exc:
                 raise FormatError(f"{carrier_names}: {exc}") from None
         stream = formats.text_stream(raw, "utf-8-sig")
-        return formats.read_kamailio(stream, mapping, names, full_numbers=kind == "ported")
+        return formats.read_kamailio(stream, mapping, names, full_numbers=kind == PORTED)
     if fmt == "arcep":
-        if kind != "ranges":
+        if kind != RANGES:
             raise FormatError("MAJNUM.csv holds number ranges: import it with import-ranges")
         operators = _map(operator_map, "mnemo") or formats.ARCEP_DEFAULT_OPERATORS
         return formats.read_arcep(formats.text_stream(raw, "iso-8859-1"), operators)

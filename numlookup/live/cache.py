@@ -17,9 +17,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import anyio.to_thread
 from sqlalchemy import Connection, Engine, delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
-from starlette.concurrency import run_in_threadpool
 
 from numlookup.live.source import LiveAnswer
 from numlookup.store.engine import write_transaction
@@ -165,9 +165,9 @@ class CacheWriter:
             rows, self._pending = self._pending, []
             now = datetime.now(UTC)
             try:
-                await run_in_threadpool(self.cache.write, rows, now)
+                await anyio.to_thread.run_sync(self.cache.write, rows, now)
                 if now - self._pruned > self.PRUNE_EVERY:
                     self._pruned = now
-                    await run_in_threadpool(self.cache.prune, now)
+                    await anyio.to_thread.run_sync(self.cache.prune, now)
             except Exception:  # a failed cache write must not fail lookups
                 log.exception("live cache write failed (%d rows)", len(rows))

@@ -17,11 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cached_property, partial
-from typing import Literal
 
 import phonenumbers
 from sqlalchemy import Connection, Engine
 
+from numlookup.billing.prices import ChargeClass
 from numlookup.live.breaker import CircuitBreaker, CircuitState
 from numlookup.live.cache import CachedAnswer, CacheWriter, LiveCache
 from numlookup.live.dispatcher import Dispatcher, Outcome
@@ -37,7 +37,6 @@ from numlookup.settings import OSMO_HLR, UPSTREAM_PREFIX, Settings
 
 log = logging.getLogger("numlookup.live")
 
-ChargeClass = Literal["offline", "cache", "live"]
 OFFLINE_USED = "prefix based response used"
 TIMED_OUT = f"Live lookup timed out; {OFFLINE_USED}"
 

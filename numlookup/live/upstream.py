@@ -18,8 +18,7 @@ import httpx
 import msgspec
 
 from numlookup.live.source import LiveAnswer, SourceError
-
-_REACHABLE = {"ONLINE": True, "ON": True, "TRUE": True, "OFFLINE": False, "OFF": False, "FALSE": False}
+from numlookup.status import UNKNOWN, reachability
 
 
 class _Network(msgspec.Struct):
@@ -49,15 +48,6 @@ _decoder = msgspec.json.Decoder(_Success)
 CONNECTIONS_PER_POOL = 8
 
 
-def reachability(status: str | bool | None) -> bool | None:
-    """ONLINE/ON/"true" → True, OFFLINE/OFF/"false" → False; UNKNOWN, INVALID and anything else → None."""
-    if isinstance(status, bool):
-        return status
-    if status is None:
-        return None
-    return _REACHABLE.get(status.strip().upper())
-
-
 def _checked_at(text: str | None) -> datetime | None:
     """The upstream's own ``checkedAt`` (a numlookup upstream sends it): the age of the fact, not of our request."""
     if not text:
@@ -74,9 +64,7 @@ def _answer(name: str, number: str, item: _Result, now: datetime) -> LiveAnswer:
     error = item.error
     if reachable is None and not error:
         error = (
-            f"{name} answered status {item.status}"
-            if item.status not in (None, "UNKNOWN")
-            else f"{name} could not tell"
+            f"{name} answered status {item.status}" if item.status not in (None, UNKNOWN) else f"{name} could not tell"
         )
     checked = _checked_at(item.checkedAt) or now
     return LiveAnswer(

@@ -23,11 +23,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
 
 import phonenumbers
 from phonenumbers.carrierdata import CARRIER_DATA
-from rich.table import Table
 
 from numlookup.numbering.networks import NetworkTable
 
@@ -257,62 +255,3 @@ def coverage(networks: NetworkTable) -> CoverageReport:
             for region in sorted(prefixes)
         )
     )
-
-
-def _percent(share: float) -> str:
-    return f"{share * 100:.1f}%"
-
-
-def render(report: CoverageReport) -> Table:
-    """A rich table: one row per region, then the total and the TOP_40 total."""
-    table = Table(title="Mobile carrier prefixes resolving to an MCC/MNC (weighted by numbers covered)")
-    table.add_column("Region")
-    table.add_column("Prefixes", justify="right")
-    table.add_column("Mapped", justify="right")
-    table.add_column("Weighted share", justify="right")
-    table.add_column("Unmapped carrier names")
-    for r in report.regions:
-        table.add_row(
-            r.region + (" *" if r.region in TOP_40 else ""),
-            str(r.prefixes),
-            str(r.mapped_prefixes),
-            _percent(r.share),
-            ", ".join(name for name, _ in r.unmapped),
-        )
-    table.add_section()
-    top = report.select(TOP_40)
-    if top.regions and len(top.regions) != len(report.regions):
-        table.add_row("TOP 40 *", str(top.prefixes), str(top.mapped_prefixes), _percent(top.share), "")
-    table.add_row("Total", str(report.prefixes), str(report.mapped_prefixes), _percent(report.share), "")
-    return table
-
-
-def to_json(report: CoverageReport) -> dict[str, Any]:
-    """A JSON-ready dict: totals, the TOP_40 totals, and one object per region."""
-
-    def totals(r: CoverageReport) -> dict[str, Any]:
-        return {
-            "prefixes": r.prefixes,
-            "mapped_prefixes": r.mapped_prefixes,
-            "numbers": r.numbers,
-            "mapped_numbers": r.mapped_numbers,
-            "share": round(r.share, 6),
-        }
-
-    return {
-        "total": totals(report),
-        "top_40": {"regions": list(TOP_40), **totals(report.select(TOP_40))},
-        "regions": [
-            {
-                "region": r.region,
-                "top_40": r.region in TOP_40,
-                "prefixes": r.prefixes,
-                "mapped_prefixes": r.mapped_prefixes,
-                "numbers": r.numbers,
-                "mapped_numbers": r.mapped_numbers,
-                "share": round(r.share, 6),
-                "unmapped": [{"carrier_name": name, "numbers": n} for name, n in r.unmapped],
-            }
-            for r in report.regions
-        ],
-    }

@@ -10,8 +10,10 @@ client as ``networkName``, with ``mccmnc`` null, rather than being dropped.
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Self
 
 
@@ -31,6 +33,11 @@ class NetworkRecord:
         return tuple(c for c in self.country_iso.split("/") if c)
 
 
+def _csv(resource: Traversable) -> io.TextIOWrapper:
+    """A shipped CSV opened as the csv module wants it (``newline=""``), which ``Traversable.open`` cannot pass."""
+    return io.TextIOWrapper(resource.open("rb"), encoding="utf-8", newline="")
+
+
 class NetworkTable:
     """Read-only after construction; lookups are two dict probes."""
 
@@ -41,7 +48,7 @@ class NetworkTable:
     @classmethod
     def shipped(cls) -> Self:
         data = resources.files("numlookup.numbering") / "data"
-        with (data / "networks.csv").open(encoding="utf-8", newline="") as fh:
+        with _csv(data / "networks.csv") as fh:
             records = {
                 row["mccmnc"]: NetworkRecord(
                     row["mccmnc"],
@@ -55,7 +62,7 @@ class NetworkTable:
                 )
                 for row in csv.DictReader(fh)
             }
-        with (data / "carrier_networks.csv").open(encoding="utf-8", newline="") as fh:
+        with _csv(data / "carrier_networks.csv") as fh:
             # A row with an empty mccmnc was reviewed and has no MNC of its own (see its note).
             carriers = {
                 (row["region"], row["carrier_name"]): row["mccmnc"] for row in csv.DictReader(fh) if row["mccmnc"]

@@ -26,7 +26,8 @@ import pytest
 from phonenumbers import carrier
 
 from numlookup.numbering import Resolver
-from numlookup.numbering.coverage import TOP_40, CoverageReport, carrier_numbers, coverage, render, to_json
+from numlookup.cli.data import coverage_json, coverage_table
+from numlookup.numbering.coverage import TOP_40, CoverageReport, carrier_numbers, coverage
 from numlookup.numbering.networks import NetworkTable
 
 # Floors: the weighted share reached per TOP_40 region, rounded down. Regions not listed are at 100%.
@@ -102,12 +103,12 @@ def test_report_lists_unmapped_names(report: CoverageReport) -> None:
 
 
 def test_json_and_table(report: CoverageReport) -> None:
-    data = to_json(report)
+    data = coverage_json(report)
     assert data["total"]["share"] == round(report.share, 6)
     assert len(data["top_40"]["regions"]) == 40
     ee = next(r for r in data["regions"] if r["region"] == "EE")
     assert ee["share"] == 1.0 and ee["unmapped"] == [] and ee["top_40"] is False
-    table = render(report.select(["EE", "CN"]))
+    table = coverage_table(report.select(["EE", "CN"]))
     assert table.row_count >= 3
 
 

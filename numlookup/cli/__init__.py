@@ -1,0 +1,43 @@
+"""The ``numlookup`` command: a module per command group, errors mapped to exit codes in ``base``.
+
+Every command that prints data takes ``--json`` so scripts never parse tables.
+Amounts go in and out as exact decimal strings. Modules import what only their
+own commands need inside those commands, so ``numlookup --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from numlookup.cli import accounts, credits, data, db, lookup, serve
+from numlookup.settings import get_settings
+
+app = typer.Typer(help="numlookup: a self-hosted phone number lookup server.", no_args_is_help=True)
+
+
+@app.callback()
+def _root(
+    config: Annotated[
+        Path | None, typer.Option("--config", help="A TOML settings file (also NUMLOOKUP_CONFIG).", exists=True)
+    ] = None,
+) -> None:
+    if config is not None:
+        # Through the environment, so uvicorn's worker processes read the same file.
+        os.environ["NUMLOOKUP_CONFIG"] = str(config.resolve())
+        get_settings.cache_clear()
+
+
+app.command()(serve.serve)
+app.command()(lookup.lookup)
+app.add_typer(accounts.app, name="accounts")
+app.add_typer(data.app, name="data")
+app.add_typer(credits.app, name="credits")
+app.add_typer(db.app, name="db")
+
+
+def main() -> None:
+    app()

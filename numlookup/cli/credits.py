@@ -1,0 +1,79 @@
+"""``numlookup credits``: top-ups and the ledger."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from numlookup import accounts, billing
+from numlookup.billing.ledger import LedgerRow
+from numlookup.billing.money import format_amount, parse_amount
+from numlookup.cli.base import CliError, JsonOption, database, out, print_json, user_errors
+
+app = typer.Typer(help="Credits and the ledger.", no_args_is_help=True)
+
+
+def ledger_data(row: LedgerRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "request_id": row.request_id,
+        "amount": format_amount(row.amount),
+        "numbers": row.numbers,
+        "balance_after": format_amount(row.balance_after),
+        "note": row.note,
+        "created_at": row.created_at.isoformat(),
+    }
+
+
+@app.command("add")
+@user_errors
+def add(
+    name: str,
+    amount: Annotated[str, typer.Argument(help="A positive decimal, e.g. 25 or 0.002.")],
+    note: Annotated[str | None, typer.Option(help="Why, for the ledger.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add credits to an account (one ledger row)."""
+    micros = parse_amount(amount)
+    if micros == 0:
+        raise CliError("the amount must be greater than zero")
+    engine = database()
+    row = billing.add_credits(engine, accounts.get_account(engine, name).id, micros, note)
+    added, balance = format_amount(micros), format_amount(row.balance_after)
+    if as_json:
+        print_json({"name": name, "added": added, "balance": balance, "ledger_id": row.ledger_id})
+    else:
+        out.print(f"added {added} to {name}; balance {balance}", highlight=False)
+
+
+@app.command("show")
+@user_errors
+def show(
+    name: str,
+    last: Annotated[int, typer.Option(help="How many ledger rows to show.")] = 10,
+    as_json: JsonOption = False,
+) -> None:
+    """Balance and the newest ledger rows."""
+    engine = database()
+    account = accounts.get_account(engine, name)
+    rows = billing.ledger_rows(engine, account.id, last)
+    balance = format_amount(account.balance)
+    if as_json:
+        print_json({"name": name, "balance": balance, "ledger": [ledger_data(r) for r in rows]})
+        return
+    out.print(f"[bold]{name}[/bold] balance {balance}", highlight=False)
+    table = Table("id", "when", "kind", "amount", "numbers", "balance after", "request / note")
+    for r in rows:
+        table.add_row(
+            str(r.id),
+            r.created_at.isoformat()[:19],
+            r.kind,
+            format_amount(r.amount),
+            str(r.numbers),
+            format_amount(r.balance_after),
+            r.request_id or r.note or "",
+        )
+    out.print(table)

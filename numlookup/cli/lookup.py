@@ -1,0 +1,145 @@
+"""``numlookup lookup``: offline lookups of a few numbers, or of a whole file (bulk), free of charge."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from numlookup.cli.base import CliError, database, err, print_json, settings, user_errors
+from numlookup.status import STATUS_STYLES, StatusStyle, status_style
+
+if TYPE_CHECKING:
+    from numlookup.bulk import OutputFormat
+    from numlookup.numbering import Resolver
+
+OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("csv", "jsonl")
+
+
+def _output_format(text: str) -> OutputFormat:
+    for fmt in OUTPUT_FORMATS:
+        if text == fmt:
+            return fmt
+    raise CliError("--format is csv or jsonl")
+
+
+def _region(text: str | None) -> str | None:
+    import phonenumbers
+
+    if text is not None and text.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        raise CliError(f"unknown region {text!r}; use an ISO 3166-1 alpha-2 code such as DE")
+    return text.upper() if text else None
+
+
+@user_errors
+def lookup(
+    numbers: Annotated[list[str] | None, typer.Argument(help="Numbers in international form.")] = None,
+    input_file: Annotated[
+        Path | None, typer.Option("--input", help="A file of numbers, one a line ('-': stdin).")
+    ] = None,
+    output_file: Annotated[Path | None, typer.Option("--output", help="Where results go (default: stdout).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="Bulk output: csv or jsonl (API result objects).")] = "csv",
+    region: Annotated[
+        str | None, typer.Option(help="Read numbers without + as this region's (ISO alpha-2) national format.")
+    ] = None,
+    column: Annotated[
+        int | None, typer.Option(help="The input is CSV: take the numbers from this column (0-based).")
+    ] = None,
+    header: Annotated[bool, typer.Option("--header", help="Skip the input's first line.")] = False,
+    style: Annotated[str | None, typer.Option(help=f"Status style: {', '.join(STATUS_STYLES)}.")] = None,
+) -> None:
+    """Look numbers up offline (shipped and imported data). Charges nothing.
+
+    With NUMBERS, print the API's result objects as JSON. With --input, resolve a
+    whole file in chunks (memory stays flat) into CSV or JSON lines; a progress bar
+    shows on a terminal.
+    """
+    import msgspec
+
+    from numlookup.api.wire import number_result
+    from numlookup.datasets.follower import load_operator_data
+    from numlookup.numbering import Resolver
+    from numlookup.numbering.resolver import shared_engine
+
+    config = settings()
+    chosen = status_style(style or config.status_style)
+    hint = _region(region)
+    if (input_file is None) == (not numbers):
+        raise CliError("give NUMBERS or --input FILE (not both)")
+    output = _output_format(fmt)
+    resolver = Resolver(
+        operator=load_operator_data(database(config), config.data_path),
+        engine=shared_engine(config.data_path / "cache"),
+    )
+    if numbers:
+        results = [number_result(r, chosen) for r in resolver.resolve(numbers)]
+        print_json(msgspec.to_builtins({"result": results}))
+        return
+    assert input_file is not None
+    _bulk(resolver, input_file, output_file, output, hint, column, header, chosen)
+
+
+def _bulk(
+    resolver: Resolver,
+    input_file: Path,
+    output_file: Path | None,
+    fmt: OutputFormat,
+    region: str | None,
+    column: int | None,
+    header: bool,
+    style: StatusStyle,
+) -> None:
+    import time
+    from contextlib import ExitStack
+
+    from rich.progress import BarColumn, Progress, TimeRemainingColumn
+
+    from numlookup.bulk import lookup_file
+
+    from_stdin = str(input_file) == "-"
+    to_stdout = output_file is None or str(output_file) == "-"
+    with ExitStack() as stack:
+        source = sys.stdin.buffer if from_stdin else stack.enter_context(input_file.open("rb"))
+        sink = sys.stdout.buffer if output_file is None or to_stdout else stack.enter_context(output_file.open("wb"))
+        total = None if from_stdin else input_file.stat().st_size
+        progress = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            "[progress.percentage]{task.percentage:>3.0f}%",
+            TimeRemainingColumn(),
+            console=err,
+            disable=not err.is_terminal,
+            transient=False,
+        )
+        stack.enter_context(progress)
+        task = progress.add_task("looking up", total=total)
+        started = time.perf_counter()
+        done = 0
+
+        def advance(count: int, consumed: int) -> None:
+            nonlocal done
+            done += count
+            rate = done / max(time.perf_counter() - started, 1e-9)
+            progress.update(task, advance=consumed, description=f"{done:,} numbers, {rate:,.0f}/s")
+
+        stats = lookup_file(
+            resolver,
+            source,
+            sink,
+            fmt=fmt,
+            region=region,
+            column=column,
+            header=header,
+            style=style,
+            progress=advance,
+        )
+        sink.flush()
+    elapsed = time.perf_counter() - started
+    if not to_stdout or err.is_terminal:
+        err.print(
+            f"{stats.numbers:,} numbers ({stats.valid:,} valid) in {elapsed:.1f}s, "
+            f"{stats.numbers / max(elapsed, 1e-9):,.0f}/s; slow path: {resolver.engine.stats.slow:,}",
+            highlight=False,
+        )
