@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from numlookup.numbering.tables import DataNetwork, PortedTable
+from numlookup.numbering.operator_data import DataNetwork, PortedMap
 
 NETWORKS = [DataNetwork(m) for m in ("26201", "26202", "26203", "26207")]
 BATCH = 1_000_000
@@ -57,7 +57,7 @@ def measure(size: int, folder: Path) -> None:
     keys = _numbers(size, 1)
     values = np.random.default_rng(2).integers(0, len(NETWORKS), size, dtype=np.uint16)
     started = time.perf_counter()
-    table = PortedTable.build(keys, values, NETWORKS)
+    table = PortedMap.build(keys, values, NETWORKS)
     build_s = time.perf_counter() - started
     table.save(folder)
     stored = sum(p.stat().st_size for p in folder.iterdir())
@@ -65,7 +65,7 @@ def measure(size: int, folder: Path) -> None:
 
     before = _rss_mb()
     started = time.perf_counter()
-    loaded = PortedTable.load(folder)
+    loaded = PortedMap.load(folder)
     load_s = time.perf_counter() - started
     started = time.perf_counter()
     checksum = int(np.asarray(loaded.keys[::512]).sum()) + int(np.asarray(loaded.values[::2048]).sum())
@@ -163,7 +163,7 @@ def measure_distribution(size: int, folder: Path, database_url: str) -> None:
     stored = sum(p.stat().st_size for p in catalog.dataset_folder(folder / "importer-database", version).iterdir())
     started = time.perf_counter()
     fetched = distribution.ensure_local(engine, folder / "new-node", version)
-    table = PortedTable.load(fetched)
+    table = PortedMap.load(fetched)
     fetch_s = time.perf_counter() - started
     assert len(table) == version.rows
     engine.dispose()
@@ -184,7 +184,7 @@ def main() -> None:
     parser.add_argument("--distribution-sizes", type=int, nargs="*", default=[])
     args = parser.parse_args()
     print(
-        "PortedTable: int64 keys + uint16 network index, sorted, searchsorted; "
+        "PortedMap: int64 keys + uint16 network index, sorted, searchsorted; "
         "baseline: a Python dict of the same numbers"
     )
     for size in args.sizes:

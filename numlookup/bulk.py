@@ -18,7 +18,7 @@ import msgspec
 import numpy as np
 
 from numlookup.api.wire import number_result
-from numlookup.numbering.engine import REASONS, TYPE_NAMES
+from numlookup.numbering.layout import REASONS, TYPE_NAMES
 from numlookup.numbering.models import Network
 from numlookup.numbering.resolver import Columns, Resolver
 from numlookup.status import StatusStyle

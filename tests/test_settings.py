@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from numlookup.status import status_word
 from numlookup.settings import SettingsError, load_settings
+from numlookup.status import status_word
 
 
 def test_defaults_file_and_environment(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ from numlookup.datasets.follower import follow, load_operator_data
 from numlookup.live.service import LiveService
 from numlookup.metrics import CONTENT_TYPE, Metrics
 from numlookup.numbering import Resolver
-from numlookup.numbering.resolver import shared_engine
+from numlookup.numbering.resolver import shared_plan
 from numlookup.settings import Settings, get_settings
 from numlookup.store import make_engine
 from numlookup.store.tables import accounts
@@ -121,7 +121,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     engine = make_engine(settings.effective_database_url, sqlite_synchronous=settings.sqlite_synchronous)
     resolver = Resolver(
-        operator=load_operator_data(engine, settings.data_path), engine=shared_engine(settings.data_path / "cache")
+        operator=load_operator_data(engine, settings.data_path), plan=shared_plan(settings.data_path / "cache")
     )
     metrics = Metrics()
     live = LiveService.from_settings(settings, engine, resolver, metrics)

@@ -52,7 +52,8 @@ def client_ip(request: Request) -> str | None:
     """
     state = request.scope.get("state", {})
     if CLIENT_IP in state:
-        return state[CLIENT_IP]  # type: ignore[no-any-return]
+        resolved: str | None = state[CLIENT_IP]
+        return resolved
     peer = request.client.host if request.client else None
     proxies = TrustedProxies(request.app.state.numlookup.settings.trusted_proxies)
     return proxies.client_address(peer, request.headers.getlist("x-forwarded-for"))

@@ -1,6 +1,6 @@
 """Concurrent requests resolve their numbers in one batch.
 
-Why: the numbering engine is columnar (numpy over the whole batch), so one call
+Why: the numbering plan is columnar (numpy over the whole batch), so one call
 costs about the same for one number as for a hundred: on the machine this was
 written on, 121 µs for a single number against 4–5 µs per number in batches of
 100. Under a burst of single-number requests, resolving each on its own was a

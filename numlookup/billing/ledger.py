@@ -107,7 +107,7 @@ def debit_batch(conn: Connection, debits: Sequence[Debit]) -> list[Charge | Insu
         by_account.setdefault(d.account_id, []).append(i)
     now = datetime.now(UTC)
     rows: list[dict[str, object]] = []
-    placed: list[int] = []  # the debit of each row
+    placed: list[tuple[int, int]] = []  # per row: the debit it books, and the balance after it
     for account_id, indices in by_account.items():
         total = sum(debits[i].amount for i in indices)
         after = _take(conn, account_id, total)
@@ -134,13 +134,14 @@ def debit_batch(conn: Connection, debits: Sequence[Debit]) -> list[Charge | Insu
                     "created_at": now,
                 }
             )
-            placed.append(i)
+            placed.append((i, balance))
     if rows:
         ids = conn.execute(insert(ledger).returning(ledger.c.id, sort_by_parameter_order=True), rows).scalars().all()
-        for i, row, ledger_id in zip(placed, rows, ids, strict=True):
-            outcomes[i] = Charge(ledger_id=ledger_id, amount=debits[i].amount, balance_after=int(row["balance_after"]))  # type: ignore[call-overload]
-    assert all(o is not None for o in outcomes)
-    return outcomes  # type: ignore[return-value]
+        for (i, balance_after), ledger_id in zip(placed, ids, strict=True):
+            outcomes[i] = Charge(ledger_id=ledger_id, amount=debits[i].amount, balance_after=balance_after)
+    done = [o for o in outcomes if o is not None]
+    assert len(done) == len(debits)
+    return done
 
 
 def charge(

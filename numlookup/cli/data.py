@@ -178,9 +178,9 @@ def coverage(
 ) -> None:
     """Share of libphonenumber's mobile carrier prefixes (weighted by numbers covered) that resolve to an MCC/MNC."""
     from numlookup.numbering import coverage as measure
-    from numlookup.numbering.networks import NetworkTable
+    from numlookup.numbering.networks import NetworkRegistry
 
-    report = measure.coverage(NetworkTable.shipped())
+    report = measure.coverage(NetworkRegistry.shipped())
     if region:
         report = report.select(region)
     if as_json:

@@ -61,7 +61,7 @@ def lookup(
     from numlookup.api.wire import number_result
     from numlookup.datasets.follower import load_operator_data
     from numlookup.numbering import Resolver
-    from numlookup.numbering.resolver import shared_engine
+    from numlookup.numbering.resolver import shared_plan
 
     config = settings()
     chosen = status_style(style or config.status_style)
@@ -71,7 +71,7 @@ def lookup(
     output = _output_format(fmt)
     resolver = Resolver(
         operator=load_operator_data(database(config), config.data_path),
-        engine=shared_engine(config.data_path / "cache"),
+        plan=shared_plan(config.data_path / "cache"),
     )
     if numbers:
         results = [number_result(r, chosen) for r in resolver.resolve(numbers)]
@@ -140,6 +140,6 @@ def _bulk(
     if not to_stdout or err.is_terminal:
         err.print(
             f"{stats.numbers:,} numbers ({stats.valid:,} valid) in {elapsed:.1f}s, "
-            f"{stats.numbers / max(elapsed, 1e-9):,.0f}/s; slow path: {resolver.engine.stats.slow:,}",
+            f"{stats.numbers / max(elapsed, 1e-9):,.0f}/s; slow path: {resolver.plan.stats.slow:,}",
             highlight=False,
         )

@@ -1,6 +1,6 @@
 """Which dataset versions exist and which is active: rows in the ``datasets`` table.
 
-The compiled tables live in files under the data directory; the database says
+The compiled versions live in files under the data directory; the database says
 which folder is the active version of each kind, so every worker process (and
 every node sharing the folder) can follow a new version by polling one query.
 """

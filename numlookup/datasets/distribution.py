@@ -72,14 +72,6 @@ def publish(engine: Engine, data_dir: Path, relative: str) -> int:
     return stored
 
 
-def has_copy(engine: Engine, relative: str) -> bool:
-    with engine.connect() as conn:
-        return (
-            conn.execute(select(dataset_files.c.id).where(dataset_files.c.path == relative).limit(1)).first()
-            is not None
-        )
-
-
 def fetch(engine: Engine, data_dir: Path, relative: str) -> Path:
     """Write the database's copy of ``relative`` into ``data_dir``; returns the folder."""
     folder = data_dir / relative

@@ -16,20 +16,19 @@ from sqlalchemy import Engine
 
 from numlookup.datasets import catalog
 from numlookup.datasets.catalog import PORTED, RANGES
-from numlookup.datasets.importer import load_table
+from numlookup.datasets.importer import load_version
 from numlookup.numbering import Resolver
-from numlookup.numbering.operator_data import OperatorData
-from numlookup.numbering.tables import PortedTable, RangeTable
+from numlookup.numbering.operator_data import OperatorData, PortedMap, RangeMap
 
 log = logging.getLogger("numlookup.datasets")
 
 
 def load_operator_data(engine: Engine, data_dir: Path) -> OperatorData:
     actives = catalog.active_versions(engine)
-    ranges = load_table(engine, data_dir, actives[RANGES]) if RANGES in actives else None
-    ported = load_table(engine, data_dir, actives[PORTED]) if PORTED in actives else None
-    assert ranges is None or isinstance(ranges, RangeTable)
-    assert ported is None or isinstance(ported, PortedTable)
+    ranges = load_version(engine, data_dir, actives[RANGES]) if RANGES in actives else None
+    ported = load_version(engine, data_dir, actives[PORTED]) if PORTED in actives else None
+    assert ranges is None or isinstance(ranges, RangeMap)
+    assert ported is None or isinstance(ported, PortedMap)
     return OperatorData(ranges=ranges, ported=ported, versions={k: v.version for k, v in actives.items()})
 
 

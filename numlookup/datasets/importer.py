@@ -1,6 +1,6 @@
 """Import operator data: read, validate, build beside the live data, then swap.
 
-An import never touches what is being served: the new table is compiled in a
+An import never touches what is being served: the new version is compiled in a
 fresh folder, written and synced, and only then does one transaction make it the
 active version. A bad line aborts the whole import (with its line number and
 reason) unless skipping was asked for; either way the old data keeps serving.
@@ -12,11 +12,11 @@ import shutil
 import time
 import uuid
 from array import array
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import Engine
@@ -26,9 +26,11 @@ from numlookup.datasets.catalog import RANGES, DatasetKind
 from numlookup.datasets.durable import sync_dir, sync_files
 from numlookup.datasets.formats import LineError, PortedRecord, RangeRecord
 from numlookup.numbering.interning import Interner
-from numlookup.numbering.tables import DataNetwork, PortedTable, RangeTable, pad_high, pad_low
+from numlookup.numbering.intervals import pad_high, pad_low
+from numlookup.numbering.operator_data import DataNetwork, PortedMap, RangeMap
 
 MAX_REPORTED_ERRORS = 100
+R = TypeVar("R", RangeRecord, PortedRecord)
 
 
 class ImportFailed(ValueError):
@@ -88,7 +90,7 @@ class _Errors:
             self.kept.append(error)
 
 
-def _build_ranges(records: list[RangeRecord], previous: RangeTable | None, delta: bool) -> RangeTable:
+def _build_ranges(records: list[RangeRecord], previous: RangeMap | None, delta: bool) -> RangeMap:
     """Intervals keyed by their bounds; the third column orders equal widths (a later line wins)."""
     networks = _Networks(previous.networks if previous is not None and delta else ())
     intervals: dict[tuple[int, int], tuple[int, int]] = {}  # (low, high) -> (sequence, network)
@@ -110,12 +112,12 @@ def _build_ranges(records: list[RangeRecord], previous: RangeTable | None, delta
         intervals[(low, high)] = (sequence, networks.add(record.mccmnc, record.name))
     array = np.array([[low, high, seq] for (low, high), (seq, _) in intervals.items()], dtype=np.int64).reshape(-1, 3)
     values = np.array([value for _, value in intervals.values()], dtype=np.int32)
-    return RangeTable.compile(array, values, networks.items)
+    return RangeMap.compile(array, values, networks.items)
 
 
 def _build_ported(
-    records: Iterable[PortedRecord | LineError], errors: _Errors, previous: PortedTable | None, delta: bool
-) -> tuple[PortedTable, int]:
+    records: Iterable[PortedRecord | LineError], errors: _Errors, previous: PortedMap | None, delta: bool
+) -> tuple[PortedMap, int]:
     """Streams the records into flat integer arrays (11 bytes a row), never a list of objects.
 
     A number's last line decides: in a delta, ``add`` then ``remove`` leaves it unported.
@@ -146,21 +148,29 @@ def _build_ported(
     fresh_keys = all_keys[final][is_add]
     fresh_values = np.frombuffer(values, dtype=np.uint16)[final][is_add]
     if previous is None or not delta:
-        return PortedTable(fresh_keys, fresh_values, networks.items), len(keys)
+        return PortedMap(fresh_keys, fresh_values, networks.items), len(keys)
     old_keys = np.asarray(previous.keys)
     keep = ~np.isin(old_keys, all_keys[final])
     merged_keys = np.concatenate([old_keys[keep], fresh_keys])
     merged_values = np.concatenate([np.asarray(previous.values)[keep], fresh_values])
     order = np.argsort(merged_keys, kind="stable")
-    return PortedTable(merged_keys[order], merged_values[order], networks.items), len(keys)
+    return PortedMap(merged_keys[order], merged_values[order], networks.items), len(keys)
 
 
-def _write(folder: Path, table: RangeTable | PortedTable) -> None:
+def _of_kind(records: Iterable[RangeRecord | PortedRecord | LineError], wanted: type[R]) -> Iterator[R | LineError]:
+    """The records of one kind; a record of the other kind is a bug in the reader that produced it."""
+    for record in records:
+        if not isinstance(record, wanted | LineError):
+            raise TypeError(f"a {type(record).__name__} in a {wanted.__name__} import")
+        yield record
+
+
+def _write(folder: Path, compiled: RangeMap | PortedMap) -> None:
     """Build in a temporary folder, sync every file, then rename into place."""
     staging = folder.with_name(folder.name + ".partial")
     staging.mkdir(parents=True)
     try:
-        table.save(staging)
+        compiled.save(staging)
         sync_files(staging.iterdir())
         staging.rename(folder)
         sync_dir(folder.parent)
@@ -169,10 +179,10 @@ def _write(folder: Path, table: RangeTable | PortedTable) -> None:
         raise
 
 
-def load_table(engine: Engine, data_dir: Path, version: catalog.DatasetVersion) -> RangeTable | PortedTable:
+def load_version(engine: Engine, data_dir: Path, version: catalog.DatasetVersion) -> RangeMap | PortedMap:
     """Map a version's files, fetching the database's copy first if this node has none."""
     folder = distribution.ensure_local(engine, data_dir, version)
-    return RangeTable.load(folder) if version.kind == RANGES else PortedTable.load(folder)
+    return RangeMap.load(folder) if version.kind == RANGES else PortedMap.load(folder)
 
 
 def import_dataset(
@@ -196,23 +206,24 @@ def import_dataset(
     started = time.perf_counter()
     errors = _Errors(skip_invalid)
     previous_version = catalog.active_versions(engine).get(kind)
-    previous = load_table(engine, data_dir, previous_version) if previous_version is not None and delta else None
-    table: RangeTable | PortedTable
+    previous = load_version(engine, data_dir, previous_version) if previous_version is not None and delta else None
+    built: RangeMap | PortedMap
     if kind == RANGES:
         good: list[RangeRecord] = []
-        for record in records:
+        for record in _of_kind(records, RangeRecord):
             if isinstance(record, LineError):
                 errors(record)
             else:
-                good.append(record)  # type: ignore[arg-type]
+                good.append(record)
         count = len(good)
-        table = _build_ranges(good, previous, delta)  # type: ignore[arg-type]
+        built = _build_ranges(good, previous if isinstance(previous, RangeMap) else None, delta)
     else:
-        table, count = _build_ported(records, errors, previous, delta)  # type: ignore[arg-type]
+        ported = previous if isinstance(previous, PortedMap) else None
+        built, count = _build_ported(_of_kind(records, PortedRecord), errors, ported, delta)
     if count == 0 and not delta:
         raise ImportFailed("the file holds no valid rows; nothing was imported", errors.kept)
     relative = Path("datasets") / kind / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-    _write(data_dir / relative, table)
+    _write(data_dir / relative, built)
     if publish:
         try:
             distribution.publish(engine, data_dir, str(relative))
@@ -229,7 +240,7 @@ def import_dataset(
             format=fmt,
             source=source,
             mode="delta" if delta else "full",
-            rows=len(table),
+            rows=len(built),
             records=count,
             skipped=errors.count,
             path=str(relative),

@@ -12,7 +12,6 @@ the source answered, or why it failed.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import time
 from collections import deque
@@ -49,7 +48,6 @@ class Dispatcher:
         self.metrics = metrics
         self.max_concurrency = max_concurrency
         self.guard_seconds = guard_seconds  # an upper bound even if the source ignores its own timeout
-        self._takes_max_age = "max_age" in inspect.signature(source.query).parameters
         self._inflight: dict[str, asyncio.Future[Outcome]] = {}
         self._queue: deque[tuple[str, float | None]] = deque()
         self._running = 0
@@ -100,10 +98,7 @@ class Dispatcher:
         try:
             try:
                 async with asyncio.timeout(self.guard_seconds):
-                    if self._takes_max_age and ages:
-                        answers = await self.source.query(numbers, max_age=min(ages))  # type: ignore[call-arg]
-                    else:
-                        answers = await self.source.query(numbers)
+                    answers = await self.source.query(numbers, min(ages) if ages else None)
             except TimeoutError:
                 raise SourceError(f"{self.name} timed out") from None
             except SourceError:

@@ -96,21 +96,6 @@ async def read_message(reader: asyncio.StreamReader, streams: Container[int] | N
     return IpaMessage(stream=stream, payload=body)
 
 
-def parse_id_get(payload: bytes) -> list[int]:
-    """The identity tags a CCM ID_GET asks for (``payload`` without the message type).
-
-    The request is a run of (length, tag[, value]) entries where the 1-byte
-    length counts the tag; osmo-hlr sends ``01 01`` (just the unit name).
-    """
-    tags: list[int] = []
-    pos = 0
-    while pos + 2 <= len(payload):
-        t_len, tag = payload[pos], payload[pos + 1]
-        tags.append(tag)
-        pos += 1 + max(t_len, 1)
-    return tags
-
-
 def encode_id_resp(identity: Mapping[int, str]) -> bytes:
     """A CCM ID_RESP payload (message type included) carrying ``identity``.
 
@@ -181,11 +166,6 @@ class IpaConnection:
     async def send(self, ext: int, payload: bytes) -> None:
         """Send ``payload`` on the OSMO stream under extension ``ext``."""
         self.writer.write(encode(STREAM_OSMO, payload, ext))
-        await self.writer.drain()
-
-    async def send_identity(self) -> None:
-        """Announce our identity unasked (some peers never send ID_GET first)."""
-        self.writer.write(encode(STREAM_CCM, self._id_resp()))
         await self.writer.drain()
 
     async def recv(self) -> IpaMessage:

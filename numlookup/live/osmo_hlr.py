@@ -43,21 +43,19 @@ the subscriber must be provisioned in international format without ``+``
 Subscriber" for their E.164 forms).
 
 One persistent CTRL connection carries all queries; GETs are pipelined with
-unique ids and matched on the reply's id, so a batch costs one round trip's
-latency rather than one per number.
+unique ids and matched on the reply's id (``ctrl``), so a batch costs one round
+trip's latency rather than one per number.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from numlookup.live.ipa import EXT_CTRL, IpaConnection, IpaError
+from numlookup.live.ctrl import CtrlClient, CtrlReply
 from numlookup.live.source import LiveAnswer, SourceError
 
 log = logging.getLogger(__name__)
@@ -74,133 +72,6 @@ _MSISDN = re.compile(r"\+?([0-9]{1,15})")
 # Five digits at least: a name like "1" or "101" is a label, not an address.
 _GLOBAL_TITLE = re.compile(r"\+?([0-9]{5,15})")
 _MCCMNC = re.compile(r"[0-9]{5,6}")
-
-
-class _LinkLost(SourceError):
-    """The CTRL connection ended under us (EOF or reset); a fresh one may work."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Reply:
-    """One CTRL answer: ``ok`` for GET_REPLY (``value`` is the value), else ERROR (``value`` is the reason)."""
-
-    ok: bool
-    value: str
-
-
-class _CtrlLink:
-    """One CTRL connection: a reader task matching replies to waiting GETs by id.
-
-    When the link fails every waiting GET fails with the same ``SourceError``
-    and the link is not used again; ``OsmoHlrSource`` opens a new one.
-    """
-
-    def __init__(self, conn: IpaConnection) -> None:
-        self.conn = conn
-        self.pending: dict[str, tuple[str, asyncio.Future[_Reply]]] = {}
-        """Waiting GETs by command id: the variable asked for, and where its reply goes."""
-        self.failure: SourceError | None = None
-        self.used = False
-        """Set once a query has run on this link: a reused link may be stale."""
-        self._write_lock = asyncio.Lock()
-        self._reader = asyncio.create_task(self._read_loop(), name="osmo-hlr CTRL reader")
-
-    @property
-    def alive(self) -> bool:
-        return self.failure is None
-
-    async def get(self, cmd_id: str, variable: str) -> _Reply:
-        """Send one GET and wait for its reply; raises ``SourceError`` on any link failure.
-
-        No deadline here: the caller bounds the whole query.
-        """
-        if self.failure is not None:
-            raise self.failure
-        future: asyncio.Future[_Reply] = asyncio.get_running_loop().create_future()
-        self.pending[cmd_id] = (variable, future)
-        try:
-            async with self._write_lock:
-                await self.conn.send(EXT_CTRL, f"GET {cmd_id} {variable}".encode("ascii"))
-            return await future
-        except (ConnectionError, OSError) as exc:
-            raise self.fail(_LinkLost("osmo-hlr closed the connection")) from exc
-        finally:
-            self.pending.pop(cmd_id, None)
-
-    async def _read_loop(self) -> None:
-        try:
-            while True:
-                msg = await self.conn.recv()
-                if msg.ext != EXT_CTRL:
-                    continue  # not CTRL (nothing else is expected on this port): not ours
-                self._dispatch(msg.payload)
-        except asyncio.CancelledError:
-            raise
-        except (asyncio.IncompleteReadError, ConnectionError) as exc:
-            log.debug("osmo-hlr CTRL connection lost: %r", exc)
-            self.fail(_LinkLost("osmo-hlr closed the connection"))
-        except (IpaError, UnicodeDecodeError, ValueError) as exc:
-            log.warning("osmo-hlr CTRL sent something unreadable: %r", exc)
-            self.fail(SourceError("osmo-hlr sent an unreadable answer"))
-        except OSError as exc:
-            log.debug("osmo-hlr CTRL connection error: %r", exc)
-            self.fail(_LinkLost("osmo-hlr closed the connection"))
-
-    def _dispatch(self, payload: bytes) -> None:
-        """Hand one CTRL message to its waiting GET.
-
-        Raises ``ValueError`` for text that is not a CTRL message at all, which
-        fails the link: after garbage nothing later on it can be trusted.
-        """
-        text = payload.decode("ascii")
-        verb, _, rest = text.partition(" ")
-        if verb == "TRAP":
-            return  # unsolicited notifications; we subscribe to none
-        if verb not in ("GET_REPLY", "ERROR", "SET_REPLY"):
-            raise ValueError(f"not a CTRL message: {text[:40]!r}")
-        cmd_id, _, rest = rest.partition(" ")
-        variable, future = self.pending.get(cmd_id, ("", None))
-        if future is None or future.done():
-            # An id we did not send (or gave up on): e.g. "ERROR err …" for a
-            # command osmo-hlr could not parse at all. The GET it belonged to,
-            # if any, times out.
-            log.debug("osmo-hlr CTRL reply for unknown id %r: %r", cmd_id, text[:80])
-            return
-        if verb == "ERROR":
-            future.set_result(_Reply(ok=False, value=rest))
-            return
-        replied_variable, _, value = rest.partition(" ")
-        if replied_variable != variable:
-            raise ValueError(f"reply {cmd_id} is for {replied_variable!r}, not {variable!r}")
-        future.set_result(_Reply(ok=True, value=value))
-
-    def fail(self, error: SourceError) -> SourceError:
-        """Mark the link dead with ``error``, fail every waiting GET, and close it.
-
-        Returns the link's failure: the first one wins, so every GET of a batch
-        reports the same cause.
-        """
-        if self.failure is None:
-            self.failure = error
-        failure = self.failure
-        for _variable, future in self.pending.values():
-            if not future.done():
-                future.set_exception(failure)
-                # Retrieved by the GET awaiting it; if it was already cancelled
-                # nobody will, so mark it retrieved to keep the log clean.
-                future.exception()
-        self.conn.writer.close()
-        if not self._reader.done() and self._reader is not asyncio.current_task():
-            self._reader.cancel()
-        return failure
-
-    async def close(self) -> None:
-        self.fail(SourceError("osmo-hlr source closed"))
-        try:
-            await self._reader
-        except (asyncio.CancelledError, Exception):
-            pass
-        await self.conn.close()
 
 
 class OsmoHlrSource:
@@ -239,16 +110,14 @@ class OsmoHlrSource:
         self.max_concurrency = max_concurrency
         self.max_batch = max_batch
         self.vlr_map: dict[str, str] = dict(vlr_map or {})
-        self._ids = itertools.count(1)
-        self._link: _CtrlLink | None = None
-        self._connect_lock = asyncio.Lock()
-        self._slots = asyncio.Semaphore(max_concurrency)
+        self._ctrl = CtrlClient(host, port, peer=self.name, max_in_flight=max_concurrency)
 
-    async def query(self, numbers: Sequence[str]) -> dict[str, LiveAnswer]:
+    async def query(self, numbers: Sequence[str], max_age: float | None = None) -> dict[str, LiveAnswer]:
         """Look each number up; keys are the numbers as given.
 
         A number osmo-hlr could not hold (not 1-15 digits after an optional
-        ``+``) gets ``reachable=None`` with an error and is not sent.
+        ``+``) gets ``reachable=None`` with an error and is not sent. An HLR
+        answers from its live record, so ``max_age`` asks nothing of it.
         """
         answers: dict[str, LiveAnswer] = {}
         todo: dict[str, str] = {}
@@ -262,85 +131,24 @@ class OsmoHlrSource:
                 todo[number] = match.group(1)
         if not todo:
             return answers
+        variables = {number: f"subscriber.by-msisdn-{digits}.info" for number, digits in todo.items()}
         try:
             async with asyncio.timeout(self.timeout):
-                replies = await self._ask(todo)
+                replies = await self._ctrl.get_all(variables)
         except TimeoutError:
             # A CTRL GET is a single SQLite read: no answer in time means the
-            # peer is stuck or is not osmo-hlr. Drop the connection so the next
-            # query starts clean instead of queueing behind it.
-            if self._link is not None:
-                self._link.fail(SourceError("osmo-hlr timed out"))
+            # peer is stuck or is not osmo-hlr.
+            self._ctrl.abort(SourceError("osmo-hlr timed out"))
             raise SourceError("osmo-hlr timed out") from None
         checked_at = _now()
         for number, reply in replies.items():
             answers[number] = self._answer(number, reply, checked_at)
         return answers
 
-    async def _ask(self, todo: Mapping[str, str]) -> dict[str, _Reply]:
-        for attempt in (1, 2):
-            link = await self._connected()
-            reused = link.used
-            link.used = True
-            try:
-                return await self._get_all(link, todo)
-            except _LinkLost:
-                # A link that sat idle may have been closed by an osmo-hlr
-                # restart without us noticing yet; GETs are reads, so asking
-                # again on a fresh connection is safe. A fresh link that dies
-                # is osmo-hlr's doing: report it.
-                if not reused or attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
     async def close(self) -> None:
-        link, self._link = self._link, None
-        if link is not None:
-            await link.close()
+        await self._ctrl.close()
 
-    async def _connected(self) -> _CtrlLink:
-        async with self._connect_lock:
-            if self._link is not None and self._link.alive:
-                return self._link
-            if self._link is not None:
-                await self._link.close()
-                self._link = None
-            try:
-                conn = await IpaConnection.open(self.host, self.port)
-            except ConnectionRefusedError:
-                raise SourceError("osmo-hlr refused the connection") from None
-            except OSError as exc:
-                log.debug("cannot connect to osmo-hlr at %s:%s: %r", self.host, self.port, exc)
-                raise SourceError("osmo-hlr is unreachable") from None
-            self._link = _CtrlLink(conn)
-            return self._link
-
-    async def _get_all(self, link: _CtrlLink, todo: Mapping[str, str]) -> dict[str, _Reply]:
-        """Pipeline one GET per number; the first failure cancels the rest and is raised."""
-
-        async def one(digits: str) -> _Reply:
-            async with self._slots:
-                cmd_id = str(next(self._ids))
-                return await link.get(cmd_id, f"subscriber.by-msisdn-{digits}.info")
-
-        tasks = {number: asyncio.create_task(one(digits)) for number, digits in todo.items()}
-        try:
-            done, _ = await asyncio.wait(tasks.values(), return_when=asyncio.FIRST_EXCEPTION)
-        finally:
-            for task in tasks.values():
-                task.cancel()
-        outcomes = await asyncio.gather(*tasks.values(), return_exceptions=True)
-        first = next((t.exception() for t in done if not t.cancelled() and t.exception() is not None), None)
-        if first is not None:
-            raise first
-        replies: dict[str, _Reply] = {}
-        for number, outcome in zip(tasks, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
-                raise outcome
-            replies[number] = outcome
-        return replies
-
-    def _answer(self, number: str, reply: _Reply, checked_at: datetime) -> LiveAnswer:
+    def _answer(self, number: str, reply: CtrlReply, checked_at: datetime) -> LiveAnswer:
         if not reply.ok:
             if reply.value.strip() == _NO_SUCH_SUBSCRIBER:
                 return LiveAnswer(number=number, reachable=False, error=UNKNOWN_SUBSCRIBER, checked_at=checked_at)

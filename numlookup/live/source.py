@@ -46,6 +46,8 @@ class LiveSource(Protocol):
     name: str
     max_batch: int
 
-    async def query(self, numbers: Sequence[str]) -> dict[str, LiveAnswer]: ...
+    async def query(self, numbers: Sequence[str], max_age: float | None = None) -> dict[str, LiveAnswer]:
+        """Answers for ``numbers``; ``max_age``: the oldest answer the asker accepts (a caching upstream's concern)."""
+        ...
 
     async def close(self) -> None: ...

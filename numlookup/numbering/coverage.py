@@ -1,6 +1,6 @@
 """How much of libphonenumber's mobile carrier data resolves to an MCC/MNC.
 
-libphonenumber names the carrier of a mobile prefix; ``NetworkTable`` turns the name
+libphonenumber names the carrier of a mobile prefix; ``NetworkRegistry`` turns the name
 into an MCC/MNC. ``coverage`` measures, per region and in total, the share of carrier
 prefixes that get an ``mccmnc``, weighting each prefix by the national numbers it
 covers, so that a name covering ``+49 151`` counts for more than a name covering one
@@ -27,7 +27,7 @@ from functools import cache
 import phonenumbers
 from phonenumbers.carrierdata import CARRIER_DATA
 
-from numlookup.numbering.networks import NetworkTable
+from numlookup.numbering.networks import NetworkRegistry
 
 LANG = "en"
 
@@ -226,7 +226,7 @@ def carrier_numbers() -> dict[str, dict[str, int]]:
     return {region: dict(names) for region, names in out.items()}
 
 
-def coverage(networks: NetworkTable) -> CoverageReport:
+def coverage(networks: NetworkRegistry) -> CoverageReport:
     """Per region and in total, the weighted share of carrier prefixes that resolve to an mccmnc."""
     prefixes: dict[str, int] = defaultdict(int)
     mapped_prefixes: dict[str, int] = defaultdict(int)

@@ -38,7 +38,7 @@ def _csv(resource: Traversable) -> io.TextIOWrapper:
     return io.TextIOWrapper(resource.open("rb"), encoding="utf-8", newline="")
 
 
-class NetworkTable:
+class NetworkRegistry:
     """Read-only after construction; lookups are two dict probes."""
 
     def __init__(self, records: dict[str, NetworkRecord], carriers: dict[tuple[str, str], str]) -> None:

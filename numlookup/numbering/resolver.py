@@ -20,12 +20,13 @@ import numpy.typing as npt
 import phonenumbers
 
 from numlookup.numbering.countries import NON_GEOGRAPHIC, country_for
-from numlookup.numbering.engine import REASONS, TYPE_NAMES, BatchResult, Engine
 from numlookup.numbering.interning import Interner
+from numlookup.numbering.intervals import NO_NETWORK, POW10, WIDTH
+from numlookup.numbering.layout import REASONS, TYPE_NAMES
 from numlookup.numbering.models import Country, Network, Resolution
-from numlookup.numbering.networks import NetworkTable
-from numlookup.numbering.operator_data import OperatorData
-from numlookup.numbering.tables import NO_NETWORK, POW10, WIDTH, DataNetwork
+from numlookup.numbering.networks import NetworkRegistry
+from numlookup.numbering.operator_data import DataNetwork, OperatorData
+from numlookup.numbering.plan import BatchResult, NumberingPlan
 
 _SEPARATORS = str.maketrans("", "", " \t-.()/\u00a0")
 
@@ -48,9 +49,9 @@ def international_form(raw: str) -> str:
 
 
 @cache
-def shared_engine(cache_dir: Path | None = None) -> Engine:
-    """One engine per process and cache folder: its tables are read-only."""
-    return Engine.load(cache_dir)
+def shared_plan(cache_dir: Path | None = None) -> NumberingPlan:
+    """One plan per process and cache folder: its arrays are read-only."""
+    return NumberingPlan.load(cache_dir)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,13 +94,13 @@ class Resolver:
 
     def __init__(
         self,
-        networks: NetworkTable | None = None,
+        networks: NetworkRegistry | None = None,
         operator: OperatorData | None = None,
-        engine: Engine | None = None,
+        plan: NumberingPlan | None = None,
     ) -> None:
-        self.networks = networks or NetworkTable.shipped()
+        self.networks = networks or NetworkRegistry.shipped()
         self.operator = operator or OperatorData()
-        self.engine = engine or shared_engine()
+        self.plan = plan or shared_plan()
 
     def use(self, operator: OperatorData) -> None:
         """Serve from new operator data; batches already running finish on the old."""
@@ -120,9 +121,9 @@ class Resolver:
         """
         operator = self.operator  # one snapshot for the whole batch
         if region is None:
-            batch = self.engine.resolve_e164([international_form(raw) for raw in numbers])
+            batch = self.plan.resolve_e164([international_form(raw) for raw in numbers])
         else:
-            batch = self.engine.resolve_e164([raw.strip() for raw in numbers], [region] * len(numbers))
+            batch = self.plan.resolve_e164([raw.strip() for raw in numbers], [region] * len(numbers))
         count = len(numbers)
         original = np.full(count, NO_NETWORK, dtype=np.int32)
         ported = np.full(count, NO_NETWORK, dtype=np.int32)

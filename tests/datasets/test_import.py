@@ -10,13 +10,14 @@ from sqlalchemy import Engine
 
 from numlookup.datasets import catalog, sources
 from numlookup.datasets.follower import load_operator_data, refresh
-from numlookup.datasets.importer import ImportFailed, ImportReport, import_dataset, load_table
+from numlookup.datasets.importer import ImportFailed, ImportReport, import_dataset, load_version
 from numlookup.numbering import Resolver
+from numlookup.numbering.intervals import NO_NETWORK, pad_low
 from numlookup.numbering.models import Resolution
-from numlookup.numbering.networks import NetworkTable
-from numlookup.numbering.tables import NO_NETWORK, DataNetwork, PortedTable, RangeTable, pad_low
+from numlookup.numbering.networks import NetworkRegistry
+from numlookup.numbering.operator_data import DataNetwork, PortedMap, RangeMap
 
-NETWORKS = NetworkTable.shipped()
+NETWORKS = NetworkRegistry.shipped()
 
 # Shipped data (libphonenumber + the registry): 37251… is Telia (24801), 37256… Elisa (24802).
 TELIA, ELISA, TELE2, TOP = "24801", "24802", "24803", "24804"
@@ -310,8 +311,8 @@ def test_versions_increment_and_one_is_active_per_kind(engine: Engine, data_dir:
     assert len({v.path for v in catalog.all_versions(engine)}) == 5
     assert all(catalog.dataset_folder(data_dir, v).is_dir() for v in active.values())
     assert original(engine, data_dir, "+37253000001", "+37251000001") == [TELE2, TELIA]
-    assert isinstance(load_table(engine, data_dir, active["ranges"]), RangeTable)
-    assert isinstance(load_table(engine, data_dir, active["ported"]), PortedTable)
+    assert isinstance(load_version(engine, data_dir, active["ranges"]), RangeMap)
+    assert isinstance(load_version(engine, data_dir, active["ported"]), PortedMap)
 
 
 def test_refresh_swaps_a_running_resolver_onto_the_new_version(engine: Engine, data_dir: Path) -> None:
@@ -331,8 +332,8 @@ def test_too_many_networks_in_a_ported_dataset(engine: Engine, data_dir: Path) -
         run_import(engine, data_dir, "ported", "\n".join(rows) + "\n")
     report = run_import(engine, data_dir, "ported", "\n".join(rows[:-1]) + "\n")
     assert report.version.rows == 65_536
-    table = load_table(engine, data_dir, report.version)
-    assert isinstance(table, PortedTable)
+    table = load_version(engine, data_dir, report.version)
+    assert isinstance(table, PortedMap)
     last = table.lookup(np.array([37250065535], dtype=np.int64))[0]
     assert table.networks[last].mccmnc == str(10000 + 65_535)
 
@@ -383,7 +384,7 @@ def test_ported_table_build_dedups_last_row_wins_and_looks_up_exactly(tmp_path: 
     for key, value in zip(keys.tolist(), values.tolist(), strict=True):
         expected[key] = value  # a later row corrects an earlier one
 
-    table = PortedTable.build(keys, values, networks)
+    table = PortedMap.build(keys, values, networks)
     assert table.keys.tolist() == sorted(expected)
     assert len(table) == len(expected)
 
@@ -395,16 +396,16 @@ def test_ported_table_build_dedups_last_row_wins_and_looks_up_exactly(tmp_path: 
     assert table.lookup(probe).tolist() == want
 
     table.save(tmp_path)
-    loaded = PortedTable.load(tmp_path)
+    loaded = PortedMap.load(tmp_path)
     assert loaded.lookup(probe).tolist() == want
     assert loaded.networks == tuple(networks)
 
 
 def test_empty_tables_find_nothing(tmp_path: Path) -> None:
     probe = np.array([37251000001, 0], dtype=np.int64)
-    empty_ported = PortedTable.build(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint16), [])
+    empty_ported = PortedMap.build(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint16), [])
     assert empty_ported.lookup(probe).tolist() == [NO_NETWORK, NO_NETWORK]
-    empty_ranges = RangeTable.compile(np.zeros((0, 3), dtype=np.int64), np.zeros(0, dtype=np.int32), [])
+    empty_ranges = RangeMap.compile(np.zeros((0, 3), dtype=np.int64), np.zeros(0, dtype=np.int32), [])
     assert empty_ranges.lookup(probe).tolist() == [NO_NETWORK, NO_NETWORK]
 
 
@@ -417,7 +418,7 @@ def test_range_table_longest_prefix_matches_a_brute_force(tmp_path: Path) -> Non
         )
     intervals = np.array([[pad_low(p), int(p.ljust(15, "9")), len(p)] for p in prefixes], dtype=np.int64)
     values = np.array(list(prefixes.values()), dtype=np.int32)
-    table = RangeTable.compile(intervals, values, [DataNetwork(f"2480{i}") for i in range(9)])
+    table = RangeMap.compile(intervals, values, [DataNetwork(f"2480{i}") for i in range(9)])
 
     numbers = ["3725" + "".join(str(d) for d in rng.integers(0, 10, size=7)) for _ in range(4000)]
     numbers += [p + "0" * (11 - len(p)) for p in prefixes] + [p + "9" * (11 - len(p)) for p in prefixes]
@@ -432,4 +433,4 @@ def test_range_table_longest_prefix_matches_a_brute_force(tmp_path: Path) -> Non
     padded = np.array([pad_low(n) for n in numbers], dtype=np.int64)
     assert table.lookup(padded).tolist() == [longest(n) for n in numbers]
     table.save(tmp_path)
-    assert RangeTable.load(tmp_path).lookup(padded).tolist() == [longest(n) for n in numbers]
+    assert RangeMap.load(tmp_path).lookup(padded).tolist() == [longest(n) for n in numbers]

@@ -1,7 +1,7 @@
 """Property-based fuzzing of number parsing: whatever a client sends, the resolver answers.
 
 Why: every string in a request's ``numbers`` reaches ``Resolver.resolve`` unfiltered,
-and the engine takes its own fast path for E.164-shaped input. A crash there is a
+and the numbering plan takes its own fast path for E.164-shaped input. A crash there is a
 500 for the whole request; a disagreement with libphonenumber is a wrong answer
 that nobody notices. The agreement tests in ``tests/numbering`` check fixed
 corpora; here Hypothesis looks for the inputs those corpora did not think of.
@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from numlookup.numbering import Resolver
 from numlookup.numbering.models import Resolution
-from numlookup.numbering.resolver import shared_engine
+from numlookup.numbering.resolver import shared_plan
 from tests.fuzz import FUZZ
 
 DIGITS = "0123456789"
@@ -31,7 +31,7 @@ REGIONS = sorted(phonenumbers.SUPPORTED_REGIONS)
 
 @pytest.fixture(scope="module")
 def resolver() -> Resolver:
-    return Resolver(engine=shared_engine())
+    return Resolver(plan=shared_plan())
 
 
 # --------------------------------------------------------------------------- strategies
@@ -141,7 +141,7 @@ def test_any_batch_resolves_one_well_formed_answer_per_input(resolver: Resolver,
 @FUZZ
 @given(numbers=st.lists(ANY_TEXT, min_size=1, max_size=8))
 def test_a_batch_answers_as_its_numbers_alone(resolver: Resolver, numbers: list[str]) -> None:
-    """The engine works on whole columns; no row may depend on its neighbours."""
+    """The plan works on whole columns; no row may depend on its neighbours."""
     assert resolver.resolve(numbers) == [resolver.resolve([raw])[0] for raw in numbers]
 
 
@@ -162,7 +162,7 @@ def test_resolve_columns_never_raises_with_or_without_a_region(
 @FUZZ
 @given(raw=E164_SHAPED)
 def test_e164_input_agrees_with_phonenumbers(resolver: Resolver, raw: str) -> None:
-    """Validity, region and the E.164 spelling are libphonenumber's, whichever path the engine took."""
+    """Validity, region and the E.164 spelling are libphonenumber's, whichever path the plan took."""
     [resolution] = resolver.resolve([raw])
     assert _verdict(resolution) == _reference(raw), raw
 

@@ -25,10 +25,10 @@ import phonenumbers
 import pytest
 from phonenumbers import carrier
 
-from numlookup.numbering import Resolver
 from numlookup.cli.data import coverage_json, coverage_table
+from numlookup.numbering import Resolver
 from numlookup.numbering.coverage import TOP_40, CoverageReport, carrier_numbers, coverage
-from numlookup.numbering.networks import NetworkTable
+from numlookup.numbering.networks import NetworkRegistry
 
 # Floors: the weighted share reached per TOP_40 region, rounded down. Regions not listed are at 100%.
 TOP_40_BELOW_TARGET: dict[str, float] = {
@@ -60,12 +60,12 @@ TOP_40_FLOOR = 0.854
 
 
 @pytest.fixture(scope="module")
-def networks() -> NetworkTable:
-    return NetworkTable.shipped()
+def networks() -> NetworkRegistry:
+    return NetworkRegistry.shipped()
 
 
 @pytest.fixture(scope="module")
-def report(networks: NetworkTable) -> CoverageReport:
+def report(networks: NetworkRegistry) -> CoverageReport:
     return coverage(networks)
 
 
@@ -117,7 +117,7 @@ def _csv(name: str) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def test_registry_shape_and_reviewed_names(networks: NetworkTable) -> None:
+def test_registry_shape_and_reviewed_names(networks: NetworkRegistry) -> None:
     rows = _csv("networks.csv")
     assert list(rows[0]) == ["mccmnc", "mcc", "mnc", "country_iso", "network_name", "brand", "operator", "status"]
     assert len(rows) > 2500 and len({r["mccmnc"] for r in rows}) == len(rows)

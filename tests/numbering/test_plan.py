@@ -1,6 +1,6 @@
-"""The compiled engine must answer exactly as phonenumbers does, number by number.
+"""The compiled plan must answer exactly as phonenumbers does, number by number.
 
-Why: the engine replaces libphonenumber's regexes with interval tables built
+Why: the plan replaces libphonenumber's regexes with interval tables built
 from them; a single mis-painted interval would silently change validity, type,
 region or carrier for a whole range. So the suite compares every field on a
 seeded corpus over every region, and checks the regex expansion it rests on
@@ -19,20 +19,23 @@ import phonenumbers
 import pytest
 
 from numlookup.numbering import patterns
-from numlookup.numbering.engine import REASONS, Engine, reference, sample_corpus
+from numlookup.numbering.layout import REASONS
 from numlookup.numbering.models import InvalidReason
+from numlookup.numbering.plan import NumberingPlan
+from numlookup.numbering.reference import reference
+from tests.corpus import sample_corpus
 
 CORPUS_SIZE = 60_000
 
 
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("engine-cache")
+    return tmp_path_factory.mktemp("plan-cache")
 
 
 @pytest.fixture(scope="module")
-def engine(cache_dir: Path) -> Engine:
-    return Engine.load(cache_dir)
+def plan(cache_dir: Path) -> NumberingPlan:
+    return NumberingPlan.load(cache_dir)
 
 
 # --------------------------------------------------------------------------- patterns
@@ -120,19 +123,19 @@ def test_every_metadata_pattern_expands_like_the_regex() -> None:
     assert checked > 1000
 
 
-# --------------------------------------------------------------------------- engine
+# --------------------------------------------------------------------------- plan
 
 
-def test_agrees_with_phonenumbers_on_every_number(engine: Engine) -> None:
+def test_agrees_with_phonenumbers_on_every_number(plan: NumberingPlan) -> None:
     numbers, hints = sample_corpus(CORPUS_SIZE, seed=99)
     assert len({h for h in hints if h}) > 100  # national formats from many regions
-    result = engine.resolve_e164(numbers, hints)
+    result = plan.resolve_e164(numbers, hints)
     disagreements = []
     for i, (raw, hint) in enumerate(zip(numbers, hints, strict=True)):
         expected = reference(raw, hint)
         got = result.row(i)
         if got != expected:
-            disagreements.append(f"{raw!r} (hint {hint}): engine {got} phonenumbers {expected}")
+            disagreements.append(f"{raw!r} (hint {hint}): plan {got} phonenumbers {expected}")
     assert not disagreements, f"{len(disagreements)} of {len(numbers)} disagree; first:\n" + "\n".join(
         disagreements[:20]
     )
@@ -141,18 +144,18 @@ def test_agrees_with_phonenumbers_on_every_number(engine: Engine) -> None:
     assert result.slow < 0.08 * len(numbers)  # non-E.164 input and the rare undecidable number
 
 
-def test_e164_input_is_decided_by_the_tables(engine: Engine) -> None:
+def test_e164_input_is_decided_by_the_tables(plan: NumberingPlan) -> None:
     numbers, hints = sample_corpus(20_000, seed=5)
     e164 = [n for n, h in zip(numbers, hints, strict=True) if h is None and re.fullmatch(r"\+[0-9]{3,15}", n)]
-    before = engine.stats.slow
-    result = engine.resolve_e164(e164)
+    before = plan.stats.slow
+    result = plan.resolve_e164(e164)
     assert result.slow < 0.01 * len(e164)
-    assert engine.stats.slow - before == result.slow
-    assert 0 <= engine.stats.slow_share <= 1
+    assert plan.stats.slow - before == result.slow
+    assert 0 <= plan.stats.slow_share <= 1
 
 
-def test_known_numbers(engine: Engine) -> None:
-    result = engine.resolve_e164(["+37251000001", "+447712345678", "+12025550123", "+999123", "+3931234", "nonsense"])
+def test_known_numbers(plan: NumberingPlan) -> None:
+    result = plan.resolve_e164(["+37251000001", "+447712345678", "+12025550123", "+999123", "+3931234", "nonsense"])
     assert result.valid.tolist() == [True, True, True, False, False, False]
     assert result.row(0).region == "EE" and result.row(0).carrier == "Telia Eesti AS"
     assert result.row(1).number_type == phonenumbers.PhoneNumberType.MOBILE
@@ -166,23 +169,23 @@ def test_known_numbers(engine: Engine) -> None:
     assert result.slow == 1
 
 
-def test_national_prefix_after_calling_code_is_stripped_like_parse(engine: Engine) -> None:
-    """``+44 0 7712…`` parses as ``+44 7712…``: the engine must report that E.164, not the input."""
-    result = engine.resolve_e164(["+4407712345678"])
+def test_national_prefix_after_calling_code_is_stripped_like_parse(plan: NumberingPlan) -> None:
+    """``+44 0 7712…`` parses as ``+44 7712…``: the plan must report that E.164, not the input."""
+    result = plan.resolve_e164(["+4407712345678"])
     assert result.slow == 0
     assert result.e164(0) == "+447712345678" and bool(result.valid[0])
 
 
-def test_cache_round_trip(engine: Engine, cache_dir: Path) -> None:
-    assert (cache_dir / Engine.cache_name()).exists()
-    again = Engine.load(cache_dir)
+def test_cache_round_trip(plan: NumberingPlan, cache_dir: Path) -> None:
+    assert (cache_dir / NumberingPlan.cache_name()).exists()
+    again = NumberingPlan.load(cache_dir)
     assert again.load_seconds < 2.0
     sample = ["+37251000001", "+4915112345678", "+8613812345678", "+80012345678"]
-    a, b = engine.resolve_e164(sample), again.resolve_e164(sample)
+    a, b = plan.resolve_e164(sample), again.resolve_e164(sample)
     assert [a.row(i) for i in range(4)] == [b.row(i) for i in range(4)]
     assert np.array_equal(a.carrier, b.carrier)
 
 
-def test_empty_batch(engine: Engine) -> None:
-    result = engine.resolve_e164([])
+def test_empty_batch(plan: NumberingPlan) -> None:
+    result = plan.resolve_e164([])
     assert len(result) == 0 and result.slow == 0

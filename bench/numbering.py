@@ -1,21 +1,21 @@
-"""Numbers per second of the compiled numbering engine, and its agreement with phonenumbers.
+"""Numbers per second of the compiled numbering plan, and its agreement with phonenumbers.
 
-Why: the engine exists to resolve large batches far faster than a loop over
+Why: the plan exists to resolve large batches far faster than a loop over
 phonenumbers while answering exactly as phonenumbers does. This benchmark
 measures both claims on one reproducible corpus (a seeded mix over every
 region: valid, invalid, too short/long, random digits, national formats with a
 region hint, garbage; see ``sample_corpus``):
 
-- (a) the engine in-process on the corpus's E.164 input (``+`` and digits),
-- (b) ``numlookup lookup`` end to end (a placeholder until the CLI uses the engine),
+- (a) the plan in-process on the corpus's E.164 input (``+`` and digits),
+- (b) ``numlookup lookup`` end to end ,
 - (c) the naive loop (parse + is_valid + number_type + region + carrier name, with
   ``phonenumbers.enable_pattern_cache()``) on a sample, extrapolated,
 
 then the ratio (a)/(c), the agreement of every field on the whole corpus, the
-slow-path share, compile and load times and the tables' memory. It pins itself
+slow-path share, compile and load times and the arrays' memory. It pins itself
 to one CPU core. It is run by hand and never by the test suite::
 
-    python bench/engine.py [--size 1000000] [--naive-sample 50000] [--seed 2024] [--skip-agreement]
+    python bench/plan.py [--size 1000000] [--naive-sample 50000] [--seed 2024] [--skip-agreement]
 """
 
 from __future__ import annotations
@@ -37,7 +37,10 @@ from phonenumbers import carrier
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from numlookup.numbering.engine import Engine, reference, sample_corpus
+from numlookup.numbering.layout import ARRAYS
+from numlookup.numbering.plan import NumberingPlan
+from numlookup.numbering.reference import reference
+from tests.corpus import sample_corpus
 
 _E164 = re.compile(r"\+[0-9]{1,15}")
 
@@ -86,7 +89,7 @@ def lookup_end_to_end(numbers: Sequence[str], lines: int) -> tuple[float, float 
         env = {k: v for k, v in os.environ.items() if not k.startswith("NUMLOOKUP_")}
         env["NUMLOOKUP_DATA_DIR"] = str(Path(tmp) / "data")
         command = [sys.executable, "-m", "numlookup", "lookup", "--input", str(source), "--output", str(target)]
-        subprocess.run(command, check=True, capture_output=True, env=env, cwd=root)  # warms the engine cache
+        subprocess.run(command, check=True, capture_output=True, env=env, cwd=root)  # warms the plan cache
         timed = Path("/usr/bin/time").exists()
         if timed:
             command = ["/usr/bin/time", "-f", "PEAK_KB=%M", *command]
@@ -102,11 +105,11 @@ def lookup_end_to_end(numbers: Sequence[str], lines: int) -> tuple[float, float 
 
 
 def start_up(cache: Path) -> float:
-    """Seconds from a fresh interpreter to a loaded engine, imports included: what a server start pays."""
+    """Seconds from a fresh interpreter to a loaded plan, imports included: what a server start pays."""
     code = (
         "import time; t = time.perf_counter(); from pathlib import Path; "
-        "from numlookup.numbering.engine import Engine; "
-        f"Engine.load(Path({str(cache)!r})); print(time.perf_counter() - t)"
+        "from numlookup.numbering.plan import NumberingPlan; "
+        f"NumberingPlan.load(Path({str(cache)!r})); print(time.perf_counter() - t)"
     )
     root = Path(__file__).resolve().parent.parent
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=root)
@@ -141,31 +144,31 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache:
         cold_s, warm_s = start_up(Path(cache)), start_up(Path(cache))
     print(
-        f"start-up in a fresh interpreter (import + Engine.load): compile, no cache {cold_s:.2f} s; "
+        f"start-up in a fresh interpreter (import + NumberingPlan.load): compile, no cache {cold_s:.2f} s; "
         f"from the cache {warm_s:.2f} s"
     )
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with tempfile.TemporaryDirectory() as cache:
-        cold = Engine.load(Path(cache))
-        warm = Engine.load(Path(cache))
-    engine = warm
-    table_bytes = sum(getattr(engine, name).nbytes for name in Engine._ARRAYS)
+        cold = NumberingPlan.load(Path(cache))
+        warm = NumberingPlan.load(Path(cache))
+    plan = warm
+    table_bytes = sum(getattr(plan, name).nbytes for name in ARRAYS)
     print(
         f"in this process (metadata already loaded by the corpus): compile {cold.load_seconds:.2f} s, "
         f"load {warm.load_seconds:.3f} s"
     )
     print(
-        f"tables: {table_bytes / 2**20:.1f} MiB in numpy arrays; "
-        f"{len(engine.main_starts):,} type/region segments, {len(engine.carrier_starts):,} carrier segments; "
-        f"calling codes always on the slow path: {list(engine.slow_codes) or 'none'}"
+        f"arrays: {table_bytes / 2**20:.1f} MiB in numpy arrays; "
+        f"{len(plan.main_starts):,} type/region segments, {len(plan.carrier_starts):,} carrier segments; "
+        f"calling codes always on the slow path: {list(plan.slow_codes) or 'none'}"
     )
     del cold
 
     phonenumbers.enable_pattern_cache()
-    engine_rate = best_rate(engine.resolve_e164, e164, repeat=3)
-    result = engine.resolve_e164(e164)
+    plan_rate = best_rate(plan.resolve_e164, e164, repeat=3)
+    result = plan.resolve_e164(e164)
     print(
-        f"(a) engine in-process, E.164 input: {engine_rate:,.0f} numbers/s "
+        f"(a) plan in-process, E.164 input: {plan_rate:,.0f} numbers/s "
         f"(slow path {result.slow:,} = {result.slow / len(e164):.3%})"
     )
 
@@ -182,15 +185,15 @@ def main() -> None:
         f"(measured on the first {len(sample):,} E.164 inputs; {len(e164):,} would take "
         f"{len(e164) / naive_rate:.0f} s - extrapolated)"
     )
-    print(f"ratio (a)/(c): {engine_rate / naive_rate:.0f}x")
+    print(f"ratio (a)/(c): {plan_rate / naive_rate:.0f}x")
 
-    full = engine.resolve_e164(numbers, hints)
+    full = plan.resolve_e164(numbers, hints)
     print(
         f"slow path on the whole corpus (incl. national formats and garbage): "
         f"{full.slow:,} = {full.slow / len(numbers):.2%}"
     )
     rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(f"peak RSS {rss_after / 1024:.0f} MiB (before the engine: {rss_before / 1024:.0f} MiB; includes the corpus)")
+    print(f"peak RSS {rss_after / 1024:.0f} MiB (before the plan: {rss_before / 1024:.0f} MiB; includes the corpus)")
 
     if args.skip_agreement:
         return
@@ -206,7 +209,7 @@ def main() -> None:
         f"{agree:,} / {len(numbers):,} ({time.perf_counter() - start:.0f} s)"
     )
     for raw, hint, got, expected in bad[:20]:
-        print(f"  {raw!r} hint={hint}: engine {got} / phonenumbers {expected}")
+        print(f"  {raw!r} hint={hint}: plan {got} / phonenumbers {expected}")
     if bad:
         sys.exit(1)
 

@@ -1,0 +1,56 @@
+"""The layout of the compiled numbering plan: its keys, value codes and arrays.
+
+Shared by the compiler that writes the arrays (``compiler``) and the plan that
+reads them (``plan``), so that both agree on what a value means. A key is
+``L * 10**15 + int(digits)``: ``digits`` is the calling code followed by the
+national significant number, ``L`` its length (part of the key because a
+pattern's ``fullmatch`` depends on it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy.typing as npt
+from phonenumbers import PhoneNumberType
+
+from numlookup.numbering.models import InvalidReason
+
+FORMAT_VERSION = 2  # bump when the layout or the compile rules change: the cached plan is then rebuilt
+E15 = 10**15
+MAX_DIGITS = 15  # E.164; longer inputs take the slow path
+MAX_NSN = 17  # phonenumbers' _MAX_LENGTH_FOR_NSN
+NO_REGION = -1
+SLOW = -2  # a value meaning "the arrays cannot decide: ask phonenumbers"
+UNKNOWN = int(PhoneNumberType.UNKNOWN)
+
+# Reason codes: 0 = valid, then InvalidReason in declaration order.
+REASONS: tuple[InvalidReason | None, ...] = (None, *InvalidReason)
+REASON_CODE = {reason: code for code, reason in enumerate(REASONS)}
+# carrier._is_mobile: only these types get a carrier name.
+CARRIER_TYPES = (int(PhoneNumberType.MOBILE), int(PhoneNumberType.FIXED_LINE_OR_MOBILE), int(PhoneNumberType.PAGER))
+TYPE_NAMES: dict[int, str] = {
+    int(v): k.lower() for k, v in vars(PhoneNumberType).items() if k.isupper() and isinstance(v, int)
+}
+
+Array = npt.NDArray[Any]
+# The plan's arrays, by name: what the compiler returns and the cache file holds.
+ARRAYS = (
+    "cc_codes",
+    "cc_len",
+    "cc3",
+    "cc_strip",
+    "reason_by_len",
+    "keep_by_len",
+    "main_starts",
+    "main_region",
+    "main_type",
+    "gd_starts",
+    "gd_values",
+    "strip_starts",
+    "strip_values",
+    "carrier_starts",
+    "carrier_entry",
+    "entry_name",
+    "entry_len",
+)
