@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 from numlookup.accounts import create_account  # noqa: E402
 from numlookup.billing import parse_amount  # noqa: E402
 from numlookup.store import make_engine, upgrade  # noqa: E402
-from tests.live_sources.peer import Peer  # noqa: E402
+from tests.peers.messente import Peer  # noqa: E402
 from tests.support import Server  # noqa: E402
 
 LIVE = [f"+3725{1000000 + i:07d}" for i in range(20000)]  # Estonia: routed to the upstream

@@ -49,8 +49,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -67,7 +65,9 @@ import phonenumbers
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))  # tests/pg.py's throwaway PostgreSQL cluster
+sys.path.insert(0, str(ROOT))  # the test harness: servers, the CLI, a throwaway PostgreSQL cluster
+
+from tests import support  # noqa: E402  # importable once ROOT is on the path
 
 if TYPE_CHECKING:
     from tests.pg import PostgresCluster
@@ -85,7 +85,6 @@ DATABASES = ("sqlite", "postgresql")
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 NOT_SQLITE = "-"  # the synchronous cell of a PostgreSQL run
 READY_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 20.0
 
 # Talk to 127.0.0.1 directly, whatever http_proxy says.
 _http = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -281,22 +280,28 @@ def postgres_settings(cluster: PostgresCluster) -> str:
 # ---------------------------------------------------------------- the CLI and the server
 
 
-def child_env(data_dir: Path, synchronous: str, group_commit: str = "on", database_url: str = "") -> dict[str, str]:
-    """This process's environment without any numlookup setting of the caller's, plus the bench's.
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a process of the run works: its data folder and the bench's settings for it."""
+
+    data_dir: Path
+    env: dict[str, str]
+
+
+def bench_settings(synchronous: str, group_commit: str = "on", database_url: str = "") -> dict[str, str]:
+    """The bench's settings for the CLI and every node (``tests.support`` adds the data folder).
 
     With a ``database_url`` the data folder holds only the node's own files and the
     database is that URL's; without one it is the SQLite file in the data folder.
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMLOOKUP_")}
-    env.update(
-        NUMLOOKUP_DATA_DIR=str(data_dir),
-        NUMLOOKUP_GROUP_COMMIT="true" if group_commit == "on" else "false",
-        NUMLOOKUP_MAX_NUMBERS_PER_REQUEST=str(NUMBERS_PER_REQUEST),
-        NUMLOOKUP_DEFAULT_PRICE=str(PRICE),
-        NUMLOOKUP_LOG_LEVEL="warning",
-        NUMLOOKUP_ACCESS_LOG="false",
-        NUMLOOKUP_RATE_LIMIT_PER_IP="0",  # all load comes from one address: measure the server, not its limiter
-    )
+    env = {
+        "NUMLOOKUP_GROUP_COMMIT": "true" if group_commit == "on" else "false",
+        "NUMLOOKUP_MAX_NUMBERS_PER_REQUEST": str(NUMBERS_PER_REQUEST),
+        "NUMLOOKUP_DEFAULT_PRICE": str(PRICE),
+        "NUMLOOKUP_LOG_LEVEL": "warning",
+        "NUMLOOKUP_ACCESS_LOG": "false",
+        "NUMLOOKUP_RATE_LIMIT_PER_IP": "0",  # all load comes from one address: measure the server, not its limiter
+    }
     if database_url:
         env["NUMLOOKUP_DATABASE_URL"] = database_url
     else:
@@ -304,126 +309,61 @@ def child_env(data_dir: Path, synchronous: str, group_commit: str = "on", databa
     return env
 
 
-def run_envs(tmp: Path, spec: RunSpec, database_url: str) -> tuple[dict[str, str], list[dict[str, str]]]:
-    """The CLI's environment and each node's.
+def run_places(tmp: Path, spec: RunSpec, database_url: str) -> tuple[Place, list[Place]]:
+    """The CLI's place and each node's.
 
     SQLite: every node and the CLI use one data folder, so they share its one
     database file. PostgreSQL: each node gets a data folder of its own, as on
     machines of their own, and all of them the same database URL.
     """
+    env = bench_settings(spec.synchronous, spec.group_commit, database_url)
     if spec.database == "sqlite":
-        env = child_env(tmp / "data", spec.synchronous, spec.group_commit)
-        return env, [env] * spec.nodes
-    cli_env = child_env(tmp / "cli", spec.synchronous, spec.group_commit, database_url)
-    nodes = [
-        child_env(tmp / f"node{i}", spec.synchronous, spec.group_commit, database_url) for i in range(1, spec.nodes + 1)
-    ]
-    return cli_env, nodes
+        place = Place(tmp / "data", env)
+        return place, [place] * spec.nodes
+    return Place(tmp / "cli", env), [Place(tmp / f"node{i}", env) for i in range(1, spec.nodes + 1)]
 
 
-def cli_text(env: dict[str, str], *args: str) -> str:
+def cli_text(place: Place, *args: str) -> str:
     """Run ``python -m numlookup ARGS`` and return what it printed."""
-    command = [sys.executable, "-m", "numlookup", *args]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    done = support.run_cli(place.data_dir, *args, env=place.env, check=False)
     if done.returncode != 0:
         raise BenchError(f"`numlookup {' '.join(args)}` failed ({done.returncode}):\n{done.stderr.strip()}")
     return done.stdout
 
 
-def cli(env: dict[str, str], *args: str) -> Any:
+def cli(place: Place, *args: str) -> Any:
     """Run ``python -m numlookup ARGS --json`` and return its parsed output."""
-    return json.loads(cli_text(env, *args, "--json"))
+    return json.loads(cli_text(place, *args, "--json"))
 
 
-def balance(env: dict[str, str]) -> Decimal:
-    return Decimal(cli(env, "credits", "show", ACCOUNT, "--last", "1")["balance"])
+def balance(place: Place) -> Decimal:
+    return Decimal(cli(place, "credits", "show", ACCOUNT, "--last", "1")["balance"])
 
 
-def lookup_rows(env: dict[str, str]) -> int:
-    rows: list[dict[str, Any]] = cli(env, "credits", "show", ACCOUNT, "--last", str(10**9))["ledger"]
+def lookup_rows(place: Place) -> int:
+    rows: list[dict[str, Any]] = cli(place, "credits", "show", ACCOUNT, "--last", str(10**9))["ledger"]
     return sum(1 for row in rows if row["kind"] == "lookup")
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
 @contextlib.contextmanager
-def running_server(env: dict[str, str], port: int, workers: int, log_path: Path) -> Iterator[str]:
-    """``numlookup serve`` on 127.0.0.1:PORT until the block ends; yields its base URL."""
-    command = [
-        sys.executable,
-        "-m",
-        "numlookup",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-    ]
-    base = f"http://127.0.0.1:{port}"
-    with open(log_path, "wb") as log:
-        # Its own session: Ctrl-C on the bench does not reach it, the finally below stops it.
-        proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                raise BenchError(
-                    f"the server exited with status {proc.returncode} before it was ready:\n{_tail(log_path)}"
-                )
-            try:
-                with _http.open(base + "/healthz", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                raise BenchError(f"the server was not ready after {READY_TIMEOUT_S:.0f} s:\n{_tail(log_path)}")
-            time.sleep(0.2)
-        yield base
-    finally:
-        stop(proc)
-
-
-@contextlib.contextmanager
-def running_nodes(envs: list[dict[str, str]], workers: int, log_dir: Path) -> Iterator[list[str]]:
-    """One ``numlookup serve`` per environment, each on a free port; yields their base URLs.
+def running_nodes(places: list[Place], workers: int) -> Iterator[list[str]]:
+    """One ``numlookup serve`` per place (the test suite's ``Server``), each on a free port; yields their URLs.
 
     They start one after the other, so no two of them migrate or open the
     database at the same moment; all of them are stopped when the block ends.
     """
-    with contextlib.ExitStack() as stack:
-        bases = [
-            stack.enter_context(running_server(env, free_port(), workers, log_dir / f"node{i}.log"))
-            for i, env in enumerate(envs, start=1)
-        ]
-        yield bases
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM and wait; SIGKILL the server's process group if it does not stop."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
+    servers: list[support.Server] = []
     try:
-        proc.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        print(f"  server pid {proc.pid} ignored SIGTERM for {STOP_TIMEOUT_S:.0f} s; killing it", file=sys.stderr)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        for place in places:
+            server = support.Server(place.data_dir, workers=workers, env=place.env)
+            try:
+                servers.append(server.start(timeout=READY_TIMEOUT_S))
+            except AssertionError as exc:  # the harness's way of saying the server did not come up
+                raise BenchError(str(exc)) from None
+        yield [server.url for server in servers]
+    finally:
+        for server in servers:
+            server.stop()
 
 
 # ---------------------------------------------------------------- one measurement
@@ -520,7 +460,7 @@ def _fmt(amount: Decimal) -> str:
 
 
 def check_ledger(
-    env: dict[str, str], before: Decimal, result: WrkResult, connections: int, preflights: int = 1
+    place: Place, before: Decimal, result: WrkResult, connections: int, preflights: int = 1
 ) -> LedgerCheck:
     """Is the balance the balance before wrk minus 0.1 for each 200 wrk counted?
 
@@ -533,15 +473,15 @@ def check_ledger(
     """
     per_request = PRICE * NUMBERS_PER_REQUEST
     # Requests in flight when wrk stopped may still be committing: wait for a stable balance.
-    after = balance(env)
+    after = balance(place)
     for _ in range(20):
         time.sleep(0.5)
-        again = balance(env)
+        again = balance(place)
         if again == after:
             break
         after = again
     expected = before - per_request * result.ok
-    rows = lookup_rows(env) - preflights
+    rows = lookup_rows(place) - preflights
     charged = (before - after) / per_request
     equation = (
         f"balance {_fmt(after)} vs {_fmt(before)} - {_fmt(per_request)} x {result.ok} responses 200 = {_fmt(expected)}"
@@ -571,17 +511,17 @@ def measure(spec: RunSpec, cluster: PostgresCluster | None, connections: int, du
         if spec.database == "postgresql":
             assert cluster is not None
             database_url = cluster.create_database()
-        env, node_envs = run_envs(Path(tmp), spec, database_url)
+        place, node_places = run_places(Path(tmp), spec, database_url)
         if database_url:
             # serve does not migrate PostgreSQL: upgrade it as an operator would, before any node starts.
-            cli_text(env, "db", "upgrade")
-        creds = cli(env, "accounts", "create", ACCOUNT, "--credits", str(INITIAL_CREDITS))
+            cli_text(place, "db", "upgrade")
+        creds = cli(place, "accounts", "create", ACCOUNT, "--credits", str(INITIAL_CREDITS))
         token = base64.b64encode(f"{creds['api_username']}:{creds['api_password']}".encode()).decode()
         authorization = f"Basic {token}"
-        with running_nodes(node_envs, spec.workers, Path(tmp)) as bases:
+        with running_nodes(node_places, spec.workers) as bases:
             for base in bases:
                 preflight(base, authorization, body)
-            before = balance(env)
+            before = balance(place)
             if before != INITIAL_CREDITS - PRICE * NUMBERS_PER_REQUEST * len(bases):
                 raise BenchError(
                     f"the first lookup on each of {len(bases)} node(s) left the balance at {before},"
@@ -591,7 +531,7 @@ def measure(spec: RunSpec, cluster: PostgresCluster | None, connections: int, du
             total = wrk_connections(connections, spec.nodes)
             print(f"  POST /v1/hlr/sync for {duration} s on {spec.nodes} node(s), {total} connections ...", flush=True)
             lookup = load_nodes(bases, "/v1/hlr/sync", connections, duration, authorization)
-            ledger = check_ledger(env, before, lookup, total, preflights=len(bases))
+            ledger = check_ledger(place, before, lookup, total, preflights=len(bases))
             print(f"  ledger check: {ledger.message}", flush=True)
 
             print(f"  GET /healthz (baseline) on node 1 for {duration} s ...", flush=True)

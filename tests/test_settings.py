@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 
 from numlookup.settings import SettingsError, load_settings
-from numlookup.status import status_word
 
 
 def test_defaults_file_and_environment(tmp_path: Path) -> None:
@@ -35,14 +34,3 @@ def test_unknown_key_in_file_is_refused(tmp_path: Path) -> None:
     config.write_text("prot = 1\n")
     with pytest.raises(SettingsError, match="prot"):
         load_settings(str(config), environ={})
-
-
-@pytest.mark.parametrize(
-    ("style", "online", "offline"),
-    [("seed", "ONLINE", "OFFLINE"), ("onoff", "ON", "OFF"), ("truefalse", "true", "false")],
-)
-def test_status_vocabulary(style: str, online: str, offline: str) -> None:
-    assert status_word(True, True, style) == online  # type: ignore[arg-type]
-    assert status_word(True, False, style) == offline  # type: ignore[arg-type]
-    assert status_word(True, None, style) == "UNKNOWN"  # type: ignore[arg-type]
-    assert status_word(False, None, style) == "INVALID"  # type: ignore[arg-type]

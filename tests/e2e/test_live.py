@@ -1,7 +1,7 @@
 """Live lookups end to end: a client → numlookup A → numlookup B → a peer answering like Messente.
 
 Every source is reached over a real socket on 127.0.0.1: B is a second numlookup
-server, the peers (``tests/live_sources/peer.py``) are real HTTP servers that
+server, the peers (``tests/peers/messente.py``) are real HTTP servers that
 answer, or misbehave on purpose (refuse, reset, hang, garbage, 500, 401, bad
 JSON). Nothing is mocked.
 """
@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from numlookup.accounts import NewCredentials, get_account
 from numlookup.billing import ledger_rows, parse_amount
 from tests.e2e.conftest import Live, start_live
-from tests.live_sources.peer import Peer
+from tests.peers.messente import Peer
 from tests.support import metric
 
 # Estonia goes A → B → peer. B's peer speaks "true"/"false"; B answers A in ON/OFF.

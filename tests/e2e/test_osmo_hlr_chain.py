@@ -16,7 +16,7 @@ from messente_api import ApiClient, Configuration, NumberLookupApi, NumbersToInv
 
 from numlookup.accounts import NewCredentials
 from tests.e2e.conftest import Live, start_live
-from tests.live.hlr import OsmoHlr, osmo_hlr, osmo_hlr_binary  # noqa: F401  # fixtures
+from tests.peers.osmo_hlr import OsmoHlr, osmo_hlr, osmo_hlr_binary  # noqa: F401  # fixtures
 
 # Vodafone Germany (26202) numbers served by the test HLR.
 HOME = "+491720000101"  # attached to a VLR whose global title is in its own network

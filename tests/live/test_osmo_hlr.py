@@ -1,7 +1,7 @@
 """OsmoHlrSource against a real osmo-hlr, and against peers that misbehave on purpose.
 
 Subscribers are provisioned over osmo-hlr's VTY and attached by a test VLR over
-GSUP (see ``tests/live/hlr.py``), so every answer below is what osmo-hlr itself
+GSUP (see ``tests/peers/osmo_hlr.py``), so every answer below is what osmo-hlr itself
 says over CTRL. Each test uses its own IMSIs/MSISDNs on the shared instance;
 tests that stop or restart osmo-hlr start their own.
 """
@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import struct
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,7 +20,8 @@ import pytest
 from numlookup.live import ipa
 from numlookup.live.osmo_hlr import UNKNOWN_SUBSCRIBER, OsmoHlrSource
 from numlookup.live.source import LiveAnswer, SourceError
-from tests.live.hlr import GsupError, HarnessError, OsmoHlr, osmo_hlr, osmo_hlr_binary, start_osmo_hlr
+from tests.peers.osmo_hlr import GsupError, HarnessError, OsmoHlr, osmo_hlr, osmo_hlr_binary, start_osmo_hlr
+from tests.peers.tcp import CtrlRelay, against
 
 __all__ = ["osmo_hlr", "osmo_hlr_binary"]  # fixtures used below, imported from the harness
 
@@ -217,8 +217,8 @@ def test_batch_is_pipelined_on_one_connection(osmo_hlr: OsmoHlr, tmp_path: Path)
     unknown = [f"+49173{n:08d}" for n in range(10)]
     numbers = [f"+{m}" for m in msisdns] + unknown
 
-    async def scenario() -> tuple[dict[str, LiveAnswer], _Relay]:
-        relay = await _Relay.start(osmo_hlr.address, osmo_hlr.ctrl_port)
+    async def scenario() -> tuple[dict[str, LiveAnswer], CtrlRelay]:
+        relay = await CtrlRelay.start(osmo_hlr.address, osmo_hlr.ctrl_port)
         source = OsmoHlrSource(relay.host, relay.port, max_concurrency=16)
         try:
             answers = await source.query(numbers)
@@ -305,7 +305,7 @@ def test_garbage_answer_is_a_source_error(garbage: bytes) -> None:
 
     started = time.monotonic()
     with pytest.raises(SourceError, match="^osmo-hlr sent an unreadable answer$"):
-        run(_against(respond, lambda host, port: ask(host, ["+4917200000001"], port=port, timeout=5.0)))
+        run(against(respond, lambda host, port: ask(host, ["+4917200000001"], port=port, timeout=5.0)))
     assert time.monotonic() - started < 4  # recognised at once, not by waiting for the timeout
 
 
@@ -315,9 +315,7 @@ def test_silent_peer_is_a_timeout() -> None:
 
     started = time.monotonic()
     with pytest.raises(SourceError, match="^osmo-hlr timed out$"):
-        run(
-            _against(silent, lambda host, port: ask(host, ["+4917200000001", "+4917200000002"], port=port, timeout=0.5))
-        )
+        run(against(silent, lambda host, port: ask(host, ["+4917200000001", "+4917200000002"], port=port, timeout=0.5)))
     elapsed = time.monotonic() - started
     assert 0.4 < elapsed < 3
 
@@ -328,7 +326,7 @@ def test_peer_that_hangs_up_is_a_source_error() -> None:
         writer.close()
 
     with pytest.raises(SourceError, match="^osmo-hlr closed the connection$"):
-        run(_against(hang_up, lambda host, port: ask(host, ["+4917200000001"], port=port, timeout=2.0)))
+        run(against(hang_up, lambda host, port: ask(host, ["+4917200000001"], port=port, timeout=2.0)))
 
 
 def test_ccm_ping_and_identity_requests_are_answered() -> None:
@@ -347,103 +345,10 @@ def test_ccm_ping_and_identity_requests_are_answered() -> None:
         await writer.drain()
         await asyncio.sleep(10)
 
-    answers = run(_against(chatty, lambda host, port: ask(host, ["+4917200000001"], port=port, timeout=2.0)))
+    answers = run(against(chatty, lambda host, port: ask(host, ["+4917200000001"], port=port, timeout=2.0)))
 
     assert answers["+4917200000001"].error == UNKNOWN_SUBSCRIBER
     resp, pong = seen
     assert resp[0] == ipa.CCM_ID_RESP
     assert ipa.parse_id_resp(resp[1:])[ipa.IDTAG_UNITNAME] == "numlookup"
     assert pong == bytes((ipa.CCM_PONG,))
-
-
-# --- helpers: peers on 127.0.0.1 --------------------------------------------------------------
-
-
-async def _against(
-    handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
-    client: Callable[[str, int], Awaitable[T]],
-) -> T:
-    """Run ``client(host, port)`` against a throwaway TCP server whose connections ``handler`` serves."""
-    tasks: set[asyncio.Task[None]] = set()
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        tasks.add(task)
-        try:
-            await handler(reader, writer)
-        except (asyncio.CancelledError, ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        return await client("127.0.0.1", port)
-    finally:
-        for task in tasks:
-            task.cancel()
-        server.close()
-        await server.wait_closed()
-
-
-class _Relay:
-    """A transparent TCP relay in front of osmo-hlr's CTRL port that watches the IPA frames.
-
-    It counts connections and the largest number of GETs sent but not yet
-    answered — what pipelining means on the wire.
-    """
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.connections = 0
-        self.outstanding = 0
-        self.max_outstanding = 0
-        self.server: asyncio.Server | None = None
-        self.host = "127.0.0.1"
-        self.port = 0
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.writers: list[asyncio.StreamWriter] = []
-
-    @classmethod
-    async def start(cls, host: str, port: int) -> _Relay:
-        relay = cls((host, port))
-        relay.server = await asyncio.start_server(relay._serve, "127.0.0.1", 0)
-        relay.port = relay.server.sockets[0].getsockname()[1]
-        return relay
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        self.writers.append(writer)
-        up_reader, up_writer = await asyncio.open_connection(*self.target)
-        self.writers.append(up_writer)
-        upstream = asyncio.create_task(self._pump(reader, up_writer, +1))
-        downstream = asyncio.create_task(self._pump(up_reader, writer, -1))
-        self.tasks |= {upstream, downstream}
-        await asyncio.wait({upstream, downstream}, return_when=asyncio.FIRST_COMPLETED)
-
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, direction: int) -> None:
-        try:
-            while True:
-                header = await reader.readexactly(3)
-                (length,) = struct.unpack(">H", header[:2])
-                body = await reader.readexactly(length)
-                if header[2] == ipa.STREAM_OSMO and body[:1] == bytes((ipa.EXT_CTRL,)):
-                    self.outstanding += direction
-                    self.max_outstanding = max(self.max_outstanding, self.outstanding)
-                writer.write(header + body)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-
-    async def close(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        for writer in self.writers:
-            writer.close()
-        await asyncio.gather(*(w.wait_closed() for w in self.writers), return_exceptions=True)
-        if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()

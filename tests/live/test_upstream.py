@@ -10,7 +10,7 @@ import pytest
 from numlookup.live.source import LiveAnswer, SourceError
 from numlookup.live.upstream import UpstreamSource
 from numlookup.status import reachability
-from tests.live_sources.peer import Peer
+from tests.peers.messente import Peer
 
 NUMBERS = [f"+3725100000{i}" for i in range(10)] + ["+37251000010", "+37251000011"]
 
