@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 import msgspec
 from sqlalchemy import select
@@ -41,6 +42,7 @@ from numlookup.numbering.resolver import shared_plan
 from numlookup.settings import Settings, get_settings
 from numlookup.store import make_engine
 from numlookup.store.tables import accounts
+from numlookup.store.write_probe import probe_write
 
 log = logging.getLogger("numlookup.api")
 # A readiness probe must answer in time even when the database hangs rather than refuses.
@@ -72,12 +74,13 @@ async def healthz(_request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """Ready when this worker can serve a lookup: the database answers and the numbering data resolves.
+    """Ready when this worker can serve a lookup: the database answers and takes writes, the numbering data resolves.
 
     Unlike ``/healthz`` (the process is alive), this is what a load balancer
-    should route by: a node whose database is gone would answer every lookup 500.
-    ``data`` names the operator dataset versions this worker serves (null: none
-    imported, the shipped data alone).
+    should route by: a node whose database is gone, or refuses writes (a full
+    disk, a read-only file), would answer every lookup 500, since every lookup's
+    charge is a write. ``data`` names the operator dataset versions this worker
+    serves (null: none imported, the shipped data alone).
     """
     state: AppState = request.app.state.numlookup
 
@@ -85,11 +88,15 @@ async def readyz(request: Request) -> Response:
         with state.engine.connect() as conn:
             conn.execute(select(accounts.c.id).limit(1)).first()
 
-    try:
-        await asyncio.wait_for(run_in_threadpool(database_answers), READY_TIMEOUT_SECONDS)
-    except Exception as exc:  # any failure, a timeout included, means "do not route here"
-        log.warning("not ready: the database does not answer: %s", exc)
-        raise not_ready("the database does not answer") from None
+    for check, failure in (
+        (database_answers, "does not answer"),
+        (partial(probe_write, state.engine), "refuses writes"),
+    ):
+        try:
+            await asyncio.wait_for(run_in_threadpool(check), READY_TIMEOUT_SECONDS)
+        except Exception as exc:  # any failure, a timeout included, means "do not route here"
+            log.warning("not ready: the database %s: %s", failure, exc)
+            raise not_ready(f"the database {failure}") from None
     [probe] = state.resolver.resolve([READY_PROBE_NUMBER])
     if not probe.valid:
         raise not_ready("the numbering data does not resolve")

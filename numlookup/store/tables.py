@@ -82,6 +82,14 @@ account_epoch = Table(
     Column("epoch", BigInteger, nullable=False),
 )
 
+# One row that each readiness probe rewrites and commits (see ``store.write_probe``).
+write_probe = Table(
+    "write_probe",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("written_at", UTCDateTime, nullable=False),
+)
+
 ledger = Table(
     "ledger",
     metadata,

@@ -114,6 +114,19 @@ def _fill(path: Path) -> Path:
     return filler
 
 
+def _readiness(server: Server) -> tuple[int, str]:
+    """``GET /readyz``: its status, and the 503's reason (the body says which check failed)."""
+    response = httpx.get(server.url + "/readyz", timeout=30)
+    if response.status_code == 200:
+        return 200, response.json()["status"]
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["code"] == 103
+    return 503, response.json()["error"]["description"]
+
+
+REFUSES_WRITES = (503, "Not ready: the database refuses writes.")
+
+
 def _check_afterwards(engine: Engine, client: Client, server: Server, reason: str) -> None:
     """The ledger holds exactly the 200s, the file is sound, and each 500 was logged with its traceback."""
     assert_ledger_matches(engine, client.creds, client.ok, exact=True)
@@ -135,10 +148,14 @@ def test_full_disk_answers_500_charges_nothing_and_recovers(tmp_path: Path, smal
     client = Client(server, creds)
     try:
         assert client.lookups(LOOKUPS) == [200] * LOOKUPS
+        assert _readiness(server) == (200, "ready")
         filler = _fill(small_fs)
         # Until its first checkpoint the WAL only grows, so every commit needs a new block.
         assert client.lookups(LOOKUPS) == [500] * LOOKUPS
+        # Reads still work, lookups do not: a load balancer must stop routing here.
+        assert _readiness(server) == REFUSES_WRITES
         filler.unlink()
+        assert _readiness(server) == (200, "ready")
         assert client.lookups(LOOKUPS) == [200] * LOOKUPS  # the same server process
     finally:
         server.stop()
@@ -158,7 +175,9 @@ def test_read_only_database_file_answers_500_charges_nothing_and_recovers(tmp_pa
         # The server starts on a file it may not write (restored with the wrong owner, say): it reads it read-only.
         server.start()
         assert client.lookups(LOOKUPS) == [500] * LOOKUPS
+        assert _readiness(server) == REFUSES_WRITES
         subprocess.run(["chattr", "-i", str(database)], check=True)
+        assert _readiness(server) == (200, "ready")
         assert client.lookups(LOOKUPS) == [200] * LOOKUPS  # the same server process
     finally:
         subprocess.run(["chattr", "-i", str(database)], check=False)

@@ -36,13 +36,15 @@ from tests.e2e.conftest import Live, start_live
 SYNC = "/v1/hlr/sync"
 # Generated cases per generation mode (valid, invalid) of each operation that takes input.
 # Operations without input (the GETs) have one possible request: Hypothesis sends it once.
-LOOKUP_EXAMPLES = 100
+LOOKUP_EXAMPLES = 420
 # Generated lookups sent with no, wrong or malformed credentials.
-UNAUTHORIZED_EXAMPLES = 60
+UNAUTHORIZED_EXAMPLES = 220
 # Floors the runs must reach: a little under the bounds, since Hypothesis may stop
-# early only when a strategy has no more distinct values to give.
-MIN_CONFORMANCE_CASES = 180
-MIN_UNAUTHORIZED_CASES = 50
+# early only when a strategy has no more distinct values to give. Together at least
+# 1,000 cases a run.
+MIN_CONFORMANCE_CASES = 800
+MIN_UNAUTHORIZED_CASES = 200
+assert MIN_CONFORMANCE_CASES + MIN_UNAUTHORIZED_CASES >= 1000
 # What every answer is held to, whatever the request.
 CONFORMANCE = [
     checks.not_a_server_error,
@@ -163,12 +165,15 @@ def test_generated_requests_conform_to_the_schema(
         return send
 
     operations = [operation for methods in schema.values() for operation in methods.values()]
-    assert {operation.label for operation in operations} >= {
-        f"POST {SYNC}",
-        "GET /healthz",
-        "GET /readyz",
-        "GET /metrics",
-    }
+    with api.client() as client:
+        documented = {
+            f"{method.upper()} {path}"
+            for path, item in client.get("/openapi.json").json()["paths"].items()
+            for method in item
+        }
+    # Every route the document lists is exercised, and the routes every client relies on are listed.
+    assert {operation.label for operation in operations} == documented
+    assert documented >= {f"POST {SYNC}", "GET /healthz", "GET /readyz", "GET /metrics"}
     for operation in operations:
         modes = (
             [GenerationMode.POSITIVE, GenerationMode.NEGATIVE] if takes_input(operation) else [GenerationMode.POSITIVE]
@@ -181,6 +186,7 @@ def test_generated_requests_conform_to_the_schema(
     lookups = {(mode, status) for (label, mode, status) in tally if label == f"POST {SYNC}"}
     assert lookups == {("positive", 200), ("negative", 400)}  # valid: answered; invalid: refused as 102/103
     assert {status for (label, _, status) in tally if label != f"POST {SYNC}"} == {200}
+    assert {label for (label, _, _) in tally} == documented
     assert networks > 0  # the document's example numbers were sent, so network objects were checked too
 
 
