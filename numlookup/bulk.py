@@ -17,10 +17,10 @@ from typing import IO, Literal
 import msgspec
 import numpy as np
 
-from numlookup.api.wire import number_result
 from numlookup.numbering.layout import REASONS, TYPE_NAMES
 from numlookup.numbering.models import Network
 from numlookup.numbering.resolver import Columns, Resolver
+from numlookup.results import number_result
 from numlookup.status import StatusStyle
 
 OutputFormat = Literal["csv", "jsonl"]

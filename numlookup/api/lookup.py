@@ -24,10 +24,11 @@ from numlookup.accounts import Account
 from numlookup.api.auth import basic_credentials, client_ip
 from numlookup.api.errors import invalid_parameters, no_credits, too_many_numbers, unauthorized
 from numlookup.api.state import AppState
-from numlookup.api.wire import LookupSuccess, NumbersToInvestigate, iso_time, number_result
+from numlookup.api.wire import LookupSuccess, NumbersToInvestigate
 from numlookup.billing import InsufficientCredits, format_amount
 from numlookup.billing.money import MICROS
 from numlookup.live.service import LiveResult
+from numlookup.results import iso_time, number_result
 from numlookup.status import outcome
 
 _decoder = msgspec.json.Decoder(NumbersToInvestigate)

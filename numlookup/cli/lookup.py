@@ -58,10 +58,10 @@ def lookup(
     """
     import msgspec
 
-    from numlookup.api.wire import number_result
     from numlookup.datasets.follower import load_operator_data
     from numlookup.numbering import Resolver
     from numlookup.numbering.resolver import shared_plan
+    from numlookup.results import number_result
 
     config = settings()
     chosen = status_style(style or config.status_style)

@@ -31,7 +31,7 @@ from numlookup.live.source import LiveAnswer, LiveSource
 from numlookup.live.upstream import UpstreamSource
 from numlookup.metrics import Metrics
 from numlookup.numbering import Resolver
-from numlookup.numbering.countries import country_for_region
+from numlookup.numbering.countries import NON_GEOGRAPHIC, country_for_region
 from numlookup.numbering.models import Country, Network, Resolution
 from numlookup.settings import OSMO_HLR, UPSTREAM_PREFIX, Settings
 
@@ -276,7 +276,7 @@ class LiveService:
             digits = answer.roaming_gt.lstrip("+")
             for length in (1, 2, 3):  # not a valid number (GTs of switches often are not): its calling code
                 region = phonenumbers.region_code_for_country_code(int(digits[:length] or 0))
-                if region not in ("ZZ", "001"):
+                if region not in (phonenumbers.UNKNOWN_REGION, NON_GEOGRAPHIC):
                     return Network(mccmnc=None, name=None, country=country_for_region(region))
         return None
 
