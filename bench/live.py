@@ -40,11 +40,11 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from numlookup.accounts import create_account  # noqa: E402
-from numlookup.billing import parse_amount  # noqa: E402
-from numlookup.store import make_engine, upgrade  # noqa: E402
-from tests.peers.messente import Peer  # noqa: E402
-from tests.support import Server  # noqa: E402
+from numlookup.accounts import create_account  # noqa: E402  # after sys.path names the checkout
+from numlookup.billing import parse_amount  # noqa: E402  # after sys.path names the checkout
+from numlookup.store import make_engine, upgrade  # noqa: E402  # after sys.path names the checkout
+from tests.peers.messente import Peer  # noqa: E402  # after sys.path names the checkout
+from tests.support import Server  # noqa: E402  # after sys.path names the checkout
 
 LIVE = [f"+3725{1000000 + i:07d}" for i in range(20000)]  # Estonia: routed to the upstream
 OFFLINE = [f"+32470{i:06d}" for i in range(20000)]  # Belgium: no route
@@ -79,7 +79,7 @@ class PeerProcess:
 
 
 def _serve_peer(conn: multiprocessing.connection.Connection, options: dict[str, object]) -> None:
-    peer = Peer(**options).start()  # type: ignore[arg-type]
+    peer = Peer(**options).start()  # type: ignore[arg-type]  # Peer's keywords, sent over the pipe
     conn.send(peer.url)
     while (command := conn.recv()) != "stop":
         assert command == "count", command

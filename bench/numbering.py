@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -116,7 +116,7 @@ def start_up(cache: Path) -> float:
     return float(out.stdout.strip())
 
 
-def best_rate(fn, items: Sequence[str], repeat: int) -> float:  # type: ignore[no-untyped-def]
+def best_rate(fn: Callable[[Sequence[str]], object], items: Sequence[str], repeat: int) -> float:
     """Items per second of the fastest of ``repeat`` runs (the first also warms caches)."""
     best = float("inf")
     for _ in range(repeat):

@@ -273,7 +273,7 @@ def postgres_settings(cluster: PostgresCluster) -> str:
 
     names = ("server_version", "fsync", "synchronous_commit", "shared_buffers", "max_connections")
     with psycopg.connect(f"host=127.0.0.1 port={cluster.port} user=postgres dbname=postgres") as conn:
-        values = [conn.execute(f"SHOW {name}").fetchone()[0] for name in names]  # type: ignore[index]
+        values = [row[0] for name in names if (row := conn.execute(f"SHOW {name}").fetchone()) is not None]
     return ", ".join(f"{name}={value}" for name, value in zip(names, values, strict=True))
 
 

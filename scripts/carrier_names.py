@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from numlookup.numbering.coverage import carrier_numbers  # noqa: E402
+from numlookup.numbering.coverage import carrier_numbers  # noqa: E402  # after sys.path names the checkout
 
 DATA_DIR = ROOT / "numlookup" / "numbering" / "data"
 NETWORKS_CSV = DATA_DIR / "networks.csv"

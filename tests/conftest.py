@@ -42,7 +42,7 @@ class AccountFactory:
 
     def __call__(self, credits: str = "100", **options: object) -> NewCredentials:
         self.count += 1
-        return create_account(self.engine, f"account-{self.count}", credits=parse_amount(credits), **options)  # type: ignore[arg-type]
+        return create_account(self.engine, f"account-{self.count}", credits=parse_amount(credits), **options)  # type: ignore[arg-type]  # the keywords pass through to their owner
 
 
 @pytest.fixture

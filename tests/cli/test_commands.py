@@ -165,8 +165,7 @@ def test_serve_demo_prints_working_credentials_and_curl(data_dir: Path) -> None:
         done = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, timeout=30)
         body = json.loads(done.stdout)
         assert [r["status"] for r in body["result"]] == ["UNKNOWN", "UNKNOWN", "UNKNOWN"]
-        username = re.search(r"API username: (\S+)", printed).group(1)  # type: ignore[union-attr]
-        password = re.search(r"API password: (\S+)", printed).group(1)  # type: ignore[union-attr]
+        username, password = (re.findall(rf"API {what}: (\S+)", printed)[0] for what in ("username", "password"))
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=20)

@@ -13,6 +13,7 @@ from typing import TypedDict
 import pytest
 
 from numlookup.datasets import formats, sources
+from numlookup.datasets.catalog import dataset_kind
 from numlookup.datasets.formats import FormatError, LineError, PortedRecord, RangeRecord
 
 ARCEP_HEADER = "EZABPQM;Tranche_Debut;Tranche_Fin;Mnémo;Territoire;Date_Attribution"
@@ -34,9 +35,11 @@ def read(
     path = tmp_path / f"input-{kind}.{fmt}"
     path.write_bytes(content if isinstance(content, bytes) else content.encode(encoding))
     with path.open("rb") as raw:
+        chosen = dataset_kind(kind)
+        assert chosen is not None, kind
         records = sources.records(
-            kind,  # type: ignore[arg-type]
-            fmt,  # type: ignore[arg-type]
+            chosen,
+            sources.source_format(fmt),
             raw,
             delta=delta,
             carrier_map=carrier_map,
@@ -70,7 +73,7 @@ def test_ranges_prefix_rows(tmp_path: Path) -> None:
         RangeRecord(3, "37257", "37257", "24803", None),  # an empty name is no name
         RangeRecord(4, "1201", "1201", "310410", None),  # a 6-digit mccmnc is still an mccmnc
     ]
-    assert all(r.is_prefix and r.action == "add" for r in items)  # type: ignore[union-attr]
+    assert all(isinstance(r, RangeRecord) and r.is_prefix and r.action == "add" for r in items)
 
 
 def test_ranges_start_end_rows(tmp_path: Path) -> None:
@@ -84,7 +87,7 @@ def test_ranges_start_end_rows(tmp_path: Path) -> None:
         RangeRecord(2, "3725600000", "3725600999", "24802", None),
         RangeRecord(3, "12015550000", "12015559999", "310410", None),
     ]
-    assert not any(r.is_prefix for r in items)  # type: ignore[union-attr]
+    assert not any(isinstance(r, RangeRecord) and r.is_prefix for r in items)
 
 
 def test_range_versus_prefix_is_told_by_the_second_field(tmp_path: Path) -> None:

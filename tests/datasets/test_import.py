@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import Engine
 
 from numlookup.datasets import catalog, sources
+from numlookup.datasets.catalog import dataset_kind
 from numlookup.datasets.follower import load_operator_data, refresh
 from numlookup.datasets.importer import ImportFailed, ImportReport, import_dataset, load_version
 from numlookup.numbering import Resolver
@@ -16,6 +17,7 @@ from numlookup.numbering.intervals import NO_NETWORK, pad_low
 from numlookup.numbering.models import Resolution
 from numlookup.numbering.networks import NetworkRegistry
 from numlookup.numbering.operator_data import DataNetwork, PortedMap, RangeMap
+from tests import resolutions as has
 
 NETWORKS = NetworkRegistry.shipped()
 
@@ -42,12 +44,14 @@ def run_import(
     **maps: Path,
 ) -> ImportReport:
     path = write(data_dir.parent / "files", f"{kind}-{fmt}.txt", content, "iso-8859-1" if fmt == "arcep" else "utf-8")
+    chosen = dataset_kind(kind)
+    assert chosen is not None, kind
     with path.open("rb") as raw:
         return import_dataset(
             engine,
             data_dir,
-            kind,  # type: ignore[arg-type]
-            sources.records(kind, fmt, raw, delta=delta, **maps),  # type: ignore[arg-type]
+            chosen,
+            sources.records(chosen, sources.source_format(fmt), raw, delta=delta, **maps),
             source=str(path),
             fmt=fmt,
             delta=delta,
@@ -93,14 +97,14 @@ def test_full_range_load_overrides_shipped_data(engine: Engine, data_dir: Path) 
     )
     assert report.version.records == 2 and report.version.skipped == 0 and report.errors == []
     telia, elisa, other = resolve(engine, data_dir, "+37251000001", "+37256000001", "+37253000001")
-    assert (telia.original_network.mccmnc, telia.original_network.name) == (TELE2, "Own Name")  # type: ignore[union-attr]
+    assert (has.original(telia).mccmnc, has.original(telia).name) == (TELE2, "Own Name")
     # No name in the file: the registry's.
-    assert (elisa.original_network.mccmnc, elisa.original_network.name) == (TOP, "Top Connect")  # type: ignore[union-attr]
-    assert elisa.original_network.country.alpha3 == "EST"  # type: ignore[union-attr]
+    assert (has.original(elisa).mccmnc, has.original(elisa).name) == (TOP, "Top Connect")
+    assert has.original(elisa).country.alpha3 == "EST"
     assert not telia.ported and telia.current_network == telia.original_network
     # A number no imported range covers keeps its shipped network.
     assert other.original_network == resolve(engine, data_dir, "+37253000001")[0].original_network
-    assert other.original_network.mccmnc != TOP  # type: ignore[union-attr]
+    assert has.original(other).mccmnc != TOP
 
 
 def test_a_full_load_replaces_the_dataset(engine: Engine, data_dir: Path) -> None:
@@ -190,11 +194,11 @@ def test_ported_number_overrides_its_range(engine: Engine, data_dir: Path) -> No
     assert (report.version.kind, report.version.rows) == ("ported", 2)
     in_range, shipped_range, untouched = resolve(engine, data_dir, "+37251000001", "+37256000001", "+37251000002")
     assert in_range.ported
-    assert (in_range.original_network.mccmnc, in_range.original_network.name) == (TELE2, "Range Holder")  # type: ignore[union-attr]
-    assert (in_range.ported_network.mccmnc, in_range.ported_network.name) == (TOP, "Top Connect")  # type: ignore[union-attr]
+    assert (has.original(in_range).mccmnc, has.original(in_range).name) == (TELE2, "Range Holder")
+    assert (has.ported(in_range).mccmnc, has.ported(in_range).name) == (TOP, "Top Connect")
     assert in_range.current_network == in_range.ported_network
     assert shipped_range.ported
-    assert (shipped_range.original_network.mccmnc, shipped_range.ported_network.mccmnc) == (ELISA, TELIA)  # type: ignore[union-attr]
+    assert (has.original(shipped_range).mccmnc, has.ported(shipped_range).mccmnc) == (ELISA, TELIA)
     assert not untouched.ported and untouched.ported_network is None
 
 
@@ -204,8 +208,8 @@ def test_ported_back_to_its_range_holder_is_not_ported(engine: Engine, data_dir:
     home_imported, home_shipped, away = resolve(engine, data_dir, "+37251000001", "+37256000001", "+37251000002")
     for result, holder in ((home_imported, TELE2), (home_shipped, ELISA)):
         assert not result.ported and result.ported_network is None
-        assert result.original_network.mccmnc == result.current_network.mccmnc == holder  # type: ignore[union-attr]
-    assert away.ported and (away.original_network.mccmnc, away.ported_network.mccmnc) == (TELE2, TELIA)  # type: ignore[union-attr]
+        assert has.original(result).mccmnc == has.current(result).mccmnc == holder
+    assert away.ported and (has.original(away).mccmnc, has.ported(away).mccmnc) == (TELE2, TELIA)
 
 
 def test_ported_full_load_last_row_of_a_number_wins(engine: Engine, data_dir: Path) -> None:
@@ -319,9 +323,9 @@ def test_refresh_swaps_a_running_resolver_onto_the_new_version(engine: Engine, d
     resolver = Resolver(NETWORKS, load_operator_data(engine, data_dir))
     assert refresh(resolver, engine, data_dir) is False
     run_import(engine, data_dir, "ranges", "37251,24803\n")
-    assert resolver.resolve(["+37251000001"])[0].original_network.mccmnc == TELIA  # type: ignore[union-attr]
+    assert has.original(resolver.resolve(["+37251000001"])[0]).mccmnc == TELIA
     assert refresh(resolver, engine, data_dir) is True
-    assert resolver.resolve(["+37251000001"])[0].original_network.mccmnc == TELE2  # type: ignore[union-attr]
+    assert has.original(resolver.resolve(["+37251000001"])[0]).mccmnc == TELE2
     assert refresh(resolver, engine, data_dir) is False
 
 
@@ -351,9 +355,9 @@ def test_arcep_import_resolves_french_territories(engine: Engine, data_dir: Path
     report = run_import(engine, data_dir, "ranges", content, fmt="arcep")
     assert (report.version.format, report.version.rows) == ("arcep", 3)
     france, guadeloupe, reunion = resolve(engine, data_dir, "+33612000001", "+590690100001", "+262692200001")
-    assert (france.original_network.mccmnc, france.original_network.name) == ("20820", "Bouygues Telecom")  # type: ignore[union-attr]
-    assert (guadeloupe.original_network.mccmnc, guadeloupe.country.alpha3) == ("20801", "GLP")  # type: ignore[union-attr]
-    assert (reunion.original_network.mccmnc, reunion.country.alpha3) == ("20810", "REU")  # type: ignore[union-attr]
+    assert (has.original(france).mccmnc, has.original(france).name) == ("20820", "Bouygues Telecom")
+    assert (has.original(guadeloupe).mccmnc, has.country(guadeloupe).alpha3) == ("20801", "GLP")
+    assert (has.original(reunion).mccmnc, has.country(reunion).alpha3) == ("20810", "REU")
 
 
 def test_kamailio_import_ranges_and_ported(engine: Engine, data_dir: Path) -> None:
@@ -365,10 +369,10 @@ def test_kamailio_import_ranges_and_ported(engine: Engine, data_dir: Path) -> No
     )
     run_import(engine, data_dir, "ported", "37251000001;2\n37251000002;3\n", fmt="kamailio", carrier_map=carrier_map)
     moved, home, other = resolve(engine, data_dir, "+37251000001", "+37251000002", "+37256000001")
-    assert (moved.original_network.mccmnc, moved.original_network.name) == (TELE2, "Tele2 via pdb")  # type: ignore[union-attr]
-    assert (moved.ported_network.mccmnc, moved.ported_network.name) == (ELISA, "Elisa Eesti")  # type: ignore[union-attr]
+    assert (has.original(moved).mccmnc, has.original(moved).name) == (TELE2, "Tele2 via pdb")
+    assert (has.ported(moved).mccmnc, has.ported(moved).name) == (ELISA, "Elisa Eesti")
     assert not home.ported
-    assert (other.original_network.mccmnc, other.original_network.name) == (TELIA, "Telia via pdb")  # type: ignore[union-attr]
+    assert (has.original(other).mccmnc, has.original(other).name) == (TELIA, "Telia via pdb")
 
 
 # ---------------------------------------------------------------- the tables themselves

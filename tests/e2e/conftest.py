@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,17 +30,17 @@ class Live:
 
     def account(self, credits: str = "100", **options: object) -> NewCredentials:
         self.count += 1
-        return create_account(self.engine, f"client-{self.count}", credits=parse_amount(credits), **options)  # type: ignore[arg-type]
+        return create_account(self.engine, f"client-{self.count}", credits=parse_amount(credits), **options)  # type: ignore[arg-type]  # the keywords pass through to their owner
 
     def client(self, creds: NewCredentials | None = None, **options: object) -> httpx.Client:
         auth = (creds.api_username, creds.api_password) if creds else None
-        return httpx.Client(base_url=self.url, auth=auth, timeout=30, **options)  # type: ignore[arg-type]
+        return httpx.Client(base_url=self.url, auth=auth, timeout=30, **options)  # type: ignore[arg-type]  # the keywords pass through to their owner
 
 
-def start_live(data_dir: Path, **server_options: object) -> Iterator[Live]:
+def start_live(data_dir: Path, **server_options: object) -> Generator[Live, None, None]:
     engine = make_engine(database_url(data_dir))
     upgrade(engine)
-    server = Server(data_dir, **server_options).start()  # type: ignore[arg-type]
+    server = Server(data_dir, **server_options).start()  # type: ignore[arg-type]  # Server's own keywords, passed through
     try:
         yield Live(server=server, engine=engine)
     finally:

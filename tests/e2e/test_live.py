@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from messente_api import ApiClient, Configuration, NumberLookupApi, NumbersToInvestigate
@@ -93,7 +94,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
     b_gen = start_live(tmp_path_factory.mktemp("upstream-b"), env=b_env)
     b = next(b_gen)
     a_creds = b.account(credits="1000", status_style="onoff")
-    upstreams: dict[str, object] = {
+    upstreams: dict[str, dict[str, object]] = {
         "b": {"url": b.url + "/v1", "username": a_creds.api_username, "password": a_creds.api_password}
     }
     routes = [{"match": "cc:372", "source": "b"}]
@@ -116,10 +117,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
     config.write_text(
         toml(scalars)
         + toml({"live_routes": routes})
-        + "".join(
-            f"[upstreams.{name}]\n" + toml(values)
-            for name, values in upstreams.items()  # type: ignore[attr-defined]
-        )
+        + "".join(f"[upstreams.{name}]\n" + toml(values) for name, values in upstreams.items())
     )
     a_gen = start_live(a_dir, env={"NUMLOOKUP_CONFIG": str(config)})
     a = next(a_gen)
@@ -132,11 +130,12 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
             p.stop()
 
 
-def lookup(live: Live, creds: NewCredentials, numbers: list[str], **extra: object) -> list[dict[str, object]]:
+def lookup(live: Live, creds: NewCredentials, numbers: list[str], **extra: object) -> list[dict[str, Any]]:
     with live.client(creds) as client:
         response = client.post("/v1/hlr/sync", json={"numbers": numbers, **extra})
     assert response.status_code == 200, response.text
-    return response.json()["result"]  # type: ignore[no-any-return]
+    result: list[dict[str, Any]] = response.json()["result"]
+    return result
 
 
 def last_charge(live: Live, creds: NewCredentials) -> tuple[Decimal, int]:
@@ -152,7 +151,7 @@ def test_live_answers_through_a_second_numlookup_then_the_cache(chain: Chain) ->
     )
     assert len(chain.peer.requests) == before + 1  # B asked its peer once, for the whole batch
     assert (online["status"], online["source"], online["roaming"]) == ("ONLINE", "upstream:b", False)
-    assert online["currentNetwork"]["mccmnc"] == "24801" and "error" not in online  # type: ignore[index]
+    assert online["currentNetwork"]["mccmnc"] == "24801" and "error" not in online
     assert (offline["status"], offline["source"]) == ("OFFLINE", "upstream:b")
     assert roaming["status"] == "ONLINE" and roaming["roaming"] is True
     assert roaming["roamingNetwork"] == {
@@ -163,7 +162,7 @@ def test_live_answers_through_a_second_numlookup_then_the_cache(chain: Chain) ->
         "countryCode": "FIN",
     }
     assert (unknown["status"], unknown["source"]) == ("UNKNOWN", "offline")
-    assert "could not tell" in str(unknown["error"]) and unknown["currentNetwork"]["mccmnc"] == "24801"  # type: ignore[index]
+    assert "could not tell" in str(unknown["error"]) and unknown["currentNetwork"]["mccmnc"] == "24801"
     assert (offline_only["status"], offline_only["source"]) == ("UNKNOWN", "offline") and "error" not in offline_only
     assert invalid["status"] == "INVALID" and invalid["source"] == "offline"
     assert last_charge(chain.a, creds) == (3 * PRICE_LIVE + 2 * PRICE_OFFLINE, 5)
@@ -204,7 +203,7 @@ def test_deadline_answers_the_rest_of_the_batch_and_late_answers_fill_the_cache(
     assert 0.4 <= elapsed < 1.5
     assert (slow["status"], slow["source"]) == ("UNKNOWN", "offline")
     assert slow["error"] == "Live lookup timed out; prefix based response used"
-    assert slow["currentNetwork"]["mccmnc"] == "24202"  # type: ignore[index]
+    assert slow["currentNetwork"]["mccmnc"] == "24202"
     assert (fast["status"], fast["source"]) == ("ONLINE", "upstream:b")
     assert offline_only["source"] == "offline"
     assert last_charge(chain.a, creds) == (PRICE_LIVE + 2 * PRICE_OFFLINE, 3)
@@ -272,7 +271,8 @@ def test_official_client_parses_live_answers_for_a_truefalse_account(chain: Chai
     creds = chain.a.account(status_style="truefalse")
     response = official(chain.a, creds).fetch_info(NumbersToInvestigate(numbers=[ONLINE, OFFLINE, ROAMING, UNKNOWN]))
     assert [r.status for r in response.result] == ["true", "false", "true", "UNKNOWN"]
-    assert response.result[2].roaming is True and response.result[2].roaming_network.mccmnc == "24405"
+    roaming_network = response.result[2].roaming_network
+    assert response.result[2].roaming is True and roaming_network is not None and roaming_network.mccmnc == "24405"
     assert response.result[0].additional_properties["source"] in ("upstream:b", "cache")
     # The same answers in the seed vocabulary are what this client cannot read: the style exists for it.
     with pytest.raises(ValidationError):

@@ -31,11 +31,12 @@ def test_fetch_info_parses_results(live: Live) -> None:
     assert [r.number for r in response.result] == ["+37251000001", "+4915112345678", "not a number", "+37251000001"]
     estonia, germany, invalid, _ = response.result
     assert estonia.status == "UNKNOWN" and estonia.ported is False and estonia.roaming is None
+    assert estonia.current_network is not None and estonia.original_network is not None
     assert estonia.current_network.mccmnc == "24801"
     assert estonia.current_network.network_name == "Telia Eesti"
     assert estonia.original_network.country_code == "EST"
     assert estonia.original_network.country_prefix == "372"
-    assert germany.current_network.mccmnc == "26201"
+    assert germany.current_network is not None and germany.current_network.mccmnc == "26201"
     assert invalid.status == "INVALID" and invalid.current_network is None
     assert get_account(live.engine, creds.name).balance == parse_amount("0.98")
 
@@ -49,6 +50,7 @@ def test_every_status_style_parses_offline_results(live: Live, style: str) -> No
 
 def error_of(exc: ApiException) -> tuple[int, int]:
     """The client's own error model must parse our error body."""
+    assert exc.body is not None
     parsed = ErrorNumberLookup.from_json(exc.body)
     assert parsed is not None
     [item] = parsed.errors

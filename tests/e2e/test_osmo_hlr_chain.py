@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from messente_api import ApiClient, Configuration, NumberLookupApi, NumbersToInvestigate
@@ -36,7 +37,7 @@ class HlrChain:
 
 
 @pytest.fixture(scope="module")
-def hlr_chain(osmo_hlr: OsmoHlr, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HlrChain]:  # noqa: F811
+def hlr_chain(osmo_hlr: OsmoHlr, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HlrChain]:  # noqa: F811  # the fixture parameter shadows its import
     for i, (number, vlr) in enumerate(
         [
             (HOME, "491720000001"),
@@ -76,7 +77,7 @@ def hlr_chain(osmo_hlr: OsmoHlr, tmp_path_factory: pytest.TempPathFactory) -> It
             gen.close()
 
 
-def lookup(live: Live, creds: NewCredentials, numbers: list[str]) -> dict[str, dict[str, object]]:
+def lookup(live: Live, creds: NewCredentials, numbers: list[str]) -> dict[str, dict[str, Any]]:
     with live.client(creds) as client:
         response = client.post("/v1/hlr/sync", json={"numbers": numbers, "max_age": 0})
     assert response.status_code == 200, response.text
@@ -95,10 +96,10 @@ def test_osmo_hlr_answers_through_b(hlr_chain: HlrChain) -> None:
         UNKNOWN: ("OFFLINE", None, "osmo-hlr"),
     }
     assert got[HOME]["roamingNetwork"] is None
-    assert got[HOME]["currentNetwork"]["mccmnc"] == "26202"  # type: ignore[index]
+    assert got[HOME]["currentNetwork"]["mccmnc"] == "26202"
     abroad = got[ABROAD]["roamingNetwork"]
-    assert abroad["countryCode"] == "EST" and abroad["mccmnc"] == "24801"  # type: ignore[index]
-    assert got[NAMED]["roamingNetwork"]["mccmnc"] == "24802"  # type: ignore[index]
+    assert abroad["countryCode"] == "EST" and abroad["mccmnc"] == "24801"
+    assert got[NAMED]["roamingNetwork"]["mccmnc"] == "24802"
     assert got[UNKNOWN]["error"] == "Unknown Subscriber"
     assert "error" not in got[HOME]
 
@@ -112,7 +113,8 @@ def test_a_reaches_osmo_hlr_through_b_and_the_official_client_reads_it(hlr_chain
     by_number = {r.number: r for r in result}
     assert by_number[HOME].status == "true" and by_number[HOME].roaming is False
     assert by_number[ABROAD].status == "true" and by_number[ABROAD].roaming is True
-    assert by_number[ABROAD].roaming_network.country_code == "EST"
+    roaming_network = by_number[ABROAD].roaming_network
+    assert roaming_network is not None and roaming_network.country_code == "EST"
     assert by_number[DETACHED].status == "false"
     assert by_number[UNKNOWN].status == "false"
     raw = lookup(hlr_chain.a, creds, [HOME])

@@ -106,7 +106,7 @@ def run_examples(strategy: st.SearchStrategy[T], examples: int, send: Callable[[
     run()
 
 
-def takes_input(operation: APIOperation) -> bool:
+def takes_input(operation: APIOperation[Any, Any, Any, Any]) -> bool:
     return bool(operation.body) or any(True for _ in operation.iter_parameters())
 
 
@@ -154,8 +154,8 @@ def test_generated_requests_conform_to_the_schema(
     tally: Counter[tuple[str, str, int]] = Counter()
     networks = 0
 
-    def sender(label: str, mode: GenerationMode) -> Callable[[Case], None]:
-        def send(case: Case) -> None:
+    def sender(label: str, mode: GenerationMode) -> Callable[[Case[Any]], None]:
+        def send(case: Case[Any]) -> None:
             nonlocal networks
             response = case.call_and_validate(checks=AUTHENTICATED)
             tally[(label, mode.value, response.status_code)] += 1
@@ -200,7 +200,7 @@ def test_requests_without_valid_credentials_are_refused_with_401(
     )
     tally: Counter[tuple[str, int]] = Counter()
 
-    def send(drawn: tuple[Case, str | None]) -> None:
+    def send(drawn: tuple[Case[Any], str | None]) -> None:
         case, authorization = drawn
         headers = None if authorization is None else {"Authorization": authorization}
         response = case.call_and_validate(headers=headers, checks=CONFORMANCE)

@@ -19,6 +19,7 @@ improvement is noticed (raise the floors when you add overrides):
 from __future__ import annotations
 
 import csv
+import io
 from importlib import resources
 
 import phonenumbers
@@ -113,7 +114,8 @@ def test_json_and_table(report: CoverageReport) -> None:
 
 
 def _csv(name: str) -> list[dict[str, str]]:
-    with (resources.files("numlookup.numbering") / "data" / name).open(encoding="utf-8", newline="") as fh:
+    raw = (resources.files("numlookup.numbering") / "data" / name).open("rb")
+    with io.TextIOWrapper(raw, encoding="utf-8", newline="") as fh:
         return list(csv.DictReader(fh))
 
 
