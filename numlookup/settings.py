@@ -18,7 +18,7 @@ from typing import Literal
 
 import msgspec
 
-from numlookup.status import StatusStyle
+from numlookup.status import StyleSetting
 
 ENV_PREFIX = "NUMLOOKUP_"
 
@@ -80,7 +80,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     workers: int = 1
     max_numbers_per_request: int = 10
     default_price: Decimal = Decimal("0.01")
-    status_style: StatusStyle = "seed"
+    # The status words of accounts without a style of their own: "auto" answers each
+    # official client in the words its version accepts (status.client_style), others in the seed's.
+    status_style: StyleSetting = "auto"
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     # Server logs on stderr, one record a line: "json" objects, "text" for people, or

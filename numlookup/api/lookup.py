@@ -29,7 +29,7 @@ from numlookup.billing import InsufficientCredits, format_amount
 from numlookup.billing.money import MICROS
 from numlookup.live.service import LiveResult
 from numlookup.results import iso_time, number_result
-from numlookup.status import outcome
+from numlookup.status import answer_style, outcome
 
 _decoder = msgspec.json.Decoder(NumbersToInvestigate)
 _encoder = msgspec.json.Encoder()
@@ -121,7 +121,8 @@ async def lookup(request: Request) -> Response:
         rows = state.live.cache_rows(live) if state.live is not None else []
         await _charge(state, username, account, request_id, amount, len(valid), rows)
 
-    style = account.status_style or state.settings.status_style
+    # An account's own style wins; else the server's, which by default ("auto") follows the client's User-Agent.
+    style = account.status_style or answer_style(state.settings.status_style, request.headers.get("user-agent"))
     result = [number_result(r, style, checked_at, live.get(r.e164) if r.e164 else None) for r in resolutions]
     for item in result:
         state.metrics.lookups.labels(outcome(item.status), item.source).inc()

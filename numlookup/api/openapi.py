@@ -67,7 +67,8 @@ def openapi_document(max_numbers: int) -> dict[str, Any]:
     result["checkedAt"].update({"format": "date-time", "description": "Extension: when the answer was checked (UTC)."})
     result["source"]["description"] = "Extension: offline, cache, osmo-hlr or upstream:<name>."
     result["status"]["description"] = (
-        'INVALID, UNKNOWN, or reachability in the account\'s style: ONLINE/OFFLINE, ON/OFF or "true"/"false".'
+        'INVALID, UNKNOWN, or reachability in the account\'s style: ONLINE/OFFLINE, ON/OFF or "true"/"false"; '
+        "by default (auto) the words the calling official client's version accepts, ONLINE/OFFLINE for other clients."
     )
     return {
         "openapi": "3.1.0",

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from numlookup.cli.base import CliError, database, err, print_json, settings, user_errors
-from numlookup.status import STATUS_STYLES, StatusStyle, status_style
+from numlookup.status import STATUS_STYLES, StatusStyle, answer_style, status_style
 
 if TYPE_CHECKING:
     from numlookup.bulk import OutputFormat
@@ -64,7 +64,7 @@ def lookup(
     from numlookup.results import number_result
 
     config = settings()
-    chosen = status_style(style or config.status_style)
+    chosen = status_style(style) if style else answer_style(config.status_style, None)  # auto: no client, the seed's
     hint = _region(region)
     if (input_file is None) == (not numbers):
         raise CliError("give NUMBERS or --input FILE (not both)")

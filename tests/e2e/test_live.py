@@ -274,9 +274,12 @@ def test_official_client_parses_live_answers_for_a_truefalse_account(chain: Chai
     roaming_network = response.result[2].roaming_network
     assert response.result[2].roaming is True and roaming_network is not None and roaming_network.mccmnc == "24405"
     assert response.result[0].additional_properties["source"] in ("upstream:b", "cache")
-    # The same answers in the seed vocabulary are what this client cannot read: the style exists for it.
+    # On the default style (auto) the same client gets the same words, by its User-Agent.
+    default = official(chain.a, chain.a.account()).fetch_info(NumbersToInvestigate(numbers=[ONLINE, OFFLINE]))
+    assert [r.status for r in default.result] == ["true", "false"]
+    # The seed's words, asked for by the account, are what this client cannot read.
     with pytest.raises(ValidationError):
-        official(chain.a, chain.a.account()).fetch_info(NumbersToInvestigate(numbers=[ONLINE]))
+        official(chain.a, chain.a.account(status_style="seed")).fetch_info(NumbersToInvestigate(numbers=[ONLINE]))
 
 
 OLD_CLIENT = """
