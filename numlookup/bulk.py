@@ -99,11 +99,18 @@ def _csv_tail(columns: Columns, i: int) -> str:
         country.calling_code,
         original.mccmnc or "",
         _csv_field(original.name or ""),
-        "true" if columns.ported[i] >= 0 else "false",
+        _ported_field(columns, i),
         current.mccmnc or "",
         _csv_field(current.name or ""),
     ]
     return ",".join(fields)
+
+
+def _ported_field(columns: Columns, i: int) -> str:
+    """``true``/``false`` where porting data covers the number (as the API's ``ported``), empty for unknown (null)."""
+    if columns.ported[i] >= 0:
+        return "true"
+    return "false" if columns.porting_known[i] else ""
 
 
 def _json_tail(columns: Columns, i: int, style: StatusStyle) -> bytes:
@@ -121,7 +128,7 @@ def _combinations(columns: Columns) -> tuple[np.ndarray, list[int]]:
         * width
         + columns.ported
         + 1
-    )
+    ) * 2 + columns.porting_known  # known "not ported" and unknown print differently
     _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     return inverse.ravel(), first.tolist()
 

@@ -29,6 +29,8 @@ class MobileNetwork(msgspec.Struct):
 class NumberResult(msgspec.Struct):
     number: str
     status: str
+    # True/False only where something knows: imported porting data covering the
+    # number's country, or a live source that told the current network; else null.
     ported: bool | None
     roaming: bool | None
     currentNetwork: MobileNetwork | None
@@ -102,12 +104,14 @@ def number_result(
             checkedAt=checked_at,
             source=OFFLINE,
         )
+    is_ported = resolution.ported  # None: no porting data covers the number
     if live.ported_known:  # a live source knows where the number is now; it is fresher than porting data
         ported = live.ported_network
+        is_ported = ported is not None
     return NumberResult(
         number=number,
         status=status_word(True, live.reachable, style),
-        ported=ported is not None,
+        ported=is_ported,
         roaming=live.roaming,
         currentNetwork=mobile_network(ported or original),
         originalNetwork=mobile_network(original),

@@ -9,10 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import phonenumbers
 
 from numlookup.bulk import CSV_HEADER, lookup_file, read_chunks
 from numlookup.numbering import Resolver
+from numlookup.numbering.operator_data import DataNetwork, OperatorData, PortedMap
 from tests.support import ROOT, environment, run_cli
 
 NUMBERS = ["+37251000001", "4915112345678", "hello", "+44 7712 345678", "+3725", "+12025550123"]
@@ -37,7 +39,7 @@ def test_csv_output_matches_the_resolver(data_dir: Path, tmp_path: Path) -> None
     assert (estonia["original_mccmnc"], estonia["original_network"], estonia["ported"]) == (
         "24801",
         "Telia Eesti",
-        "false",
+        "",  # no porting data: unknown, the API's null
     )
     assert estonia["current_mccmnc"] == "24801"
     assert germany["number"] == "+4915112345678" and germany["original_mccmnc"] == "26201"
@@ -111,3 +113,21 @@ def test_bulk_agrees_with_phonenumbers_on_mixed_input(tmp_path: Path) -> None:
         assert (row["valid"] == "true") == phonenumbers.is_valid_number(parsed), row["input"]
         if row["valid"] == "true":
             assert row["region"] == phonenumbers.region_code_for_number(parsed)
+
+
+def test_ported_column_says_what_porting_data_knows() -> None:
+    """true/false where the ported dataset covers the country, empty (the API's null) where nothing knows."""
+    moved = PortedMap.build(
+        np.array([37251000002], dtype=np.int64), np.zeros(1, dtype=np.uint16), [DataNetwork("24802")]
+    )
+    resolver = Resolver(operator=OperatorData(ported=moved))
+    numbers = b"+37251000001\n+37251000002\n+37120012345\nhello\n"
+    sink = io.BytesIO()
+    lookup_file(resolver, io.BytesIO(numbers), sink)
+    rows = list(csv.DictReader(io.StringIO(sink.getvalue().decode())))
+    assert [r["ported"] for r in rows] == ["false", "true", "", ""]
+    assert [r["current_mccmnc"] for r in rows[:2]] == ["24801", "24802"]
+    assert rows[2]["current_mccmnc"] == rows[2]["original_mccmnc"]  # Latvia: its range holder, porting unknown
+    sink = io.BytesIO()
+    lookup_file(resolver, io.BytesIO(numbers), sink, fmt="jsonl")
+    assert [json.loads(line)["ported"] for line in sink.getvalue().splitlines()] == [False, True, None, None]

@@ -70,6 +70,10 @@ def openapi_document(max_numbers: int) -> dict[str, Any]:
         'INVALID, UNKNOWN, or reachability in the account\'s style: ONLINE/OFFLINE, ON/OFF or "true"/"false"; '
         "by default (auto) the words the calling official client's version accepts, ONLINE/OFFLINE for other clients."
     )
+    result["ported"]["description"] = (
+        "true/false where something knows: a ported dataset covering the number's country calling code, "
+        "or a live source that told the current network; null (unknown) otherwise, and for invalid numbers."
+    )
     return {
         "openapi": "3.1.0",
         "info": {

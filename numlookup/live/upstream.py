@@ -30,6 +30,7 @@ class _Result(msgspec.Struct):
     status: str | bool | None = None
     roaming: bool | None = None
     roamingNetwork: _Network | None = None
+    currentNetwork: _Network | None = None
     portedNetwork: _Network | None = None
     ported: bool | None = None
     error: str | None = None
@@ -59,6 +60,20 @@ def _checked_at(text: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _current_mccmnc(item: _Result) -> str | None:
+    """The network the upstream says the subscriber is on now, if it says: a porting fact.
+
+    Its ``portedNetwork`` when it names one; when it says ``ported: false``, its
+    ``currentNetwork`` (the home network). ``ported: null`` (an upstream numlookup
+    without porting data) or no network with an MCC/MNC says nothing.
+    """
+    if item.portedNetwork is not None and item.portedNetwork.mccmnc:
+        return item.portedNetwork.mccmnc
+    if item.ported is False and item.currentNetwork is not None:
+        return item.currentNetwork.mccmnc
+    return None
+
+
 def _answer(name: str, number: str, item: _Result, now: datetime) -> LiveAnswer:
     reachable = reachability(item.status)
     error = item.error
@@ -72,7 +87,7 @@ def _answer(name: str, number: str, item: _Result, now: datetime) -> LiveAnswer:
         reachable=reachable,
         roaming=item.roaming,
         roaming_mccmnc=item.roamingNetwork.mccmnc if item.roamingNetwork else None,
-        ported_mccmnc=item.portedNetwork.mccmnc if item.portedNetwork else None,
+        ported_mccmnc=_current_mccmnc(item),
         error=error if reachable is None else None,
         checked_at=min(checked, now),
     )

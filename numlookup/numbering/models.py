@@ -59,14 +59,20 @@ class Resolution:
     country: Country | None = None
     original_network: Network | None = None
     ported_network: Network | None = None
+    # Whether imported porting data covers the number's country, so that not
+    # finding the number in it means "not ported" rather than "nobody knows".
+    porting_known: bool = False
 
     @property
     def valid(self) -> bool:
         return self.reason is None
 
     @property
-    def ported(self) -> bool:
-        return self.ported_network is not None
+    def ported(self) -> bool | None:
+        """True or False where porting data covers the number; None (unknown) where nothing does."""
+        if self.ported_network is not None:
+            return True
+        return False if self.porting_known else None
 
     @property
     def current_network(self) -> Network | None:

@@ -21,7 +21,7 @@ from typing import Self
 import numpy as np
 import numpy.typing as npt
 
-from numlookup.numbering.intervals import NO_NETWORK, paint, sorted_search
+from numlookup.numbering.intervals import NO_NETWORK, POW10, paint, sorted_search
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +104,12 @@ class RangeMap:
 
 
 class PortedMap:
-    """Sorted unique number keys and, per key, the index of the network it was ported to."""
+    """Sorted unique number keys and, per key, the index of the network it was ported to.
+
+    A ported-number file lists the numbers that moved, so a number it does not
+    list is known not to be ported only where the file speaks at all: in the
+    countries (calling codes) it holds numbers of (``covers``).
+    """
 
     def __init__(
         self, keys: npt.NDArray[np.int64], values: npt.NDArray[np.uint16], networks: Sequence[DataNetwork]
@@ -112,6 +117,24 @@ class PortedMap:
         self.keys = keys
         self.values = values
         self.networks = tuple(networks)
+        self._covers: dict[str, bool] = {}  # calling code → holds a number of it; a map never changes
+
+    def covers(self, calling_code: str) -> bool:
+        """Whether the map holds any number of country calling code ``calling_code`` (digits, e.g. ``372``)."""
+        known = self._covers.get(calling_code)
+        if known is None:
+            known = self._covers[calling_code] = self._holds_prefix(int(calling_code), len(calling_code))
+        return known
+
+    def _holds_prefix(self, prefix: int, length: int) -> bool:
+        """Any key whose digits start with ``prefix``: one search per possible number length, no scan."""
+        if len(self.keys) == 0:
+            return False
+        scale = POW10[1 : len(POW10) - length]  # the digits after the prefix: 1 … up to int64's 18 digits in all
+        low, high = prefix * scale, (prefix + 1) * scale
+        found = np.searchsorted(self.keys, low, side="left")
+        inside = found < len(self.keys)
+        return bool(np.any(self.keys[np.minimum(found, len(self.keys) - 1)][inside] < high[inside]))
 
     @classmethod
     def build(

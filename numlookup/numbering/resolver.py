@@ -25,7 +25,7 @@ from numlookup.numbering.intervals import NO_NETWORK, POW10, WIDTH
 from numlookup.numbering.layout import REASONS, TYPE_NAMES
 from numlookup.numbering.models import Country, Network, Resolution
 from numlookup.numbering.networks import NetworkRegistry
-from numlookup.numbering.operator_data import DataNetwork, OperatorData
+from numlookup.numbering.operator_data import DataNetwork, OperatorData, PortedMap
 from numlookup.numbering.plan import BatchResult, NumberingPlan
 
 _SEPARATORS = str.maketrans("", "", " \t-.()/\u00a0")
@@ -58,7 +58,9 @@ def shared_plan(cache_dir: Path | None = None) -> NumberingPlan:
 class Columns:
     """A resolved batch as arrays, one row per input (in input order).
 
-    ``original`` and ``ported`` index ``networks`` (-1: none). ``batch`` holds the
+    ``original`` and ``ported`` index ``networks`` (-1: none). ``porting_known``
+    says, per row, whether imported porting data covers the number's country
+    (then ``ported`` -1 means "not ported", else "unknown"). ``batch`` holds the
     engine's columns: validity, reason, type, region, carrier, E.164 digits.
     """
 
@@ -67,6 +69,7 @@ class Columns:
     original: npt.NDArray[np.int32]
     ported: npt.NDArray[np.int32]
     networks: tuple[Network, ...]
+    porting_known: npt.NDArray[np.bool_]
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -86,6 +89,7 @@ class Columns:
             country=original.country if original is not None else None,
             original_network=original,
             ported_network=ported,
+            porting_known=bool(self.porting_known[i]),
         )
 
 
@@ -127,13 +131,21 @@ class Resolver:
         count = len(numbers)
         original = np.full(count, NO_NETWORK, dtype=np.int32)
         ported = np.full(count, NO_NETWORK, dtype=np.int32)
+        porting_known = np.zeros(count, dtype=np.bool_)
         interner = Interner[Network]()
         rows = np.flatnonzero(batch.valid)
         if len(rows):
             self._shipped_networks(batch, rows, original, interner)
             if operator.ranges is not None or operator.ported is not None:
                 self._operator_networks(operator, batch, rows, original, ported, interner)
-        return Columns(numbers, batch, original, ported, tuple(interner.items))
+            if operator.ported is not None:
+                porting_known[rows] = self._covered(operator.ported, interner.items)[original[rows]]
+        return Columns(numbers, batch, original, ported, tuple(interner.items), porting_known)
+
+    @staticmethod
+    def _covered(ported: PortedMap, networks: Sequence[Network]) -> npt.NDArray[np.bool_]:
+        """Per network of the batch: does the ported map cover its country (calling code)?"""
+        return np.array([ported.covers(n.country.calling_code) for n in networks], dtype=np.bool_)
 
     def _shipped_networks(
         self,

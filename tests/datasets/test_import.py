@@ -84,7 +84,7 @@ def dataset_files(data_dir: Path) -> dict[str, bytes]:
 def test_shipped_data_before_any_import(engine: Engine, data_dir: Path) -> None:
     assert catalog.all_versions(engine) == []
     assert original(engine, data_dir, "+37251000001", "+37256000001") == [TELIA, ELISA]
-    assert [r.ported for r in resolve(engine, data_dir, "+37251000001")] == [False]
+    assert [r.ported for r in resolve(engine, data_dir, "+37251000001")] == [None]  # no porting data: unknown
 
 
 def test_full_range_load_overrides_shipped_data(engine: Engine, data_dir: Path) -> None:

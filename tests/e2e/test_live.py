@@ -274,6 +274,8 @@ def test_official_client_parses_live_answers_for_a_truefalse_account(chain: Chai
     roaming_network = response.result[2].roaming_network
     assert response.result[2].roaming is True and roaming_network is not None and roaming_network.mccmnc == "24405"
     assert response.result[0].additional_properties["source"] in ("upstream:b", "cache")
+    # B has no porting data and its peer told no current network: nobody knows, and the client takes null.
+    assert [r.ported for r in response.result] == [None] * 4
     # On the default style (auto) the same client gets the same words, by its User-Agent.
     default = official(chain.a, chain.a.account()).fetch_info(NumbersToInvestigate(numbers=[ONLINE, OFFLINE]))
     assert [r.status for r in default.result] == ["true", "false"]

@@ -16,6 +16,7 @@ from numlookup.accounts import get_account, set_enabled
 from numlookup.billing import ledger_rows, parse_amount
 from numlookup.store.tables import ledger
 from tests.e2e.conftest import Live, start_live
+from tests.support import run_cli
 
 SYNC = "/v1/hlr/sync"
 JSON = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -74,7 +75,7 @@ def test_success_shape_and_request_id(live: Live) -> None:
     assert set(item) == RESULT_KEYS
     assert item["number"] == ESTONIA
     assert item["status"] == "UNKNOWN"
-    assert item["ported"] is False
+    assert item["ported"] is None  # no porting data loaded, no live source: unknown, never a guessed false
     assert item["roaming"] is None
     assert item["portedNetwork"] is None and item["roamingNetwork"] is None
     network = item["originalNetwork"]
@@ -223,6 +224,30 @@ def test_status_style_does_not_change_unknown_or_invalid(live: Live) -> None:
         with live.client(creds) as client:
             results = post(client, {"numbers": [ESTONIA, "nope"]}).json()["result"]
         assert [r["status"] for r in results] == ["UNKNOWN", "INVALID"]
+
+
+@pytest.fixture(scope="module")
+def with_porting_data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """A server whose ported dataset covers Estonia: one Estonian number moved to Elisa."""
+    data_dir = tmp_path_factory.mktemp("ported")
+    ported = data_dir / "ported.csv"
+    ported.write_text("number,mccmnc,ported_at\n+37251000002,24802,2025-06-01\n")
+    run_cli(data_dir, "data", "import-ported", str(ported))
+    yield from start_live(data_dir)
+
+
+def test_ported_is_true_or_false_only_where_porting_data_covers_the_country(with_porting_data: Live) -> None:
+    creds = with_porting_data.account()
+    with with_porting_data.client(creds) as client:
+        numbers = [ESTONIA, "+37251000002", "+37120012345", "+4915112345678", "nope"]
+        stayed, moved, latvia, germany, invalid = post(client, {"numbers": numbers}).json()["result"]
+    assert (stayed["ported"], stayed["portedNetwork"]) == (False, None)
+    assert stayed["currentNetwork"] == stayed["originalNetwork"] and stayed["originalNetwork"]["mccmnc"] == "24801"
+    assert moved["ported"] is True and moved["portedNetwork"]["mccmnc"] == "24802"
+    assert moved["currentNetwork"] == moved["portedNetwork"] and moved["originalNetwork"]["mccmnc"] == "24801"
+    # The dataset says nothing of Latvia or Germany: unknown there, as with no dataset at all.
+    assert latvia["status"] == germany["status"] == "UNKNOWN"
+    assert (latvia["ported"], germany["ported"], invalid["ported"]) == (None, None, None)
 
 
 # ------------------------------------------------------------------ 101
@@ -419,6 +444,8 @@ def test_openapi_document_describes_what_is_served(live: Live) -> None:
     assert set(operation["responses"]) == {"200", "400", "401", "402", "408", "413", "429", "500"}
     schemas = document["components"]["schemas"]
     assert set(schemas["NumberResult"]["required"]) == RESULT_KEYS
+    ported = schemas["NumberResult"]["properties"]["ported"]
+    assert ported["anyOf"] == [{"type": "boolean"}, {"type": "null"}] and "null (unknown)" in ported["description"]
     assert set(schemas["MobileNetwork"]["properties"]) == NETWORK_KEYS
     assert schemas["NumbersToInvestigate"]["properties"]["numbers"]["maxItems"] == 10
 

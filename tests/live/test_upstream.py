@@ -92,3 +92,11 @@ def test_each_failure_is_a_source_error_with_its_reason(mode: str, reason: str) 
 def test_wrong_password_is_a_source_error() -> None:
     with Peer(credentials=("us", "secret")) as peer, pytest.raises(SourceError, match="HTTP 401"):
         query(peer, NUMBERS[:1], password="wrong")
+
+
+def test_porting_facts_are_what_the_upstream_says_of_the_current_network() -> None:
+    """Ported: its ported network. Not ported, with its current network: that network. Otherwise nothing."""
+    moved, home, silent = NUMBERS[:3]
+    with Peer(ported={moved: "24802"}, home={home: "24801"}) as peer:
+        answers = query(peer, [moved, home, silent])
+    assert [answers[n].ported_mccmnc for n in (moved, home, silent)] == ["24802", "24801", None]

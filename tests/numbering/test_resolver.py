@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import phonenumbers
 import pytest
 
 from numlookup.numbering import InvalidReason, Resolver, international_form
 from numlookup.numbering.countries import country_for, country_for_region
+from numlookup.numbering.operator_data import DataNetwork, OperatorData, PortedMap
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +41,8 @@ def test_known_mobile_ranges_have_their_mccmnc(resolver: Resolver, number: str, 
     assert resolution.valid and resolution.number_type == "mobile"
     assert resolution.original_network is not None
     assert (resolution.original_network.mccmnc, resolution.original_network.name) == (mccmnc, name)
-    assert resolution.current_network == resolution.original_network and not resolution.ported
+    assert resolution.current_network == resolution.original_network
+    assert resolution.ported is None  # no porting data: nobody knows
 
 
 def test_unmapped_carrier_keeps_its_name(resolver: Resolver) -> None:
@@ -116,3 +119,28 @@ def test_country_names_and_alpha3() -> None:
     for region in phonenumbers.SUPPORTED_REGIONS:
         country = country_for_region(region)
         assert len(country.alpha3) == 3 and country.alpha3.isupper() and country.name
+
+
+def ported_map(numbers: dict[int, str]) -> PortedMap:
+    networks = sorted(set(numbers.values()))
+    keys = np.array(list(numbers), dtype=np.int64)
+    values = np.array([networks.index(m) for m in numbers.values()], dtype=np.uint16)
+    return PortedMap.build(keys, values, [DataNetwork(m) for m in networks])
+
+
+def test_ported_map_covers_the_calling_codes_it_holds_numbers_of() -> None:
+    table = ported_map({37251000002: "24802", 4915112345678: "26203", 447712345678123: "23420"})
+    assert [table.covers(c) for c in ("372", "49", "44", "371", "1", "7", "358")] == [True] * 3 + [False] * 4
+    assert not ported_map({}).covers("372")
+
+
+def test_ported_is_known_only_where_porting_data_covers_the_country() -> None:
+    """A ported-number file lists who moved: not being in it means "not ported" only in the countries it covers."""
+    resolver = Resolver(operator=OperatorData(ported=ported_map({37251000002: "24802", 12025550199: "310260"})))
+    numbers = ["+37251000001", "+37251000002", "+37120012345", "+12025550123", "+4915112345678", "hello"]
+    stayed, moved, latvia, usa, germany, invalid = resolver.resolve(numbers)
+    assert (stayed.ported, moved.ported, usa.ported) == (False, True, False)
+    assert moved.ported_network is not None and moved.ported_network.mccmnc == "24802"
+    assert latvia.valid and germany.valid and (latvia.ported, germany.ported, invalid.ported) == (None, None, None)
+    columns = resolver.resolve_columns(numbers)
+    assert columns.porting_known.tolist() == [True, True, False, True, False, False]

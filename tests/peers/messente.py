@@ -6,8 +6,10 @@ loop, so the server under test sees exactly what a remote peer would send:
 
 - ``messente``: Messente-shaped answers after ``delay`` seconds, the status word
   per number from ``statuses`` (default ``default_status``), roaming networks
-  from ``roaming``, ported networks from ``ported``; with ``credentials`` set, a
-  wrong Basic auth gets a 401 as Messente sends it;
+  from ``roaming``, ported networks from ``ported``, and for numbers in ``home``
+  the network they are on while not ported (``currentNetwork``, as Messente
+  sends it; without it the answer says nothing of porting); with
+  ``credentials`` set, a wrong Basic auth gets a 401 as Messente sends it;
 - ``refuse``: nothing listens on the port (connection refused);
 - ``reset``: reads the request, then closes with SO_LINGER 0 (a TCP RST);
 - ``hang``: reads the request and never answers;
@@ -41,9 +43,11 @@ class Peer:
     statuses: Mapping[str, str] = field(default_factory=dict)
     roaming: Mapping[str, str] = field(default_factory=dict)  # number → serving MCC/MNC
     ported: Mapping[str, str] = field(default_factory=dict)  # number → current MCC/MNC
+    home: Mapping[str, str] = field(default_factory=dict)  # number → its network while not ported
     credentials: tuple[str, str] | None = None
     port: int = 0
     requests: list[dict[str, Any]] = field(default_factory=list)  # decoded bodies, in arrival order
+    headers: list[dict[str, str]] = field(default_factory=list)  # their headers (names lowercased), likewise
 
     def __post_init__(self) -> None:
         assert self.mode in MODES, self.mode
@@ -149,6 +153,7 @@ class Peer:
         except (ValueError, KeyError, TypeError):
             return await _respond(writer, 400, {"error": {"code": 102, "description": "bad body"}})
         self.requests.append(json.loads(body))
+        self.headers.append(headers)
         if self.delay:
             await asyncio.sleep(self.delay)
         return await _respond(
@@ -158,12 +163,13 @@ class Peer:
     def _result(self, number: str) -> dict[str, Any]:
         roaming = self.roaming.get(number)
         ported = self.ported.get(number)
+        current = ported or self.home.get(number)
         return {
             "number": number,
             "status": self.statuses.get(number, self.default_status),
             "ported": ported is not None,
             "roaming": roaming is not None,
-            "currentNetwork": None,
+            "currentNetwork": _network(current) if current else None,
             "originalNetwork": None,
             "portedNetwork": _network(ported) if ported else None,
             "roamingNetwork": _network(roaming) if roaming else None,
