@@ -43,4 +43,4 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python bench/server.py
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var .cache

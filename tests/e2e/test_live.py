@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +22,7 @@ from pydantic import ValidationError
 
 from numlookup.accounts import NewCredentials, get_account
 from numlookup.billing import ledger_rows, parse_amount
+from tests.e2e.clients import OfficialClient, fetch_info, prepare
 from tests.e2e.conftest import Live, start_live
 from tests.peers.messente import Peer
 from tests.support import metric
@@ -284,58 +282,12 @@ def test_official_client_parses_live_answers_for_a_truefalse_account(chain: Chai
         official(chain.a, chain.a.account(status_style="seed")).fetch_info(NumbersToInvestigate(numbers=[ONLINE]))
 
 
-OLD_CLIENT = """
-import json, sys
-from messente_api import ApiClient, Configuration, NumberLookupApi, NumbersToInvestigate
-import messente_api
-host, user, password, *numbers = sys.argv[1:]
-api = NumberLookupApi(ApiClient(Configuration(username=user, password=password, host=host)))
-result = api.fetch_info(NumbersToInvestigate(numbers=numbers)).result
-print(json.dumps({"version": messente_api.__version__, "statuses": [r.status for r in result],
-                  "roaming": [r.roaming for r in result]}))
-"""
-
-
-def test_older_official_client_parses_on_off_for_an_onoff_account(chain: Chain, tmp_path: Path) -> None:
-    venv = tmp_path / "old-client"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=120)
-    python = venv / "bin" / "python"
-    install = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "messente-api==2.5.*"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if install.returncode != 0:
-        if re.search(
-            r"No matching distribution|Could not find a version|connection|resolve|Network is unreachable",
-            install.stderr,
-            re.I,
-        ):
-            pytest.skip(
-                f"pip cannot reach the package registry to install messente-api 2.5: {install.stderr.strip()[-300:]}"
-            )
-        raise AssertionError(install.stderr)
+def test_older_official_client_parses_on_off_for_an_onoff_account(chain: Chain) -> None:
+    client = OfficialClient("python", "2.5.2", "onoff")
+    prepare(client)  # installs it on first use, or skips saying why
     creds = chain.a.account(status_style="onoff")
-    run = subprocess.run(
-        [
-            str(python),
-            "-c",
-            OLD_CLIENT,
-            chain.a.url + "/v1",
-            creds.api_username,
-            creds.api_password,
-            ONLINE,
-            OFFLINE,
-            ROAMING,
-            UNKNOWN,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    found = fetch_info(
+        client, chain.a.url + "/v1", creds.api_username, creds.api_password, [ONLINE, OFFLINE, ROAMING, UNKNOWN]
     )
-    assert run.returncode == 0, run.stderr
-    found = json.loads(run.stdout)
-    assert found["version"].startswith("2.5.")
-    assert found["statuses"] == ["ON", "OFF", "ON", "UNKNOWN"]
-    assert found["roaming"][2] is True
+    assert [r["status"] for r in found] == ["ON", "OFF", "ON", "UNKNOWN"]
+    assert found[2]["roaming"] is True
