@@ -19,8 +19,11 @@ $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.run-installed
 
 ## Start the server on SQLite with the shipped data; prints the demo account and a curl.
+## Its data lives in the checkout's var/, wherever make runs from (an installed numlookup's
+## default is ~/.local/share/numlookup); `make run RUN_DATA_DIR=/elsewhere` moves it.
+RUN_DATA_DIR ?= $(CURDIR)/var
 run: $(VENV)/.run-installed
-	$(BIN)/numlookup serve --demo
+	NUMLOOKUP_DATA_DIR='$(abspath $(RUN_DATA_DIR))' $(BIN)/numlookup serve --demo
 
 ## Formatting, lint and types: what every submission must pass (also .pre-commit-config.yaml).
 CHECKED := numlookup tests bench scripts

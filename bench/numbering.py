@@ -88,6 +88,8 @@ def lookup_end_to_end(numbers: Sequence[str], lines: int) -> tuple[float, float 
                 written += take
         env = {k: v for k, v in os.environ.items() if not k.startswith("NUMLOOKUP_")}
         env["NUMLOOKUP_DATA_DIR"] = str(Path(tmp) / "data")
+        upgrade = [sys.executable, "-m", "numlookup", "db", "upgrade"]  # lookup opens, never creates, the database
+        subprocess.run(upgrade, check=True, capture_output=True, env=env, cwd=root)
         command = [sys.executable, "-m", "numlookup", "lookup", "--input", str(source), "--output", str(target)]
         subprocess.run(command, check=True, capture_output=True, env=env, cwd=root)  # warms the plan cache
         timed = Path("/usr/bin/time").exists()

@@ -121,6 +121,8 @@ def measure_import(size: int, folder: Path) -> None:
     write_csv(size, csv_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("NUMLOOKUP_")}
     env["NUMLOOKUP_DATA_DIR"] = str(folder / "data")
+    # An import opens, never creates, the database.
+    subprocess.run([sys.executable, "-m", "numlookup", "db", "upgrade"], env=env, check=True, capture_output=True)
     command = [sys.executable, "-m", "numlookup", "data", "import-ported", str(csv_path), "--json"]
     timed = Path("/usr/bin/time").exists()
     if timed:

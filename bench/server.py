@@ -512,9 +512,9 @@ def measure(spec: RunSpec, cluster: PostgresCluster | None, connections: int, du
             assert cluster is not None
             database_url = cluster.create_database()
         place, node_places = run_places(Path(tmp), spec, database_url)
-        if database_url:
-            # serve does not migrate PostgreSQL: upgrade it as an operator would, before any node starts.
-            cli_text(place, "db", "upgrade")
+        # Admin commands create no database, and serve does not migrate PostgreSQL: upgrade it as an
+        # operator would, before the first account and before any node starts.
+        cli_text(place, "db", "upgrade")
         creds = cli(place, "accounts", "create", ACCOUNT, "--credits", str(INITIAL_CREDITS))
         token = base64.b64encode(f"{creds['api_username']}:{creds['api_password']}".encode()).decode()
         authorization = f"Basic {token}"

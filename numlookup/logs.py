@@ -30,6 +30,8 @@ REQUEST_ID: ContextVar[str | None] = ContextVar("numlookup_request_id", default=
 
 # Fields a record may carry (as ``extra``) beyond the message; in this order in JSON.
 REQUEST_FIELDS = ("request_id", "method", "path", "status", "duration_ms", "client", "account")
+# ``serve``'s start record carries the settings in effect (no secrets) as one object.
+START_FIELDS = ("settings",)
 
 _encoder = msgspec.json.Encoder()
 
@@ -48,7 +50,7 @@ class RequestIdFilter(logging.Filter):
 class JsonFormatter(logging.Formatter):
     """One JSON object per record: time (UTC, ISO 8601 with milliseconds), level, logger, message, fields.
 
-    Only the fields in :data:`REQUEST_FIELDS` are copied from a record's extras, so
+    Only the fields in :data:`REQUEST_FIELDS` and :data:`START_FIELDS` are copied from a record's extras, so
     a library's private attributes (uvicorn's ``color_message``) never leak into
     the line. An exception becomes ``traceback``, one string, so the object stays
     on one line.
@@ -62,7 +64,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "pid": record.process,
         }
-        for name in REQUEST_FIELDS:
+        for name in (*REQUEST_FIELDS, *START_FIELDS):
             value = getattr(record, name, None)
             if value is not None:
                 line[name] = value

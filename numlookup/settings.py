@@ -4,6 +4,13 @@ Settings come from, in rising priority: defaults here, an optional TOML file
 (``NUMLOOKUP_CONFIG`` or ``--config``), and ``NUMLOOKUP_<FIELD>`` environment
 variables. Environment variables win because that is how the CLI hands its
 options to uvicorn's worker processes, which re-read settings on their own.
+
+Where the data lives never depends on the shell's working directory: a server
+started in one folder and an admin command run in another must open the same
+database. So ``data_dir`` is absolute once loaded: a relative one in the TOML
+file is relative to that file's folder, a relative one in the environment is
+refused, and without one it is :func:`default_data_dir`. A SQLite
+``database_url`` follows the same rule.
 """
 
 from __future__ import annotations
@@ -11,12 +18,15 @@ from __future__ import annotations
 import ipaddress
 import os
 import tomllib
+from collections.abc import Mapping
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 import msgspec
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
 from numlookup.status import StyleSetting
 
@@ -73,7 +83,8 @@ class OsmoHlrSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Every knob of a numlookup node. Field names double as TOML keys and env suffixes."""
 
-    data_dir: str = "var"
+    # Absolute; empty: default_data_dir() (see load_settings for relative paths).
+    data_dir: str = ""
     database_url: str = ""
     host: str = "127.0.0.1"
     port: int = 8080
@@ -148,6 +159,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     timeout_keep_alive_seconds: int = 5
 
     def __post_init__(self) -> None:
+        if self.data_dir and not Path(self.data_dir).expanduser().is_absolute():
+            raise ValueError(f"data_dir must be an absolute path, not {self.data_dir!r}")
+        if self.database_url:
+            _check_database_url(self.database_url)
         if self.max_numbers_per_request < 1:
             raise ValueError("max_numbers_per_request must be at least 1")
         if self.default_price < 0:
@@ -214,7 +229,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     @property
     def data_path(self) -> Path:
-        return Path(self.data_dir).expanduser().resolve()
+        """The data directory: ``data_dir``, or :func:`default_data_dir` when it is not set."""
+        return Path(self.data_dir).expanduser().resolve() if self.data_dir else default_data_dir()
 
     @property
     def effective_database_url(self) -> str:
@@ -222,6 +238,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_path / 'numlookup.db'}"
+
+    @property
+    def shown_database_url(self) -> str:
+        """``effective_database_url`` with its password masked, for output, logs and errors."""
+        return make_url(self.effective_database_url).render_as_string(hide_password=True)
 
     @property
     def publishes_datasets(self) -> bool:
@@ -233,6 +254,86 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class SettingsError(ValueError):
     """A setting that cannot be used; the message names the setting and its source."""
+
+
+DATA_DIR_NAME = "numlookup"
+
+
+def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_DATA_HOME/numlookup``, or ``~/.local/share/numlookup`` (the XDG base directory default).
+
+    One place per user whatever the working directory, so ``numlookup serve`` and
+    an admin command run from another folder share one database. A relative
+    ``XDG_DATA_HOME`` is ignored, as the XDG specification says.
+    """
+    env = os.environ if environ is None else environ
+    xdg = env.get("XDG_DATA_HOME", "")
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / DATA_DIR_NAME
+    home = env.get("HOME")
+    return (Path(home) if home else Path.home()) / ".local" / "share" / DATA_DIR_NAME
+
+
+def config_path(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The TOML settings file in use (``NUMLOOKUP_CONFIG``, which ``--config`` sets), absolute; None without one."""
+    env = os.environ if environ is None else environ
+    path = env.get(ENV_PREFIX + "CONFIG")
+    return Path(os.path.abspath(os.path.expanduser(path))) if path else None
+
+
+def _check_database_url(url: str) -> None:
+    """A URL SQLAlchemy can parse; a SQLite file must be named by an absolute path. The URL is never echoed."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValueError(
+            "database_url is not a SQLAlchemy URL (dialect+driver://user:password@host/database)"
+        ) from None
+    relative = _relative_sqlite_file(parsed)
+    if relative is not None:
+        raise ValueError(f"database_url: the SQLite file must be an absolute path, not {relative!r}")
+
+
+def _relative_sqlite_file(url: URL) -> str | None:
+    """The file of a SQLite URL if it is a relative path (``sqlite:///var/x.db``), else None."""
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return None if Path(database).expanduser().is_absolute() else database
+
+
+def _anchor_paths(values: dict[str, object], folder: Path) -> None:
+    """Make the file's relative ``data_dir`` and SQLite ``database_url`` relative to the file's ``folder``."""
+    data_dir = values.get("data_dir")
+    if isinstance(data_dir, str) and data_dir and not Path(data_dir).expanduser().is_absolute():
+        values["data_dir"] = str(folder / data_dir)
+    url = values.get("database_url")
+    if isinstance(url, str) and url:
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            return  # refused, without echoing the URL, when the settings are built
+        relative = _relative_sqlite_file(parsed)
+        if relative is not None:
+            values["database_url"] = parsed.set(database=str(folder / relative)).render_as_string(hide_password=False)
+
+
+def _check_env_paths(found: dict[str, object]) -> None:
+    """A relative path in the environment would mean a different database in every folder: refuse it."""
+    data_dir = found.get("data_dir")
+    if isinstance(data_dir, str) and data_dir and not Path(data_dir).expanduser().is_absolute():
+        raise SettingsError(
+            f"{ENV_PREFIX}DATA_DIR must be an absolute path, not {data_dir!r} "
+            "(a relative one would name a different folder in every working directory)"
+        )
+    url = found.get("database_url")
+    if isinstance(url, str) and url:
+        try:
+            relative = _relative_sqlite_file(make_url(url))
+        except ArgumentError:
+            return  # refused, without echoing the URL, when the settings are built
+        if relative is not None:
+            raise SettingsError(f"{ENV_PREFIX}DATABASE_URL: the SQLite file must be an absolute path, not {relative!r}")
 
 
 _COMPLEX = {"live_routes", "upstreams", "osmo_hlr", "trusted_proxies"}
@@ -259,14 +360,20 @@ def load_settings(config_file: str | None = None, environ: dict[str, str] | None
     """Build settings from defaults, the TOML file and the environment."""
     env = dict(os.environ) if environ is None else environ
     merged: dict[str, object] = {}
-    path = config_file or env.get(ENV_PREFIX + "CONFIG")
-    if path:
+    path = Path(os.path.abspath(os.path.expanduser(config_file))) if config_file else config_path(env)
+    if path is not None:
         try:
             with open(path, "rb") as fh:
                 merged.update(tomllib.load(fh))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise SettingsError(f"cannot read config file {path}: {exc}") from exc
-    merged.update(_from_env(env))
+        _anchor_paths(merged, path.parent)
+    from_env = _from_env(env)
+    _check_env_paths(from_env)
+    merged.update(from_env)
+    merged.setdefault("data_dir", "")
+    if not merged["data_dir"]:
+        merged["data_dir"] = str(default_data_dir(env))
     try:
         return msgspec.convert(merged, Settings, strict=False)
     except (msgspec.ValidationError, ValueError) as exc:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import phonenumbers
+import pytest
 
 from numlookup.bulk import CSV_HEADER, lookup_file, read_chunks
 from numlookup.numbering import Resolver
@@ -20,6 +21,7 @@ from tests.support import ROOT, environment, run_cli
 NUMBERS = ["+37251000001", "4915112345678", "hello", "+44 7712 345678", "+3725", "+12025550123"]
 
 
+@pytest.mark.usefixtures("engine")  # lookup reads imported data from the database, which must exist
 def test_csv_output_matches_the_resolver(data_dir: Path, tmp_path: Path) -> None:
     source = tmp_path / "numbers.txt"
     source.write_text("\n".join(NUMBERS) + "\n\n")
@@ -50,6 +52,7 @@ def test_csv_output_matches_the_resolver(data_dir: Path, tmp_path: Path) -> None
     assert all(len(r) == len(rows[0]) for r in rows)
 
 
+@pytest.mark.usefixtures("engine")
 def test_jsonl_lines_are_api_result_objects(data_dir: Path, tmp_path: Path) -> None:
     source = tmp_path / "numbers.txt"
     source.write_text("\n".join(NUMBERS) + "\n")
@@ -62,6 +65,7 @@ def test_jsonl_lines_are_api_result_objects(data_dir: Path, tmp_path: Path) -> N
     assert lines == api
 
 
+@pytest.mark.usefixtures("engine")
 def test_region_hint_and_csv_column_and_stdin(data_dir: Path) -> None:
     contacts = 'name,phone\n"Meyer, Anna",0151 12345678\nBob,+37251000001\nEve,0171-1234567\n'
     done = subprocess.run(

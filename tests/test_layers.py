@@ -51,6 +51,7 @@ ALLOWED: dict[str, set[str]] = {
         "billing",
         "bulk",
         "datasets",
+        "logs",
         "numbering",
         "results",
         "serving",

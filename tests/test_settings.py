@@ -14,7 +14,8 @@ def test_defaults_file_and_environment(tmp_path: Path) -> None:
     config.write_text('default_price = "0.005"\nport = 9000\nstatus_style = "onoff"\n')
     settings = load_settings(str(config), environ={"NUMLOOKUP_PORT": "9100", "NUMLOOKUP_UNRELATED": "x"})
     assert settings.default_price == Decimal("0.005") and settings.port == 9100 and settings.status_style == "onoff"
-    assert settings.effective_database_url == f"sqlite:///{Path('var').resolve() / 'numlookup.db'}"
+    home = Path.home() / ".local" / "share" / "numlookup"
+    assert settings.effective_database_url == f"sqlite:///{home / 'numlookup.db'}"
     assert load_settings(environ={"NUMLOOKUP_DATABASE_URL": "postgresql+psycopg://h/db"}).effective_database_url == (
         "postgresql+psycopg://h/db"
     )
@@ -34,3 +35,65 @@ def test_unknown_key_in_file_is_refused(tmp_path: Path) -> None:
     config.write_text("prot = 1\n")
     with pytest.raises(SettingsError, match="prot"):
         load_settings(str(config), environ={})
+
+
+def test_the_default_data_dir_is_one_place_per_user_whatever_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    seen = set()
+    for folder in (tmp_path, tmp_path / "elsewhere"):
+        folder.mkdir(exist_ok=True)
+        monkeypatch.chdir(folder)
+        seen.add(load_settings(environ={"HOME": str(home)}).data_path)
+    assert seen == {home / ".local" / "share" / "numlookup"}
+    assert load_settings(environ={"HOME": str(home), "XDG_DATA_HOME": str(tmp_path / "xdg")}).data_path == (
+        tmp_path / "xdg" / "numlookup"
+    )
+    # The XDG specification: a relative XDG_DATA_HOME is ignored.
+    assert load_settings(environ={"HOME": str(home), "XDG_DATA_HOME": "xdg"}).data_path == seen.pop()
+    assert load_settings(environ={"NUMLOOKUP_DATA_DIR": str(tmp_path / "d")}).data_path == tmp_path / "d"
+    assert load_settings(environ={"NUMLOOKUP_DATA_DIR": "~/d", "HOME": str(home)}).data_path.is_absolute()
+
+
+def test_relative_paths_in_the_file_are_relative_to_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    config = etc / "numlookup.toml"
+    config.write_text('data_dir = "data"\ndatabase_url = "sqlite:///db/n.db"\n')
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings("etc/numlookup.toml", environ={})
+    assert settings.data_path == etc / "data"
+    assert settings.effective_database_url == f"sqlite:///{etc / 'db' / 'n.db'}"
+    # The same file named through the environment, from another folder: the same places.
+    monkeypatch.chdir(etc)
+    again = load_settings(environ={"NUMLOOKUP_CONFIG": str(config)})
+    assert (again.data_path, again.effective_database_url) == (settings.data_path, settings.effective_database_url)
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"NUMLOOKUP_DATA_DIR": "var"}, "NUMLOOKUP_DATA_DIR must be an absolute path, not 'var'"),
+        ({"NUMLOOKUP_DATA_DIR": "./var"}, "NUMLOOKUP_DATA_DIR"),
+        ({"NUMLOOKUP_DATABASE_URL": "sqlite:///var/n.db"}, "NUMLOOKUP_DATABASE_URL: the SQLite file must be absolute"),
+    ],
+)
+def test_relative_paths_in_the_environment_are_refused(environ: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(environ=environ)
+    assert named.replace("must be absolute", "must be an absolute path") in str(caught.value)
+
+
+def test_a_bad_database_url_is_refused_without_echoing_it() -> None:
+    with pytest.raises(SettingsError, match="database_url is not a SQLAlchemy URL") as caught:
+        load_settings(environ={"NUMLOOKUP_DATABASE_URL": "postgres ql://user:hunter2@db/x"})
+    assert "hunter2" not in str(caught.value)
+
+
+def test_the_shown_database_url_masks_the_password(tmp_path: Path) -> None:
+    settings = load_settings(environ={"NUMLOOKUP_DATABASE_URL": "postgresql+psycopg://numlookup:hunter2@db/numlookup"})
+    assert settings.shown_database_url == "postgresql+psycopg://numlookup:***@db/numlookup"
+    assert settings.effective_database_url.endswith(":hunter2@db/numlookup")  # the engine still gets it
+    local = load_settings(environ={"NUMLOOKUP_DATA_DIR": str(tmp_path)})
+    assert local.shown_database_url == f"sqlite:///{tmp_path / 'numlookup.db'}"

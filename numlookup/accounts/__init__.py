@@ -1,8 +1,8 @@
 """Accounts, their API secrets and IP allow-lists."""
 
+from numlookup.accounts.errors import AccountError
 from numlookup.accounts.service import (
     Account,
-    AccountError,
     NewCredentials,
     allow_network,
     authenticate,

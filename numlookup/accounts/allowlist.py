@@ -9,14 +9,16 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
+from numlookup.accounts.errors import AccountError
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 EVERYONE = ("0.0.0.0/0", "::/0")
 
 
-class AllowListError(ValueError):
-    pass
+class AllowListError(AccountError):
+    """A network that is not a CIDR: an account error like any other, so the CLI prints one line, not a traceback."""
 
 
 def parse_network(text: str) -> Network:

@@ -12,15 +12,12 @@ from sqlalchemy.exc import IntegrityError
 
 from numlookup.accounts import credentials
 from numlookup.accounts.allowlist import EVERYONE, Network, in_networks, parse_network
+from numlookup.accounts.errors import AccountError
 from numlookup.billing.ledger import add_credits
 from numlookup.status import StatusStyle, UnknownStyle, status_style
 from numlookup.store import account_epoch
-from numlookup.store.engine import write_transaction
+from numlookup.store.engine import shown_url, write_transaction
 from numlookup.store.tables import accounts, allowed_networks
-
-
-class AccountError(ValueError):
-    """An account operation that cannot be done; the message says why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,11 +119,16 @@ def create_account(
     return NewCredentials(name=name, api_username=username, api_password=secret)
 
 
+def _no_account(engine: Engine, name: str) -> AccountError:
+    """Names the database too: an unknown account is most often the right name in the wrong database."""
+    return AccountError(f"no account named {name!r} in {shown_url(engine)}")
+
+
 def get_account(engine: Engine, name: str) -> Account:
     with engine.connect() as conn:
         row = conn.execute(select(accounts).where(accounts.c.name == name)).first()
         if row is None:
-            raise AccountError(f"no account named {name!r}")
+            raise _no_account(engine, name)
         return _account(conn, row)
 
 
@@ -141,7 +143,7 @@ def _update(engine: Engine, name: str, **values: object) -> None:
             update(accounts).where(accounts.c.name == name).values(updated_at=datetime.now(UTC), **values)
         )
         if result.rowcount == 0:
-            raise AccountError(f"no account named {name!r}")
+            raise _no_account(engine, name)
         account_epoch.bump(conn)
 
 

@@ -8,12 +8,14 @@ own commands need inside those commands, so ``numlookup --help`` starts fast.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from numlookup.cli import accounts, credits, data, db, lookup, serve
+from numlookup.cli import accounts, credits, data, db, info, lookup, serve
+from numlookup.cli.base import run
 from numlookup.settings import get_settings
 
 app = typer.Typer(help="numlookup: a self-hosted phone number lookup server.", no_args_is_help=True)
@@ -22,16 +24,22 @@ app = typer.Typer(help="numlookup: a self-hosted phone number lookup server.", n
 @app.callback()
 def _root(
     config: Annotated[
-        Path | None, typer.Option("--config", help="A TOML settings file (also NUMLOOKUP_CONFIG).", exists=True)
+        Path | None,
+        typer.Option("--config", help="A TOML settings file (also NUMLOOKUP_CONFIG).", exists=True, dir_okay=False),
     ] = None,
 ) -> None:
     if config is not None:
-        # Through the environment, so uvicorn's worker processes read the same file.
-        os.environ["NUMLOOKUP_CONFIG"] = str(config.resolve())
+        # Through the environment, so uvicorn's worker processes read the same file;
+        # absolute, so a relative data_dir in it means the file's folder everywhere.
+        os.environ["NUMLOOKUP_CONFIG"] = str(config.absolute())
         get_settings.cache_clear()
+    # Read now, for every command (even those that use no setting): a bad file or
+    # setting is one error line naming it, before anything is done.
+    get_settings()
 
 
 app.command()(serve.serve)
+app.command()(info.info)
 app.command()(lookup.lookup)
 app.add_typer(accounts.app, name="accounts")
 app.add_typer(data.app, name="data")
@@ -40,4 +48,4 @@ app.add_typer(db.app, name="db")
 
 
 def main() -> None:
-    app()
+    sys.exit(run(app))

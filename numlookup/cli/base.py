@@ -1,11 +1,23 @@
 """What every command shares: the consoles, settings and database, and the one place errors become exit codes.
 
 A command is a plain function decorated with ``@user_errors``. The mistakes a
-user can make (a bad amount, an unknown account, a malformed import line, an
-unreadable settings file, a file that cannot be opened) are printed as one line
-on stderr and end the command with ``EXIT_USER_ERROR``; anything else is a bug
-and keeps its traceback. Typer itself exits 2 for usage errors (an unknown
-option, a missing argument), before a command runs.
+user can make (a bad amount, an unknown account, a network that is no CIDR, a
+malformed import line (``data`` makes it a ``CliError``, so this module need not
+import the importer), an unreadable settings file, a file that cannot be
+opened, a database that does not exist or does not answer) are printed as one
+line ``error: ...`` on stderr and end the command with ``EXIT_USER_ERROR``;
+:func:`run`, which ``numlookup`` runs, maps the same errors for whatever escapes
+a command, and typer's usage errors (an unknown option, a missing argument, a
+value of the wrong type, a file that does not exist) to one line and
+``EXIT_USAGE_ERROR``. Anything else is a bug and keeps its traceback.
+
+Output that is not going to a terminal (a pipe, a file) is printed on a console
+as wide as any line, so rich never wraps a line or cuts a table at 80 columns:
+``numlookup accounts list | grep acme`` sees whole rows. Scripts should still
+read ``--json``.
+
+Only ``serve`` and ``db upgrade`` create a database. Every other command opens
+the existing one, and a missing one is an error naming where it looked.
 """
 
 from __future__ import annotations
@@ -14,25 +26,38 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, Protocol, TypeVar, cast
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy import Engine
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from numlookup.accounts import AccountError
 from numlookup.billing.money import AmountError
+from numlookup.datasets.distribution import MissingDataset
 from numlookup.datasets.formats import FormatError
-from numlookup.datasets.importer import ImportFailed
 from numlookup.settings import Settings, SettingsError, get_settings
 from numlookup.status import UnknownStyle
-from numlookup.store import make_engine, upgrade
+from numlookup.store import NoDatabase, make_engine, shown_url, upgrade
 from numlookup.store.migrate import current_revision, head_revision
 
 EXIT_USER_ERROR = 1
+EXIT_USAGE_ERROR = 2  # what click and typer use for usage errors
 
-out = Console()
-err = Console(stderr=True)
+# Wide enough for any line we print: piped output is never wrapped or cut.
+PIPED_WIDTH = 1 << 16
+
+
+def _console(*, stderr: bool = False) -> Console:
+    """A terminal's own width on a terminal; otherwise no wrapping and no cut tables."""
+    console = Console(stderr=stderr)
+    return console if console.is_terminal else Console(stderr=stderr, width=PIPED_WIDTH)
+
+
+out = _console()
+err = _console(stderr=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
@@ -52,38 +77,123 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     AmountError,
     UnknownStyle,
     FormatError,
-    ImportFailed,
+    MissingDataset,
     OSError,
 )
+
+# typer raises click's exceptions (recent typer releases carry their own copy of click): their common base.
+_CLICK_EXCEPTION: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+class _ClickException(Protocol):
+    exit_code: int
+
+    def format_message(self) -> str: ...
+
+    def show(self) -> None: ...
+
+
+def fail(message: str, status: int = EXIT_USER_ERROR) -> int:
+    """Print ``error: message`` as one line on stderr; returns ``status``, the exit status."""
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    return status
 
 
 def user_errors(command: Callable[P, R]) -> Callable[P, R]:
     """Run ``command``; a user's mistake is one line on stderr and exit status ``EXIT_USER_ERROR``."""
 
     @functools.wraps(command)
-    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
         except USER_ERRORS as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False)
-            raise typer.Exit(EXIT_USER_ERROR) from None
+            raise typer.Exit(fail(_one_line(exc))) from None
 
-    return run
+    return guarded
+
+
+def run(app: typer.Typer) -> int:
+    """Run the ``numlookup`` command; returns its exit status. Every failure a user causes is one ``error:`` line."""
+    try:
+        result = app(standalone_mode=False)
+    except USER_ERRORS as exc:
+        return fail(_one_line(exc))
+    except typer.Abort:
+        return fail("aborted")
+    except Exception as exc:
+        if not isinstance(exc, _CLICK_EXCEPTION):
+            raise  # a bug: typer shows its traceback
+        usage = cast(_ClickException, exc)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a group run without a command: its help
+            usage.show()
+            return usage.exit_code
+        context = getattr(exc, "ctx", None)
+        hint = f" (see `{context.command_path} --help`)" if context is not None else ""
+        return fail(_one_line(usage.format_message()) + hint, EXIT_USAGE_ERROR)
+    return result if isinstance(result, int) else 0
+
+
+def _one_line(error: object) -> str:
+    return " ".join(str(error).split())
 
 
 def settings() -> Settings:
     return get_settings()
 
 
-def database(config: Settings | None = None) -> Engine:
-    """The database at its schema's head: SQLite is migrated on first use, other databases must be upgraded."""
+def _hint(config: Settings) -> str:
+    if config.effective_database_url.startswith("sqlite"):
+        return "start the server or run `numlookup db upgrade` first"
+    return "run `numlookup db upgrade` first"
+
+
+def open_engine(config: Settings, *, create: bool = False) -> tuple[Engine, str | None]:
+    """The engine and the schema revision its database is at; errors name the database (password masked).
+
+    Without ``create`` a missing SQLite file is an error and nothing is created.
+    """
+    try:
+        engine = make_engine(config.effective_database_url, sqlite_synchronous=config.sqlite_synchronous, create=create)
+    except NoDatabase as exc:
+        raise CliError(f"{exc}; {_hint(config)}") from None
+    except (ImportError, ArgumentError) as exc:  # a driver that is not installed, a dialect SQLAlchemy lacks
+        raise CliError(f"cannot use the database {config.shown_database_url}: {exc}") from None
+    try:
+        return engine, current_revision(engine)
+    except DBAPIError as exc:  # the server does not answer, refuses us, the file is no database
+        engine.dispose()
+        reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+        raise CliError(f"cannot open the database {shown_url(engine)}: {reason}") from None
+
+
+def database(config: Settings | None = None, *, create: bool = False) -> Engine:
+    """The database at its schema's head.
+
+    It must exist, unless ``create`` (``serve``): then a SQLite database is
+    created. An existing SQLite database is migrated on use; other databases
+    must be upgraded (``numlookup db upgrade``) first.
+    """
     config = config or settings()
-    engine = make_engine(config.effective_database_url, sqlite_synchronous=config.sqlite_synchronous)
-    if current_revision(engine) != head_revision(engine):
-        if engine.dialect.name != "sqlite":
-            raise CliError("the database schema is not up to date: run `numlookup db upgrade` first")
+    engine, current = open_engine(config, create=create)
+    if current == head_revision(engine):
+        return engine
+    if engine.dialect.name == "sqlite" and (create or current is not None):
         upgrade(engine)
-    return engine
+        return engine
+    shown = shown_url(engine)
+    engine.dispose()
+    if current is None:
+        raise CliError(f"no numlookup database in {shown}; {_hint(config)}")
+    raise CliError(f"the database {shown} has an older schema; run `numlookup db upgrade` first")
+
+
+def region_code(text: str, option: str = "--region") -> str:
+    """An ISO 3166-1 alpha-2 region libphonenumber knows, upper-cased; else a ``CliError`` naming the option."""
+    import phonenumbers
+
+    if text.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        raise CliError(f"{option}: unknown region {text!r}; use an ISO 3166-1 alpha-2 code such as DE")
+    return text.upper()
 
 
 def print_json(data: Any) -> None:

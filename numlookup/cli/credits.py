@@ -53,7 +53,7 @@ def add(
 @user_errors
 def show(
     name: str,
-    last: Annotated[int, typer.Option(help="How many ledger rows to show.")] = 10,
+    last: Annotated[int, typer.Option(help="How many ledger rows to show.", min=0)] = 10,
     as_json: JsonOption = False,
 ) -> None:
     """Balance and the newest ledger rows."""

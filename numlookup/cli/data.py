@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
 
 import typer
 
-from numlookup.cli.base import JsonOption, database, err, out, print_json, settings, user_errors
+from numlookup.cli.base import CliError, JsonOption, database, err, out, print_json, region_code, settings, user_errors
 from numlookup.datasets.catalog import PORTED, RANGES, DatasetKind
-from numlookup.datasets.importer import ImportFailed
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -49,7 +48,7 @@ def _import(
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
     from numlookup.datasets import sources
-    from numlookup.datasets.importer import import_dataset, line_errors
+    from numlookup.datasets.importer import ImportFailed, import_dataset, line_errors
 
     chosen = sources.source_format(fmt)
     config = settings()
@@ -79,8 +78,8 @@ def _import(
         except ImportFailed as exc:
             if as_json:
                 print_json({"ok": False, "error": str(exc), "errors": line_errors(exc.errors)})
-                raise typer.Exit(1) from None
-            raise
+            # A CliError: base need not import the importer (and with it the numbering plan) for every command.
+            raise CliError(str(exc)) from None
     version = report.version
     if as_json:
         print_json(report.as_dict())
@@ -180,9 +179,13 @@ def coverage(
     from numlookup.numbering import coverage as measure
     from numlookup.numbering.networks import NetworkRegistry
 
+    codes = [region_code(r) for r in region or ()]
     report = measure.coverage(NetworkRegistry.shipped())
-    if region:
-        report = report.select(region)
+    if codes:
+        report = report.select(codes)
+        missing = [code for code in codes if report.region(code) is None]
+        if missing:
+            raise CliError(f"--region: libphonenumber has no mobile carrier prefixes for {', '.join(missing)}")
     if as_json:
         print_json(coverage_json(report))
     else:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from numlookup.cli.base import CliError, database, err, print_json, settings, user_errors
+from numlookup.cli.base import CliError, database, err, print_json, region_code, settings, user_errors
 from numlookup.status import STATUS_STYLES, StatusStyle, answer_style, status_style
 
 if TYPE_CHECKING:
@@ -26,11 +26,7 @@ def _output_format(text: str) -> OutputFormat:
 
 
 def _region(text: str | None) -> str | None:
-    import phonenumbers
-
-    if text is not None and text.upper() not in phonenumbers.SUPPORTED_REGIONS:
-        raise CliError(f"unknown region {text!r}; use an ISO 3166-1 alpha-2 code such as DE")
-    return text.upper() if text else None
+    return None if text is None else region_code(text)
 
 
 @user_errors
@@ -45,7 +41,7 @@ def lookup(
         str | None, typer.Option(help="Read numbers without + as this region's (ISO alpha-2) national format.")
     ] = None,
     column: Annotated[
-        int | None, typer.Option(help="The input is CSV: take the numbers from this column (0-based).")
+        int | None, typer.Option(help="The input is CSV: take the numbers from this column (0-based).", min=0)
     ] = None,
     header: Annotated[bool, typer.Option("--header", help="Skip the input's first line.")] = False,
     style: Annotated[str | None, typer.Option(help=f"Status style: {', '.join(STATUS_STYLES)}.")] = None,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import logging.config
 import os
 import sys
 from typing import Annotated
@@ -13,7 +15,11 @@ from sqlalchemy import Engine
 from numlookup import accounts
 from numlookup.billing.money import MICROS
 from numlookup.cli.base import database, out, settings, user_errors
-from numlookup.settings import Settings
+from numlookup.cli.info import summary, summary_line
+from numlookup.logs import logging_config, resolve_format
+from numlookup.settings import Settings, default_data_dir
+
+log = logging.getLogger("numlookup.serve")
 
 DEMO_ACCOUNT = "demo"
 DEMO_CREDITS = 100 * MICROS
@@ -56,20 +62,46 @@ def print_demo(creds: accounts.NewCredentials, host: str, port: int) -> None:
     sys.stdout.flush()
 
 
+def print_data_dir(config: Settings) -> None:
+    """Where this server's data is, and how an admin command in another shell finds it when it is not the default."""
+    path = config.data_path
+    if path == default_data_dir():
+        out.print(f"Data directory: {path}", highlight=False, markup=False)
+    else:
+        out.print(
+            f"Data directory: {path} (for admin commands on it: export NUMLOOKUP_DATA_DIR={path})",
+            highlight=False,
+            markup=False,
+        )
+
+
+def log_start(config: Settings, data: dict[str, object]) -> None:
+    """The settings in effect as one log line (JSON logs carry them as the ``settings`` field); never a secret.
+
+    Logging is set up here as uvicorn will set it up again, so this line has the
+    server's format and goes where its log goes.
+    """
+    logging.config.dictConfig(logging_config(resolve_format(config.log_format), config.log_level))
+    log.info("starting numlookup: %s", summary_line(data), extra={"settings": data})
+
+
 @user_errors
-def _prepare(host: str | None, port: int | None, demo: bool) -> Settings:
+def _prepare(host: str | None, port: int | None, workers: int | None, demo: bool) -> Settings:
     config = settings()
-    engine = database(config)
+    engine = database(config, create=True)  # serve, with db upgrade, is what creates a database
+    data = summary(config, host=host, port=port, workers=workers)
     if demo:
         print_demo(demo_credentials(config, engine), host or config.host, port or config.port)
+        print_data_dir(config)
     engine.dispose()
+    log_start(config, data)
     return config
 
 
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (setting: host).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on (setting: port).")] = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes (setting: workers).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (setting: port).", min=0, max=65535)] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (setting: workers).", min=1)] = None,
     demo: Annotated[
         bool, typer.Option("--demo", help="Create the demo account if needed and print its credentials.")
     ] = False,
@@ -77,5 +109,5 @@ def serve(
     """Serve the API. SQLite is migrated at start; other databases need `numlookup db upgrade`."""
     from numlookup import serving
 
-    config = _prepare(host, port, demo)
+    config = _prepare(host, port, workers, demo)
     serving.serve(config, host=host or config.host, port=port or config.port, workers=workers or config.workers)

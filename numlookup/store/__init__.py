@@ -1,6 +1,6 @@
 """Storage: SQLAlchemy Core tables, the engine and Alembic migrations (SQLite and PostgreSQL)."""
 
-from numlookup.store.engine import make_engine, write_transaction
+from numlookup.store.engine import NoDatabase, make_engine, shown_url, write_transaction
 from numlookup.store.migrate import upgrade
 
-__all__ = ["make_engine", "upgrade", "write_transaction"]
+__all__ = ["NoDatabase", "make_engine", "shown_url", "upgrade", "write_transaction"]

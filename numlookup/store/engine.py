@@ -4,6 +4,13 @@ SQLite is the embedded default and is shared by several worker processes, so it
 runs in WAL mode with a busy timeout, and write transactions take the write lock
 up front (``BEGIN IMMEDIATE``) instead of upgrading a read lock half-way, which
 SQLite refuses without waiting when another process committed in between.
+
+Only the server and ``numlookup db upgrade`` create a database: every other
+caller opens the engine with ``create=False``, which refuses a SQLite file that
+does not exist instead of letting SQLite create an empty one, so an admin
+command pointed at the wrong folder fails instead of writing to a database the
+server never reads. A file this module creates is private to its owner (0600);
+SQLite gives its ``-wal`` and ``-shm`` files the database's own permissions.
 """
 
 from __future__ import annotations
@@ -37,20 +44,50 @@ def _lock_file(database: str) -> int:
     return fd
 
 
+def _create_file(database: str) -> None:
+    """The database file (an empty file is an empty SQLite database) and its folder, if missing; the file 0600."""
+    Path(database).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
 def _writable(database: str) -> bool:
     """Whether SQLite may open the file read-write (a file still to be created counts as writable)."""
     return os.access(database, os.W_OK) or not os.path.exists(database)
 
 
-def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
-    """An engine for ``url``; for SQLite the file's folder is created if missing."""
+class NoDatabase(LookupError):
+    """The SQLite file an engine was asked to open without creating it does not exist."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"no database at {path} (sqlite)")
+        self.path = path
+
+
+def shown_url(engine: Engine) -> str:
+    """The engine's URL with its password masked: how errors and output name a database."""
+    return engine.url.render_as_string(hide_password=True)
+
+
+def make_engine(url: str, *, sqlite_synchronous: str = "FULL", create: bool = True) -> Engine:
+    """An engine for ``url``.
+
+    SQLite: with ``create`` a missing file is created (and its folder), mode 0600;
+    without it a missing file raises :class:`NoDatabase` and nothing is created.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=40)
 
     database = parsed.database if parsed.database and parsed.database != ":memory:" else None
     if database is not None:
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        if create:
+            _create_file(database)
+        elif not os.path.exists(database):
+            raise NoDatabase(database)
     # Enough pooled connections for every thread of the threadpool: an overflow
     # connection is closed when returned, and opening one (with its PRAGMAs) cost
     # 14% of a worker's time under load.

@@ -1,15 +1,23 @@
-"""Alembic, driven from code so ``numlookup db upgrade`` and start-up need no alembic.ini."""
+"""Alembic, driven from code so ``numlookup db upgrade`` and start-up need no alembic.ini.
+
+Alembic is imported when a migration or a revision is asked for, not with the
+package: a command that never opens the database (``--help``, ``info``, a
+mistyped option) starts in half the time.
+"""
 
 from __future__ import annotations
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+from typing import TYPE_CHECKING
+
 from sqlalchemy import Engine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 
 def _config(engine: Engine) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", "numlookup.store:migrations")
     config.attributes["engine"] = engine
@@ -18,13 +26,19 @@ def _config(engine: Engine) -> Config:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to ``revision``; a no-op when it is there already."""
+    from alembic import command
+
     command.upgrade(_config(engine), revision)
 
 
 def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
 def head_revision(engine: Engine) -> str | None:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_config(engine)).get_current_head()

@@ -461,6 +461,7 @@ def test_without_an_admin_token_the_admin_route_does_not_exist(tmp_path: Path) -
 
 def test_cli_kamailio_and_arcep_imports(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
+    run_cli(data_dir, "db", "upgrade")
     files = tmp_path / "files"
     carrier_map = write(files, "map.csv", "carrier_id,mccmnc\n1,24801\n2,24802\n3,24803\n")
     names = write(files, "names.txt", "D001 Telia via pdb\nD002 Elisa via pdb\nD003 Tele2 via pdb\n")
@@ -514,6 +515,7 @@ def resolved(data_dir: Path, *numbers: str) -> list[Resolution]:
 
 
 def test_cli_bad_carrier_names_file_is_a_clean_error(tmp_path: Path) -> None:
+    run_cli(tmp_path / "data", "db", "upgrade")
     files = tmp_path / "files"
     carrier_map = write(files, "map.csv", "1,24801\n")
     names = write(files, "names.txt", "D001 Telia\nnot a carrier line\n")
@@ -536,6 +538,7 @@ def test_cli_bad_carrier_names_file_is_a_clean_error(tmp_path: Path) -> None:
 
 def test_cli_import_of_a_non_utf8_file_is_a_clean_error(tmp_path: Path) -> None:
     path = write(tmp_path / "files", "latin1.csv", "37251,24801\n37256,24802,Élisa\n".encode("iso-8859-1"))
+    run_cli(tmp_path / "data", "db", "upgrade")
     run = run_cli(tmp_path / "data", "data", "import-ranges", str(path), check=False)
     assert run.returncode == 1
     assert "Traceback" not in run.stderr and "line 2" in one_line(run.stderr)
