@@ -23,6 +23,7 @@ from starlette.responses import Response
 from numlookup.accounts import Account
 from numlookup.api.auth import basic_credentials, client_ip
 from numlookup.api.errors import invalid_parameters, no_credits, too_many_numbers, unauthorized
+from numlookup.api.nesting import MAX_NESTING, nesting_depth_exceeds
 from numlookup.api.state import AppState
 from numlookup.api.wire import LookupSuccess, NumbersToInvestigate
 from numlookup.billing import InsufficientCredits, format_amount
@@ -46,6 +47,8 @@ def _check_content_type(request: Request) -> None:
 def _decode(body: bytes) -> NumbersToInvestigate:
     if not body.strip():
         raise invalid_parameters('The request body is missing; send {"numbers": ["+37251000001"]}.')
+    if nesting_depth_exceeds(body):
+        raise invalid_parameters(f"The request body nests arrays and objects more than {MAX_NESTING} levels deep.")
     try:
         return _decoder.decode(body)
     except msgspec.ValidationError as exc:

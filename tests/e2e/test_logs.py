@@ -1,27 +1,41 @@
-"""Structured logs: a real server (two workers) writes one JSON object per line, requests carry their ids."""
+"""Structured logs: a real server (two workers) writes one JSON object per line, requests carry their ids.
+
+A body the decoder refuses, however deeply nested, is a 400 logged at info, not an error.
+"""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import text
 
+from numlookup.accounts import get_account
+from numlookup.api.nesting import MAX_NESTING
 from numlookup.logs import REQUEST_ID, RequestIdFilter, TextFormatter, resolve_format
 from tests.e2e.conftest import Live, start_live
 
 HEADERS = {"Content-Type": "application/json"}
+SYNC = "/v1/hlr/sync"
 
 
 @pytest.fixture
 def json_live(tmp_path: Path) -> Iterator[Live]:
     yield from start_live(tmp_path / "logs", workers=2, env={"NUMLOOKUP_LOG_FORMAT": "json"})
+
+
+@pytest.fixture(scope="module")
+def json_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """One worker logging JSON, shared by the tests that read a request's line while the server runs."""
+    yield from start_live(tmp_path_factory.mktemp("json-logs"), env={"NUMLOOKUP_LOG_FORMAT": "json"})
 
 
 def _records(path: Path) -> list[dict[str, Any]]:
@@ -35,6 +49,22 @@ def _records(path: Path) -> list[dict[str, Any]]:
         assert isinstance(record, dict), line
         records.append(record)
     return records
+
+
+def _request_line(live: Live, response: httpx.Response, timeout: float = 10.0) -> dict[str, Any]:
+    """The request log's line for ``response``: written after the response went out, so it may take a moment."""
+    request_id = response.headers["x-request-id"]
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [
+            r
+            for r in _records(live.server.log_path)
+            if r["logger"] == "numlookup.access" and r.get("request_id") == request_id
+        ]
+        if lines or time.monotonic() > deadline:
+            assert len(lines) == 1, f"{len(lines)} request log lines for {request_id}"
+            return lines[0]
+        time.sleep(0.05)
 
 
 def _rename_ledger(live: Live, old: str, new: str) -> None:
@@ -116,3 +146,36 @@ def test_text_format_and_auto_choice() -> None:
     assert resolve_format("auto", Terminal()) == "text"
     assert resolve_format("auto", io.StringIO()) == "json"
     assert resolve_format("text", io.StringIO()) == "text"
+
+
+# ------------------------------------------------------------------ bodies the decoder refuses
+
+
+def test_deeply_nested_bodies_are_a_400_logged_as_info(json_server: Live) -> None:
+    """1,000 levels in a key the schema ignores once gave a 500 with a RecursionError traceback."""
+    live = json_server
+    creds = live.account()
+    before = get_account(live.engine, creds.name).balance
+    prefix = b'{"numbers": ["+37251000001"], "x": '
+    refused = [
+        prefix + b"[" * 1000 + b"]" * 1000 + b"}",
+        prefix + b'{"a": ' * 1000 + b"1" + b"}" * 1000 + b"}",
+        b'{"numbers": ' + b"[" * 1000 + b"]" * 1000 + b"}",
+        b"[" * 20_000 + b"]" * 20_000,
+        prefix + b"[" * MAX_NESTING + b"]" * MAX_NESTING + b"}",  # one level past the limit
+    ]
+    with live.client(creds) as client:
+        for body in refused:
+            response = client.post(SYNC, content=body, headers=HEADERS)
+            assert response.status_code == 400, response.text
+            error = response.json()
+            assert error["error"]["code"] == 102 and error["errors"] == [{"error": error["error"]}]
+            assert f"more than {MAX_NESTING} levels" in error["error"]["description"]
+            line = _request_line(live, response)
+            assert (line["level"], line["status"], line["account"]) == ("info", 400, creds.name)
+        assert get_account(live.engine, creds.name).balance == before  # refused: nothing charged
+        at_limit = prefix + b"[" * (MAX_NESTING - 1) + b"]" * (MAX_NESTING - 1) + b"}"
+        accepted = client.post(SYNC, content=at_limit, headers=HEADERS)
+    assert accepted.status_code == 200, accepted.text
+    assert [r["number"] for r in accepted.json()["result"]] == ["+37251000001"]
+    assert not [r for r in _records(live.server.log_path) if r["level"] in ("error", "critical")]
