@@ -20,7 +20,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from numlookup.accounts import Account
+from numlookup.accounts import Account, AuthFailure
 from numlookup.api.auth import basic_credentials, client_ip
 from numlookup.api.errors import invalid_parameters, no_credits, too_many_numbers, unauthorized
 from numlookup.api.nesting import MAX_NESTING, nesting_depth_exceeds
@@ -58,15 +58,23 @@ def _decode(body: bytes) -> NumbersToInvestigate:
 
 
 async def _authenticate(request: Request, state: AppState) -> tuple[str, Account]:
-    """The Basic username and its account; 101 for anything else (no credentials, wrong, disabled, IP)."""
+    """The Basic username and its account; 101 for anything else (no credentials, wrong, disabled, IP).
+
+    Why it was refused goes to the request log only (RequestIdMiddleware), with the
+    username presented; the client gets the one 101 whatever the reason.
+    """
     presented = basic_credentials(request)
-    if presented is None:
+    if isinstance(presented, AuthFailure):
+        request.state.auth_failure = presented
         raise unauthorized()
-    account = await state.accounts.authenticate(*presented, client_ip(request))
-    if account is None:
+    username, password = presented
+    verdict = await state.accounts.authenticate(username, password, client_ip(request))
+    if isinstance(verdict, AuthFailure):
+        request.state.auth_failure = verdict
+        request.state.username = username
         raise unauthorized()
-    request.state.account = account.name  # for the request log (RequestIdMiddleware)
-    return presented[0], account
+    request.state.account = verdict.name  # for the request log (RequestIdMiddleware)
+    return username, verdict
 
 
 async def _read_body(request: Request, limit: int) -> NumbersToInvestigate:

@@ -1,10 +1,12 @@
 """Structured logs: a real server (two workers) writes one JSON object per line, requests carry their ids.
 
-A body the decoder refuses, however deeply nested, is a 400 logged at info, not an error.
+Refused logins say why, with the username presented and never the secret; a body
+the decoder refuses, however deeply nested, is a 400 logged at info, not an error.
 """
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
@@ -18,8 +20,10 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from numlookup.accounts import get_account
+from numlookup.accounts import get_account, set_enabled
+from numlookup.api.errors import UNAUTHORIZED_DESCRIPTION
 from numlookup.api.nesting import MAX_NESTING
+from numlookup.api.request_id import USERNAME_LOG_CHARACTERS, _log_request
 from numlookup.logs import REQUEST_ID, RequestIdFilter, TextFormatter, resolve_format
 from tests.e2e.conftest import Live, start_live
 
@@ -65,6 +69,11 @@ def _request_line(live: Live, response: httpx.Response, timeout: float = 10.0) -
             assert len(lines) == 1, f"{len(lines)} request log lines for {request_id}"
             return lines[0]
         time.sleep(0.05)
+
+
+def _basic(username: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return {**HEADERS, "Authorization": f"Basic {token}"}
 
 
 def _rename_ledger(live: Live, old: str, new: str) -> None:
@@ -146,6 +155,73 @@ def test_text_format_and_auto_choice() -> None:
     assert resolve_format("auto", Terminal()) == "text"
     assert resolve_format("auto", io.StringIO()) == "json"
     assert resolve_format("text", io.StringIO()) == "text"
+
+
+# ------------------------------------------------------------------ refused logins
+
+
+def test_every_refused_login_is_logged_with_its_reason_and_never_the_secret(json_server: Live) -> None:
+    live = json_server
+    good, disabled, elsewhere = live.account(), live.account(), live.account(allow=["203.0.113.0/24"])
+    set_enabled(live.engine, disabled.name, False)
+    wrong_secret = "Wr0ngSecret" + good.api_password[::-1]
+    hostile = "evil\u2028name\x85\u202e" + "x" * 200  # a line separator, a C1 control, a bidi override, too long
+    attempts: list[tuple[dict[str, str], str, str | None]] = [
+        (HEADERS, "missing_credentials", None),
+        ({**HEADERS, "Authorization": "Bearer " + good.api_password}, "malformed_credentials", None),
+        ({**HEADERS, "Authorization": "Basic not-base64!"}, "malformed_credentials", None),
+        (_basic("nosuchuser", good.api_password), "unknown_username", "nosuchuser"),
+        (_basic(good.api_username, wrong_secret), "wrong_secret", good.api_username),
+        (_basic(disabled.api_username, disabled.api_password), "account_disabled", disabled.api_username),
+        (_basic(elsewhere.api_username, elsewhere.api_password), "ip_not_allowed", elsewhere.api_username),
+        (_basic(hostile, good.api_password), "unknown_username", None),
+    ]
+    bodies = set()
+    with httpx.Client(base_url=live.url, timeout=30) as client:
+        for headers, reason, username in attempts:
+            response = client.post(SYNC, json={"numbers": ["+37251000001"]}, headers=headers)
+            assert response.status_code == 401 and response.headers["www-authenticate"] == 'Basic realm="numlookup"'
+            assert response.json()["error"] == {"code": 101, "description": UNAUTHORIZED_DESCRIPTION}
+            bodies.add(response.content)  # the client learns nothing of the reason
+            line = _request_line(live, response)
+            assert (line["level"], line["status"], line["auth_failure"]) == ("info", 401, reason), line
+            assert "account" not in line
+            if username is not None:
+                assert line["username"] == username
+            elif reason != "unknown_username":
+                assert "username" not in line  # nothing readable was presented
+            else:  # the hostile one: escaped and cut, whatever the client sent
+                shown = line["username"]
+                assert shown.startswith("evil\\u2028name\\x85\\u202exxx") and shown.endswith("x…")
+                assert shown.isprintable() and len(shown) < USERNAME_LOG_CHARACTERS + 20
+        ok = client.post(SYNC, json={"numbers": ["+37251000001"]}, headers=_basic(good.api_username, good.api_password))
+    assert len(bodies) == 1
+    assert ok.status_code == 200
+    success = _request_line(live, ok)
+    assert success["account"] == good.name and "auth_failure" not in success and "username" not in success
+
+    log = live.server.log_path.read_text()
+    for secret in (good.api_password, wrong_secret, disabled.api_password, elsewhere.api_password):
+        assert secret not in log
+    for headers, _reason, _username in attempts:  # nor the Authorization header that carried it
+        assert "Authorization" not in headers or headers["Authorization"].split()[-1] not in log
+
+
+def test_the_text_request_line_names_the_refusal_escaped(caplog: pytest.LogCaptureFixture) -> None:
+    """The text log is where a raw line separator would forge a line: it is written escaped."""
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": SYNC,
+        "client": ("192.0.2.1", 40000),
+        "state": {"request_id": "rid-2", "auth_failure": "wrong_secret", "username": "a\nb\u2028c"},
+    }
+    with caplog.at_level(logging.INFO, logger="numlookup.access"):
+        _log_request(scope, 401, time.perf_counter())
+    [record] = caplog.records
+    message = record.getMessage()
+    assert message.endswith("client=192.0.2.1 account=- auth_failure=wrong_secret username=a\\nb\\u2028c")
+    assert "\n" not in message and "\u2028" not in message
 
 
 # ------------------------------------------------------------------ bodies the decoder refuses
