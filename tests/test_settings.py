@@ -34,3 +34,13 @@ def test_unknown_key_in_file_is_refused(tmp_path: Path) -> None:
     config.write_text("prot = 1\n")
     with pytest.raises(SettingsError, match="prot"):
         load_settings(str(config), environ={})
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon"])
+def test_header_timeout_must_be_positive_seconds_and_says_so(value: str) -> None:
+    with pytest.raises(SettingsError, match="header_timeout_seconds"):
+        load_settings(environ={"NUMLOOKUP_HEADER_TIMEOUT_SECONDS": value})
+
+
+def test_header_timeout_is_read_from_the_environment() -> None:
+    assert load_settings(environ={"NUMLOOKUP_HEADER_TIMEOUT_SECONDS": "2.5"}).header_timeout_seconds == 2.5

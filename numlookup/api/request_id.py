@@ -119,16 +119,25 @@ def _fields(scope: Scope, status: int | None) -> dict[str, object]:
 def _log_request(scope: Scope, status: int | None, started_at: float) -> None:
     fields = _fields(scope, status)
     fields["duration_ms"] = round((time.perf_counter() - started_at) * 1000, 3)
+    _write(fields)
+
+
+def log_unread_request(request_id: str, status: int, client: str | None, seconds: float) -> None:
+    """The request log's line for a request the server answered before it could be read: no method, path or account."""
+    _write({"request_id": request_id, "status": status, "client": client, "duration_ms": round(seconds * 1000, 3)})
+
+
+def _write(fields: dict[str, object]) -> None:
     message = "%s %s %s %.1fms client=%s account=%s"
     values: list[object] = [
-        fields["method"],
-        fields["path"],
-        status if status is not None else "-",
+        fields.get("method") or "-",
+        fields.get("path") or "-",
+        fields["status"] if fields["status"] is not None else "-",
         fields["duration_ms"],
-        fields["client"] or "-",
-        fields["account"] or "-",
+        fields.get("client") or "-",
+        fields.get("account") or "-",
     ]
-    if fields["auth_failure"] is not None:
+    if fields.get("auth_failure") is not None:
         message += " auth_failure=%s username=%s"
-        values += [fields["auth_failure"], fields["username"] or "-"]
+        values += [fields["auth_failure"], fields.get("username") or "-"]
     request_log.info(message, *values, extra=fields)
