@@ -29,7 +29,17 @@ LogFormat = Literal["json", "text"]
 REQUEST_ID: ContextVar[str | None] = ContextVar("numlookup_request_id", default=None)
 
 # Fields a record may carry (as ``extra``) beyond the message; in this order in JSON.
-REQUEST_FIELDS = ("request_id", "method", "path", "status", "duration_ms", "client", "account")
+REQUEST_FIELDS = (
+    "request_id",
+    "method",
+    "path",
+    "status",
+    "duration_ms",
+    "client",
+    "account",
+    "auth_failure",
+    "username",
+)
 # ``serve``'s start record carries the settings in effect (no secrets) as one object.
 START_FIELDS = ("settings",)
 
@@ -87,6 +97,18 @@ class TextFormatter(logging.Formatter):
         text = super().formatMessage(record)
         request_id = getattr(record, "request_id", None)
         return text if request_id is None else f"{text} request_id={request_id}"
+
+
+def printable(text: str, limit: int) -> str:
+    """``text`` fit for a log line whoever wrote it: at most ``limit`` characters of it, then ``…``.
+
+    Characters that are not printable (control characters, line and paragraph
+    separators, bidirectional overrides) and the backslash are written as Python
+    escapes (``\\x1b``, ``\\u202e``, ``\\\\``), so a client's text can neither forge
+    a line of a text log nor hide what it was.
+    """
+    shown = "".join(c if c.isprintable() and c != "\\" else c.encode("unicode_escape").decode() for c in text[:limit])
+    return shown + "…" if len(text) > limit else shown
 
 
 def _utc_iso(created: float) -> str:

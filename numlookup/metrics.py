@@ -1,7 +1,7 @@
 """The node's metrics in the Prometheus text format (``GET /metrics``).
 
 HTTP requests by route and status with their latency, lookups by outcome and
-source, credits spent, charge batch sizes, and the live sources' requests,
+source, micro-credits spent, charge batch sizes, and the live sources' requests,
 latency, cache hits and circuit states.
 
 Each app gets its own registry, so several apps in one process (tests) do not
@@ -44,9 +44,12 @@ class Metrics:
             ["status", "source"],
             registry=self.registry,
         )
+        # Micro-credits, the ledger's own unit, in whole-number steps: a float counter fed
+        # amount / 1e6 drifted from the ledger's sums (0.1 + 0.2 != 0.3). A float holds
+        # every integer up to 2**53 exactly: 9 billion credits before the count could round.
         self.credits_spent = Counter(
-            "numlookup_credits_spent",
-            "Credits charged for lookups (all accounts; the ledger has them per account).",
+            "numlookup_credits_spent_micros",
+            "Micro-credits (1e-6 credit) charged for lookups, all accounts; the ledger has them per account.",
             registry=self.registry,
         )
         self.requests = Counter(

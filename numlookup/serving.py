@@ -13,6 +13,9 @@ uvicorn's own handling are closed here:
   clients reconnecting from a draining worker were taken into a queue nobody
   served and then reset, instead of being refused (see :class:`Supervisor`).
 
+And one in its protocol: a header block sent slowly, or never finished, held a
+connection open for as long as the client liked (see :class:`DrainingHttpToolsProtocol`).
+
 A graceful stop exits 0, with one worker or many.
 """
 
@@ -24,7 +27,9 @@ import signal
 import socket
 import sys
 import tempfile
+from asyncio import TimerHandle, Transport
 from types import FrameType
+from typing import Any, Protocol
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -37,15 +42,52 @@ from numlookup.settings import Settings
 # Long enough for a busy client's next request, which is typically already in
 # flight; an idle pool's connections are let go after it.
 DRAIN_IDLE_SECONDS = 1.0
+# The header deadline of a protocol built without a ServerConfig: the setting's default.
+DEFAULT_HEADER_TIMEOUT = Settings().header_timeout_seconds
 # prometheus-client's multiprocess folder (see numlookup.metrics). Named here rather
 # than imported: prometheus-client reads it once, at import, which must come after.
 METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 # uvicorn's exit status when the app cannot start.
 STARTUP_FAILURE = 3
+# Where the app's lifespan state holds its ProtocolRefusals (numlookup.api.refusals.LIFESPAN_KEY).
+REFUSALS_STATE_KEY = "numlookup.protocol_refusals"
+
+
+class ServerConfig(uvicorn.Config):
+    """uvicorn's configuration and ours: ``header_timeout`` (seconds) for :class:`DrainingHttpToolsProtocol`.
+
+    A module-level class, so the supervisor can hand it to worker processes (pickled) as it does uvicorn's.
+    """
+
+    def __init__(self, app: str, *, header_timeout: float, **options: Any) -> None:
+        super().__init__(app, **options)
+        self.header_timeout = header_timeout
+
+
+class _Refusals(Protocol):
+    """The app's answers to refusals the server makes (``numlookup.api.refusals.ProtocolRefusals``)."""
+
+    def header_timeout(
+        self, seconds: float, client: str | None, waited: float, default_headers: list[tuple[bytes, bytes]]
+    ) -> bytes: ...
 
 
 class DrainingHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, with a shutdown that cuts no request off.
+    """uvicorn's httptools protocol, with a deadline for headers and a shutdown that cuts no request off.
+
+    **Headers.** uvicorn waits for a header block for as long as it takes: a client
+    sending a byte now and then (or blank lines, which begin no request) held a
+    connection, and a worker's file descriptor, for ever. Here a request's header
+    block must be complete ``header_timeout`` seconds after its first byte (or the
+    first blank line before it) arrived; else the client gets a 408 and the
+    connection closes. The 408 comes from the app (the lifespan state's
+    :data:`REFUSALS_STATE_KEY`), so it is the wire's error body, carries an
+    ``X-Request-Id`` and is logged and counted; an app without one gets the
+    connection closed. Between requests ``timeout_keep_alive`` applies, and from
+    the moment a connection opens too: a connection that never sends a byte is
+    idle, not slow. While the server itself has stopped reading (pipelined requests
+    waiting their turn) the deadline starts again, and if an earlier request's
+    response is still going out, the connection closes after it instead.
 
     uvicorn closes every connection without a response in progress at once. Under
     load a keep-alive client has often just sent its next request on such a
@@ -61,6 +103,61 @@ class DrainingHttpToolsProtocol(HttpToolsProtocol):
     """
 
     _draining = False
+    _header_timer: TimerHandle | None = None
+    _header_started = 0.0
+
+    def connection_made(self, transport: Transport) -> None:  # type: ignore[override]  # uvicorn narrows it too
+        super().connection_made(transport)
+        self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
+
+    def data_received(self, data: bytes) -> None:
+        if self._header_timer is None and (self.cycle is None or self.cycle.response_complete):
+            self._arm_header_timer()  # between requests: this is the next one's first byte
+        super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._header_timer is None:
+            self._arm_header_timer()  # a pipelined request, begun within an earlier one's bytes
+
+    def on_headers_complete(self) -> None:
+        self._cancel_header_timer()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_timer()
+        super().connection_lost(exc)
+
+    def _arm_header_timer(self) -> None:
+        self._header_started = self.loop.time()
+        self._header_timer = self.loop.call_later(self._header_timeout(), self._headers_timed_out)
+
+    def _cancel_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _header_timeout(self) -> float:
+        return self.config.header_timeout if isinstance(self.config, ServerConfig) else DEFAULT_HEADER_TIMEOUT
+
+    def _headers_timed_out(self) -> None:
+        self._header_timer = None
+        if self.transport.is_closing():
+            return
+        if self.flow.read_paused:  # the server is not reading: no fault of the client's
+            self._arm_header_timer()
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.keep_alive = False  # an earlier request's response is under way: end after it
+            return
+        refusals: _Refusals | None = self.app_state.get(REFUSALS_STATE_KEY)
+        if refusals is not None:
+            client = self.client[0] if self.client else None
+            waited = self.loop.time() - self._header_started
+            self.transport.write(
+                refusals.header_timeout(self._header_timeout(), client, waited, self.server_state.default_headers)
+            )
+        self.transport.close()
 
     def shutdown(self) -> None:
         self._draining = True
@@ -138,8 +235,9 @@ def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
 
 def config(settings: Settings, *, host: str, port: int, workers: int) -> uvicorn.Config:
     """uvicorn's configuration for ``numlookup serve``."""
-    return uvicorn.Config(
+    return ServerConfig(
         "numlookup.api.app:create_app",
+        header_timeout=settings.header_timeout_seconds,
         factory=True,
         host=host,
         port=port,

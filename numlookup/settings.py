@@ -157,6 +157,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     body_timeout_seconds: float = 10.0
     # How long uvicorn keeps an idle keep-alive connection open.
     timeout_keep_alive_seconds: int = 5
+    # A request's header block must be complete this many seconds after its first
+    # byte arrived (408, then the connection closes).
+    header_timeout_seconds: float = 10.0
 
     def __post_init__(self) -> None:
         if self.data_dir and not Path(self.data_dir).expanduser().is_absolute():
@@ -204,6 +207,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ValueError("auth_failure_window_seconds and auth_failure_penalty_seconds must be positive")
         if self.max_body_bytes < 1 or self.body_timeout_seconds <= 0 or self.timeout_keep_alive_seconds < 1:
             raise ValueError("max_body_bytes, body_timeout_seconds and timeout_keep_alive_seconds must be positive")
+        if self.header_timeout_seconds <= 0:
+            raise ValueError("header_timeout_seconds must be positive")
         if self.timeout_graceful_shutdown_seconds < 1:
             raise ValueError("timeout_graceful_shutdown_seconds must be positive")
         for cidr in self.trusted_proxies:

@@ -97,3 +97,13 @@ def test_the_shown_database_url_masks_the_password(tmp_path: Path) -> None:
     assert settings.effective_database_url.endswith(":hunter2@db/numlookup")  # the engine still gets it
     local = load_settings(environ={"NUMLOOKUP_DATA_DIR": str(tmp_path)})
     assert local.shown_database_url == f"sqlite:///{tmp_path / 'numlookup.db'}"
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon"])
+def test_header_timeout_must_be_positive_seconds_and_says_so(value: str) -> None:
+    with pytest.raises(SettingsError, match="header_timeout_seconds"):
+        load_settings(environ={"NUMLOOKUP_HEADER_TIMEOUT_SECONDS": value})
+
+
+def test_header_timeout_is_read_from_the_environment() -> None:
+    assert load_settings(environ={"NUMLOOKUP_HEADER_TIMEOUT_SECONDS": "2.5"}).header_timeout_seconds == 2.5

@@ -3,6 +3,7 @@
 from numlookup.accounts.errors import AccountError
 from numlookup.accounts.service import (
     Account,
+    AuthFailure,
     NewCredentials,
     allow_network,
     authenticate,
@@ -19,6 +20,7 @@ from numlookup.accounts.service import (
 __all__ = [
     "Account",
     "AccountError",
+    "AuthFailure",
     "NewCredentials",
     "allow_network",
     "authenticate",

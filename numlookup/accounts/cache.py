@@ -33,7 +33,7 @@ import time
 import anyio.to_thread
 from sqlalchemy import Engine
 
-from numlookup.accounts.service import Account, StoredAccount, load_account, verify
+from numlookup.accounts.service import Account, AuthFailure, StoredAccount, load_account, verify
 from numlookup.store import account_epoch
 
 log = logging.getLogger("numlookup.accounts")
@@ -61,8 +61,8 @@ class AccountCache:
     def _trusted(self) -> bool:
         return self._epoch is not None and time.monotonic() - self._read_at <= TRUST_INTERVALS * self.refresh_seconds
 
-    async def authenticate(self, username: str, password: str, client_ip: str | None) -> Account | None:
-        """The account if the credentials are right, it is enabled and ``client_ip`` is allowed; else None."""
+    async def authenticate(self, username: str, password: str, client_ip: str | None) -> Account | AuthFailure:
+        """The account if the credentials are right, it is enabled and ``client_ip`` is allowed; else why not."""
         if self.enabled and self._trusted() and (stored := self._entries.get(username)) is not None:
             self.hits += 1
             return verify(stored, password, client_ip)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, delete, insert, select, update
@@ -219,20 +220,41 @@ def load_account(conn: Connection, username: str) -> StoredAccount | None:
     )
 
 
-def verify(stored: StoredAccount | None, password: str, client_ip: str | None) -> Account | None:
-    """The account if the secret is right, it is enabled and ``client_ip`` is allowed; else None."""
+class AuthFailure(StrEnum):
+    """Why a request's credentials were refused, for the operator's log.
+
+    The client is told none of this: every refusal is the same 401 (code 101),
+    so a guesser learns nothing, not even whether a username exists. The operator
+    needs to tell a client with a stale secret from one calling from a new
+    address. The first two are decided at the HTTP edge, before an account is
+    looked up; :func:`verify` decides the rest, in this order, and names a
+    disabled account or a refused address only to a caller whose secret was right.
+    """
+
+    MISSING_CREDENTIALS = "missing_credentials"  # no Authorization header
+    MALFORMED_CREDENTIALS = "malformed_credentials"  # not Basic, not base64 of UTF-8 "user:secret", control characters
+    UNKNOWN_USERNAME = "unknown_username"
+    WRONG_SECRET = "wrong_secret"
+    ACCOUNT_DISABLED = "account_disabled"
+    IP_NOT_ALLOWED = "ip_not_allowed"
+
+
+def verify(stored: StoredAccount | None, password: str, client_ip: str | None) -> Account | AuthFailure:
+    """The account if the secret is right, it is enabled and ``client_ip`` is allowed; else why not."""
     if stored is None:
         credentials.verify_secret(password, _DUMMY_SALT, _DUMMY_DIGEST)
-        return None
+        return AuthFailure.UNKNOWN_USERNAME
     if not credentials.verify_secret(password, stored.secret_salt, stored.secret_hash):
-        return None
-    if not stored.account.enabled or not in_networks(client_ip, stored.networks):
-        return None
+        return AuthFailure.WRONG_SECRET
+    if not stored.account.enabled:
+        return AuthFailure.ACCOUNT_DISABLED
+    if not in_networks(client_ip, stored.networks):
+        return AuthFailure.IP_NOT_ALLOWED
     return stored.account
 
 
-def authenticate(engine: Engine, username: str, password: str, client_ip: str | None) -> Account | None:
-    """The account if the credentials are right, it is enabled and ``client_ip`` is allowed; else None."""
+def authenticate(engine: Engine, username: str, password: str, client_ip: str | None) -> Account | AuthFailure:
+    """The account if the credentials are right, it is enabled and ``client_ip`` is allowed; else why not."""
     with engine.connect() as conn:
         stored = load_account(conn, username)
     return verify(stored, password, client_ip)

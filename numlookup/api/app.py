@@ -29,6 +29,7 @@ from numlookup.api.errors import ApiError, ErrorCode, error_response, method_not
 from numlookup.api.limits import AbuseGuard
 from numlookup.api.lookup import lookup
 from numlookup.api.openapi import openapi_document
+from numlookup.api.refusals import LIFESPAN_KEY, ProtocolRefusals
 from numlookup.api.request_id import RequestIdMiddleware
 from numlookup.api.state import AppState
 from numlookup.billing.charger import GroupCharger
@@ -154,12 +155,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     @asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, object]]:
         follower = asyncio.create_task(
             follow(state.resolver, engine, settings.data_path, settings.dataset_poll_seconds)
         )
         account_poll = asyncio.create_task(state.accounts.follow())
-        yield
+        # The server answers headers that never finish itself, in the words built here.
+        yield {LIFESPAN_KEY: ProtocolRefusals(metrics, access_log=settings.access_log)}
         account_poll.cancel()
         follower.cancel()
         await _flush_charges(state)

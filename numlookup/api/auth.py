@@ -7,6 +7,7 @@ import binascii
 
 from starlette.requests import Request
 
+from numlookup.accounts import AuthFailure
 from numlookup.api.proxies import TrustedProxies
 
 
@@ -33,9 +34,12 @@ def _printable(user_id: str) -> bool:
     return not any(ord(c) < 0x20 or ord(c) == 0x7F for c in user_id)
 
 
-def basic_credentials(request: Request) -> tuple[str, str] | None:
-    """The request's Basic credentials, or None if absent or malformed."""
-    return parse_basic(request.headers.get("authorization"))
+def basic_credentials(request: Request) -> tuple[str, str] | AuthFailure:
+    """The request's Basic credentials, or why there are none (for the request log)."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return AuthFailure.MISSING_CREDENTIALS
+    return parse_basic(header) or AuthFailure.MALFORMED_CREDENTIALS
 
 
 CLIENT_IP = "client_ip"  # the key in the request's scope state

@@ -136,6 +136,16 @@ def body_timeout(seconds: float) -> ApiError:
     )
 
 
+def header_timeout(seconds: float) -> ApiError:
+    """408 for a header block still incomplete ``seconds`` after its first byte; the server answers it, not a route."""
+    return ApiError(
+        408,
+        ErrorCode.CLIENT_ERROR,
+        f"The request headers did not arrive within {seconds:g} s; send them at once.",
+        _CLOSE,
+    )
+
+
 def not_ready(reason: str) -> ApiError:
     return ApiError(503, ErrorCode.SERVER_ERROR, f"Not ready: {reason}.")
 

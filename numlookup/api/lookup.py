@@ -20,13 +20,13 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from numlookup.accounts import Account
+from numlookup.accounts import Account, AuthFailure
 from numlookup.api.auth import basic_credentials, client_ip
 from numlookup.api.errors import invalid_parameters, no_credits, too_many_numbers, unauthorized
+from numlookup.api.nesting import MAX_NESTING, nesting_depth_exceeds
 from numlookup.api.state import AppState
 from numlookup.api.wire import LookupSuccess, NumbersToInvestigate
 from numlookup.billing import InsufficientCredits, format_amount
-from numlookup.billing.money import MICROS
 from numlookup.live.service import LiveResult
 from numlookup.results import iso_time, number_result
 from numlookup.status import answer_style, outcome
@@ -46,6 +46,8 @@ def _check_content_type(request: Request) -> None:
 def _decode(body: bytes) -> NumbersToInvestigate:
     if not body.strip():
         raise invalid_parameters('The request body is missing; send {"numbers": ["+37251000001"]}.')
+    if nesting_depth_exceeds(body):
+        raise invalid_parameters(f"The request body nests arrays and objects more than {MAX_NESTING} levels deep.")
     try:
         return _decoder.decode(body)
     except msgspec.ValidationError as exc:
@@ -55,15 +57,23 @@ def _decode(body: bytes) -> NumbersToInvestigate:
 
 
 async def _authenticate(request: Request, state: AppState) -> tuple[str, Account]:
-    """The Basic username and its account; 101 for anything else (no credentials, wrong, disabled, IP)."""
+    """The Basic username and its account; 101 for anything else (no credentials, wrong, disabled, IP).
+
+    Why it was refused goes to the request log only (RequestIdMiddleware), with the
+    username presented; the client gets the one 101 whatever the reason.
+    """
     presented = basic_credentials(request)
-    if presented is None:
+    if isinstance(presented, AuthFailure):
+        request.state.auth_failure = presented
         raise unauthorized()
-    account = await state.accounts.authenticate(*presented, client_ip(request))
-    if account is None:
+    username, password = presented
+    verdict = await state.accounts.authenticate(username, password, client_ip(request))
+    if isinstance(verdict, AuthFailure):
+        request.state.auth_failure = verdict
+        request.state.username = username
         raise unauthorized()
-    request.state.account = account.name  # for the request log (RequestIdMiddleware)
-    return presented[0], account
+    request.state.account = verdict.name  # for the request log (RequestIdMiddleware)
+    return username, verdict
 
 
 async def _read_body(request: Request, limit: int) -> NumbersToInvestigate:
@@ -92,7 +102,7 @@ async def _charge(
         state.accounts.note_balance(username, exc.balance)
         raise no_credits(format_amount(exc.balance), format_amount(exc.amount)) from None
     state.accounts.note_balance(username, charge.balance_after)
-    state.metrics.credits_spent.inc(amount / MICROS)  # a measure of use, not money: a float is fine here
+    state.metrics.credits_spent.inc(amount)  # micro-credits, exact as in the ledger
 
 
 async def lookup(request: Request) -> Response:

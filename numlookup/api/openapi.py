@@ -107,7 +107,9 @@ def openapi_document(max_numbers: int) -> dict[str, Any]:
                             "101: wrong credentials, disabled account or IP not allowed.", challenge=True
                         ),
                         "402": _error_response("104: not enough credits."),
-                        "408": _error_response("106: the body did not arrive in time; nothing was charged."),
+                        "408": _error_response(
+                            "106: the headers or the body did not arrive in time; nothing was charged."
+                        ),
                         "413": _error_response("102: the body is larger than the server's limit; nothing was charged."),
                         "429": _TOO_MANY,
                         "500": _error_response("103: server error; nothing was charged."),

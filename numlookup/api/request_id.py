@@ -9,7 +9,9 @@ reusing a keep-alive connection would see its next request fail unanswered.
 The request log line is written here, not by uvicorn's access log, because only
 here are the request id, the client the abuse guard settled on (``client_ip`` in
 the scope state) and the authenticated account (``account``, set by the lookup
-route) all known.
+route) all known. A refused login adds why (``auth_failure``, an
+``accounts.AuthFailure``) and the username presented (``username``, with control
+characters escaped and its length bounded: it is the client's text); never the secret.
 """
 
 from __future__ import annotations
@@ -23,13 +25,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from numlookup.api.auth import CLIENT_IP
 from numlookup.api.errors import server_error
-from numlookup.logs import REQUEST_ID
+from numlookup.logs import REQUEST_ID, printable
 from numlookup.metrics import Metrics
 
 log = logging.getLogger("numlookup.api")
 request_log = logging.getLogger("numlookup.access")
 _SERVER_ERROR = msgspec.json.encode(server_error().body())
 ACCOUNT = "account"  # the key in the request's scope state naming the authenticated account
+AUTH_FAILURE = "auth_failure"  # ... why credentials were refused (an accounts.AuthFailure)
+USERNAME = "username"  # ... the username those credentials presented
+# Our usernames have 13 characters; what a client sends beyond this many is not worth a log line's room.
+USERNAME_LOG_CHARACTERS = 64
 
 
 class RequestIdMiddleware:
@@ -96,6 +102,8 @@ def _fields(scope: Scope, status: int | None) -> dict[str, object]:
     client = state.get(CLIENT_IP)
     if client is None and scope.get("client"):
         client = scope["client"][0]
+    failure = state.get(AUTH_FAILURE)
+    username = state.get(USERNAME)
     return {
         "request_id": state.get("request_id"),
         "method": scope["method"],
@@ -103,19 +111,33 @@ def _fields(scope: Scope, status: int | None) -> dict[str, object]:
         "status": status,
         "client": client,
         "account": state.get(ACCOUNT),
+        "auth_failure": None if failure is None else str(failure),
+        "username": None if username is None else printable(username, USERNAME_LOG_CHARACTERS),
     }
 
 
 def _log_request(scope: Scope, status: int | None, started_at: float) -> None:
     fields = _fields(scope, status)
     fields["duration_ms"] = round((time.perf_counter() - started_at) * 1000, 3)
-    request_log.info(
-        "%s %s %s %.1fms client=%s account=%s",
-        fields["method"],
-        fields["path"],
-        status if status is not None else "-",
+    _write(fields)
+
+
+def log_unread_request(request_id: str, status: int, client: str | None, seconds: float) -> None:
+    """The request log's line for a request the server answered before it could be read: no method, path or account."""
+    _write({"request_id": request_id, "status": status, "client": client, "duration_ms": round(seconds * 1000, 3)})
+
+
+def _write(fields: dict[str, object]) -> None:
+    message = "%s %s %s %.1fms client=%s account=%s"
+    values: list[object] = [
+        fields.get("method") or "-",
+        fields.get("path") or "-",
+        fields["status"] if fields["status"] is not None else "-",
         fields["duration_ms"],
-        fields["client"] or "-",
-        fields["account"] or "-",
-        extra=fields,
-    )
+        fields.get("client") or "-",
+        fields.get("account") or "-",
+    ]
+    if fields.get("auth_failure") is not None:
+        message += " auth_failure=%s username=%s"
+        values += [fields["auth_failure"], fields.get("username") or "-"]
+    request_log.info(message, *values, extra=fields)

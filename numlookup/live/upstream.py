@@ -5,6 +5,11 @@ upstream's limit, with our own credentials there; the upstream's status word,
 whatever vocabulary its account uses (ONLINE/OFFLINE, ON/OFF, "true"/"false"),
 is mapped back to reachable / not reachable / unknown. Every failure of the
 upstream as a whole raises ``SourceError`` with a reason safe to show clients.
+
+What the upstream says about a number it could not tell is put in our own words
+(see :func:`could_not_tell`): its texts are its own, and a chained numlookup's
+name its sources ("upstream:hlr-core timed out …"), a provider's its internals.
+Only the subscriber states of a fixed list are passed on as they are.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import httpx
 import msgspec
 
 from numlookup.live.source import LiveAnswer, SourceError
-from numlookup.status import UNKNOWN, reachability
+from numlookup.status import INVALID, UNKNOWN, reachability
 
 
 class _Network(msgspec.Struct):
@@ -74,13 +79,57 @@ def _current_mccmnc(item: _Result) -> str | None:
     return None
 
 
+# The per-number errors passed on as they are: subscriber states in the GSM MAP
+# vocabulary HLRs answer with (Messente's own example is "Absent Subscriber"), facts
+# about the number that name nobody's systems. Matched ignoring case and spacing.
+SUBSCRIBER_STATES = {
+    " ".join(state.casefold().split()): state
+    for state in (
+        "Absent Subscriber",
+        "Unknown Subscriber",
+        "Call Barred",
+        "Teleservice Not Provisioned",
+        "Illegal Subscriber",
+        "Illegal Equipment",
+        "Roaming Not Allowed",
+        "Facility Not Supported",
+    )
+}
+# Any other text is summed up by the first class its words show, or by none.
+REASON_CLASSES = (
+    (("timed out", "timeout"), "its lookup timed out"),
+    (("circuit open", "unavailable"), "its source is unavailable"),
+    (("refused", "rejected"), "its lookup was refused"),
+    (("failed", "failure", "broke", "error"), "its lookup failed"),
+)
+
+
+def could_not_tell(name: str, status: str | bool | None, error: str | None) -> str:
+    """Why upstream ``name`` gave no reachability for a number, in our words.
+
+    A status word we do not read is not repeated (an upstream's own word could be
+    anything); INVALID, a word of the wire, is. Of the upstream's ``error``, the part
+    before any ``;`` (a numlookup upstream appends "; prefix based response used")
+    is passed on if it is one of :data:`SUBSCRIBER_STATES`; otherwise the upstream
+    "could not tell", with a reason class where its text shows one.
+    """
+    if status == INVALID:
+        return f"{name} answered {INVALID}"
+    if status not in (None, UNKNOWN):
+        return f"{name} answered a status word numlookup does not know"
+    said = " ".join((error or "").split(";", 1)[0].casefold().split())
+    if said in SUBSCRIBER_STATES:
+        return SUBSCRIBER_STATES[said]
+    text = (error or "").casefold()
+    for words, reason in REASON_CLASSES:
+        if any(word in text for word in words):
+            return f"{name} could not tell ({reason})"
+    return f"{name} could not tell"
+
+
 def _answer(name: str, number: str, item: _Result, now: datetime) -> LiveAnswer:
     reachable = reachability(item.status)
-    error = item.error
-    if reachable is None and not error:
-        error = (
-            f"{name} answered status {item.status}" if item.status not in (None, UNKNOWN) else f"{name} could not tell"
-        )
+    error = could_not_tell(name, item.status, item.error) if reachable is None else None
     checked = _checked_at(item.checkedAt) or now
     return LiveAnswer(
         number=number,
@@ -88,7 +137,7 @@ def _answer(name: str, number: str, item: _Result, now: datetime) -> LiveAnswer:
         roaming=item.roaming,
         roaming_mccmnc=item.roamingNetwork.mccmnc if item.roamingNetwork else None,
         ported_mccmnc=_current_mccmnc(item),
-        error=error if reachable is None else None,
+        error=error,
         checked_at=min(checked, now),
     )
 
@@ -160,7 +209,7 @@ class UpstreamSource:
             raise SourceError(f"{self.name} refused the request (HTTP {status})")
         try:
             results = _decoder.decode(response.content).result
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):  # nested past the recursion limit
             raise SourceError(f"{self.name} sent an answer that is not a Number Lookup result") from None
         now = datetime.now(UTC)
         if len(results) == len(numbers):  # one result per input, in input order: match by position

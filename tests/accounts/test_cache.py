@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, event
 
-from numlookup.accounts import get_account, rotate_secret, set_enabled
+from numlookup.accounts import Account, AuthFailure, get_account, rotate_secret, set_enabled
 from numlookup.accounts.cache import AccountCache
 from numlookup.billing import add_credits, parse_amount
 from tests.conftest import AccountFactory
@@ -36,11 +36,13 @@ def test_a_cached_account_needs_no_query(engine: Engine, make_account: AccountFa
 
     async def scenario() -> None:
         first = await cache.authenticate(creds.api_username, creds.api_password, LOOPBACK)
-        assert first is not None and first.name == creds.name
+        assert isinstance(first, Account) and first.name == creds.name
         statements.clear()
         assert await cache.authenticate(creds.api_username, creds.api_password, LOOPBACK) == first
-        assert await cache.authenticate(creds.api_username, creds.api_password + "x", LOOPBACK) is None
-        assert await cache.authenticate(creds.api_username, creds.api_password, "not an address") is None
+        wrong = await cache.authenticate(creds.api_username, creds.api_password + "x", LOOPBACK)
+        assert wrong is AuthFailure.WRONG_SECRET
+        elsewhere = await cache.authenticate(creds.api_username, creds.api_password, "not an address")
+        assert elsewhere is AuthFailure.IP_NOT_ALLOWED
         assert statements == []
 
     asyncio.run(scenario())
@@ -52,17 +54,19 @@ def test_changes_reach_the_cache_at_its_next_refresh(engine: Engine, make_accoun
     cache = AccountCache(engine, refresh_seconds=1.0)
 
     async def scenario() -> None:
-        assert await cache.authenticate(creds.api_username, creds.api_password, LOOPBACK) is not None
+        assert isinstance(await cache.authenticate(creds.api_username, creds.api_password, LOOPBACK), Account)
         set_enabled(engine, creds.name, False)
         # Until the counter is read again the entry is served: the bound is refresh_seconds.
-        assert await cache.authenticate(creds.api_username, creds.api_password, LOOPBACK) is not None
+        assert isinstance(await cache.authenticate(creds.api_username, creds.api_password, LOOPBACK), Account)
         await cache.refresh()
-        assert await cache.authenticate(creds.api_username, creds.api_password, LOOPBACK) is None
+        disabled = await cache.authenticate(creds.api_username, creds.api_password, LOOPBACK)
+        assert disabled is AuthFailure.ACCOUNT_DISABLED
         set_enabled(engine, creds.name, True)
         rotated = rotate_secret(engine, creds.name)
         await cache.refresh()
-        assert await cache.authenticate(creds.api_username, creds.api_password, LOOPBACK) is None
-        assert await cache.authenticate(rotated.api_username, rotated.api_password, LOOPBACK) is not None
+        stale = await cache.authenticate(creds.api_username, creds.api_password, LOOPBACK)
+        assert stale is AuthFailure.WRONG_SECRET
+        assert isinstance(await cache.authenticate(rotated.api_username, rotated.api_password, LOOPBACK), Account)
 
     asyncio.run(scenario())
 
@@ -74,7 +78,7 @@ def test_a_top_up_refreshes_the_cached_balance(engine: Engine, make_account: Acc
 
     async def balance() -> int:
         account = await cache.authenticate(creds.api_username, creds.api_password, LOOPBACK)
-        assert account is not None
+        assert isinstance(account, Account)
         return account.balance
 
     async def scenario() -> None:
@@ -96,10 +100,10 @@ def test_entries_are_not_trusted_once_the_counter_goes_unread(
     cache = AccountCache(engine, refresh_seconds=0.05)
 
     async def scenario() -> None:
-        assert await cache.authenticate(creds.api_username, creds.api_password, LOOPBACK) is not None
+        assert isinstance(await cache.authenticate(creds.api_username, creds.api_password, LOOPBACK), Account)
         time.sleep(0.2)
         statements.clear()
-        assert await cache.authenticate(creds.api_username, creds.api_password, LOOPBACK) is not None
+        assert isinstance(await cache.authenticate(creds.api_username, creds.api_password, LOOPBACK), Account)
         assert statements, "an untrusted entry was served without reading the database"
 
     asyncio.run(scenario())
@@ -112,7 +116,7 @@ def test_no_cache_reads_every_time(engine: Engine, make_account: AccountFactory,
     async def scenario() -> None:
         for _ in range(3):
             statements.clear()
-            assert await cache.authenticate(creds.api_username, creds.api_password, LOOPBACK) is not None
+            assert isinstance(await cache.authenticate(creds.api_username, creds.api_password, LOOPBACK), Account)
             assert statements
 
     asyncio.run(scenario())
@@ -128,7 +132,7 @@ def test_a_burst_on_a_cold_cache_reads_the_account_once(
         accounts = await asyncio.gather(
             *(cache.authenticate(creds.api_username, creds.api_password, LOOPBACK) for _ in range(50))
         )
-        assert all(a is not None and a.name == creds.name for a in accounts)
+        assert all(isinstance(a, Account) and a.name == creds.name for a in accounts)
 
     statements.clear()
     asyncio.run(scenario())

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from numlookup.accounts import authenticate, create_account, list_accounts
+from numlookup.accounts import Account, AuthFailure, authenticate, create_account, list_accounts
 from numlookup.billing import ledger_rows, parse_amount
 from numlookup.store import make_engine
 from tests.support import ROOT, cli_json, database_url, environment, free_port, run_cli
@@ -61,12 +61,13 @@ def test_account_lifecycle(data_dir: Path) -> None:
     ]
 
     engine = make_engine(database_url(data_dir))
-    assert authenticate(engine, created["api_username"], created["api_password"], "192.0.2.1") is not None
+    assert isinstance(authenticate(engine, created["api_username"], created["api_password"], "192.0.2.1"), Account)
     rotated = cli_json(data_dir, "accounts", "rotate-secret", "acme")
     assert rotated["api_username"] == created["api_username"]
     assert rotated["api_password"] != created["api_password"]
-    assert authenticate(engine, created["api_username"], created["api_password"], "192.0.2.1") is None
-    assert authenticate(engine, rotated["api_username"], rotated["api_password"], "192.0.2.1") is not None
+    stale = authenticate(engine, created["api_username"], created["api_password"], "192.0.2.1")
+    assert stale is AuthFailure.WRONG_SECRET
+    assert isinstance(authenticate(engine, rotated["api_username"], rotated["api_password"], "192.0.2.1"), Account)
     engine.dispose()
 
     human = run_cli(data_dir, "accounts", "list").stdout

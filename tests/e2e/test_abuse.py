@@ -1,5 +1,5 @@
 """Abuse protection against a running server: rate limits, auth-failure throttling,
-trusted proxies, body size and body deadline, and readiness.
+trusted proxies, body size and body deadline, the header deadline, and readiness.
 
 Loopback holds every 127.x address, so each test speaks from source addresses of
 its own and the limits of one test never leak into another. The server runs with
@@ -22,10 +22,13 @@ from typing import Any
 import httpx
 import pytest
 
+from numlookup import serving
 from numlookup.accounts import NewCredentials, get_account
+from numlookup.api import refusals
 from numlookup.api.limits import AuthFailures, TokenBuckets
 from numlookup.api.proxies import TrustedProxies, limit_key
 from tests.e2e.conftest import Live, start_live
+from tests.support import metric
 
 SYNC = "/v1/hlr/sync"
 JSON = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -36,6 +39,8 @@ ACCOUNT_BURST = 3
 AUTH_FAILURES = 3
 PENALTY = 2.0
 BODY_TIMEOUT = 1.0
+HEADER_TIMEOUT = 3.0
+KEEP_ALIVE = 2
 LIMITS = {
     # Slow refill, so a test's requests meet the burst, not the rate.
     "NUMLOOKUP_RATE_LIMIT_PER_IP": "0.2",
@@ -47,6 +52,8 @@ LIMITS = {
     "NUMLOOKUP_AUTH_FAILURE_PENALTY_SECONDS": str(PENALTY),
     "NUMLOOKUP_TRUSTED_PROXIES": json.dumps([PROXY + "/32"]),
     "NUMLOOKUP_BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT),
+    "NUMLOOKUP_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT),
+    "NUMLOOKUP_TIMEOUT_KEEP_ALIVE_SECONDS": str(KEEP_ALIVE),
 }
 
 
@@ -315,6 +322,90 @@ def test_a_body_within_the_limits_still_works(guarded: Live) -> None:
         sock.sendall(body[5:])
         response = read_response(sock)
     assert response.status_code == 200, response.text
+
+
+# ------------------------------------------------------------------ request headers
+
+
+def timeouts_408(live: Live) -> float:
+    try:
+        return metric(live.url, "numlookup_http_requests_total", route="unmatched", method="none", status="408")
+    except AssertionError:  # not counted yet: the sample appears at its first use
+        return 0.0
+
+
+def request_line(live: Live, request_id: str) -> dict[str, Any]:
+    """The server's JSON request log line for ``request_id`` (written as the answer leaves: wait a moment)."""
+    deadline = time.monotonic() + 10
+    while True:
+        for line in live.server.log_path.read_text().splitlines():
+            record = json.loads(line)
+            if record.get("logger") == "numlookup.access" and record.get("request_id") == request_id:
+                return dict(record)
+        assert time.monotonic() < deadline, f"no request log line for {request_id}"
+        time.sleep(0.05)
+
+
+def test_408_for_a_header_block_that_does_not_finish(guarded: Live) -> None:
+    """Half the headers, then nothing: the server answers 408 (code 106) and closes, instead of waiting for ever."""
+    before = timeouts_408(guarded)
+    with connect(guarded, "127.0.0.81") as sock:
+        start = time.monotonic()
+        sock.sendall(f"POST {SYNC} HTTP/1.1\r\nHost: numlookup\r\nContent-Type: appli".encode())
+        sock.settimeout(HEADER_TIMEOUT + 10)
+        response = read_response(sock)
+        elapsed = time.monotonic() - start
+        assert "3 s" in assert_error(response, 408, 106)
+        assert HEADER_TIMEOUT * 0.9 <= elapsed < HEADER_TIMEOUT + 5
+        assert response.headers["connection"] == "close" and closed(sock)
+    assert timeouts_408(guarded) == before + 1
+    line = request_line(guarded, response.headers["x-request-id"])
+    assert (line["level"], line["status"], line["client"]) == ("info", 408, "127.0.0.81")
+
+
+def test_blank_lines_before_a_request_count_as_its_headers(guarded: Live) -> None:
+    """Blank lines begin no request in the parser; trickled, they held a connection open all the same."""
+    with connect(guarded, "127.0.0.82") as sock:
+        start = time.monotonic()
+        while not select.select([sock], [], [], 0.5)[0]:  # a blank line every half second, until the server speaks
+            assert time.monotonic() - start < HEADER_TIMEOUT + 5, "the server let the blank lines run on"
+            sock.sendall(b"\r\n")
+        response = read_response(sock)
+    assert_error(response, 408, 106)
+
+
+def test_headers_sent_slowly_within_the_limit_still_get_their_answer(guarded: Live) -> None:
+    creds = guarded.account()
+    body = json.dumps({"numbers": [ESTONIA]}).encode()
+    head = request_head(creds, len(body))
+    pieces = 8
+    size = -(-len(head) // pieces)
+    with connect(guarded, "127.0.0.83") as sock:
+        for i in range(pieces):  # over 2 s in all, with a 3 s limit
+            sock.sendall(head[i * size : (i + 1) * size])
+            time.sleep(2.0 / pieces)
+        sock.sendall(body)
+        response = read_response(sock)
+    assert response.status_code == 200, response.text
+    assert response.json()["result"][0]["number"] == ESTONIA
+
+
+def test_idle_connections_close_after_the_keep_alive_timeout_without_a_408(guarded: Live) -> None:
+    """Before the first request and between requests nothing was sent: idle, so closed quietly."""
+    creds = guarded.account()
+    with connect(guarded, "127.0.0.84") as sock:  # never sends a byte
+        sock.settimeout(KEEP_ALIVE + 10)
+        assert sock.recv(1024) == b""
+    body = json.dumps({"numbers": [ESTONIA]}).encode()
+    with connect(guarded, "127.0.0.84") as sock:
+        sock.sendall(request_head(creds, len(body)) + body)
+        assert read_response(sock).status_code == 200
+        sock.settimeout(KEEP_ALIVE + 10)
+        assert sock.recv(1024) == b""  # no 408: waiting for the next request is not sending one slowly
+
+
+def test_the_server_and_the_app_name_the_same_lifespan_key() -> None:
+    assert serving.REFUSALS_STATE_KEY == refusals.LIFESPAN_KEY
 
 
 # ------------------------------------------------------------------ readiness and documents

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from numlookup.accounts import NewCredentials, get_account
 from numlookup.billing import ledger_rows, parse_amount
+from numlookup.live.service import OFFLINE_USED
 from tests.e2e.clients import OfficialClient, fetch_info, prepare
 from tests.e2e.conftest import Live, start_live
 from tests.peers.messente import Peer
@@ -29,8 +30,17 @@ from tests.support import metric
 
 # Estonia goes A → B → peer. B's peer speaks "true"/"false"; B answers A in ON/OFF.
 ONLINE, OFFLINE, ROAMING, UNKNOWN = "+37251000001", "+37251000002", "+37251000003", "+37251000004"
-PEER_STATUSES = {ONLINE: "true", OFFLINE: "false", ROAMING: "true", UNKNOWN: "UNKNOWN"}
+ABSENT, LEAKY = "+37251000008", "+37251000009"  # the peer cannot tell, and says why in its own words
+PEER_STATUSES = {
+    ONLINE: "true",
+    OFFLINE: "false",
+    ROAMING: "true",
+    UNKNOWN: "UNKNOWN",
+    ABSENT: "UNKNOWN",
+    LEAKY: "UNKNOWN",
+}
 PEER_ROAMING = {ROAMING: "24405"}  # Elisa, Finland
+PEER_ERRORS = {ABSENT: "Absent Subscriber", LEAKY: "hlr-7.core.internal: MAP dialogue timeout (node tallinn-2)"}
 # One misbehaving upstream per country calling code, straight from A.
 FAILING = {
     "refuse": ("49", "+4915112345678", "refused the connection"),
@@ -70,7 +80,11 @@ class Chain:
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
     peer = Peer(
-        statuses=PEER_STATUSES, roaming=PEER_ROAMING, default_status="true", credentials=("b-at-peer", "pw")
+        statuses=PEER_STATUSES,
+        roaming=PEER_ROAMING,
+        errors=PEER_ERRORS,
+        default_status="true",
+        credentials=("b-at-peer", "pw"),
     ).start()
     peers = {
         "refuse": Peer(mode="refuse"),
@@ -160,7 +174,9 @@ def test_live_answers_through_a_second_numlookup_then_the_cache(chain: Chain) ->
         "countryCode": "FIN",
     }
     assert (unknown["status"], unknown["source"]) == ("UNKNOWN", "offline")
-    assert "could not tell" in str(unknown["error"]) and unknown["currentNetwork"]["mccmnc"] == "24801"
+    # B's words name its source ("upstream:peer could not tell"); A says it in its own.
+    assert unknown["error"] == f"upstream:b could not tell; {OFFLINE_USED}"
+    assert unknown["currentNetwork"]["mccmnc"] == "24801"
     assert (offline_only["status"], offline_only["source"]) == ("UNKNOWN", "offline") and "error" not in offline_only
     assert invalid["status"] == "INVALID" and invalid["source"] == "offline"
     assert last_charge(chain.a, creds) == (3 * PRICE_LIVE + 2 * PRICE_OFFLINE, 5)
@@ -177,6 +193,24 @@ def test_live_answers_through_a_second_numlookup_then_the_cache(chain: Chain) ->
     assert len(chain.peer.requests) == asked + 1  # max_age went on to B, which asked its peer again
     assert chain.peer.requests[-1].get("max_age") == 0
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", str(fresh["checkedAt"]))
+
+
+def test_an_upstreams_own_words_reach_clients_only_from_the_allow_list(chain: Chain) -> None:
+    """A subscriber state is passed on through both hops; the peer's internals and B's source names are not."""
+    creds = chain.a.account()
+    absent, leaky, unknown = lookup(chain.a, creds, [ABSENT, LEAKY, UNKNOWN], max_age=0)
+    assert absent["error"] == f"Absent Subscriber; {OFFLINE_USED}"
+    assert leaky["error"] == f"upstream:b could not tell (its lookup timed out); {OFFLINE_USED}"
+    assert unknown["error"] == f"upstream:b could not tell; {OFFLINE_USED}"
+    for item in (absent, leaky, unknown):
+        assert (item["status"], item["source"]) == ("UNKNOWN", "offline")
+        for internal in ("peer", "hlr-7", "tallinn", "MAP"):
+            assert internal not in item["error"]
+    # B's own clients read B's words: B's source by B's name, the peer's text summed up.
+    b_creds = chain.b.account()
+    b_absent, b_leaky = lookup(chain.b, b_creds, [ABSENT, LEAKY])
+    assert b_absent["error"] == f"Absent Subscriber; {OFFLINE_USED}"
+    assert b_leaky["error"] == f"upstream:peer could not tell (its lookup timed out); {OFFLINE_USED}"
 
 
 @pytest.mark.parametrize("mode", list(FAILING))

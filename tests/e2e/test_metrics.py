@@ -6,16 +6,20 @@ from pathlib import Path
 
 import httpx
 
+from numlookup.billing.money import to_micros
+from numlookup.settings import Settings
 from tests.e2e.conftest import Live, start_live
 from tests.support import metric
 
 SYNC = "/v1/hlr/sync"
+SPENT = "numlookup_credits_spent_micros_total"
+PRICE = to_micros(Settings().offline_price)  # what one valid number costs an account without a price of its own
 
 
 def test_requests_lookups_and_credits_are_counted(live: Live) -> None:
     creds = live.account(credits="1")
     before = {status: _requests(live, SYNC, "POST", status) for status in ("200", "401")}
-    spent = _optional(live, "numlookup_credits_spent_total")
+    spent = _optional(live, SPENT)
     unknown = _optional(live, "numlookup_lookups_total", status="unknown", source="offline")
     invalid = _optional(live, "numlookup_lookups_total", status="invalid", source="offline")
     with live.client(creds) as client:
@@ -30,7 +34,8 @@ def test_requests_lookups_and_credits_are_counted(live: Live) -> None:
     assert metric(live.url, "numlookup_http_request_duration_seconds_count", route=SYNC) >= 2
     assert metric(live.url, "numlookup_lookups_total", status="unknown", source="offline") == unknown + 2
     assert metric(live.url, "numlookup_lookups_total", status="invalid", source="offline") == invalid + 1
-    assert round(metric(live.url, "numlookup_credits_spent_total") - spent, 6) == 0.02  # two valid numbers at 0.01
+    spent_now = metric(live.url, SPENT)
+    assert spent_now.is_integer() and spent_now - spent == 2 * PRICE  # two valid numbers, in whole micro-credits
     assert metric(live.url, "numlookup_charge_batch_size_count") >= 1
 
 
@@ -57,4 +62,4 @@ def test_every_worker_answers_for_the_whole_node(tmp_path: Path) -> None:
         scrapes = {_requests(live, SYNC, "POST", "200") for _ in range(10)}
         assert scrapes == {requests}
         assert metric(live.url, "numlookup_charge_batch_size_count") == requests
-        assert round(metric(live.url, "numlookup_credits_spent_total"), 6) == 0.4
+        assert metric(live.url, SPENT) == requests * PRICE

@@ -8,6 +8,10 @@ though it fits) would be a contract bug. Hypothesis feeds it arbitrary bytes,
 mutilated request bodies and arbitrary JSON documents, and for the JSON ones
 checks the verdict against a model of the schema written out here.
 
+Deeply nested bodies are built as bytes (``json.dumps`` itself recurses, and
+would fail before the server does): past ``MAX_NESTING`` levels every body is
+refused, whichever key holds the nesting, and below it the schema decides.
+
 Bounded by example count (``max_examples``), derandomized, no per-example deadline.
 """
 
@@ -18,11 +22,12 @@ import math
 from typing import Any
 
 import msgspec
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from numlookup.api.errors import ApiError, ErrorCode, error_response
 from numlookup.api.lookup import _decode as decode_request
+from numlookup.api.nesting import MAX_NESTING
 from numlookup.api.wire import NumbersToInvestigate
 from tests.fuzz import FUZZ
 
@@ -162,3 +167,64 @@ def test_empty_and_blank_bodies_are_refused(body: bytes) -> None:
     verdict = decode_or_refuse(body)
     assert isinstance(verdict, ApiError)
     assert_is_the_wire_400(verdict)
+
+
+# Where the nesting goes: the schema's own keys, keys it ignores (names that look alike included),
+# or None: the document itself is the nesting.
+NESTING_KEYS = st.sampled_from(["numbers", "max_age", "deadline", "x", "Numbers", "[{", None])
+# Innermost values; strings full of brackets and escapes must not count as nesting.
+LEAVES = st.sampled_from([b"", b"1", b"null", b'"+37251000001"', b'"]]}}"', b'"[[{{"', b'"\\\\"', b'"\\"[{"'])
+LEVELS = st.one_of(
+    st.integers(min_value=1, max_value=3000), st.integers(min_value=MAX_NESTING - 3, max_value=MAX_NESTING + 2)
+)
+
+
+def nested(levels: int, pattern: list[bool], leaf: bytes, key: str) -> bytes:
+    """``levels`` arrays (True) and objects (False, each holding ``key``) in ``pattern``'s order, around ``leaf``."""
+    name = json.dumps(key).encode()
+    kinds = [pattern[level % len(pattern)] for level in range(levels)]
+    opens = [b"[" if array else b"{" + name + b": " for array in kinds]
+    if not leaf and not kinds[-1]:
+        opens[-1] = b"{"  # an innermost object with nothing to hold is empty
+    closes = [b"]" if array else b"}" for array in reversed(kinds)]
+    return b"".join(opens) + leaf + b"".join(closes)
+
+
+@FUZZ
+@given(
+    key=NESTING_KEYS,
+    levels=LEVELS,
+    pattern=st.lists(st.booleans(), min_size=1, max_size=4),
+    leaf=LEAVES,
+)
+@example(key="x", levels=1000, pattern=[True], leaf=b"")  # the report: a 500 with a RecursionError
+@example(key="x", levels=1000, pattern=[False], leaf=b"1")
+@example(key="numbers", levels=100_000, pattern=[True], leaf=b"")
+@example(key=None, levels=MAX_NESTING + 1, pattern=[False, True], leaf=b'"+37251000001"')
+def test_deep_nesting_is_refused_with_102_wherever_it_is(
+    key: str | None, levels: int, pattern: list[bool], leaf: bytes
+) -> None:
+    """Deeper than ``MAX_NESTING``: 102, saying so. Not deeper: the schema's verdict, as for any document."""
+    if key is None:
+        body, depth = nested(levels, pattern, leaf, "numbers"), levels
+    elif key == "numbers":
+        body, depth = b'{"numbers": ' + nested(levels, pattern, leaf, key) + b"}", 1 + levels
+    else:
+        name = json.dumps(key).encode()
+        body, depth = (
+            b'{"numbers": ["+37251000001"], ' + name + b": " + nested(levels, pattern, leaf, key) + b"}",
+            1 + levels,
+        )
+    verdict = decode_or_refuse(body)
+    if depth > MAX_NESTING:
+        assert isinstance(verdict, ApiError), body[:200]
+        assert_is_the_wire_400(verdict)
+        assert f"more than {MAX_NESTING} levels" in verdict.description
+        return
+    document = json.loads(body)  # shallow enough for Python's own parser: the model decides
+    if fits_the_schema(document):
+        assert isinstance(verdict, NumbersToInvestigate), (body, verdict)
+        assert verdict.numbers == document["numbers"]
+    else:
+        assert isinstance(verdict, ApiError), body
+        assert_is_the_wire_400(verdict)

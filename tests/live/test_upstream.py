@@ -77,6 +77,7 @@ def test_batches_of_the_upstream_limit_with_our_credentials() -> None:
         ("http500", "server error (HTTP 500)"),
         ("http401", "rejected our credentials (HTTP 401)"),
         ("badjson", "not a Number Lookup result"),
+        ("deepjson", "not a Number Lookup result"),
     ],
 )
 def test_each_failure_is_a_source_error_with_its_reason(mode: str, reason: str) -> None:
@@ -100,3 +101,62 @@ def test_porting_facts_are_what_the_upstream_says_of_the_current_network() -> No
     with Peer(ported={moved: "24802"}, home={home: "24801"}) as peer:
         answers = query(peer, [moved, home, silent])
     assert [answers[n].ported_mccmnc for n in (moved, home, silent)] == ["24802", "24801", None]
+
+
+# What an upstream says about a number it could not tell, and what our client reads.
+UPSTREAM_WORDS = [
+    ("Absent Subscriber", "Absent Subscriber"),  # a subscriber state: passed on
+    ("  absent   SUBSCRIBER ", "Absent Subscriber"),
+    ("Unknown Subscriber; prefix based response used", "Unknown Subscriber"),  # a numlookup upstream's suffix
+    # A chained numlookup's own words name its sources; a provider's, its internals.
+    (
+        "Live lookup failed: upstream:hlr-core timed out after 3 s; prefix based response used",
+        "upstream:up could not tell (its lookup timed out)",
+    ),
+    ("Live lookup timed out; prefix based response used", "upstream:up could not tell (its lookup timed out)"),
+    (
+        "Live lookup failed: upstream:hlr-core refused the connection; prefix based response used",
+        "upstream:up could not tell (its lookup was refused)",
+    ),
+    (
+        "Live lookup failed: upstream:hlr-core is unavailable (circuit open after repeated failures); "
+        "prefix based response used",
+        "upstream:up could not tell (its source is unavailable)",
+    ),
+    ("node hlr-7.core.internal: MAP error 34 (SystemFailure)", "upstream:up could not tell (its lookup failed)"),
+    ("upstream:hlr-core could not tell; prefix based response used", "upstream:up could not tell"),
+    ("Absent Subscriber at VLR 3725099 (tallinn-2)", "upstream:up could not tell"),  # a state with more: not passed
+    ("", "upstream:up could not tell"),
+]
+
+
+@pytest.mark.parametrize(("said", "told"), UPSTREAM_WORDS)
+def test_an_upstreams_words_reach_our_clients_only_from_the_allow_list(said: str, told: str) -> None:
+    number = NUMBERS[0]
+    with Peer(statuses={number: "UNKNOWN"}, errors={number: said}) as peer:
+        [answer] = query(peer, [number]).values()
+    assert answer.reachable is None and answer.error == told
+    for internal in ("hlr-core", "hlr-7", "tallinn", "SystemFailure", "MAP"):
+        assert internal not in told
+
+
+@pytest.mark.parametrize(
+    ("status", "told"),
+    [
+        ("INVALID", "upstream:up answered INVALID"),
+        ("HLR_NODE_7_DOWN", "upstream:up answered a status word numlookup does not know"),
+        (None, "upstream:up could not tell"),
+    ],
+)
+def test_a_status_word_we_do_not_read_is_not_repeated(status: str | None, told: str) -> None:
+    number = NUMBERS[0]
+    with Peer(statuses={number: status}, errors={number: "internal node 7"}) as peer:
+        [answer] = query(peer, [number]).values()
+    assert answer.reachable is None and answer.error == told
+
+
+def test_a_reachable_answer_carries_no_upstream_text() -> None:
+    number = NUMBERS[0]
+    with Peer(statuses={number: "OFFLINE"}, errors={number: "detached at hlr-7.core.internal"}) as peer:
+        [answer] = query(peer, [number]).values()
+    assert answer.reachable is False and answer.error is None

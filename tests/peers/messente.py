@@ -8,14 +8,16 @@ loop, so the server under test sees exactly what a remote peer would send:
   per number from ``statuses`` (default ``default_status``), roaming networks
   from ``roaming``, ported networks from ``ported``, and for numbers in ``home``
   the network they are on while not ported (``currentNetwork``, as Messente
-  sends it; without it the answer says nothing of porting); with
+  sends it; without it the answer says nothing of porting), a per-number ``error``
+  text from ``errors`` (any text: what an upstream's own words may be); with
   ``credentials`` set, a wrong Basic auth gets a 401 as Messente sends it;
 - ``refuse``: nothing listens on the port (connection refused);
 - ``reset``: reads the request, then closes with SO_LINGER 0 (a TCP RST);
 - ``hang``: reads the request and never answers;
 - ``garbage``: answers bytes that are not HTTP;
 - ``http500`` / ``http401``: a JSON error body with that status;
-- ``badjson``: HTTP 200 whose body is not JSON.
+- ``badjson``: HTTP 200 whose body is not JSON;
+- ``deepjson``: HTTP 200 whose body is JSON nested 100,000 levels deep.
 
 ``mode`` may be changed while the peer runs (a source that recovers).
 """
@@ -32,7 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-MODES = ("messente", "refuse", "reset", "hang", "garbage", "http500", "http401", "badjson")
+MODES = ("messente", "refuse", "reset", "hang", "garbage", "http500", "http401", "badjson", "deepjson")
 
 
 @dataclass
@@ -40,10 +42,11 @@ class Peer:
     mode: str = "messente"
     delay: float = 0.0
     default_status: str = "ONLINE"
-    statuses: Mapping[str, str] = field(default_factory=dict)
+    statuses: Mapping[str, str | None] = field(default_factory=dict)  # None: a null status
     roaming: Mapping[str, str] = field(default_factory=dict)  # number → serving MCC/MNC
     ported: Mapping[str, str] = field(default_factory=dict)  # number → current MCC/MNC
     home: Mapping[str, str] = field(default_factory=dict)  # number → its network while not ported
+    errors: Mapping[str, str] = field(default_factory=dict)  # number → the result's "error" text
     credentials: tuple[str, str] | None = None
     port: int = 0
     requests: list[dict[str, Any]] = field(default_factory=list)  # decoded bodies, in arrival order
@@ -148,6 +151,10 @@ class Peer:
             return await _respond(writer, 401, {"error": detail, "errors": [{"error": detail}]})
         if mode == "badjson":
             return await _respond(writer, 200, b'{"request_id": "x", "result": [{"number": ')
+        if mode == "deepjson":
+            return await _respond(
+                writer, 200, b'{"request_id": "x", "result": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+            )
         try:
             numbers = json.loads(body)["numbers"]
         except (ValueError, KeyError, TypeError):
@@ -164,7 +171,9 @@ class Peer:
         roaming = self.roaming.get(number)
         ported = self.ported.get(number)
         current = ported or self.home.get(number)
+        error = {"error": self.errors[number]} if number in self.errors else {}
         return {
+            **error,
             "number": number,
             "status": self.statuses.get(number, self.default_status),
             "ported": ported is not None,
