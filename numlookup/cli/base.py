@@ -27,6 +27,7 @@ from numlookup.datasets.importer import ImportFailed
 from numlookup.settings import Settings, SettingsError, get_settings
 from numlookup.status import UnknownStyle
 from numlookup.store import make_engine, upgrade
+from numlookup.store.backup import BackupError
 from numlookup.store.migrate import current_revision, head_revision
 
 EXIT_USER_ERROR = 1
@@ -53,6 +54,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     UnknownStyle,
     FormatError,
     ImportFailed,
+    BackupError,
     OSError,
 )
 

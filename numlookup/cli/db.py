@@ -1,14 +1,17 @@
-"""``numlookup db``: the database schema."""
+"""``numlookup db``: the database schema, and consistent backups of the database."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
-from numlookup.cli.base import out, settings, user_errors
+from numlookup.cli.base import JsonOption, out, print_json, settings, user_errors
 from numlookup.store import make_engine, upgrade
 from numlookup.store.migrate import current_revision
 
-app = typer.Typer(help="The database schema.", no_args_is_help=True)
+app = typer.Typer(help="The database schema, and backups.", no_args_is_help=True)
 
 
 @app.command("upgrade")
@@ -19,3 +22,30 @@ def db_upgrade() -> None:
     engine = make_engine(config.effective_database_url, sqlite_synchronous=config.sqlite_synchronous)
     upgrade(engine)
     out.print(f"database at revision {current_revision(engine)}")
+
+
+@app.command("backup")
+@user_errors
+def db_backup(
+    file: Annotated[Path, typer.Argument(help="Where to write the copy (a new file).", show_default=False)],
+    force: Annotated[bool, typer.Option("--force", help="Replace FILE if it exists.")] = False,
+    json: JsonOption = False,
+) -> None:
+    """Write a consistent copy of the database to FILE, while the servers keep running and charging.
+
+    SQLite: a copy of the database file, made with SQLite's backup API; restore it
+    by putting it in place of numlookup.db with every node stopped. PostgreSQL:
+    pg_dump's custom format (pg_dump must be on PATH); restore it with pg_restore.
+    """
+    from numlookup.store.backup import backup_database
+
+    made = backup_database(settings().effective_database_url, file, force=force)
+    if json:
+        print_json({"path": str(made.path), "bytes": made.size, "backend": made.backend, "revision": made.revision})
+        return
+    revision = f" at revision {made.revision}" if made.revision else ""
+    out.print(
+        f"backup of the {made.backend} database{revision} written to {made.path} ({made.size:,} bytes)",
+        soft_wrap=True,
+        highlight=False,
+    )
