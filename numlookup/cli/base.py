@@ -67,7 +67,7 @@ def user_errors(command: Callable[P, R]) -> Callable[P, R]:
         try:
             return command(*args, **kwargs)
         except USER_ERRORS as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False)
+            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)  # one line, however long
             raise typer.Exit(EXIT_USER_ERROR) from None
 
     return run
