@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from numlookup.cli.base import JsonOption, out, print_json, settings, user_errors
+from numlookup.cli.base import CliError, JsonOption, out, print_json, settings, user_errors
 from numlookup.store import make_engine, upgrade
-from numlookup.store.migrate import current_revision
+from numlookup.store.migrate import current_revision, downgrade, older_revisions
 
 app = typer.Typer(help="The database schema, and backups.", no_args_is_help=True)
 
@@ -21,6 +21,30 @@ def db_upgrade() -> None:
     config = settings()
     engine = make_engine(config.effective_database_url, sqlite_synchronous=config.sqlite_synchronous)
     upgrade(engine)
+    out.print(f"database at revision {current_revision(engine)}")
+
+
+@app.command("downgrade")
+@user_errors
+def db_downgrade(
+    revision: Annotated[
+        str, typer.Argument(help="The revision to go back to: the older version's, as `db upgrade` printed it.")
+    ],
+) -> None:
+    """Undo the migrations above REVISION, to roll back to an older numlookup (stop the newer nodes first).
+
+    Accounts, balances and the ledger stay; what the newer migrations added goes
+    (their tables and what is in them). Take a backup first.
+    """
+    config = settings()
+    engine = make_engine(config.effective_database_url, sqlite_synchronous=config.sqlite_synchronous)
+    choices = older_revisions(engine)
+    if revision not in choices:
+        raise CliError(
+            f"cannot go back to revision {revision!r}: the database is at {current_revision(engine)}, "
+            f"and can go back to {', '.join(choices) or 'nothing'}"
+        )
+    downgrade(engine, revision)
     out.print(f"database at revision {current_revision(engine)}")
 
 
