@@ -1,4 +1,4 @@
-"""deploy/systemd/numlookup.service: systemd accepts it, rates it well hardened, and its stop works.
+"""deploy/systemd/: systemd accepts the units, rates the services well hardened, and their commands work.
 
 systemd-analyze checks the file offline (no running systemd is needed). Only
 the path of the numlookup executable is replaced, by this environment's, since
@@ -6,10 +6,10 @@ the path of the numlookup executable is replaced, by this environment's, since
 systemd tests skip: it comes with Debian's ``systemd`` package, the init
 system's own, which ``make test`` does not install on a machine that lacks it.
 
-The last test runs the unit's command with the unit's environment (paths moved
-into a temporary folder) and stops it as ``KillMode=mixed`` does: SIGTERM to
-the main process only. With two workers it must exit 0 well within
-``TimeoutStopSec``.
+The last tests run the services' commands with their environment (paths moved
+into a temporary folder). numlookup.service is stopped as ``KillMode=mixed``
+does: SIGTERM to the main process only; with two workers it must exit 0 well
+within ``TimeoutStopSec``. numlookup-backup.service must leave a backup.
 """
 
 from __future__ import annotations
@@ -30,7 +30,10 @@ import pytest
 from numlookup.settings import Settings
 from tests.support import BACKEND, ROOT, database_url, free_port, until_healthy
 
-UNIT = ROOT / "deploy" / "systemd" / "numlookup.service"
+UNITS = ROOT / "deploy" / "systemd"
+UNIT = UNITS / "numlookup.service"
+BACKUP_UNIT = UNITS / "numlookup-backup.service"
+ALL_UNITS = sorted(p.name for p in UNITS.glob("*.service")) + sorted(p.name for p in UNITS.glob("*.timer"))
 EXAMPLE = ROOT / "deploy" / "numlookup.example.toml"
 INSTALLED = "/opt/numlookup/bin/numlookup"  # where docs/deploying.md installs it
 # systemd-analyze security's overall exposure, 0 (locked down) to 10; "OK" is below 4.
@@ -47,11 +50,11 @@ def systemd_analyze() -> str:
     return binary
 
 
-def service(text: str | None = None) -> dict[str, list[str]]:
+def service(unit: Path = UNIT) -> dict[str, list[str]]:
     """The [Service] section: each key's values, in order (systemd allows a key many times)."""
     values: dict[str, list[str]] = {}
     section = ""
-    for line in (text or UNIT.read_text()).splitlines():
+    for line in unit.read_text().splitlines():
         line = line.strip()
         if line.startswith("[") and line.endswith("]"):
             section = line[1:-1]
@@ -61,9 +64,9 @@ def service(text: str | None = None) -> dict[str, list[str]]:
     return values
 
 
-def environment() -> dict[str, str]:
+def environment(unit: Path = UNIT) -> dict[str, str]:
     """The unit's Environment= assignments."""
-    return dict(item.split("=", 1) for value in service()["Environment"] for item in shlex.split(value))
+    return dict(item.split("=", 1) for value in service(unit)["Environment"] for item in shlex.split(value))
 
 
 def seconds(value: str) -> float:
@@ -74,15 +77,20 @@ def seconds(value: str) -> float:
     return sum(float(number) * units[unit] for number, unit in parts)
 
 
-def rendered(folder: Path, text: str | None = None) -> Path:
-    """The unit with this environment's numlookup in place of the installed one."""
-    text = text or UNIT.read_text()
-    executable = Path(sys.executable).parent / "numlookup"
-    assert executable.exists(), executable
-    assert text.count(f"ExecStart={INSTALLED} ") == 1
-    path = folder / "numlookup.service"
-    path.write_text(text.replace(f"ExecStart={INSTALLED} ", f"ExecStart={executable} "))
-    return path
+def executable() -> str:
+    """This environment's numlookup command, in place of the installed one."""
+    path = Path(sys.executable).parent / "numlookup"
+    assert path.exists(), path
+    return str(path)
+
+
+def rendered(folder: Path, name: str, text: str | None = None) -> Path:
+    """Every unit file in ``folder`` (a timer needs its service), ``name`` as ``text`` if given."""
+    for unit in ALL_UNITS:
+        source = text if unit == name and text is not None else (UNITS / unit).read_text()
+        assert unit.endswith(".timer") or INSTALLED in source, f"{unit} runs {INSTALLED}"
+        (folder / unit).write_text(source.replace(INSTALLED, executable()))
+    return folder / name
 
 
 def verify(path: Path) -> list[str]:
@@ -105,21 +113,23 @@ def running(pid: str) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path) -> None:
-    assert verify(rendered(tmp_path)) == []
+@pytest.mark.parametrize("name", ALL_UNITS)
+def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path, name: str) -> None:
+    assert verify(rendered(tmp_path, name)) == []
 
 
 def test_systemd_analyze_verify_would_catch_a_mistake(tmp_path: Path) -> None:
     """The check above has teeth: a misspelt value and an unknown option are reported."""
     broken = UNIT.read_text().replace("ProtectSystem=strict", "ProtectSystem=strictest")
     broken = broken.replace("KillMode=mixed", "KillMode=mixed\nKillMood=mixed")
-    said = " ".join(verify(rendered(tmp_path, broken)))
+    said = " ".join(verify(rendered(tmp_path, UNIT.name, broken)))
     assert "strictest" in said and "KillMood" in said, said
 
 
-def test_systemd_analyze_security_rates_the_unit_well_hardened(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", [n for n in ALL_UNITS if n.endswith(".service")])
+def test_systemd_analyze_security_rates_the_service_well_hardened(tmp_path: Path, name: str) -> None:
     done = subprocess.run(
-        [systemd_analyze(), "security", "--offline=yes", f"--threshold={int(MAX_EXPOSURE * 10)}", str(UNIT)],
+        [systemd_analyze(), "security", "--offline=yes", f"--threshold={int(MAX_EXPOSURE * 10)}", str(UNITS / name)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -127,7 +137,7 @@ def test_systemd_analyze_security_rates_the_unit_well_hardened(tmp_path: Path) -
     )
     if "--offline" in done.stderr and "unrecognized" in done.stderr:
         pytest.skip("this systemd-analyze cannot rate a unit file offline (systemd < 250)")
-    level = re.search(r"Overall exposure level for numlookup\.service: (\d+\.\d+)", done.stdout)
+    level = re.search(rf"Overall exposure level for {re.escape(name)}: (\d+\.\d+)", done.stdout)
     assert level, done.stdout + done.stderr
     assert float(level.group(1)) <= MAX_EXPOSURE, done.stdout
     assert done.returncode == 0, done.stdout + done.stderr
@@ -166,7 +176,7 @@ def test_the_units_command_stops_cleanly_on_sigterm_to_the_main_process_alone(tm
     env["NUMLOOKUP_WORKERS"] = "2"
     command = shlex.split(unit["ExecStart"][0])
     assert command[0] == INSTALLED
-    command[0] = str(Path(sys.executable).parent / "numlookup")
+    command[0] = executable()
     # Compile the numbering plan into the data directory first, so the workers start from the cache.
     subprocess.run([command[0], "lookup", "+37251000001"], env=env, check=True, capture_output=True, timeout=300)
     log_path = tmp_path / "serve.log"
@@ -190,3 +200,37 @@ def test_the_units_command_stops_cleanly_on_sigterm_to_the_main_process_alone(tm
     assert not leftover, f"workers still running after the main process exited: {leftover}"
     logged = log_path.read_text()
     assert '"level"' in logged, "NUMLOOKUP_LOG_FORMAT=json from the unit: JSON lines"
+
+
+def test_the_backup_service_uses_the_nodes_settings_and_leaves_a_backup(tmp_path: Path) -> None:
+    """Its ExecStart as systemd runs it (``%%`` is ``%``), with the node's settings moved into ``tmp_path``."""
+    unit, node = service(BACKUP_UNIT), service()
+    for key in ("EnvironmentFile", "User", "Group"):
+        assert unit[key] == node[key], f"{key}: the backup must see the node's database, as the node's user"
+    for name in ("NUMLOOKUP_CONFIG", "NUMLOOKUP_DATA_DIR"):
+        assert environment(BACKUP_UNIT)[name] == environment()[name]
+    data_dir = environment(BACKUP_UNIT)["NUMLOOKUP_DATA_DIR"]
+    (script,) = unit["ExecStart"]
+    target_dir = re.search(r'"(/[^"$]+)/numlookup-\$', script)
+    assert target_dir, script
+    assert unit["ReadWritePaths"] == [f"{data_dir} {target_dir.group(1)}"]
+
+    backups, data = tmp_path / "backups", tmp_path / "data"
+    backups.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMLOOKUP_")}
+    env.update(environment(BACKUP_UNIT))
+    env.update(NUMLOOKUP_CONFIG=str(EXAMPLE), NUMLOOKUP_DATA_DIR=str(data))
+    if BACKEND != "sqlite":
+        env["NUMLOOKUP_DATABASE_URL"] = database_url(data)
+    prepared = subprocess.run(
+        [executable(), "accounts", "create", "nightly"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert prepared.returncode == 0, prepared.stderr
+    command = shlex.split(
+        script.replace("%%", "%").replace(INSTALLED, executable()).replace(target_dir.group(1), str(backups))
+    )
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    (made,) = backups.iterdir()
+    assert re.fullmatch(r"numlookup-\d{8}T\d{6}Z\.backup", made.name), made.name
+    assert made.stat().st_size > 0 and str(made) in done.stdout
