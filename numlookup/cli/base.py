@@ -41,6 +41,7 @@ from numlookup.datasets.formats import FormatError
 from numlookup.settings import Settings, SettingsError, get_settings
 from numlookup.status import UnknownStyle
 from numlookup.store import NoDatabase, make_engine, shown_url, upgrade
+from numlookup.store.backup import BackupError
 from numlookup.store.migrate import current_revision, head_revision
 
 EXIT_USER_ERROR = 1
@@ -78,6 +79,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     UnknownStyle,
     FormatError,
     MissingDataset,
+    BackupError,
     OSError,
 )
 

@@ -31,6 +31,29 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     command.upgrade(_config(engine), revision)
 
 
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the schema back to ``revision``, running the newer migrations' downgrades (newest first).
+
+    For rolling back to an older numlookup, whose nodes refuse a schema newer than
+    their own. ``revision`` should be one of ``older_revisions``: those never go
+    below the first migration, which made the money tables.
+    """
+    from alembic import command
+
+    command.downgrade(_config(engine), revision)
+
+
+def older_revisions(engine: Engine) -> list[str]:
+    """The revisions the database can be taken back to, newest first: its own, and every one below it."""
+    current = current_revision(engine)
+    if current is None:
+        return []
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(_config(engine))
+    return [rev.revision for rev in script.walk_revisions(base="base", head=current)]
+
+
 def current_revision(engine: Engine) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
