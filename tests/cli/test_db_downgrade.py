@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, inspect, select
 
+from numlookup.store import shown_url
 from numlookup.store.migrate import current_revision, head_revision, older_revisions
 from numlookup.store.tables import accounts, allowed_networks, ledger
 from tests.support import cli_json, run_cli
@@ -35,14 +36,14 @@ def test_a_downgrade_undoes_the_newest_migration_and_keeps_the_money(data_dir: P
     before_money, before_tables = money(engine), tables(engine)
 
     done = run_cli(data_dir, "db", "downgrade", previous)
-    assert done.stdout.strip() == f"database at revision {previous}"
+    assert done.stdout.strip() == f"database {shown_url(engine)} at revision {previous}"
     assert current_revision(engine) == previous
     dropped = before_tables - tables(engine)
     assert dropped and not dropped & MONEY, dropped
     assert money(engine) == before_money
 
     # Forward again, as the newer version's nodes would need.
-    assert run_cli(data_dir, "db", "upgrade").stdout.strip() == f"database at revision {head}"
+    assert run_cli(data_dir, "db", "upgrade").stdout.strip() == f"database {shown_url(engine)} at revision {head}"
     assert tables(engine) == before_tables
     assert money(engine) == before_money
 
