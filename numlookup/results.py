@@ -106,7 +106,8 @@ def number_result(
         ported = live.ported_network
     return NumberResult(
         number=number,
-        status=status_word(True, live.reachable, style),
+        # The network says the number is out of service: INVALID, whatever the numbering plan allows.
+        status=status_word(not live.invalid, live.reachable, style),
         ported=ported is not None,
         roaming=live.roaming,
         currentNetwork=mobile_network(ported or original),
