@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from numlookup.live.source import LiveAnswer, SourceError
 from numlookup.live.messente import MessenteSource
+from numlookup.live.source import LiveAnswer, SourceError
 from numlookup.status import reachability
 from tests.peers.messente import Peer
 
