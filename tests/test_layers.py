@@ -52,6 +52,7 @@ ALLOWED: dict[str, set[str]] = {
         "billing",
         "bulk",
         "datasets",
+        "live",
         "numbering",
         "results",
         "serving",

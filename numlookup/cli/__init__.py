@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from numlookup.cli import accounts, credits, data, db, lookup, serve
+from numlookup.cli import accounts, credits, data, db, lookup, serve, sources
 from numlookup.settings import get_settings
 
 app = typer.Typer(help="numlookup: a self-hosted phone number lookup server.", no_args_is_help=True)
@@ -37,6 +37,7 @@ app.add_typer(accounts.app, name="accounts")
 app.add_typer(data.app, name="data")
 app.add_typer(credits.app, name="credits")
 app.add_typer(db.app, name="db")
+app.add_typer(sources.app, name="sources")
 
 
 def main() -> None:

@@ -224,7 +224,8 @@ class LiveService:
             outcome = await asyncio.shield(future)
             if outcome.answer is not None and outcome.answer.says_something:
                 return outcome
-            attempt.reasons.append(f"{source}: {_reason(source, outcome)}")
+            reason = _reason(source, outcome)
+            attempt.reasons.append(reason if reason.startswith(source) else f"{source}: {reason}")
             if loop.time() >= ends:
                 break
         return outcome
