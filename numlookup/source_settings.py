@@ -15,6 +15,7 @@ error message: errors name the setting, never its value.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from decimal import Decimal
@@ -28,6 +29,9 @@ DEFAULT_KIND: SourceKind = "messente"
 
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _MCCMNC = re.compile(r"[0-9]{5,6}")
+# A domain name: labels of letters, digits, ``-`` and ``_``, 1 to 63 characters each; a final dot allowed.
+_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+_DOMAIN = re.compile(rf"(?:{_LABEL}\.)*{_LABEL}\.?")
 _HOST_PORT = re.compile(r"(?P<host>\[[0-9a-fA-F:.]+\]|[^:\[\]]+)(?::(?P<port>[0-9]{1,5}))?")
 
 
@@ -133,10 +137,16 @@ class EnumSettings(_SourceSettings, kw_only=True, tag="enum"):
     def check(self, name: str) -> None:
         super().check(name)
         where = f"upstreams.{name}"
+        if not _DOMAIN.fullmatch(self.suffix) or len(self.suffix.rstrip(".")) > 253:
+            raise ValueError(f"{where}.suffix: {self.suffix!r} is not a domain name such as e164.arpa")
         if not self.nameservers:
-            raise ValueError(f"{where}.nameservers must name at least one server (host or host:port)")
+            raise ValueError(f"{where}.nameservers must name at least one server (address or address:port)")
         for server in self.nameservers:
-            nameserver_address(server, where)
+            host, _ = nameserver_address(server, f"{where}.nameservers")
+            try:  # a resolver is given addresses, as in resolv.conf: a name would need a resolver to find it
+                ipaddress.ip_address(host)
+            except ValueError:
+                raise ValueError(f"{where}.nameservers: {server!r} is not an IP address (or address:port)") from None
         for rn, mccmnc in self.rn_map.items():
             if not rn or not _MCCMNC.fullmatch(mccmnc):
                 raise ValueError(f"{where}.rn_map: {rn!r} must map to a 5- or 6-digit MCC/MNC, not {mccmnc!r}")

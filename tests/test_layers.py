@@ -62,7 +62,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "__main__": {"cli"},
 }
-# Libraries that belong to one edge: HTTP serving, the command line, metrics, upstream HTTP.
+# Libraries that belong to one edge: HTTP serving, the command line, metrics, upstream HTTP and DNS.
 EDGE_LIBRARIES: dict[str, set[str]] = {
     "starlette": {"api"},
     "uvicorn": {"serving"},
@@ -70,6 +70,7 @@ EDGE_LIBRARIES: dict[str, set[str]] = {
     "rich": {"cli"},
     "prometheus_client": {"metrics"},
     "httpx": {"live"},
+    "dns": {"live"},  # dnspython: the ENUM source's NAPTR queries
 }
 
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from numlookup.live.source import LiveSource
+from numlookup.live.source import LiveSource, UsesNumbering
 from numlookup.live.usage import Pricing
+from numlookup.numbering import Resolver
 from numlookup.settings import OSMO_HLR, UPSTREAM_PREFIX, Settings
 from numlookup.source_settings import SourceKind, UpstreamSettings
 
@@ -56,8 +57,11 @@ def micros(amount: Decimal) -> int:
     return int(value)
 
 
-def build_sources(settings: Settings, names: set[str]) -> dict[str, BuiltSource]:
-    """The sources the routes use, by canonical name (``osmo-hlr``, ``upstream:NAME``)."""
+def build_sources(settings: Settings, names: set[str], resolver: Resolver | None = None) -> dict[str, BuiltSource]:
+    """The sources the routes use, by canonical name (``osmo-hlr``, ``upstream:NAME``).
+
+    ``resolver`` goes to the sources that read numbering data (``UsesNumbering``: ENUM).
+    """
     built: dict[str, BuiltSource] = {}
     for name in sorted(names):
         if name == OSMO_HLR:
@@ -73,6 +77,8 @@ def build_sources(settings: Settings, names: set[str]) -> dict[str, BuiltSource]
             upstream = settings.upstreams[key]
             concurrency = upstream.max_concurrency or settings.live_max_concurrency
             source = _builder(kind_of(upstream))(key, upstream, concurrency)
+            if resolver is not None and isinstance(source, UsesNumbering):
+                source.use_numbering(resolver)
             pricing = Pricing(micros(upstream.cost), upstream.currency)
             # Batches of one query may wait for a pooled connection, then take up to ``timeout``.
             built[name] = BuiltSource(source, concurrency, upstream.timeout * 2 + 1.0, pricing)

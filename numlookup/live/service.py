@@ -134,7 +134,7 @@ class LiveService:
         cache = LiveCache(engine, settings.live_ttl_reachability_seconds, settings.live_ttl_network_seconds)
         return cls(
             router,
-            build_sources(settings, router.sources),
+            build_sources(settings, router.sources, resolver),
             cache,
             resolver,
             metrics,

@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
+
+from numlookup.numbering import Resolver
 
 
 class SourceError(Exception):
@@ -92,3 +94,16 @@ class LiveSource(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class UsesNumbering(Protocol):
+    """A source that reads the numbering data the server resolves numbers with.
+
+    Why: ENUM answers may name the current network by a routing number that is
+    itself a phone number (RFC 4694 ``rn=+4917…``); its range holder, in the same
+    data (shipped and imported) the rest of the answer uses, is that network.
+    ``build_sources`` hands such a source the server's resolver.
+    """
+
+    def use_numbering(self, resolver: Resolver) -> None: ...

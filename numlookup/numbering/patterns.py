@@ -25,8 +25,8 @@ from functools import cache, lru_cache
 from typing import Any
 
 try:  # Python 3.11 renamed sre_parse to re._parser; both expose the same tree.
-    from re import _constants as _c  # type: ignore[attr-defined]  # private: typeshed has no stubs for it
-    from re import _parser as _sre  # type: ignore[attr-defined]  # private: typeshed has no stubs for it
+    from re import _constants as _c  # type: ignore[attr-defined,unused-ignore]  # private: stubbed only by newer typeshed
+    from re import _parser as _sre  # type: ignore[attr-defined,unused-ignore]  # private: stubbed only by newer typeshed
 except ImportError:  # pragma: no cover
     import sre_constants as _c
     import sre_parse as _sre
