@@ -52,7 +52,7 @@ def hlr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hlr]:
     limited = HlrLookupsPeer(mode="http429", retry_after=3).start()
     peer = Peer(default_status="ONLINE").start()
     dead = Peer(mode="refuse").start()
-    signed = {"kind": "hlr-lookups", "api_key": KEY, "api_secret_env": "HLR_TEST_SECRET", "timeout": 1.0}
+    signed = {"kind": "hlr-lookups", "api_key": KEY, "api_secret_env": "HLR_TEST_SECRET", "timeout": 3.0}
     upstreams: dict[str, dict[str, object]] = {
         "hlr": {**signed, "url": provider.url, "cost": str(HLR_COST), "currency": "EUR"},
         "hlr-limited": {**signed, "url": limited.url},
@@ -237,6 +237,19 @@ def test_usage_and_cost_are_shown_by_the_cli_as_exact_decimals(hlr: Hlr) -> None
     row = next(r for r in shown if r["source"] == "upstream:hlr")
     assert Decimal(row["cost"]) == Decimal(usage(live)["upstream:hlr"]["cost_micros"]) / 1_000_000
     assert row["currency"] == "EUR"
+
+
+def test_sources_check_probes_hlr_lookups_with_a_signed_lookup(hlr: Hlr) -> None:
+    live = hlr.live
+    env = {
+        "NUMLOOKUP_CONFIG": live.server.env["NUMLOOKUP_CONFIG"],
+        "HLR_TEST_SECRET": SECRET,
+        "HLR_WRONG_SECRET": WRONG,
+    }
+    done = run_cli(live.server.data_dir, "sources", "check", "hlr", "--json", env=env)
+    [probe] = json.loads(done.stdout)
+    assert (probe["source"], probe["ok"], probe["number"][:2]) == ("upstream:hlr", True, "+1")
+    assert SECRET not in done.stdout + done.stderr
 
 
 @pytest.mark.parametrize(

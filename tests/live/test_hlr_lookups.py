@@ -290,6 +290,21 @@ def test_each_failure_is_a_source_error_in_our_words_without_credentials(mode: s
         assert SECRET not in text and KEY not in text
 
 
+def test_a_url_that_is_not_the_providers_base_is_refused_by_the_peer() -> None:
+    async def run(peer: HlrLookupsPeer) -> SourceError:
+        source = HlrLookupsSource("hlr", peer.url + "/v1", KEY, SECRET, timeout=2.0)
+        try:
+            with pytest.raises(SourceError) as info:
+                await source.query([OTHER])
+            return info.value
+        finally:
+            await source.close()
+
+    with HlrLookupsPeer() as peer:
+        error = asyncio.run(run(peer))
+    assert str(error) == "upstream:hlr refused the request (HTTP 404)" and peer.lookups == []
+
+
 def test_an_answer_for_another_number_is_refused() -> None:
     with HlrLookupsPeer(overrides={OTHER: {"msisdn": "+37256000002"}}) as peer:
         error = failure(peer, [OTHER])
@@ -384,8 +399,8 @@ GOOD = b'{"msisdn":"+37256000001"}'
         ("POST", "/api/v2/hlr-lookup", GOOD, {"X-Digest-Key": "nope"}, 401, "unknown X-Digest-Key"),
         ("POST", "/api/v2/hlr-lookup", GOOD, {"X-Digest-Timestamp": None}, 401, "X-Digest-Timestamp must be Unix"),
         ("POST", "/api/v2/hlr-lookup", GOOD, {"X-Digest-Timestamp": "1.5e9"}, 401, "X-Digest-Timestamp must be Unix"),
-        ("POST", "/api/v2/hlr-lookup", GOOD, {"skew": -61}, 401, "s in the past"),
-        ("POST", "/api/v2/hlr-lookup", GOOD, {"skew": 61}, 401, "s in the future"),
+        ("POST", "/api/v2/hlr-lookup", GOOD, {"skew": -120}, 401, "s in the past"),
+        ("POST", "/api/v2/hlr-lookup", GOOD, {"skew": 120}, 401, "s in the future"),
         ("POST", "/api/v2/hlr-lookup", GOOD, {"X-Digest-Signature": None}, 401, "missing X-Digest-Signature"),
         ("POST", "/api/v2/hlr-lookup", GOOD, {"X-Digest-Signature": "0" * 64}, 401, "does not match"),
         ("POST", "/api/v2/hlr-lookup", GOOD, {"tamper": b'{"msisdn":"+37256000002"}'}, 401, "does not match"),
