@@ -32,6 +32,7 @@ _MCCMNC = re.compile(r"[0-9]{5,6}")
 # A domain name: labels of letters, digits, ``-`` and ``_``, 1 to 63 characters each; a final dot allowed.
 _LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
 _DOMAIN = re.compile(rf"(?:{_LABEL}\.)*{_LABEL}\.?")
+_API_V2 = re.compile(r"/api/v2(?:/|$)")  # the HLR-Lookups API's own path, which the kind appends
 _HOST_PORT = re.compile(r"(?P<host>\[[0-9a-fA-F:.]+\]|[^:\[\]]+)(?::(?P<port>[0-9]{1,5}))?")
 
 
@@ -98,13 +99,28 @@ class InfobipSettings(_HttpSourceSettings, kw_only=True, tag="infobip"):
 
 
 class HlrLookupsSettings(_HttpSourceSettings, kw_only=True, tag="hlr-lookups"):
-    """HLR-Lookups.com API v2, HMAC-signed requests, one number each."""
+    """HLR-Lookups.com API v2, HMAC-signed requests, one number each.
+
+    ``url`` is the provider's base (``https://www.hlr-lookups.com``): the API's
+    own paths (``/api/v2/hlr-lookup``, ``/api/v2/time``) are appended, so a url
+    that already ends in them would double them and every request would fail.
+    """
 
     api_key: str = ""
     api_key_env: str = ""
     api_secret: str = ""
     api_secret_env: str = ""
+    # Sign with the provider's clock (learnt from GET /api/v2/time, as its SDK does); false: with this host's.
+    server_clock: bool = True
     max_batch: ClassVar[int] = 1  # the API looks one number up per request
+
+    def check(self, name: str) -> None:
+        super().check(name)
+        if "?" in self.url or "#" in self.url or _API_V2.search(self.url):
+            raise ValueError(
+                f"upstreams.{name}.url must be the provider's base such as https://www.hlr-lookups.com"
+                " (/api/v2/hlr-lookup is appended), without a query"
+            )
 
 
 class TwilioSettings(_HttpSourceSettings, kw_only=True, tag="twilio"):

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from numlookup.live.breaker import CircuitBreaker, CircuitState
 from numlookup.live.source import LiveAnswer, LiveSource, SourceError
-from numlookup.live.usage import UsageCounter
+from numlookup.live.usage import Pricing, UsageCounter
 from numlookup.metrics import Metrics
 
 log = logging.getLogger("numlookup.live")
@@ -137,10 +137,16 @@ class Dispatcher:
             self.breaker.success()
             answered = sum(1 for number in numbers if number in answers)
             if self.usage is not None:
-                self.usage.request(self.name, len(numbers), answered, failed=False)
-                cost = self.usage.pricing.get(self.name)
-                if cost is not None and cost.cost_micros:
-                    self.metrics.cost.labels(self.name, cost.currency).inc(answered * cost.cost_micros / 1_000_000)
+                pricing = self.usage.pricing.get(self.name, Pricing())
+                # An answer that states its cost (HLR-Lookups) counts that; the others the configured cost.
+                cost = sum(
+                    pricing.cost_micros if answer.cost_micros is None else answer.cost_micros
+                    for number in numbers
+                    if (answer := answers.get(number)) is not None
+                )
+                self.usage.request(self.name, len(numbers), answered, failed=False, cost_micros=cost)
+                if cost:
+                    self.metrics.cost.labels(self.name, pricing.currency).inc(cost / 1_000_000)
             for number in numbers:
                 answer = answers.get(number)
                 if answer is None:

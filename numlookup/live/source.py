@@ -50,6 +50,10 @@ class LiveAnswer:
     Where it roams: ``roaming_mccmnc`` (or ``roaming_name`` + ``roaming_country``
     the same way), or ``roaming_gt``, the E.164 global title of the serving
     VLR/MSC (osmo-hlr). ``roaming`` is the source's own verdict when it gives one.
+
+    ``cost_micros``: what the provider says it charged for this answer, in
+    millionths of the source's ``currency`` (HLR-Lookups states it in each
+    answer); None: the configured ``cost`` per number applies.
     """
 
     number: str
@@ -66,6 +70,7 @@ class LiveAnswer:
     ported_country: str | None = None
     roaming_name: str | None = None
     roaming_country: str | None = None
+    cost_micros: int | None = None
 
     @property
     def knows_porting(self) -> bool:

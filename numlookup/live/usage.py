@@ -87,8 +87,20 @@ class UsageCounter:
             counts = self.pending[key] = Counts()
         return counts
 
-    def request(self, source: str, numbers: int, answered: int, failed: bool, now: datetime | None = None) -> None:
-        """One request to ``source`` about ``numbers`` numbers; the provider charges for those it answered."""
+    def request(
+        self,
+        source: str,
+        numbers: int,
+        answered: int,
+        failed: bool,
+        now: datetime | None = None,
+        cost_micros: int | None = None,
+    ) -> None:
+        """One request to ``source`` about ``numbers`` numbers; the provider charges for those it answered.
+
+        ``cost_micros``: what the provider said the request cost, when its answers
+        state it; otherwise ``answered`` × the source's configured cost.
+        """
         with self._lock:
             counts = self._counts(source, now)
             counts.queries += 1
@@ -97,7 +109,9 @@ class UsageCounter:
                 counts.failures += 1
             else:
                 counts.answered += answered
-                counts.cost_micros += answered * self.pricing.get(source, Pricing()).cost_micros
+                if cost_micros is None:
+                    cost_micros = answered * self.pricing.get(source, Pricing()).cost_micros
+                counts.cost_micros += cost_micros
 
     def credits(self, by_source: Mapping[str, int], now: datetime | None = None) -> dict[Key, Counts]:
         """Micro-credits customers were charged for answers, by the source that gave them, as counts to store."""
