@@ -268,9 +268,9 @@ def load_settings(config_file: str | None = None, environ: dict[str, str] | None
             raise SettingsError(f"cannot read config file {path}: {exc}") from exc
     merged.update(_from_env(env))
     upstreams = merged.get("upstreams")
-    if isinstance(upstreams, dict):
-        merged["upstreams"] = {name: with_kind(table) for name, table in upstreams.items()}
     try:
+        if isinstance(upstreams, dict):
+            merged["upstreams"] = {name: with_kind(name, table) for name, table in upstreams.items()}
         settings = msgspec.convert(merged, Settings, strict=False)
         resolved = {name: resolve_secrets(name, source, env) for name, source in settings.upstreams.items()}
     except (msgspec.ValidationError, ValueError) as exc:

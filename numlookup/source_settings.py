@@ -194,11 +194,18 @@ def nameserver_address(text: str, where: str = "nameservers") -> tuple[str, int]
     return match["host"].strip("[]"), port
 
 
-def with_kind(raw: object) -> object:
-    """A raw ``[upstreams.NAME]`` table with ``kind`` filled in (the Messente kind when absent)."""
-    if not isinstance(raw, dict) or "kind" in raw:
+def with_kind(name: str, raw: object) -> object:
+    """A raw ``[upstreams.NAME]`` table with ``kind`` filled in (the Messente kind when absent).
+
+    An unknown kind is refused here, naming the table: msgspec's own message for
+    a tag it does not know names the field but not which upstream wrote it.
+    """
+    if not isinstance(raw, dict):
         return raw
-    return {**raw, "kind": DEFAULT_KIND}
+    kind = raw.get("kind", DEFAULT_KIND)
+    if kind not in SOURCE_KINDS:
+        raise ValueError(f"upstreams.{name}.kind: unknown kind {kind!r}; choose one of {', '.join(SOURCE_KINDS)}")
+    return {**raw, "kind": kind}
 
 
 def resolve_secrets(name: str, source: UpstreamSettings, environ: Mapping[str, str]) -> UpstreamSettings:

@@ -34,3 +34,9 @@ def test_unknown_key_in_file_is_refused(tmp_path: Path) -> None:
     config.write_text("prot = 1\n")
     with pytest.raises(SettingsError, match="prot"):
         load_settings(str(config), environ={})
+
+
+def test_an_unknown_source_kind_names_its_upstream() -> None:
+    upstreams = '{"mine": {"kind": "infobjp", "url": "https://x"}}'
+    with pytest.raises(SettingsError, match="upstreams.mine.kind: unknown kind 'infobjp'; choose one of messente"):
+        load_settings(environ={"NUMLOOKUP_UPSTREAMS": upstreams})

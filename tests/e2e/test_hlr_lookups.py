@@ -255,7 +255,7 @@ def test_sources_check_probes_hlr_lookups_with_a_signed_lookup(hlr: Hlr) -> None
 @pytest.mark.parametrize(
     ("table", "environ", "setting"),
     [
-        ({"kind": "hlrlookups"}, {}, "upstreams[...].kind"),  # an unknown kind
+        ({"kind": "hlrlookups"}, {}, "upstreams.hlr.kind: unknown kind 'hlrlookups'"),  # an unknown kind
         ({"api_secret_env": None, "api_secret": None}, {}, "upstreams.hlr.api_secret"),  # no credential
         ({}, {}, "upstreams.hlr.api_secret_env"),  # the variable it names is unset
         ({"url": "https://www.hlr-lookups.com/api/v2"}, {"S": "x"}, "upstreams.hlr.url"),

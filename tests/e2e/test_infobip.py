@@ -305,7 +305,7 @@ GOOD = {"kind": "infobip", "url": "http://127.0.0.1:9", "api_key": "k"}
 @pytest.mark.parametrize(
     ("table", "environ", "words"),
     [
-        ({**GOOD, "kind": "infobjp"}, {}, ["upstreams", "kind", "infobjp"]),
+        ({**GOOD, "kind": "infobjp"}, {}, ["upstreams.ib.kind: unknown kind 'infobjp'", "enum"]),
         ({"kind": "infobip", "url": "http://127.0.0.1:9"}, {}, ["upstreams.ib.api_key", "api_key_env"]),
         (
             {"kind": "infobip", "url": "http://127.0.0.1:9", "api_key_env": "NUMLOOKUP_TEST_UNSET_KEY"},
