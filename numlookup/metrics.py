@@ -54,7 +54,8 @@ class Metrics:
         )
         self.requests = Counter(
             "numlookup_live_source_requests",
-            "Requests to live sources (one per batch), by outcome: ok, error, rejected (circuit open).",
+            "Requests to live sources (one per batch), by outcome: ok, error, rejected (circuit open), "
+            "backoff (the source asked us to slow down).",
             ["source", "outcome"],
             registry=self.registry,
         )
@@ -69,6 +70,13 @@ class Metrics:
             "numlookup_live_cache_lookups",
             "Live-routed numbers looked up in the cache, by result: hit or miss. Hit ratio: hit / (hit + miss).",
             ["result"],
+            registry=self.registry,
+        )
+        self.cost = Counter(
+            "numlookup_live_source_cost",
+            "What live sources charge us for the numbers they answered, in the source's currency "
+            "(a measure of use; the exact figures are in `numlookup sources usage`).",
+            ["source", "currency"],
             registry=self.registry,
         )
         self.timeouts = Counter(

@@ -110,7 +110,8 @@ def number_result(
         is_ported = ported is not None
     return NumberResult(
         number=number,
-        status=status_word(True, live.reachable, style),
+        # The network says the number is out of service: INVALID, whatever the numbering plan allows.
+        status=status_word(not live.invalid, live.reachable, style),
         ported=is_ported,
         roaming=live.roaming,
         currentNetwork=mobile_network(ported or original),

@@ -28,6 +28,7 @@ import msgspec
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from numlookup.source_settings import UpstreamSettings, resolve_secrets, with_kind
 from numlookup.status import StyleSetting
 
 ENV_PREFIX = "NUMLOOKUP_"
@@ -39,16 +40,23 @@ MATCH_KINDS = ("cc", "mccmnc", "prefix")
 
 
 class LiveRoute(msgspec.Struct, forbid_unknown_fields=True):
-    """Which live source serves which numbers.
+    """Which live sources serve which numbers, in the order they are tried.
 
     ``match`` is ``cc:<calling code>``, ``mccmnc:<MCC+MNC of the number's network>``
-    or ``prefix:<E.164 digits>``; ``source`` is ``osmo-hlr``, the name of an
+    or ``prefix:<E.164 digits>``. ``source`` is ``osmo-hlr``, the name of an
     upstream (``NAME`` or ``upstream:NAME``), or ``offline`` to carve numbers out
-    of a broader route. The first route that matches wins.
+    of a broader route; ``sources`` lists several, tried in order until one
+    answers (failover). The first route that matches wins.
     """
 
     match: str
-    source: str
+    source: str = ""
+    sources: list[str] = []
+
+    @property
+    def chain(self) -> tuple[str, ...]:
+        """The route's sources as written, in the order they are tried."""
+        return (self.source,) if self.source else tuple(self.sources)
 
     @property
     def kind(self) -> str:
@@ -57,17 +65,6 @@ class LiveRoute(msgspec.Struct, forbid_unknown_fields=True):
     @property
     def value(self) -> str:
         return self.match.split(":", 1)[1]
-
-
-class UpstreamSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """A Messente-compatible Number Lookup API we forward numbers to, with our own credentials there."""
-
-    url: str  # the API base, e.g. https://api.messente.com/v1 (``/hlr/sync`` is appended)
-    username: str
-    password: str
-    max_batch: int = 10  # the upstream's numbers-per-request limit
-    timeout: float = 3.0  # seconds for one upstream HTTP request
-    max_concurrency: int | None = None  # in-flight upstream requests; None: live_max_concurrency
 
 
 class OsmoHlrSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -178,15 +175,20 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if self.live_deadline_seconds <= 0 or self.live_max_concurrency < 1 or self.live_breaker_failures < 1:
             raise ValueError("live_deadline_seconds, live_max_concurrency and live_breaker_failures must be positive")
         for name, upstream in self.upstreams.items():
-            if upstream.max_batch < 1 or upstream.timeout <= 0:
-                raise ValueError(f"upstreams.{name}: max_batch and timeout must be positive")
+            upstream.check(name)
         for route in self.live_routes:
             kind, _, value = route.match.partition(":")
             if kind not in MATCH_KINDS or not value.isdigit():
                 raise ValueError(
                     f"live_routes: match {route.match!r} must be cc:DIGITS, mccmnc:DIGITS or prefix:DIGITS"
                 )
-            self.source_name(route.source)  # raises for an unknown source
+            if bool(route.source) == bool(route.sources):
+                raise ValueError(f"live_routes: the route {route.match!r} needs source = NAME or sources = [NAMES]")
+            chain = [self.source_name(source) for source in route.chain]  # raises for an unknown source
+            if len(chain) > 1 and OFFLINE in chain:
+                raise ValueError(f"live_routes: {route.match!r} lists offline among its sources; offline stands alone")
+            if len(set(chain)) != len(chain):
+                raise ValueError(f"live_routes: {route.match!r} names a source twice")
         if self.account_refresh_seconds < 0:
             raise ValueError("account_refresh_seconds must be 0 (no cache) or positive")
         self._check_abuse_settings()
@@ -379,10 +381,15 @@ def load_settings(config_file: str | None = None, environ: dict[str, str] | None
     merged.setdefault("data_dir", "")
     if not merged["data_dir"]:
         merged["data_dir"] = str(default_data_dir(env))
+    upstreams = merged.get("upstreams")
     try:
-        return msgspec.convert(merged, Settings, strict=False)
+        if isinstance(upstreams, dict):
+            merged["upstreams"] = {name: with_kind(name, table) for name, table in upstreams.items()}
+        settings = msgspec.convert(merged, Settings, strict=False)
+        resolved = {name: resolve_secrets(name, source, env) for name, source in settings.upstreams.items()}
     except (msgspec.ValidationError, ValueError) as exc:
         raise SettingsError(f"invalid settings: {exc}") from exc
+    return msgspec.structs.replace(settings, upstreams=resolved)
 
 
 @lru_cache(maxsize=1)

@@ -25,11 +25,12 @@ ALLOWED: dict[str, set[str]] = {
     "status": set(),
     "metrics": set(),
     "logs": set(),
-    "settings": {"status"},
+    "source_settings": set(),
+    "settings": {"source_settings", "status"},
     "billing": {"settings", "store"},
     "accounts": {"billing", "status", "store"},
     "datasets": {"numbering", "store"},
-    "live": {"billing", "metrics", "numbering", "settings", "status", "store"},
+    "live": {"billing", "metrics", "numbering", "settings", "source_settings", "status", "store"},
     "results": {"live", "numbering", "settings", "status"},
     "bulk": {"numbering", "results", "status"},
     "api": {
@@ -52,6 +53,7 @@ ALLOWED: dict[str, set[str]] = {
         "bulk",
         "datasets",
         "logs",
+        "live",
         "numbering",
         "results",
         "serving",
@@ -61,7 +63,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "__main__": {"cli"},
 }
-# Libraries that belong to one edge: HTTP serving, the command line, metrics, upstream HTTP.
+# Libraries that belong to one edge: HTTP serving, the command line, metrics, upstream HTTP and DNS.
 EDGE_LIBRARIES: dict[str, set[str]] = {
     "starlette": {"api"},
     "uvicorn": {"serving"},
@@ -69,6 +71,7 @@ EDGE_LIBRARIES: dict[str, set[str]] = {
     "rich": {"cli"},
     "prometheus_client": {"metrics"},
     "httpx": {"live"},
+    "dns": {"live"},  # dnspython: the ENUM source's NAPTR queries
 }
 
 

@@ -107,3 +107,9 @@ def test_header_timeout_must_be_positive_seconds_and_says_so(value: str) -> None
 
 def test_header_timeout_is_read_from_the_environment() -> None:
     assert load_settings(environ={"NUMLOOKUP_HEADER_TIMEOUT_SECONDS": "2.5"}).header_timeout_seconds == 2.5
+
+
+def test_an_unknown_source_kind_names_its_upstream() -> None:
+    upstreams = '{"mine": {"kind": "infobjp", "url": "https://x"}}'
+    with pytest.raises(SettingsError, match="upstreams.mine.kind: unknown kind 'infobjp'; choose one of messente"):
+        load_settings(environ={"NUMLOOKUP_UPSTREAMS": upstreams})

@@ -160,10 +160,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             follow(state.resolver, engine, settings.data_path, settings.dataset_poll_seconds)
         )
         account_poll = asyncio.create_task(state.accounts.follow())
+        usage_flush = asyncio.create_task(state.live.follow_usage()) if state.live is not None else None
         # The server answers headers that never finish itself, in the words built here.
         yield {LIFESPAN_KEY: ProtocolRefusals(metrics, access_log=settings.access_log)}
         account_poll.cancel()
         follower.cancel()
+        if usage_flush is not None:
+            usage_flush.cancel()
         await _flush_charges(state)
         if state.live is not None:
             await state.live.close()

@@ -14,7 +14,9 @@ for the sum.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 
 import msgspec
 from starlette.requests import Request
@@ -93,11 +95,11 @@ async def _charge(
     request_id: str,
     amount: int,
     numbers: int,
-    rows: list[dict[str, object]],
+    attached: Sequence[object],
 ) -> None:
     """Debit and write the ledger row (with the request's fresh live answers); 104 if the balance fell short."""
     try:
-        charge = await state.charger.charge(account.id, request_id, amount, numbers, rows)
+        charge = await state.charger.charge(account.id, request_id, amount, numbers, attached)
     except InsufficientCredits as exc:
         state.accounts.note_balance(username, exc.balance)
         raise no_credits(format_amount(exc.balance), format_amount(exc.amount)) from None
@@ -127,9 +129,11 @@ async def lookup(request: Request) -> Response:
     if valid:
         classes = {number: result.charge_class for number, result in live.items()}
         amount = state.prices.total(valid, classes, account.price)
-        # Fresh live answers go into the cache in the charge's own transaction: no extra commit.
-        rows = state.live.cache_rows(live) if state.live is not None else []
-        await _charge(state, username, account, request_id, amount, len(valid), rows)
+        # Fresh live answers and their credits by source go into the charge's own transaction: no extra commit.
+        attached = (
+            state.live.attachment(live, partial(state.prices.of, account_price=account.price)) if state.live else []
+        )
+        await _charge(state, username, account, request_id, amount, len(valid), attached)
 
     # An account's own style wins; else the server's, which by default ("auto") follows the client's User-Agent.
     style = account.status_style or answer_style(state.settings.status_style, request.headers.get("user-agent"))

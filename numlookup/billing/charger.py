@@ -10,7 +10,9 @@ its charges and the ledger rows go in together (``ledger.debit_batch``); where
 the balance does not cover the sum, that account's charges are applied one by
 one in queue order, so the balance can never go below zero and a charge that
 the balance does not cover fails alone. Facts a request commits with its
-charge (its fresh live answers) are stored once per batch by ``store_attached``.
+charge (its fresh live answers) are stored once per batch by ``store_attached``, which
+may return a callback run once the transaction has committed (the live layer then
+forgets the usage counts it stored).
 A response waits for its charge's commit: a 200 still means the ledger row is durable. If the transaction fails, every
 charge in it fails and nothing of it was written.
 """
@@ -57,7 +59,7 @@ class GroupCharger:
         *,
         enabled: bool = True,
         on_batch: Callable[[int], None] | None = None,
-        store_attached: Callable[[Connection, list[Any]], None] | None = None,
+        store_attached: Callable[[Connection, list[Any]], Callable[[], None] | None] | None = None,
     ) -> None:
         self.engine = engine
         self.store_attached = store_attached
@@ -119,8 +121,9 @@ class GroupCharger:
             attached = [
                 item for p, o in zip(batch, outcomes, strict=True) if isinstance(o, Charge) for item in p.attached
             ]
-            if attached and self.store_attached is not None:
-                self.store_attached(conn, attached)
+            committed = self.store_attached(conn, attached) if self.store_attached is not None else None
+        if committed is not None:
+            committed()
         self.stats.commits += 1
         self.stats.charges += len(batch)
         if self.on_batch is not None:

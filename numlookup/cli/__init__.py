@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from numlookup.cli import accounts, credits, data, db, info, lookup, serve
+from numlookup.cli import accounts, credits, data, db, info, lookup, serve, sources
 from numlookup.cli.base import run
 from numlookup.settings import get_settings
 
@@ -45,6 +45,7 @@ app.add_typer(accounts.app, name="accounts")
 app.add_typer(data.app, name="data")
 app.add_typer(credits.app, name="credits")
 app.add_typer(db.app, name="db")
+app.add_typer(sources.app, name="sources")
 
 
 def main() -> None:

@@ -65,6 +65,12 @@ class LiveCache:
                     roaming_gt=row.roaming_gt,
                     ported_mccmnc=row.ported_mccmnc,
                     checked_at=row.checked_at,
+                    invalid=bool(row.invalid),
+                    ported_known=row.ported_known,
+                    ported_name=row.ported_name,
+                    ported_country=row.ported_country,
+                    roaming_name=row.roaming_name,
+                    roaming_country=row.roaming_country,
                 ),
                 checked_at=row.checked_at,
                 network_checked_at=row.network_checked_at,
@@ -73,14 +79,21 @@ class LiveCache:
         }
 
     def fresh(self, cached: CachedAnswer, now: datetime, max_age: float | None) -> bool:
-        """Is the reachability class young enough for this request?"""
-        limit = self.ttl_reachability
+        """Is the answer young enough for this request?
+
+        An answer that knows reachability (or that the number is out of service)
+        ages with the reachability TTL; one that tells porting only (ENUM) with
+        the porting TTL, since that is all it ever says.
+        """
+        answer = cached.answer
+        reachability = answer.reachable is not None or answer.invalid
+        limit = self.ttl_reachability if reachability else self.ttl_network
         if max_age is not None:
             limit = min(limit, timedelta(seconds=max_age))
-        return now - cached.checked_at <= limit
+        return now - (cached.checked_at if reachability else cached.network_checked_at) <= limit
 
     def write(self, rows: Iterable[tuple[str, LiveAnswer]], now: datetime) -> None:
-        """Upsert answers with known reachability (``(source, answer)`` pairs); one transaction."""
+        """Upsert answers that say something (``(source, answer)`` pairs); one transaction."""
         values = self.values(rows, now)
         if values:
             with write_transaction(self.engine) as conn:
@@ -88,10 +101,10 @@ class LiveCache:
 
     @staticmethod
     def values(rows: Iterable[tuple[str, LiveAnswer]], now: datetime) -> list[dict[str, object]]:
-        """The rows to store: only answers that know reachability ("could not tell" is no fact worth keeping)."""
+        """The rows to store: only answers that say something ("could not tell" is no fact worth keeping)."""
         values: dict[str, dict[str, object]] = {}
         for source, answer in rows:
-            if answer.reachable is None:
+            if not answer.says_something:
                 continue
             checked = answer.checked_at or now
             values[answer.number] = {
@@ -104,6 +117,12 @@ class LiveCache:
                 "ported_mccmnc": answer.ported_mccmnc,
                 "checked_at": checked,
                 "network_checked_at": checked,
+                "invalid": answer.invalid,
+                "ported_known": answer.ported_known,
+                "ported_name": answer.ported_name,
+                "ported_country": answer.ported_country,
+                "roaming_name": answer.roaming_name,
+                "roaming_country": answer.roaming_country,
             }
         return list(values.values())
 

@@ -1,6 +1,9 @@
 """One dispatcher per live source: bounded concurrency, adaptive batching, single flight, breaker.
 
 A number asked while the same number is already in flight joins that query.
+A source that answered HTTP 429 gets nothing until its ``Retry-After`` has
+passed (its numbers fail at once meanwhile, so a route's next source takes
+them); that is back-off, not failure, so it does not count towards the breaker.
 Numbers go out at once while fewer than ``max_concurrency`` source requests are
 in flight; beyond that they wait in a queue and the next free slot takes up to
 ``max_batch`` of them, so batches grow with load instead of adding a batching
@@ -15,10 +18,12 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from numlookup.live.breaker import CircuitBreaker, CircuitState
 from numlookup.live.source import LiveAnswer, LiveSource, SourceError
+from numlookup.live.usage import Pricing, UsageCounter
 from numlookup.metrics import Metrics
 
 log = logging.getLogger("numlookup.live")
@@ -41,6 +46,8 @@ class Dispatcher:
         *,
         max_concurrency: int,
         guard_seconds: float,
+        usage: UsageCounter | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.source = source
         self.name = source.name
@@ -48,6 +55,9 @@ class Dispatcher:
         self.metrics = metrics
         self.max_concurrency = max_concurrency
         self.guard_seconds = guard_seconds  # an upper bound even if the source ignores its own timeout
+        self.usage = usage
+        self._clock = clock
+        self._quiet_until = 0.0  # the source asked us (HTTP 429) to send nothing before this time
         self._inflight: dict[str, asyncio.Future[Outcome]] = {}
         self._queue: deque[tuple[str, float | None]] = deque()
         self._running = 0
@@ -70,8 +80,12 @@ class Dispatcher:
     def _kick(self) -> None:
         self._kick_scheduled = False
         while self._queue and self._running < self.max_concurrency:
+            wait = self._quiet_until - self._clock()
+            if wait > 0:
+                self._reject_queue(f"{self.name} asked us to slow down (retry after {wait:.0f} s)", "backoff")
+                return
             if self.breaker.state is CircuitState.OPEN or not self.breaker.allow():
-                self._reject_queue()
+                self._reject_queue(f"{self.name} is unavailable (circuit open after repeated failures)", "rejected")
                 return
             batch = [self._queue.popleft() for _ in range(min(self.source.max_batch, len(self._queue)))]
             self._running += 1
@@ -79,9 +93,8 @@ class Dispatcher:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    def _reject_queue(self) -> None:
-        reason = f"{self.name} is unavailable (circuit open after repeated failures)"
-        self.metrics.requests.labels(self.name, "rejected").inc()
+    def _reject_queue(self, reason: str, outcome: str) -> None:
+        self.metrics.requests.labels(self.name, outcome).inc()
         while self._queue:
             number, _ = self._queue.popleft()
             self._settle(number, Outcome(None, reason))
@@ -109,13 +122,31 @@ class Dispatcher:
         except SourceError as exc:
             self.metrics.latency.labels(self.name).observe(time.perf_counter() - started)
             self.metrics.requests.labels(self.name, "error").inc()
-            self.breaker.failure()
+            if exc.retry_after is not None:
+                # Told to slow down, not down: back off for as long as asked, without opening the circuit.
+                self._quiet_until = max(self._quiet_until, self._clock() + exc.retry_after)
+            else:
+                self.breaker.failure()
+            if self.usage is not None:
+                self.usage.request(self.name, len(numbers), 0, failed=True)
             for number in numbers:
                 self._settle(number, Outcome(None, str(exc) or f"{self.name} failed"))
         else:
             self.metrics.latency.labels(self.name).observe(time.perf_counter() - started)
             self.metrics.requests.labels(self.name, "ok").inc()
             self.breaker.success()
+            answered = sum(1 for number in numbers if number in answers)
+            if self.usage is not None:
+                pricing = self.usage.pricing.get(self.name, Pricing())
+                # An answer that states its cost (HLR-Lookups) counts that; the others the configured cost.
+                cost = sum(
+                    pricing.cost_micros if answer.cost_micros is None else answer.cost_micros
+                    for number in numbers
+                    if (answer := answers.get(number)) is not None
+                )
+                self.usage.request(self.name, len(numbers), answered, failed=False, cost_micros=cost)
+                if cost:
+                    self.metrics.cost.labels(self.name, pricing.currency).inc(cost / 1_000_000)
             for number in numbers:
                 answer = answers.get(number)
                 if answer is None:

@@ -12,28 +12,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from functools import cached_property, partial
+from functools import partial
 
-import phonenumbers
+import anyio.to_thread
 from sqlalchemy import Connection, Engine
 
 from numlookup.billing.prices import ChargeClass
+from numlookup.live import usage
 from numlookup.live.breaker import CircuitBreaker, CircuitState
 from numlookup.live.cache import CachedAnswer, CacheWriter, LiveCache
 from numlookup.live.dispatcher import Dispatcher, Outcome
+from numlookup.live.kinds import BuiltSource, build_sources
+from numlookup.live.networks import SourceNetworks
 from numlookup.live.reads import CoalescedReads
 from numlookup.live.router import Router
-from numlookup.live.source import LiveAnswer, LiveSource
-from numlookup.live.upstream import UpstreamSource
+from numlookup.live.source import LiveAnswer
+from numlookup.live.usage import UsageCounter
 from numlookup.metrics import Metrics
 from numlookup.numbering import Resolver
-from numlookup.numbering.countries import NON_GEOGRAPHIC, country_for_region
-from numlookup.numbering.models import Country, Network, Resolution
-from numlookup.settings import OSMO_HLR, UPSTREAM_PREFIX, Settings
+from numlookup.numbering.models import Network, Resolution
+from numlookup.settings import Settings
+from numlookup.store.engine import write_transaction
 
 log = logging.getLogger("numlookup.live")
 
@@ -53,6 +56,7 @@ class LiveResult:
     source: str
     checked_at: datetime
     charge_class: ChargeClass
+    invalid: bool = False  # the network says the number is not in service
     reachable: bool | None = None
     roaming: bool | None = None
     roaming_network: Network | None = None
@@ -63,40 +67,29 @@ class LiveResult:
     answer: LiveAnswer | None = None
 
 
-def build_sources(settings: Settings, names: set[str]) -> dict[str, tuple[LiveSource, int, float]]:
-    """The sources the routes use: name → (source, max concurrency, guard timeout in seconds)."""
-    built: dict[str, tuple[LiveSource, int, float]] = {}
-    for name in sorted(names):
-        if name == OSMO_HLR:
-            from numlookup.live.osmo_hlr import OsmoHlrSource  # written separately; imported only when routed to
+@dataclass(frozen=True, slots=True)
+class _Credits:
+    """Micro-credits a request's customer pays for its live answers, by source: stored only if its charge is."""
 
-            osmo = settings.osmo_hlr
-            assert osmo is not None  # checked by Settings
-            concurrency = osmo.max_concurrency or settings.live_max_concurrency
-            source: LiveSource = OsmoHlrSource(osmo.host, osmo.port, osmo.timeout, concurrency, osmo.vlr_map)
-            built[name] = (source, concurrency, osmo.timeout + 1.0)
-        elif name.startswith(UPSTREAM_PREFIX):
-            key = name.removeprefix(UPSTREAM_PREFIX)
-            up = settings.upstreams[key]
-            concurrency = up.max_concurrency or settings.live_max_concurrency
-            source = UpstreamSource(
-                key,
-                up.url,
-                up.username,
-                up.password,
-                max_batch=up.max_batch,
-                timeout=up.timeout,
-                max_connections=concurrency,
-            )
-            built[name] = (source, concurrency, up.timeout * 2 + 1.0)
-    return built
+    counts: dict[usage.Key, usage.Counts]
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """One number's way along its route's sources: which source is being asked now, and who said what."""
+
+    number: str
+    chain: tuple[str, ...]
+    source: str
+    future: asyncio.Future[Outcome]
+    reasons: list[str] = field(default_factory=list)
 
 
 class LiveService:
     def __init__(
         self,
         router: Router,
-        sources: dict[str, tuple[LiveSource, int, float]],
+        sources: dict[str, BuiltSource],
         cache: LiveCache,
         resolver: Resolver,
         metrics: Metrics,
@@ -108,6 +101,7 @@ class LiveService:
         self.router = router
         self.cache = cache
         self.resolver = resolver
+        self.networks = SourceNetworks(resolver)
         self.metrics = metrics
         self.deadline_seconds = deadline_seconds
         self.writer = CacheWriter(cache)
@@ -115,12 +109,18 @@ class LiveService:
         # charges waiting for the database's writer lock, and a hit would cost as much as a write.
         self._readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="live-cache-read")
         self._reads = CoalescedReads(cache, self._readers)
+        self.usage = UsageCounter(pricing={name: built.pricing for name, built in sources.items()})
         self.dispatchers: dict[str, Dispatcher] = {}
-        for name, (source, concurrency, guard) in sources.items():
+        for name, built in sources.items():
             breaker = CircuitBreaker(name, breaker_failures, breaker_reset_seconds, on_change=metrics.circuit_changed)
             metrics.circuit_changed(name, CircuitState.CLOSED)
             self.dispatchers[name] = Dispatcher(
-                source, breaker, metrics, max_concurrency=concurrency, guard_seconds=guard
+                built.source,
+                breaker,
+                metrics,
+                max_concurrency=built.concurrency,
+                guard_seconds=built.guard_seconds,
+                usage=self.usage,
             )
 
     @classmethod
@@ -134,7 +134,7 @@ class LiveService:
         cache = LiveCache(engine, settings.live_ttl_reachability_seconds, settings.live_ttl_network_seconds)
         return cls(
             router,
-            build_sources(settings, router.sources),
+            build_sources(settings, router.sources, resolver),
             cache,
             resolver,
             metrics,
@@ -143,14 +143,14 @@ class LiveService:
             breaker_reset_seconds=settings.live_breaker_reset_seconds,
         )
 
-    def routes(self, resolutions: Sequence[Resolution]) -> dict[str, tuple[str, Resolution]]:
-        """E.164 → (source name, resolution) for the numbers a live source serves."""
-        routed: dict[str, tuple[str, Resolution]] = {}
+    def routes(self, resolutions: Sequence[Resolution]) -> dict[str, tuple[tuple[str, ...], Resolution]]:
+        """E.164 → (its route's sources in order, resolution) for the numbers a live source serves."""
+        routed: dict[str, tuple[tuple[str, ...], Resolution]] = {}
         for resolution in resolutions:
             if resolution.e164 is not None and resolution.e164 not in routed:
-                source = self.router.route(resolution)
-                if source is not None and source in self.dispatchers:
-                    routed[resolution.e164] = (source, resolution)
+                chain = self.router.route(resolution)
+                if chain:
+                    routed[resolution.e164] = (chain, resolution)
         return routed
 
     async def lookup(
@@ -170,38 +170,65 @@ class LiveService:
             log.exception("live cache read failed")
             cached = {}
         results: dict[str, LiveResult] = {}
-        waiting: dict[str, asyncio.Future[Outcome]] = {}
-        for number, (source, resolution) in routed.items():
+        attempts: dict[str, _Attempt] = {}
+        for number, (chain, resolution) in routed.items():
             hit = cached.get(number)
             if hit is not None and self.cache.fresh(hit, now, max_age):
                 self.metrics.cache.labels("hit").inc()
                 results[number] = self._answered(resolution, hit.answer, "cache", hit.checked_at, "cache")
             else:
                 self.metrics.cache.labels("miss").inc()
-                waiting[number] = self.dispatchers[source].submit(number, max_age)
-        if waiting:
-            await asyncio.wait(waiting.values(), timeout=max(0.0, ends - loop.time()))
+                attempts[number] = self._attempt(number, chain, max_age, ends)
+        if attempts:
+            await asyncio.wait([a.future for a in attempts.values()], timeout=max(0.0, ends - loop.time()))
             answered_at = datetime.now(UTC)
-            for number, future in waiting.items():
-                source, resolution = routed[number]
-                if future.done():
-                    outcome = future.result()
-                    if outcome.answer is not None and outcome.answer.reachable is not None:
+            for number, attempt in attempts.items():
+                _, resolution = routed[number]
+                if attempt.future.done():
+                    outcome = attempt.future.result()
+                    if outcome.answer is not None and outcome.answer.says_something:
                         checked = outcome.answer.checked_at or answered_at
-                        result = self._answered(resolution, outcome.answer, source, checked, "live")
+                        result = self._answered(resolution, outcome.answer, attempt.source, checked, "live")
                         results[number] = replace(result, answer=outcome.answer)
                         continue
-                    if outcome.failure is not None:
-                        error = f"Live lookup failed: {outcome.failure}; {OFFLINE_USED}"
-                    else:  # the source answered but could not tell; its own words say why
-                        told = (outcome.answer.error if outcome.answer else None) or f"{source} could not tell"
-                        error = told if told.endswith(OFFLINE_USED) else f"{told}; {OFFLINE_USED}"
+                    error = _failure_text(attempt, outcome)
                 else:
-                    self.metrics.timeouts.labels(source).inc()
-                    future.add_done_callback(partial(self._late, source))  # keep the answer when it comes
+                    self.metrics.timeouts.labels(attempt.source).inc()
+                    attempt.future.add_done_callback(partial(self._late, attempt))  # keep the answer when it comes
                     error = TIMED_OUT
                 results[number] = self._offline(resolution, cached.get(number), answered_at, error)
         return results
+
+    def _attempt(self, number: str, chain: tuple[str, ...], max_age: float | None, ends: float) -> _Attempt:
+        """Ask the route's first source; on its failure, the next, while the request's deadline allows.
+
+        A single-source route needs no task: its attempt is the dispatcher's own
+        future, shared with every request asking the same number meanwhile.
+        """
+        first = self.dispatchers[chain[0]].submit(number, max_age)
+        attempt = _Attempt(number, chain, chain[0], first)
+        if len(chain) > 1:
+            attempt.future = asyncio.ensure_future(self._failover(attempt, first, max_age, ends))
+        return attempt
+
+    async def _failover(
+        self, attempt: _Attempt, first: asyncio.Future[Outcome], max_age: float | None, ends: float
+    ) -> Outcome:
+        loop = asyncio.get_running_loop()
+        future = first
+        for position, source in enumerate(attempt.chain):
+            attempt.source = source
+            if position:
+                future = self.dispatchers[source].submit(attempt.number, max_age)
+            # Shielded: the dispatcher's future is shared by every request asking this number.
+            outcome = await asyncio.shield(future)
+            if outcome.answer is not None and outcome.answer.says_something:
+                return outcome
+            reason = _reason(source, outcome)
+            attempt.reasons.append(reason if reason.startswith(source) else f"{source}: {reason}")
+            if loop.time() >= ends:
+                break
+        return outcome
 
     # ------------------------------------------------------------------ answers
 
@@ -210,17 +237,57 @@ class LiveService:
         now = datetime.now(UTC)
         return self.cache.values(((r.source, r.answer) for r in results.values() if r.answer is not None), now)
 
-    def store(self, conn: Connection, rows: list[dict[str, object]]) -> None:
-        self.cache.upsert(conn, rows)
+    def attachment(
+        self, results: dict[str, LiveResult], price_of: Callable[[ChargeClass], int]
+    ) -> list[dict[str, object] | _Credits]:
+        """What a request's charge transaction stores for the live layer: fresh answers, credits by source."""
+        attached: list[dict[str, object] | _Credits] = list(self.cache_rows(results))
+        by_source: dict[str, int] = {}
+        for result in results.values():
+            if result.charge_class != "offline":
+                by_source[result.source] = by_source.get(result.source, 0) + price_of(result.charge_class)
+        if by_source:
+            attached.append(_Credits(self.usage.credits(by_source)))
+        return attached
 
-    def _late(self, source: str, future: asyncio.Future[Outcome]) -> None:
+    def store(self, conn: Connection, attached: Sequence[object]) -> Callable[[], None] | None:
+        """Inside a charge transaction: the requests' fresh answers, their credits, and the usage counted since.
+
+        Returns what to run once the transaction has committed: the counts it
+        stored then leave this worker's memory.
+        """
+        self.cache.upsert(conn, [item for item in attached if isinstance(item, dict)])
+        taken = self.usage.take()
+        credits = [item.counts for item in attached if isinstance(item, _Credits)]
+        usage.store(conn, usage.merged(taken, *credits), self.usage.pricing)
+        return partial(self.usage.commit, taken) if taken else None
+
+    def flush_usage(self) -> None:
+        """Store the usage counted since the last commit, in a transaction of its own (an idle worker's)."""
+        taken = self.usage.take()
+        if not taken:
+            return
+        with write_transaction(self.cache.engine) as conn:
+            usage.store(conn, taken, self.usage.pricing)
+        self.usage.commit(taken)
+
+    async def follow_usage(self) -> None:
+        """While the worker runs: flush usage that no charge commit has carried for ``usage.FLUSH_SECONDS``."""
+        while True:
+            await asyncio.sleep(usage.FLUSH_SECONDS)
+            try:
+                await anyio.to_thread.run_sync(self.flush_usage)
+            except Exception:  # the counts stay in memory for the next commit
+                log.exception("storing live source usage failed")
+
+    def _late(self, attempt: _Attempt, future: asyncio.Future[Outcome]) -> None:
         """An answer that came after its request's deadline: no request will store it, so the writer does."""
-        if not future.cancelled() and (answer := future.result().answer) is not None:
-            self.writer.put([(source, answer)])
+        if not future.cancelled() and (answer := future.result().answer) is not None and answer.says_something:
+            self.writer.put([(attempt.source, answer)])
 
     def _offline(self, resolution: Resolution, cached: CachedAnswer | None, now: datetime, error: str) -> LiveResult:
         """A failed or late live query: the offline answer, with porting facts still fresh in the cache."""
-        known, ported = self._porting(resolution, cached.answer) if cached is not None else (False, None)
+        known, ported = self.networks.porting(resolution, cached.answer) if cached is not None else (False, None)
         return LiveResult(
             source="offline",
             checked_at=now,
@@ -233,11 +300,11 @@ class LiveService:
     def _answered(
         self, resolution: Resolution, answer: LiveAnswer, source: str, checked_at: datetime, charge_class: ChargeClass
     ) -> LiveResult:
-        known, ported = self._porting(resolution, answer)
+        known, ported = self.networks.porting(resolution, answer)
         home = (ported if known else resolution.current_network) or resolution.original_network
         # Where a subscriber roams is news only while it is reachable: a detached
         # subscriber's last VLR says where it was, not where it is.
-        location = self._location(answer, resolution) if answer.reachable else None
+        location = self.networks.location(answer, resolution) if answer.reachable else None
         roaming = answer.roaming if answer.reachable else None
         if roaming is None and location is not None and home is not None:
             if location.mccmnc and home.mccmnc:
@@ -248,6 +315,7 @@ class LiveService:
             source=source,
             checked_at=checked_at,
             charge_class=charge_class,
+            invalid=answer.invalid,
             reachable=answer.reachable,
             roaming=roaming,
             roaming_network=location if roaming else None,
@@ -256,48 +324,28 @@ class LiveService:
             error=answer.error,
         )
 
-    def _porting(self, resolution: Resolution, answer: LiveAnswer) -> tuple[bool, Network | None]:
-        """(does the answer know the current network, the ported network or None when at home)."""
-        if answer.ported_mccmnc is None:
-            return False, None
-        original = resolution.original_network
-        if original is not None and original.mccmnc == answer.ported_mccmnc:
-            return True, None
-        return True, self.network(answer.ported_mccmnc, resolution.country)
-
-    def _location(self, answer: LiveAnswer, resolution: Resolution) -> Network | None:
-        """The network serving the subscriber: from the MCC/MNC a source gave, or the VLR/MSC global title."""
-        if answer.roaming_mccmnc:
-            return self.network(answer.roaming_mccmnc, None)
-        if answer.roaming_gt:
-            [gt] = self.resolver.resolve(["+" + answer.roaming_gt.lstrip("+")])
-            if gt.original_network is not None:
-                return gt.original_network
-            digits = answer.roaming_gt.lstrip("+")
-            for length in (1, 2, 3):  # not a valid number (GTs of switches often are not): its calling code
-                region = phonenumbers.region_code_for_country_code(int(digits[:length] or 0))
-                if region not in (phonenumbers.UNKNOWN_REGION, NON_GEOGRAPHIC):
-                    return Network(mccmnc=None, name=None, country=country_for_region(region))
-        return None
-
-    def network(self, mccmnc: str, fallback: Country | None) -> Network | None:
-        """A registry network by MCC/MNC; its country from the registry, else the MCC's, else ``fallback``."""
-        record = self.resolver.networks.records.get(mccmnc)
-        region = (record.countries[:1] or (None,))[0] if record is not None else None
-        country = country_for_region(region) if region else self._mcc_countries.get(mccmnc[:3]) or fallback
-        if country is None:
-            return None
-        return Network(mccmnc=mccmnc, name=record.name if record is not None else None, country=country)
-
-    @cached_property
-    def _mcc_countries(self) -> dict[str, Country]:
-        found: dict[str, Country] = {}
-        for record in self.resolver.networks.records.values():
-            if record.countries and record.mcc not in found:
-                found[record.mcc] = country_for_region(record.countries[0])
-        return found
-
     async def close(self) -> None:
         await asyncio.gather(*(d.close() for d in self.dispatchers.values()), return_exceptions=True)
         await self.writer.flush()
+        try:
+            await anyio.to_thread.run_sync(self.flush_usage)
+        except Exception:
+            log.exception("storing live source usage at shutdown failed")
         self._readers.shutdown(wait=False)
+
+
+def _reason(source: str, outcome: Outcome) -> str:
+    """Why ``source`` gave nothing for the number: its failure, or its own words."""
+    if outcome.failure is not None:
+        return outcome.failure
+    return (outcome.answer.error if outcome.answer else None) or f"{source} could not tell"
+
+
+def _failure_text(attempt: _Attempt, outcome: Outcome) -> str:
+    """The ``error`` of a number no source of its route could answer: each source's reason, in order."""
+    if len(attempt.chain) > 1:
+        return f"Live lookup failed: {'; '.join(attempt.reasons)}; {OFFLINE_USED}"
+    if outcome.failure is not None:
+        return f"Live lookup failed: {outcome.failure}; {OFFLINE_USED}"
+    told = _reason(attempt.source, outcome)  # the source answered but could not tell; its own words say why
+    return told if told.endswith(OFFLINE_USED) else f"{told}; {OFFLINE_USED}"

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -154,12 +156,37 @@ live_cache = Table(
     metadata,
     Column("number", String(32), primary_key=True),  # E.164 with "+"
     Column("source", String(80), nullable=False),  # osmo-hlr or upstream:<name>
-    Column("reachable", Boolean, nullable=False),
+    Column("reachable", Boolean, nullable=True),  # NULL: the source tells porting only (ENUM)
     Column("roaming", Boolean, nullable=True),
     Column("roaming_mccmnc", String(6), nullable=True),
     Column("roaming_gt", String(32), nullable=True),
     Column("ported_mccmnc", String(6), nullable=True),
     Column("checked_at", UTCDateTime, nullable=False),
     Column("network_checked_at", UTCDateTime, nullable=False),
+    # The network says the number is not in service.
+    Column("invalid", Boolean, nullable=False, server_default=false()),
+    # Porting and roaming networks a source names without an MCC/MNC (name, country calling code).
+    Column("ported_known", Boolean, nullable=True),
+    Column("ported_name", String(120), nullable=True),
+    Column("ported_country", String(4), nullable=True),
+    Column("roaming_name", String(120), nullable=True),
+    Column("roaming_country", String(4), nullable=True),
 )
 Index("ix_live_cache_network_checked_at", live_cache.c.network_checked_at)
+
+# What each live source did and cost, per UTC day (see ``live.usage``): increments
+# added by every worker of every node. Money columns are millionths: of the
+# provider's ``currency`` for ``cost_micros``, micro-credits for ``credits_micros``.
+source_usage = Table(
+    "source_usage",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("source", String(80), primary_key=True),
+    Column("currency", String(3), nullable=False),
+    Column("queries", BigInteger, nullable=False),
+    Column("numbers", BigInteger, nullable=False),
+    Column("answered", BigInteger, nullable=False),
+    Column("failures", BigInteger, nullable=False),
+    Column("cost_micros", BigInteger, nullable=False),
+    Column("credits_micros", BigInteger, nullable=False),
+)

@@ -12,7 +12,9 @@ import ipaddress
 import json
 import re
 import subprocess
+import tomllib
 from pathlib import Path
+from typing import get_args
 
 import httpx
 import msgspec
@@ -21,7 +23,8 @@ from sqlalchemy import Engine
 
 from numlookup.accounts import create_account
 from numlookup.billing import parse_amount
-from numlookup.settings import OsmoHlrSettings, Settings, UpstreamSettings, load_settings
+from numlookup.settings import OsmoHlrSettings, Settings, load_settings
+from numlookup.source_settings import SECRETS, SOURCE_KINDS, MessenteSettings, UpstreamSettings
 from tests.support import ROOT, Server
 
 EXAMPLE = ROOT / "deploy" / "numlookup.example.toml"
@@ -29,8 +32,10 @@ ENV_EXAMPLE = ROOT / "deploy" / "systemd" / "numlookup.env.example"
 LEFT_OFF = re.compile(r"^#(?=[\[a-zA-Z_{}\]])", re.M)  # "#name = …", "#[table]", "#{…},", "#]"
 KEY = re.compile(r"^#?([a-z_]+) = ")
 TABLE = re.compile(r"^#?\[([a-z_.]+)\]$")
-# A placeholder: capitals and dashes, like PASSWORD or UPSTREAM-PASSWORD.
-PLACEHOLDER = re.compile(r"^[A-Z][A-Z-]*$")
+# A placeholder: capitals, dashes and underscores, like PASSWORD, UPSTREAM-PASSWORD or INFOBIP_API_KEY
+# (an environment variable's name, which a `<field>_env` setting holds).
+PLACEHOLDER = re.compile(r"^[A-Z][A-Z_-]*$")
+KINDS = {struct.__struct_config__.tag: struct for struct in get_args(UpstreamSettings)}
 
 
 def switched_on(text: str) -> str:
@@ -65,9 +70,18 @@ def test_the_example_names_every_setting_and_loads_as_written() -> None:
     keys = keys_with_comments(text)
     missing = set(Settings.__struct_fields__) - {k for k in keys if "." not in k}
     assert not missing, f"settings the example does not mention: {sorted(missing)}"
-    for table, struct in (("osmo_hlr", OsmoHlrSettings), ("upstreams", UpstreamSettings)):
-        fields = {k.split(".", 1)[1] for k in keys if k.startswith(table + ".")}
-        assert fields == set(struct.__struct_fields__), f"[{table}] lists {sorted(fields)}"
+    osmo = {k.split(".", 1)[1] for k in keys if k.startswith("osmo_hlr.")}
+    assert osmo == set(OsmoHlrSettings.__struct_fields__), f"[osmo_hlr] lists {sorted(osmo)}"
+    # One table of every source kind, each with every field of its kind; a credential inline or as `_env`.
+    tables = tomllib.loads(switched_on(text))["upstreams"]
+    assert {table["kind"] for table in tables.values()} == set(SOURCE_KINDS)
+    for name, table in tables.items():
+        struct = KINDS[table["kind"]]
+        secrets = {f for field in SECRETS[struct] for f in (field, f"{field}_env")}
+        for field in SECRETS[struct]:
+            assert (field in table) != (f"{field}_env" in table), f"[upstreams.{name}] gives {field} once"
+        expected = set(struct.__struct_fields__) - {"kind"} - secrets
+        assert set(table) - {"kind"} - secrets == expected, f"[upstreams.{name}] lists {sorted(table)}"
     assert all(comment for comment in keys.values()), "every setting has a comment"
 
     loaded = msgspec.to_builtins(load_settings(str(EXAMPLE), environ={}))
@@ -84,10 +98,18 @@ def test_every_left_off_setting_is_valid_and_takes_effect(tmp_path: Path) -> Non
     assert left_off, "the example leaves some settings off"
     config = tmp_path / "all-on.toml"
     config.write_text(switched_on(text))
-    loaded = msgspec.to_builtins(load_settings(str(config), environ={}))
+    loaded = msgspec.to_builtins(load_settings(str(config), environ=credentials()))
     for name in left_off:
         assert loaded[name] != defaults()[name], f"switching on {name} changes nothing"
-    assert {route["source"] for route in loaded["live_routes"]} <= {"offline", "osmo-hlr", *loaded["upstreams"]}
+    routed = {source for route in loaded["live_routes"] for source in [route["source"], *route["sources"]] if source}
+    assert routed <= {"offline", "osmo-hlr", *loaded["upstreams"]}
+    assert set(loaded["upstreams"]) <= routed  # every example source is on a route
+
+
+def credentials() -> dict[str, str]:
+    """The upstream credentials the environment file names (``…_env`` settings read them), switched on."""
+    found = re.findall(r"^#?([A-Z][A-Z_]*)='([^']*)'", ENV_EXAMPLE.read_text(), re.M)
+    return {name: value for name, value in found if not name.startswith("NUMLOOKUP_")}
 
 
 def secret_values(text: str) -> list[tuple[str, str]]:
@@ -125,7 +147,7 @@ def test_the_environment_file_is_read_by_sh_as_the_docs_say_and_makes_valid_sett
     assert loaded.database_url == environ["NUMLOOKUP_DATABASE_URL"]
     assert loaded.admin_token == environ["NUMLOOKUP_ADMIN_TOKEN"]
     assert msgspec.to_builtins(loaded.upstreams) == {
-        name: {**msgspec.to_builtins(UpstreamSettings(**upstream)), **upstream}
+        name: {**msgspec.to_builtins(MessenteSettings(**upstream)), **upstream}
         for name, upstream in json.loads(environ["NUMLOOKUP_UPSTREAMS"]).items()
     }
 

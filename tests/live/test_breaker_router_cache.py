@@ -92,12 +92,12 @@ max_batch = 5
     resolver = Resolver()
     numbers = ["+37251000001", "+37255512345", "+4915112345678", "+4917212345678", "+447712345678", "nonsense"]
     assert [router.route(r) for r in resolver.resolve(numbers)] == [
-        None,
-        "upstream:ee",
-        "upstream:de",
-        None,
-        None,
-        None,
+        (),
+        ("upstream:ee",),
+        ("upstream:de",),
+        (),
+        (),
+        (),
     ]
 
 

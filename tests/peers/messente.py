@@ -16,6 +16,7 @@ loop, so the server under test sees exactly what a remote peer would send:
 - ``hang``: reads the request and never answers;
 - ``garbage``: answers bytes that are not HTTP;
 - ``http500`` / ``http401``: a JSON error body with that status;
+- ``http429``: 429 with ``Retry-After: retry_after`` (a provider's rate limit);
 - ``badjson``: HTTP 200 whose body is not JSON;
 - ``deepjson``: HTTP 200 whose body is JSON nested 100,000 levels deep.
 
@@ -32,9 +33,10 @@ import struct
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
-MODES = ("messente", "refuse", "reset", "hang", "garbage", "http500", "http401", "badjson", "deepjson")
+MODES = ("messente", "refuse", "reset", "hang", "garbage", "http500", "http401", "http429", "badjson", "deepjson")
 
 
 @dataclass
@@ -51,6 +53,7 @@ class Peer:
     port: int = 0
     requests: list[dict[str, Any]] = field(default_factory=list)  # decoded bodies, in arrival order
     headers: list[dict[str, str]] = field(default_factory=list)  # their headers (names lowercased), likewise
+    retry_after: int = 2  # seconds, in the 429 of mode http429
 
     def __post_init__(self) -> None:
         assert self.mode in MODES, self.mode
@@ -60,6 +63,7 @@ class Peer:
         self._stopped: asyncio.Event | None = None
         self._held: socket.socket | None = None
         self.connections = 0
+        self.hits = 0  # requests read, whatever the answer
 
     @property
     def url(self) -> str:
@@ -130,6 +134,7 @@ class Peer:
 
     async def _answer(self, headers: dict[str, str], body: bytes, writer: asyncio.StreamWriter) -> bool:
         """Write one answer; False closes the connection."""
+        self.hits += 1
         mode = self.mode
         if mode == "reset":
             sock = writer.get_extra_info("socket")
@@ -146,6 +151,9 @@ class Peer:
             return False
         if mode == "http500":
             return await _respond(writer, 500, {"error": {"code": 103, "description": "Server error"}})
+        if mode == "http429":
+            limited = {"error": {"code": 106, "description": "Too many requests"}}
+            return await _respond(writer, 429, limited, {"Retry-After": str(self.retry_after)})
         if mode == "http401" or (self.credentials is not None and _basic(headers) != self.credentials):
             detail = {"code": 101, "description": "Access is restricted, wrong credentials or IP not whitelisted."}
             return await _respond(writer, 401, {"error": detail, "errors": [{"error": detail}]})
@@ -212,10 +220,15 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[dict[str, str], b
     return headers, body
 
 
-async def _respond(writer: asyncio.StreamWriter, status: int, body: object) -> bool:
+async def _respond(
+    writer: asyncio.StreamWriter, status: int, body: object, headers: Mapping[str, str] | None = None
+) -> bool:
     payload = body if isinstance(body, bytes) else json.dumps(body).encode()
-    reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 500: "Internal Server Error"}[status]
-    head = f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+    reason = HTTPStatus(status).phrase
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n{extra}\r\n"
+    )
     writer.write(head.encode() + payload)
     await writer.drain()
     return True

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
+from numlookup.live.messente import MessenteSource
 from numlookup.live.source import LiveAnswer, SourceError
-from numlookup.live.upstream import UpstreamSource
 from numlookup.status import reachability
 from tests.peers.messente import Peer
 
@@ -19,7 +19,7 @@ def query(
     peer: Peer, numbers: list[str], *, timeout: float = 2.0, password: str = "secret", **kw: object
 ) -> dict[str, LiveAnswer]:
     async def run() -> dict[str, LiveAnswer]:
-        source = UpstreamSource("up", peer.url, "us", password, timeout=timeout, **kw)  # type: ignore[arg-type]  # UpstreamSource's keywords, passed through
+        source = MessenteSource("up", peer.url, "us", password, timeout=timeout, **kw)  # type: ignore[arg-type]  # MessenteSource's keywords, passed through
         try:
             return await source.query(numbers)
         finally:

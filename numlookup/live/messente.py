@@ -1,4 +1,4 @@
-"""A live source that forwards numbers to any Messente-compatible Number Lookup API.
+"""The ``messente`` kind: a live source that forwards numbers to any Messente-compatible Number Lookup API.
 
 That is Messente itself or another numlookup. Numbers go in batches of the
 upstream's limit, with our own credentials there; the upstream's status word,
@@ -15,14 +15,14 @@ Only the subscriber states of a fixed list are passed on as they are.
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-import httpx
 import msgspec
 
+from numlookup.live.http import HttpClients
 from numlookup.live.source import LiveAnswer, SourceError
+from numlookup.source_settings import MessenteSettings
 from numlookup.status import INVALID, UNKNOWN, reachability
 
 
@@ -47,11 +47,6 @@ class _Success(msgspec.Struct):
 
 
 _decoder = msgspec.json.Decoder(_Success)
-# Connections per httpx client. httpcore's pool matches every waiting request
-# against every connection on each change, so its cost grows with the square of
-# its size: with one pool of 128 connections, half of a worker's time under a
-# burst went there (py-spy). Pools of 8, taken in turn, keep that small.
-CONNECTIONS_PER_POOL = 8
 
 
 def _checked_at(text: str | None) -> datetime | None:
@@ -142,7 +137,7 @@ def _answer(name: str, number: str, item: _Result, now: datetime) -> LiveAnswer:
     )
 
 
-class UpstreamSource:
+class MessenteSource:
     """``name`` is ``upstream:<name>``; ``max_batch`` the upstream's numbers-per-request limit."""
 
     def __init__(
@@ -160,19 +155,19 @@ class UpstreamSource:
         self.max_batch = max_batch
         self.timeout = timeout
         self._url = url.rstrip("/") + "/hlr/sync"
-        pools = max(1, -(-max_connections // CONNECTIONS_PER_POOL))
-        per_pool = -(-max_connections // pools)
-        self._clients = [
-            httpx.AsyncClient(
-                auth=(username, password),
-                timeout=timeout,
-                limits=httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool),
-                headers={"Accept": "application/json"},
-                follow_redirects=False,
-            )
-            for _ in range(pools)
-        ]
-        self._next_client = itertools.cycle(self._clients)
+        self._http = HttpClients(self.name, timeout=timeout, max_connections=max_connections, auth=(username, password))
+
+    @classmethod
+    def from_settings(cls, name: str, settings: MessenteSettings, max_connections: int) -> MessenteSource:
+        return cls(
+            name,
+            settings.url,
+            settings.username,
+            settings.password,
+            max_batch=settings.max_batch,
+            timeout=settings.timeout,
+            max_connections=max_connections,
+        )
 
     async def query(self, numbers: Sequence[str], max_age: float | None = None) -> dict[str, LiveAnswer]:
         """One upstream request per ``max_batch`` numbers, concurrently; any failed batch fails the call."""
@@ -186,27 +181,11 @@ class UpstreamSource:
         body: dict[str, object] = {"numbers": numbers}
         if max_age is not None:
             body["max_age"] = max_age  # our extension; Messente ignores unknown keys
-        try:
-            response = await next(self._next_client).post(
-                self._url, content=msgspec.json.encode(body), headers={"Content-Type": "application/json"}
-            )
-        except httpx.TimeoutException:
-            raise SourceError(f"{self.name} timed out after {self.timeout:g} s") from None
-        except httpx.ConnectError:
-            raise SourceError(f"{self.name} refused the connection") from None
-        except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
-            raise SourceError(f"{self.name} broke the connection") from None
-        except httpx.HTTPError as exc:
-            raise SourceError(f"{self.name} failed ({type(exc).__name__})") from None
-        status = response.status_code
-        if status == 401:
-            raise SourceError(f"{self.name} rejected our credentials (HTTP 401)")
-        if status == 402:
-            raise SourceError(f"{self.name} has no credits left for us (HTTP 402)")
-        if status >= 500:
-            raise SourceError(f"{self.name} had a server error (HTTP {status})")
-        if status != 200:
-            raise SourceError(f"{self.name} refused the request (HTTP {status})")
+        response = await self._http.send(
+            "POST", self._url, content=msgspec.json.encode(body), headers={"Content-Type": "application/json"}
+        )
+        if response.status_code != 200:
+            raise SourceError(f"{self.name} refused the request (HTTP {response.status_code})")
         try:
             results = _decoder.decode(response.content).result
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):  # nested past the recursion limit
@@ -217,4 +196,4 @@ class UpstreamSource:
         return {item.number: _answer(self.name, item.number, item, now) for item in results if item.number in numbers}
 
     async def close(self) -> None:
-        await asyncio.gather(*(client.aclose() for client in self._clients))
+        await self._http.close()
