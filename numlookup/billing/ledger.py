@@ -19,32 +19,49 @@ from numlookup.store.tables import accounts, ledger
 
 
 class InsufficientCredits(Exception):
-    """The balance does not cover the charge; nothing was changed."""
+    """The spendable balance (the balance less what bulk jobs hold) does not cover the charge; nothing was changed."""
 
-    def __init__(self, balance: int, amount: int) -> None:
-        super().__init__(f"balance {balance} does not cover {amount}")
+    def __init__(self, balance: int, amount: int, reserved: int = 0) -> None:
+        super().__init__(f"balance {balance} ({reserved} reserved) does not cover {amount}")
         self.balance = balance
         self.amount = amount
+        self.reserved = reserved
+
+    @property
+    def spendable(self) -> int:
+        return self.balance - self.reserved
 
 
 @dataclass(frozen=True, slots=True)
 class Charge:
-    """A committed ledger row."""
+    """A committed ledger row; ``reserved`` is what bulk jobs held of the balance after it."""
 
     ledger_id: int
     amount: int
     balance_after: int
+    reserved: int = 0
 
 
-def _take(conn: Connection, account_id: int, amount: int) -> int | None:
-    """The conditional debit: the balance after it, or None (nothing changed) if the balance does not cover it."""
-    after = conn.execute(
+def _take(conn: Connection, account_id: int, amount: int) -> tuple[int, int] | None:
+    """The conditional debit: (balance, reserved) after it, or None (nothing changed) if it is not covered.
+
+    What bulk jobs have reserved is not the request's to spend: the condition is
+    on ``balance - reserved``, in the same row as the balance, so a reservation
+    and a charge committed at the same moment can never both take the same credits.
+    """
+    row = conn.execute(
         update(accounts)
-        .where(accounts.c.id == account_id, accounts.c.balance >= amount)
+        .where(accounts.c.id == account_id, accounts.c.balance - accounts.c.reserved >= amount)
         .values(balance=accounts.c.balance - amount)
-        .returning(accounts.c.balance)
-    ).scalar()
-    return None if after is None else int(after)
+        .returning(accounts.c.balance, accounts.c.reserved)
+    ).first()
+    return None if row is None else (int(row.balance), int(row.reserved))
+
+
+def balances(conn: Connection, account_id: int) -> tuple[int, int]:
+    """The account's balance and what bulk jobs hold of it."""
+    row = conn.execute(select(accounts.c.balance, accounts.c.reserved).where(accounts.c.id == account_id)).one()
+    return int(row.balance), int(row.reserved)
 
 
 def debit(
@@ -59,10 +76,11 @@ def debit(
     Raises InsufficientCredits having changed nothing (the UPDATE matched no row).
     """
     now = datetime.now(UTC)
-    balance_after = _take(conn, account_id, amount)
-    if balance_after is None:
-        balance = conn.execute(select(accounts.c.balance).where(accounts.c.id == account_id)).scalar_one()
-        raise InsufficientCredits(balance, amount)
+    taken = _take(conn, account_id, amount)
+    if taken is None:
+        balance, held = balances(conn, account_id)
+        raise InsufficientCredits(balance, amount, held)
+    balance_after, reserved = taken
     ledger_id = conn.execute(
         insert(ledger)
         .values(
@@ -76,7 +94,7 @@ def debit(
         )
         .returning(ledger.c.id)
     ).scalar_one()
-    return Charge(ledger_id=ledger_id, amount=amount, balance_after=balance_after)
+    return Charge(ledger_id=ledger_id, amount=amount, balance_after=balance_after, reserved=reserved)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,11 +125,11 @@ def debit_batch(conn: Connection, debits: Sequence[Debit]) -> list[Charge | Insu
         by_account.setdefault(d.account_id, []).append(i)
     now = datetime.now(UTC)
     rows: list[dict[str, object]] = []
-    placed: list[tuple[int, int]] = []  # per row: the debit it books, and the balance after it
+    placed: list[tuple[int, int, int]] = []  # per row: the debit it books, the balance after it, reserved
     for account_id, indices in by_account.items():
         total = sum(debits[i].amount for i in indices)
-        after = _take(conn, account_id, total)
-        if after is None:
+        taken = _take(conn, account_id, total)
+        if taken is None:
             for i in indices:
                 d = debits[i]
                 try:
@@ -119,6 +137,7 @@ def debit_batch(conn: Connection, debits: Sequence[Debit]) -> list[Charge | Insu
                 except InsufficientCredits as exc:
                     outcomes[i] = exc
             continue
+        after, reserved = taken
         balance = after + total
         for i in indices:
             d = debits[i]
@@ -134,11 +153,13 @@ def debit_batch(conn: Connection, debits: Sequence[Debit]) -> list[Charge | Insu
                     "created_at": now,
                 }
             )
-            placed.append((i, balance))
+            placed.append((i, balance, reserved))
     if rows:
         ids = conn.execute(insert(ledger).returning(ledger.c.id, sort_by_parameter_order=True), rows).scalars().all()
-        for (i, balance_after), ledger_id in zip(placed, ids, strict=True):
-            outcomes[i] = Charge(ledger_id=ledger_id, amount=debits[i].amount, balance_after=balance_after)
+        for (i, balance_after, reserved), ledger_id in zip(placed, ids, strict=True):
+            outcomes[i] = Charge(
+                ledger_id=ledger_id, amount=debits[i].amount, balance_after=balance_after, reserved=reserved
+            )
     done = [o for o in outcomes if o is not None]
     assert len(done) == len(debits)
     return done
