@@ -10,7 +10,7 @@ pre-formatted tail.
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Literal
 
@@ -20,7 +20,7 @@ import numpy as np
 from numlookup.numbering.layout import REASONS, TYPE_NAMES
 from numlookup.numbering.models import Network
 from numlookup.numbering.resolver import Columns, Resolver
-from numlookup.results import number_result
+from numlookup.results import NumberResult, number_result
 from numlookup.status import StatusStyle
 
 OutputFormat = Literal["csv", "jsonl"]
@@ -30,6 +30,8 @@ CSV_HEADER = (
     "original_mccmnc,original_network,ported,current_mccmnc,current_network\n"
 )
 _NEEDS_QUOTES = frozenset(',"\r\n')
+_NUMBER_KEY = b'{"number":'
+_NUMBER_FIELD = b',"number":'
 
 
 @dataclass
@@ -81,14 +83,21 @@ def _csv_field(value: str) -> str:
     return '"' + value.replace('"', '""') + '"'
 
 
-def _csv_tail(columns: Columns, i: int) -> str:
-    """Everything after ``input,number,`` for row ``i``: the same for every row of its combination."""
+def csv_tail(columns: Columns, i: int, *, ported_known: bool = False, ported_network: Network | None = None) -> str:
+    """Everything after ``input,number,`` for row ``i``: the same for every row of its combination.
+
+    ``ported_known``: a live source told where the number is now (``ported_network``,
+    None: not ported), which wins over porting data, as in the API's result.
+    """
     batch = columns.batch
     reason = REASONS[int(batch.reason[i])]
     if reason is not None:
         return f"false,{reason.value},,,,,,,,,"
     original: Network = columns.networks[columns.original[i]]
     current = columns.networks[columns.ported[i]] if columns.ported[i] >= 0 else original
+    ported = _ported_field(columns, i)
+    if ported_known:
+        current, ported = ported_network or original, "true" if ported_network is not None else "false"
     country = original.country
     fields = [
         "true",
@@ -99,7 +108,7 @@ def _csv_tail(columns: Columns, i: int) -> str:
         country.calling_code,
         original.mccmnc or "",
         _csv_field(original.name or ""),
-        _ported_field(columns, i),
+        ported,
         current.mccmnc or "",
         _csv_field(current.name or ""),
     ]
@@ -113,13 +122,18 @@ def _ported_field(columns: Columns, i: int) -> str:
     return "false" if columns.porting_known[i] else ""
 
 
-def _json_tail(columns: Columns, i: int, style: StatusStyle) -> bytes:
-    """The API result object of row ``i`` without its leading ``{"number": …,`` (added per row)."""
-    encoded = msgspec.json.encode(number_result(columns.resolution(i), style))
-    return encoded[encoded.index(b",") :]
+def json_tail(columns: Columns, i: int, style: StatusStyle, checked_at: str | None = None) -> bytes:
+    """The API result object of row ``i`` without its leading ``{"number": …`` (added per row)."""
+    return result_tail(number_result(columns.resolution(i), style, checked_at))
 
 
-def _combinations(columns: Columns) -> tuple[np.ndarray, list[int]]:
+def result_tail(result: NumberResult) -> bytes:
+    """A result object's JSON after its ``number`` (which comes first): from the comma on."""
+    encoded = msgspec.json.encode(result)
+    return encoded[len(_NUMBER_KEY) + len(msgspec.json.encode(result.number)) :]
+
+
+def combinations(columns: Columns) -> tuple[np.ndarray, list[int]]:
     """A code per row such that rows with equal codes format the same; and one representative row per code."""
     batch = columns.batch
     width = len(columns.networks) + 1
@@ -133,7 +147,7 @@ def _combinations(columns: Columns) -> tuple[np.ndarray, list[int]]:
     return inverse.ravel(), first.tolist()
 
 
-def _numbers_column(columns: Columns) -> list[str]:
+def numbers_column(columns: Columns) -> list[str]:
     """E.164 where the input parsed, else the input as given."""
     batch = columns.batch
     digits = batch.digits.tolist()
@@ -144,10 +158,12 @@ def _numbers_column(columns: Columns) -> list[str]:
 
 
 def format_csv(columns: Columns) -> str:
-    codes, representatives = _combinations(columns)
-    tails = [_csv_tail(columns, i) for i in representatives]
-    inputs = columns.inputs
-    numbers = _numbers_column(columns)
+    codes, representatives = combinations(columns)
+    return render_csv(columns.inputs, numbers_column(columns), [csv_tail(columns, i) for i in representatives], codes)
+
+
+def render_csv(inputs: Sequence[str], numbers: Sequence[str], tails: Sequence[str], codes: np.ndarray) -> str:
+    """CSV lines (no header): each row's input, its number and the tail of its code."""
     joined = "".join(inputs)
     if "," in joined or '"' in joined or "\r" in joined:  # rare: quote only then, and only what needs it
         inputs = [_csv_field(s) for s in inputs]
@@ -158,14 +174,18 @@ def format_csv(columns: Columns) -> str:
 
 
 def format_jsonl(columns: Columns, style: StatusStyle) -> bytes:
-    codes, representatives = _combinations(columns)
-    tails = [_json_tail(columns, i, style) for i in representatives]
+    codes, representatives = combinations(columns)
+    tails = [json_tail(columns, i, style) for i in representatives]
+    return render_jsonl(columns.inputs, numbers_column(columns), tails, codes)
+
+
+def render_jsonl(inputs: Sequence[str], numbers: Sequence[str], tails: Sequence[bytes], codes: np.ndarray) -> bytes:
+    """JSON lines: each row's ``input`` and ``number``, then the tail of its code (the rest of its result object)."""
     encode = msgspec.json.encode
-    numbers = _numbers_column(columns)
     return b"".join(
         [
-            b'{"input":' + encode(inp) + b',"number":' + encode(num) + tails[code] + b"\n"
-            for inp, num, code in zip(columns.inputs, numbers, codes.tolist(), strict=True)
+            b'{"input":' + encode(inp) + _NUMBER_FIELD + encode(num) + tails[code] + b"\n"
+            for inp, num, code in zip(inputs, numbers, codes.tolist(), strict=True)
         ]
     )
 
