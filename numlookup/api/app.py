@@ -26,6 +26,7 @@ from numlookup.accounts.cache import AccountCache
 from numlookup.api.admin import import_dataset_route
 from numlookup.api.coalescer import ResolveCoalescer
 from numlookup.api.errors import ApiError, ErrorCode, error_response, method_not_allowed, not_found, not_ready
+from numlookup.api.jobs import job_results, list_jobs, show_job, stop_job, submit_job
 from numlookup.api.limits import AbuseGuard
 from numlookup.api.lookup import lookup
 from numlookup.api.openapi import openapi_document
@@ -36,6 +37,7 @@ from numlookup.billing.charger import GroupCharger
 from numlookup.billing.prices import Prices
 from numlookup.datasets.catalog import KINDS
 from numlookup.datasets.follower import follow, load_operator_data
+from numlookup.jobs.runner import JobRunner
 from numlookup.live.service import LiveService
 from numlookup.metrics import CONTENT_TYPE, Metrics
 from numlookup.numbering import Resolver
@@ -120,9 +122,20 @@ async def _flush_charges(state: AppState) -> None:
         log.error("shutdown: a charge commit did not finish within %gs", timeout)
 
 
+async def _stop_jobs(runner: JobRunner, task: asyncio.Task[None], timeout: float) -> None:
+    """Let the job worker settle the chunk in hand; past the timeout it gives the chunk back, uncharged."""
+    runner.stop()
+    try:
+        await asyncio.wait_for(task, timeout)
+    except TimeoutError:
+        log.warning("shutdown: the job worker's chunk did not finish within %gs; it is given back", timeout)
+    except Exception:
+        log.exception("the job worker failed")
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
-    document = _encoder.encode(openapi_document(settings.max_numbers_per_request))
+    document = _encoder.encode(openapi_document(settings.max_numbers_per_request, settings.max_job_numbers))
 
     async def openapi(_request: Request) -> Response:
         return Response(document, media_type="application/json")
@@ -161,8 +174,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
         account_poll = asyncio.create_task(state.accounts.follow())
         usage_flush = asyncio.create_task(state.live.follow_usage()) if state.live is not None else None
+        runner = JobRunner(engine, settings, state.live) if settings.job_worker else None
+        jobs_task = asyncio.create_task(runner.run()) if runner is not None else None
         # The server answers headers that never finish itself, in the words built here.
         yield {LIFESPAN_KEY: ProtocolRefusals(metrics, access_log=settings.access_log)}
+        if runner is not None and jobs_task is not None:
+            await _stop_jobs(runner, jobs_task, settings.timeout_graceful_shutdown_seconds)
         account_poll.cancel()
         follower.cancel()
         if usage_flush is not None:
@@ -176,6 +193,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=[
             Route("/v1/hlr/sync", lookup, methods=["POST"]),
+            Route("/v1/hlr/jobs", submit_job, methods=["POST"]),
+            Route("/v1/hlr/jobs", list_jobs, methods=["GET"]),
+            Route("/v1/hlr/jobs/{job_id}", show_job, methods=["GET"]),
+            Route("/v1/hlr/jobs/{job_id}/results", job_results, methods=["GET"]),
+            Route("/v1/hlr/jobs/{job_id}/stop", stop_job, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),

@@ -1,0 +1,289 @@
+"""The bulk job routes, under the sync API's Basic auth and allow-list: submit, list, show, results, stop.
+
+A job exists only for its account: every lookup by id is filtered by the
+authenticated account, so another account's job answers the same 404 as an id
+that never existed. ``submit_job`` is a plain handler (an Idempotency-Key layer
+can wrap it); the work of reading, resolving and reserving is ``jobs.intake``'s,
+the rest ``jobs.queue``'s.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import anyio.to_thread
+import msgspec
+from starlette.datastructures import QueryParams
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from numlookup.accounts import Account
+from numlookup.api.errors import (
+    body_too_large,
+    invalid_parameters,
+    job_ended,
+    job_not_found,
+    too_many_job_numbers,
+)
+from numlookup.api.lookup import _authenticate, _no_credits
+from numlookup.api.nesting import MAX_NESTING, nesting_depth_exceeds
+from numlookup.api.state import AppState
+from numlookup.billing import InsufficientCredits
+from numlookup.jobs import queue, render
+from numlookup.jobs.intake import (
+    MAX_INPUT_CHARS,
+    JobOptions,
+    JobTerms,
+    LineReader,
+    Stager,
+    TooManyNumbers,
+    UploadError,
+    check_callback_url,
+    check_friendly_name,
+)
+from numlookup.jobs.model import JobList, JobRecord, JobSubmission, job_object
+from numlookup.status import answer_style
+
+log = logging.getLogger("numlookup.api")
+
+FILE_TYPES = ("text/csv", "text/plain")
+READ_BYTES = 1 << 20  # the upload goes to the intake a megabyte at a time
+DEFAULT_PAGE, MAX_PAGE = 20, 100
+_encoder = msgspec.json.Encoder()
+_submission = msgspec.json.Decoder(JobSubmission)
+
+
+def _json(body: msgspec.Struct, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(_encoder.encode(body), status_code=status, media_type="application/json", headers=headers)
+
+
+def _media_type(request: Request) -> str:
+    content_type = request.headers.get("content-type", "")
+    media, _, parameters = content_type.partition(";")
+    media = media.strip().lower()
+    charset = next(
+        (p.split("=", 1)[1].strip().strip('"').lower() for p in parameters.split(";") if "charset=" in p.lower()), None
+    )
+    if media not in ("application/json", *FILE_TYPES):
+        shown = content_type or "none"
+        raise invalid_parameters(f"Content-Type must be application/json, text/csv or text/plain (got {shown}).")
+    if charset not in (None, "utf-8", "utf8"):
+        raise invalid_parameters(f"The body must be UTF-8 (got charset {charset}).")
+    return media
+
+
+def _options(friendly_name: str | None, callback_url: str | None, max_age: float | None) -> JobOptions:
+    try:
+        if callback_url is not None:
+            check_callback_url(callback_url)
+        if friendly_name is not None:
+            check_friendly_name(friendly_name)
+    except ValueError as exc:
+        raise invalid_parameters(f"{exc}.") from None
+    if max_age is not None and not max_age >= 0:
+        raise invalid_parameters("max_age must be a number of seconds, 0 or more.")
+    return JobOptions(friendly_name=friendly_name, callback_url=callback_url, max_age=max_age)
+
+
+def _flag(params: QueryParams, name: str) -> bool:
+    value = params.get(name, "false").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    raise invalid_parameters(f"{name} must be true or false (got {value!r}).")
+
+
+def _file_options(params: QueryParams) -> tuple[JobOptions, LineReader]:
+    column = None
+    if "column" in params:
+        text = params["column"].strip()
+        if not text.isdigit():
+            raise invalid_parameters(f"column must be a column number counted from 0 (got {text!r}).")
+        column = int(text)
+    max_age = None
+    if "max_age" in params:
+        try:
+            max_age = float(params["max_age"])
+        except ValueError:
+            raise invalid_parameters("max_age must be a number of seconds, 0 or more.") from None
+    options = _options(params.get("friendly_name"), params.get("callback_url"), max_age)
+    return options, LineReader(column, _flag(params, "header"))
+
+
+async def _submission_body(request: Request, limit: int) -> JobSubmission:
+    body = await request.body()  # bounded by the abuse guard (max_job_json_bytes)
+    if len(body) > limit:
+        raise body_too_large(limit)
+    if not body.strip():
+        raise invalid_parameters('The request body is missing; send {"numbers": ["+37251000001", ...]}.')
+    if nesting_depth_exceeds(body):
+        raise invalid_parameters(f"The request body nests arrays and objects more than {MAX_NESTING} levels deep.")
+    try:
+        submission = _submission.decode(body)
+    except msgspec.ValidationError as exc:
+        raise invalid_parameters(f"The request body is wrong: {exc}.") from None
+    except msgspec.DecodeError as exc:
+        raise invalid_parameters(f"The request body is not valid JSON: {exc}.") from None
+    if not submission.numbers:
+        raise invalid_parameters("`numbers` must hold at least one number.")
+    long = next((i for i, n in enumerate(submission.numbers) if len(n) > MAX_INPUT_CHARS), None)
+    if long is not None:
+        raise invalid_parameters(f"`numbers[{long}]` is longer than {MAX_INPUT_CHARS} characters.")
+    return submission
+
+
+def _feed(reader: LineReader, stager: Stager, data: bytes, last: bool) -> None:
+    numbers = reader.feed(data)
+    if last:
+        numbers += reader.finish()
+    stager.add(numbers)
+
+
+async def _read_upload(request: Request, reader: LineReader, stager: Stager, limit: int) -> None:
+    """Stream the file into the intake; at most ``READ_BYTES`` (and one chunk of numbers) in memory."""
+    buffer = bytearray()
+    received = 0
+    async for block in request.stream():
+        received += len(block)
+        if received > limit:
+            raise body_too_large(limit)
+        buffer += block
+        if len(buffer) >= READ_BYTES:
+            data = bytes(buffer)
+            buffer.clear()
+            await anyio.to_thread.run_sync(_feed, reader, stager, data, False)
+    await anyio.to_thread.run_sync(_feed, reader, stager, bytes(buffer), True)
+
+
+async def submit_job(request: Request) -> Response:
+    """``POST /v1/hlr/jobs``: 202 with the job once the whole body was read, resolved and its credits reserved."""
+    state: AppState = request.app.state.numlookup
+    settings = state.settings
+    username, account = await _authenticate(request, state)
+    media = _media_type(request)
+    numbers: list[str] = []
+    reader: LineReader | None = None
+    if media == "application/json":
+        submission = await _submission_body(request, settings.max_job_json_bytes)
+        if len(submission.numbers) > settings.max_job_numbers:
+            raise too_many_job_numbers(settings.max_job_numbers)
+        options = _options(submission.friendly_name, submission.callback_url, submission.max_age)
+        numbers = submission.numbers
+    else:
+        options, reader = _file_options(request.query_params)
+    stager = Stager(
+        state.engine,
+        state.resolver,
+        state.live.router if state.live is not None else None,
+        _terms(state, account, request),
+        options,
+        settings.job_chunk_numbers,
+        settings.max_job_numbers,
+        timedelta(days=settings.job_retention_days),
+    )
+    try:
+        if reader is None:
+            step = settings.job_chunk_numbers
+            for start in range(0, len(numbers), step):
+                await anyio.to_thread.run_sync(stager.add, numbers[start : start + step])
+        else:
+            await _read_upload(request, reader, stager, settings.max_job_bytes)
+        job = await anyio.to_thread.run_sync(stager.finish)
+    except BaseException as exc:
+        try:
+            stager.discard()  # in this thread, even when cancelled: a refused job leaves nothing
+        except Exception:
+            log.exception("discarding a refused job's staged chunks failed; the sweeper will")
+        if isinstance(exc, InsufficientCredits):
+            state.accounts.note_balance(username, exc.balance, exc.reserved)
+            raise _no_credits(exc.spendable, exc.amount, exc.reserved, job=True) from None
+        if isinstance(exc, TooManyNumbers):
+            raise too_many_job_numbers(exc.limit) from None
+        if isinstance(exc, UploadError):
+            raise invalid_parameters(f"The numbers cannot be read: {exc}.") from None
+        raise
+    location = f"/v1/hlr/jobs/{job.public_id}"
+    return _json(job_object(job), 202, {"Location": location})
+
+
+def _terms(state: AppState, account: Account, request: Request) -> JobTerms:
+    style = account.status_style or answer_style(state.settings.status_style, request.headers.get("user-agent"))
+    return JobTerms(account_id=account.id, prices=state.prices, account_price=account.price, style=style)
+
+
+async def list_jobs(request: Request) -> Response:
+    """``GET /v1/hlr/jobs``: the account's jobs, newest first, ``limit`` at a time, from ``cursor``."""
+    state: AppState = request.app.state.numlookup
+    _, account = await _authenticate(request, state)
+    text = request.query_params.get("limit", str(DEFAULT_PAGE)).strip()
+    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
+        raise invalid_parameters(f"limit must be a whole number from 1 to {MAX_PAGE} (got {text!r}).")
+    cursor = request.query_params.get("cursor") or None
+    try:
+        records, after = await anyio.to_thread.run_sync(queue.page, state.engine, account.id, int(text), cursor)
+    except queue.BadCursor as exc:
+        raise invalid_parameters(f"{exc}.") from None
+    return _json(JobList(jobs=[job_object(r) for r in records], next_cursor=after))
+
+
+async def _job(request: Request) -> tuple[AppState, JobRecord]:
+    state: AppState = request.app.state.numlookup
+    _, account = await _authenticate(request, state)
+    job_id: str = request.path_params["job_id"]
+    job = await anyio.to_thread.run_sync(queue.get, state.engine, job_id, account.id)
+    if job is None:
+        raise job_not_found(job_id)
+    return state, job
+
+
+async def show_job(request: Request) -> Response:
+    """``GET /v1/hlr/jobs/{job_id}``."""
+    _, job = await _job(request)
+    return _json(job_object(job))
+
+
+async def job_results(request: Request) -> Response:
+    """``GET /v1/hlr/jobs/{job_id}/results?format=csv|jsonl``: the chunks done so far, in input order, streamed.
+
+    Complete once the job is COMPLETED; while it runs, the part processed so far
+    (``X-Job-Status`` says which). One chunk is in memory at a time.
+    """
+    fmt = request.query_params.get("format", "csv")
+    if fmt not in render.RESULT_FORMATS:
+        raise invalid_parameters(f"format must be csv or jsonl (got {fmt!r}).")
+    state, job = await _job(request)
+    chunks = await anyio.to_thread.run_sync(queue.result_chunks, state.engine, job.id)
+    chosen: render.ResultFormat = "csv" if fmt == "csv" else "jsonl"
+
+    async def lines() -> AsyncIterator[bytes]:
+        head = render.header(chosen)
+        if head:
+            yield head
+        for seq in chunks:
+            data = await anyio.to_thread.run_sync(queue.result_data, state.engine, job.id, seq)
+            if data is not None:  # None: deleted since (the job expired meanwhile)
+                yield await anyio.to_thread.run_sync(render.render, data, chosen)
+
+    headers = {
+        "X-Job-Status": job.status,
+        "Content-Disposition": f'attachment; filename="{job.public_id}.{chosen}"',
+    }
+    return StreamingResponse(lines(), media_type=render.MEDIA_TYPES[chosen], headers=headers)
+
+
+async def stop_job(request: Request) -> Response:
+    """``POST /v1/hlr/jobs/{job_id}/stop``: STOPPED at once if no chunk is in a worker's hands, else STOP_REQUESTED."""
+    state: AppState = request.app.state.numlookup
+    _, account = await _authenticate(request, state)
+    job_id: str = request.path_params["job_id"]
+    retention = timedelta(days=state.settings.job_retention_days)
+    stopped = await anyio.to_thread.run_sync(queue.stop, state.engine, job_id, account.id, retention)
+    if stopped is None:
+        raise job_not_found(job_id)
+    job, before = stopped
+    if before in ("COMPLETED", "FAILED"):
+        raise job_ended(job_id, before)
+    return _json(job_object(job))
