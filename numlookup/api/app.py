@@ -37,6 +37,7 @@ from numlookup.billing.charger import GroupCharger
 from numlookup.billing.prices import Prices
 from numlookup.datasets.catalog import KINDS
 from numlookup.datasets.follower import follow, load_operator_data
+from numlookup.jobs.cpu import CpuProcess
 from numlookup.jobs.runner import JobRunner
 from numlookup.live.service import LiveService
 from numlookup.metrics import CONTENT_TYPE, Metrics
@@ -155,6 +156,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         prices=Prices.from_settings(settings),
         live=live,
         metrics=metrics,
+        jobs_cpu=CpuProcess(settings),
         charger=GroupCharger(
             engine,
             enabled=settings.group_commit,
@@ -174,7 +176,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
         account_poll = asyncio.create_task(state.accounts.follow())
         usage_flush = asyncio.create_task(state.live.follow_usage()) if state.live is not None else None
-        runner = JobRunner(engine, settings, state.live) if settings.job_worker else None
+        runner = JobRunner(engine, settings, state.live, state.jobs_cpu) if settings.job_worker else None
         jobs_task = asyncio.create_task(runner.run()) if runner is not None else None
         # The server answers headers that never finish itself, in the words built here.
         yield {LIFESPAN_KEY: ProtocolRefusals(metrics, access_log=settings.access_log)}
@@ -187,6 +189,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await _flush_charges(state)
         if state.live is not None:
             await state.live.close()
+        state.jobs_cpu.close()
         state.engine.dispose()
         metrics.worker_stopped()
 

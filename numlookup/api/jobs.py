@@ -9,6 +9,8 @@ the rest ``jobs.queue``'s.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -32,6 +34,7 @@ from numlookup.api.nesting import MAX_NESTING, nesting_depth_exceeds
 from numlookup.api.state import AppState
 from numlookup.billing import InsufficientCredits
 from numlookup.jobs import queue, render
+from numlookup.jobs.cpu import Cpu, Lines, stage_lines, stage_numbers
 from numlookup.jobs.intake import (
     MAX_INPUT_CHARS,
     JobOptions,
@@ -44,6 +47,7 @@ from numlookup.jobs.intake import (
     check_friendly_name,
 )
 from numlookup.jobs.model import JobList, JobRecord, JobSubmission, job_object
+from numlookup.settings import Settings
 from numlookup.status import answer_style
 
 log = logging.getLogger("numlookup.api")
@@ -135,27 +139,48 @@ async def _submission_body(request: Request, limit: int) -> JobSubmission:
     return submission
 
 
-def _feed(reader: LineReader, stager: Stager, data: bytes, last: bool) -> None:
-    numbers = reader.feed(data)
-    if last:
-        numbers += reader.finish()
-    stager.add(numbers)
+async def _stage(cpu: Cpu, stager: Stager, lines: Lines | None, chunk_numbers: int) -> None:
+    if lines is not None:
+        staged = await cpu.run(stage_lines, lines, chunk_numbers)
+        await anyio.to_thread.run_sync(stager.add, staged)
 
 
-async def _read_upload(request: Request, reader: LineReader, stager: Stager, limit: int) -> None:
-    """Stream the file into the intake; at most ``READ_BYTES`` (and one chunk of numbers) in memory."""
+async def _read_upload(request: Request, reader: LineReader, stager: Stager, cpu: Cpu, settings: Settings) -> None:
+    """Stream the file into the intake; about two ``READ_BYTES`` blocks of it (and their chunks) in memory at a time.
+
+    The next block is read from the socket while the previous one is resolved
+    and staged, in order: one block at most is waiting.
+    """
+    limit, chunk_numbers = settings.max_job_bytes, settings.job_chunk_numbers
     buffer = bytearray()
     received = 0
-    async for block in request.stream():
-        received += len(block)
-        if received > limit:
-            raise body_too_large(limit)
-        buffer += block
-        if len(buffer) >= READ_BYTES:
-            data = bytes(buffer)
-            buffer.clear()
-            await anyio.to_thread.run_sync(_feed, reader, stager, data, False)
-    await anyio.to_thread.run_sync(_feed, reader, stager, bytes(buffer), True)
+    staging: asyncio.Task[None] | None = None
+
+    async def then(lines: Lines | None) -> None:
+        nonlocal staging
+        if staging is not None:
+            await staging
+        staging = asyncio.create_task(_stage(cpu, stager, lines, chunk_numbers))
+
+    try:
+        async for block in request.stream():
+            received += len(block)
+            if received > limit:
+                raise body_too_large(limit)
+            buffer += block
+            if len(buffer) >= READ_BYTES:
+                data = bytes(buffer)
+                buffer.clear()
+                await then(reader.feed(data))
+        await then(reader.feed(bytes(buffer)))
+        await then(reader.finish())
+        if staging is not None:
+            await staging
+    finally:
+        if staging is not None and not staging.done():
+            staging.cancel()
+            with contextlib.suppress(BaseException):
+                await staging
 
 
 async def submit_job(request: Request) -> Response:
@@ -176,21 +201,20 @@ async def submit_job(request: Request) -> Response:
         options, reader = _file_options(request.query_params)
     stager = Stager(
         state.engine,
-        state.resolver,
-        state.live.router if state.live is not None else None,
         _terms(state, account, request),
         options,
-        settings.job_chunk_numbers,
         settings.max_job_numbers,
         timedelta(days=settings.job_retention_days),
     )
+    cpu = state.jobs_cpu
     try:
         if reader is None:
             step = settings.job_chunk_numbers
             for start in range(0, len(numbers), step):
-                await anyio.to_thread.run_sync(stager.add, numbers[start : start + step])
+                staged = await cpu.run(stage_numbers, numbers[start : start + step], step)
+                await anyio.to_thread.run_sync(stager.add, staged)
         else:
-            await _read_upload(request, reader, stager, settings.max_job_bytes)
+            await _read_upload(request, reader, stager, cpu, settings)
         job = await anyio.to_thread.run_sync(stager.finish)
     except BaseException as exc:
         try:

@@ -10,6 +10,7 @@ from numlookup.accounts.cache import AccountCache
 from numlookup.api.coalescer import ResolveCoalescer
 from numlookup.billing.charger import GroupCharger
 from numlookup.billing.prices import Prices
+from numlookup.jobs.cpu import Cpu
 from numlookup.live.service import LiveService
 from numlookup.metrics import Metrics
 from numlookup.numbering import Resolver
@@ -26,4 +27,5 @@ class AppState:
     prices: Prices
     charger: GroupCharger
     metrics: Metrics
+    jobs_cpu: Cpu
     live: LiveService | None = None

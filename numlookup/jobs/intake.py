@@ -1,11 +1,12 @@
 """A job's submit: read the numbers as they stream in, resolve and stage them, reserve, and queue the job.
 
-Memory stays flat whatever the upload's size: the body is read a block at a time
-(``LineReader``), every ``job_chunk_numbers`` numbers are resolved with the bulk
-engine and written to the database as one staged chunk (``Stager``), and only
-each valid number's E.164 key (8 bytes) and each invalid input's hash stay in
-memory, for the job-wide duplicate count (numpy ``unique``: about 0.2 GB for 10
-million numbers, at the end of the upload).
+Memory stays flat whatever the upload's size: the body is cut into whole lines a
+block at a time (``LineReader``), each block is parsed and resolved with the
+bulk engine into chunks of at most ``job_chunk_numbers`` numbers (``cpu``, away
+from the event loop), each chunk is written to the database as it comes
+(``Stager``), and only each valid number's E.164 key (8 bytes) and each invalid
+input's hash stay in memory, for the job-wide duplicate count (numpy
+``unique``: about 0.2 GB for 10 million numbers, at the end of the upload).
 
 Nothing is visible or charged until the whole upload has been read and found
 good: staged chunks belong to a job in the internal status ``RECEIVING``, which
@@ -19,9 +20,7 @@ request that died mid-upload leaves a ``RECEIVING`` job the sweeper deletes
 
 from __future__ import annotations
 
-import csv
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -31,7 +30,8 @@ from sqlalchemy import Engine, bindparam, insert, select, update
 
 from numlookup.billing import reservations
 from numlookup.billing.prices import Prices
-from numlookup.jobs import events, prepared
+from numlookup.jobs import events
+from numlookup.jobs.cpu import MAX_INPUT_CHARS, MAX_LINE_BYTES, NEWLINE, Lines, Piece, Staged, UploadError
 from numlookup.jobs.model import (
     CALLBACK_URL_PATTERN,
     FRIENDLY_NAME_PATTERN,
@@ -42,22 +42,11 @@ from numlookup.jobs.model import (
     new_job_id,
 )
 from numlookup.jobs.queue import delete_job
-from numlookup.live.router import NO_ROUTE, Router
-from numlookup.numbering import Resolver
 from numlookup.status import StatusStyle
 from numlookup.store.engine import write_transaction
 from numlookup.store.tables import job_chunks, jobs
 
-NEWLINE = b"\n"
-MAX_LINE_BYTES = 64 * 1024  # a line (a CSV row) longer than this is no list of numbers
-MAX_INPUT_CHARS = 1024  # one number's text, as given
-# A chunk holds at most this many live-routed rows: live answers take far longer than
-# offline ones, and a chunk is the unit of progress, of charging and of redoing after a crash.
-MAX_ROUTED_PER_CHUNK = 1_000
-
-
-class UploadError(ValueError):
-    """The body is not a readable list of numbers (400, code 102); the message says where and why."""
+__all__ = ["MAX_INPUT_CHARS", "UploadError"]
 
 
 class TooManyNumbers(UploadError):
@@ -70,73 +59,43 @@ class TooManyNumbers(UploadError):
 
 
 class LineReader:
-    """The numbers of an uploaded file, fed in blocks: one number a line, or column ``column`` of CSV rows.
+    """Cuts an upload, fed in blocks, into whole lines for ``cpu.stage_lines``: one number a line, or a CSV column.
 
-    Read as ``numlookup lookup --input`` reads a file (blank lines skipped, each
-    number stripped, ``header`` skips the first line, a row too short for the
-    column gives an empty input), so a job's results and the CLI's agree. But a
-    request body is not trusted as a file on disk is: it must be UTF-8 (a BOM is
-    dropped), hold no NUL byte, no line over ``MAX_LINE_BYTES`` and no number over
-    ``MAX_INPUT_CHARS``.
+    The lines are read as ``numlookup lookup --input`` reads a file (blank lines
+    skipped, each number stripped, ``header`` skips the first line, a row too
+    short for the column gives an empty input), so a job's results and the
+    CLI's agree. But a request body is not trusted as a file on disk is: it must
+    be UTF-8 (a BOM is dropped), hold no NUL byte, no line over
+    ``MAX_LINE_BYTES`` and no number over ``MAX_INPUT_CHARS`` (checked where the
+    lines are parsed, ``cpu.parse_lines``). Here only the cheap part is done:
+    finding the last line end and counting lines.
     """
 
     def __init__(self, column: int | None = None, header: bool = False) -> None:
         self.column = column
         self.header = header
         self._rest = b""
-        self._lines = 0  # lines handed out so far, header included
-        self._first = True
+        self._lines = 0  # lines cut so far
 
-    def feed(self, data: bytes) -> list[str]:
-        """The numbers of the complete lines so far; a trailing partial line waits for the next block."""
+    def feed(self, data: bytes) -> Lines | None:
+        """The whole lines so far; a trailing partial line waits for the next block."""
         data = self._rest + data
-        cut = data.rfind(b"\n") + 1
+        cut = data.rfind(NEWLINE) + 1
         self._rest = data[cut:]
         if len(self._rest) > MAX_LINE_BYTES:
             line = self._lines + data.count(NEWLINE, 0, cut) + 1
             raise UploadError(f"line {line} is longer than {MAX_LINE_BYTES} bytes")
-        return self._numbers(data[:cut]) if cut else []
+        return self._cut(data[:cut]) if cut else None
 
-    def finish(self) -> list[str]:
-        """The numbers of the last line (the body need not end with a newline)."""
+    def finish(self) -> Lines | None:
+        """The last line (the body need not end with a newline)."""
         rest, self._rest = self._rest, b""
-        return self._numbers(rest) if rest else []
+        return self._cut(rest) if rest else None
 
-    def _numbers(self, block: bytes) -> list[str]:
-        if (nul := block.find(b"\x00")) >= 0:
-            line = self._lines + block.count(NEWLINE, 0, nul) + 1
-            raise UploadError(f"line {line} holds a NUL byte: not a text file")
-        try:
-            text = block.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            line = self._lines + block.count(NEWLINE, 0, exc.start) + 1
-            raise UploadError(f"line {line} is not UTF-8 text") from None
-        if self._first:
-            text = text.removeprefix("\ufeff")
-        lines = text.splitlines()
-        first_line = self._lines + 1
-        self._lines += len(lines)
-        if self._first and self.header:
-            lines, first_line = lines[1:], first_line + 1
-        self._first = False
-        numbers = self._pick(lines, first_line)
-        long = next((i for i, number in enumerate(numbers) if len(number) > MAX_INPUT_CHARS), None)
-        if long is not None:
-            raise UploadError(f"a number near line {first_line + long} is longer than {MAX_INPUT_CHARS} characters")
-        return numbers
-
-    def _pick(self, lines: list[str], first_line: int) -> list[str]:
-        if self.column is None:
-            return [line.strip() for line in lines if line.strip()]
-        column = self.column
-        picked = []
-        try:
-            for row in csv.reader(lines):
-                if row:
-                    picked.append(row[column].strip() if column < len(row) else "")
-        except csv.Error as exc:
-            raise UploadError(f"the CSV near line {first_line} cannot be read: {exc}") from None
-        return picked
+    def _cut(self, block: bytes) -> Lines:
+        first = self._lines + 1
+        self._lines += block.count(NEWLINE)
+        return Lines(block, first, self.column, self.header and first == 1)
 
 
 def check_callback_url(url: str) -> str:
@@ -189,51 +148,36 @@ class _Chunk:
 
 @dataclass
 class Stager:
-    """Resolves and stages an upload chunk by chunk, then reserves and queues the job (see the module)."""
+    """Stages an upload's resolved chunks (``cpu.Staged``) as they come, then reserves and queues the job.
+
+    Its methods write to the database: call them from a worker thread.
+    """
 
     engine: Engine
-    resolver: Resolver
-    router: Router | None
     terms: JobTerms
     options: JobOptions
-    chunk_numbers: int
     max_numbers: int
     retention: timedelta
-    routed_per_chunk: int = MAX_ROUTED_PER_CHUNK
     job_id: int | None = None
     public_id: str = field(default_factory=new_job_id)
     count: int = 0
-    _pending: list[str] = field(default_factory=list)
     _chunks: list[_Chunk] = field(default_factory=list)
     _keys: list[npt.NDArray[np.int64]] = field(default_factory=list)  # the valid rows' E.164 digits, in order
     _routed: list[npt.NDArray[np.bool_]] = field(default_factory=list)  # the valid rows': live-routed?
     _invalid: list[npt.NDArray[np.int64]] = field(default_factory=list)  # hashes of the invalid inputs
 
-    def add(self, numbers: Sequence[str]) -> None:
-        self.count += len(numbers)
-        if self.count > self.max_numbers:
-            raise TooManyNumbers(self.count, self.max_numbers)
-        self._pending.extend(numbers)
-        while len(self._pending) >= self.chunk_numbers:
-            batch, self._pending = self._pending[: self.chunk_numbers], self._pending[self.chunk_numbers :]
-            self._stage(batch)
+    def check(self, more: int) -> None:
+        """TooManyNumbers if ``more`` numbers would take the job over ``max_numbers``."""
+        if self.count + more > self.max_numbers:
+            raise TooManyNumbers(self.count + more, self.max_numbers)
 
-    def _stage(self, numbers: Sequence[str]) -> None:
-        columns = self.resolver.resolve_columns(numbers)
-        routes = np.full(len(numbers), NO_ROUTE, dtype=np.int16)
-        if self.router is not None:
-            current = np.where(columns.ported >= 0, columns.ported, columns.original)
-            routes = self.router.route_rows(columns.batch.digits, columns.original, current, columns.networks)
-        whole = prepared.Prepared(columns, routes)
-        routed_rows = np.flatnonzero(routes != NO_ROUTE)
-        cuts = [0, *routed_rows[self.routed_per_chunk :: self.routed_per_chunk].tolist(), len(numbers)]
-        for start, stop in zip(cuts, cuts[1:], strict=False):
-            self._write(prepared.piece(whole, start, stop) if (start, stop) != (0, len(numbers)) else whole)
+    def add(self, staged: Staged) -> None:
+        self.check(staged.numbers)
+        self.count += staged.numbers
+        for piece in staged.pieces:
+            self._write(piece)
 
-    def _write(self, piece: prepared.Prepared) -> None:
-        columns = piece.columns
-        valid = prepared.chargeable(columns)
-        blob = prepared.encode(piece)
+    def _write(self, piece: Piece) -> None:
         now = datetime.now(UTC)
         seq = len(self._chunks)
         with write_transaction(self.engine) as conn:
@@ -245,18 +189,19 @@ class Stager:
                 insert(job_chunks).values(
                     job_id=self.job_id,
                     seq=seq,
-                    rows=len(columns),
+                    rows=piece.rows,
+                    routed=piece.routed_rows,
                     state="pending",
                     reserve=0,
                     attempts=0,
-                    prepared=blob,
+                    prepared=piece.blob,
                 )
             )
-        self._chunks.append(_Chunk(seq, len(columns), valid))
-        self._keys.append(columns.batch.digits[valid])
-        self._routed.append(piece.routes[valid] != NO_ROUTE)
-        inputs = columns.inputs
-        self._invalid.append(np.array([hash(inputs[i]) for i in np.flatnonzero(~valid).tolist()], dtype=np.int64))
+        valid = np.unpackbits(np.frombuffer(piece.valid, dtype=np.uint8), count=piece.rows).astype(np.bool_)
+        self._chunks.append(_Chunk(seq, piece.rows, valid))
+        self._keys.append(np.frombuffer(piece.keys, dtype=np.int64))
+        self._routed.append(np.frombuffer(piece.routed, dtype=np.bool_))
+        self._invalid.append(np.frombuffer(piece.invalid, dtype=np.int64))
 
     def _new_job(self, now: datetime) -> dict[str, object]:
         terms, prices = self.terms, self.terms.prices
@@ -286,10 +231,7 @@ class Stager:
         }
 
     def finish(self) -> JobRecord:
-        """Stage the rest, count, reserve and queue; InsufficientCredits (nothing reserved) if the balance is short."""
-        if self._pending:
-            batch, self._pending = self._pending, []
-            self._stage(batch)
+        """Count, reserve and queue; InsufficientCredits (nothing reserved) if the balance is short."""
         if not self.count:
             return self._empty()
         assert self.job_id is not None

@@ -4,11 +4,13 @@ Every state change is one transaction, so a worker killed at any instant leaves
 either the chunk as it was (its lease runs out and any worker takes it over) or
 the chunk done, with its results, its charge and its ledger row together.
 
-**Claims.** A worker takes the oldest-served active job's first free chunk: one
-whose lease is empty or expired. On PostgreSQL the candidate row is locked with
-``FOR UPDATE SKIP LOCKED``, so workers on every node claim different chunks
-without waiting on each other; on SQLite the single writer serialises claims.
-Jobs take turns (``claimed_at``): a small job is not stuck behind a big one.
+**Claims.** A worker takes the first free chunk (its lease empty or expired) of
+the active job served longest ago (``claimed_at``, moved by each settlement: jobs
+take turns, and a small job is not stuck behind a big one). On PostgreSQL the
+candidate row is locked with ``FOR UPDATE SKIP LOCKED``, so workers on every node
+claim different chunks without waiting on each other; on SQLite the single
+writer serialises claims. A claim is one transaction (a job's first also turns
+it IN_PROGRESS), a settlement another.
 
 **Settling.** ``settle`` locks the job's row first, then checks that the chunk
 is still this worker's (a takeover changes ``lease_owner``, and a worker whose
@@ -53,6 +55,7 @@ class Claim:
     job: JobRecord
     seq: int
     rows: int
+    routed: int
     reserve: int
     firsts: bytes
     prepared: bytes
@@ -85,7 +88,7 @@ def claim(engine: Engine, owner: str, lease_seconds: float, now: datetime | None
     now = now or datetime.now(UTC)
     with write_transaction(engine) as conn:
         found = conn.execute(
-            select(job_chunks.c.job_id, job_chunks.c.seq)
+            select(job_chunks.c.job_id, job_chunks.c.seq, jobs.c.status)
             .select_from(job_chunks.join(jobs, jobs.c.id == job_chunks.c.job_id))
             .where(
                 jobs.c.status.in_(ACTIVE),
@@ -108,6 +111,7 @@ def claim(engine: Engine, owner: str, lease_seconds: float, now: datetime | None
             )
             .returning(
                 job_chunks.c.rows,
+                job_chunks.c.routed,
                 job_chunks.c.reserve,
                 job_chunks.c.firsts,
                 job_chunks.c.prepared,
@@ -115,20 +119,27 @@ def claim(engine: Engine, owner: str, lease_seconds: float, now: datetime | None
                 job_chunks.c.last_error,
             )
         ).one()
-    # The job's row in a transaction of its own: a claim never holds a chunk's lock while it waits for a job's.
-    with write_transaction(engine) as conn:
-        conn.execute(
-            update(jobs)
-            .where(jobs.c.id == found.job_id)
-            .values(
-                claimed_at=now,
-                started_at=func.coalesce(jobs.c.started_at, now),
-                status=case((jobs.c.status == "QUEUED", "IN_PROGRESS"), else_=jobs.c.status),
+    # A job's first claim starts it, in a transaction of its own: a claim never holds a chunk's lock while
+    # it waits for a job's (settle takes them the other way round). Later claims leave the job's row alone.
+    if found.status == "QUEUED":
+        with write_transaction(engine) as conn:
+            conn.execute(
+                update(jobs)
+                .where(jobs.c.id == found.job_id, jobs.c.status == "QUEUED")
+                .values(status="IN_PROGRESS", started_at=now, updated_at=now)
             )
-        )
+    with engine.connect() as conn:
         job = _record(conn, found.job_id)
     return Claim(
-        job, found.seq, chunk.rows, chunk.reserve, chunk.firsts or b"", chunk.prepared, chunk.attempts, chunk.last_error
+        job,
+        found.seq,
+        chunk.rows,
+        chunk.routed,
+        chunk.reserve,
+        chunk.firsts or b"",
+        chunk.prepared,
+        chunk.attempts,
+        chunk.last_error,
     )
 
 
@@ -203,6 +214,8 @@ def settle(
                 reserved=jobs.c.reserved - claim.reserve,
                 chunks_done=jobs.c.chunks_done + 1,
                 updated_at=now,
+                claimed_at=now,  # jobs take turns: the next claim goes to the job served longest ago
+                started_at=func.coalesce(jobs.c.started_at, now),
                 status=case((jobs.c.status == "QUEUED", "IN_PROGRESS"), else_=jobs.c.status),
             )
         )

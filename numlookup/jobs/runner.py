@@ -33,12 +33,13 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection, Engine
 
+from numlookup.billing.money import format_amount
 from numlookup.billing.prices import Prices
-from numlookup.jobs import prepared, queue, render
-from numlookup.live.router import NO_ROUTE
+from numlookup.jobs import cpu, queue
+from numlookup.jobs.cpu import Cpu, CpuThread
 from numlookup.live.service import LiveResult, LiveService
 from numlookup.metrics import Metrics
-from numlookup.numbering.resolver import Columns
+from numlookup.numbering.models import Resolution
 from numlookup.results import iso_time
 from numlookup.settings import Settings
 
@@ -57,9 +58,10 @@ def worker_name() -> str:
 
 
 class JobRunner:
-    def __init__(self, engine: Engine, settings: Settings, live: LiveService | None) -> None:
+    def __init__(self, engine: Engine, settings: Settings, live: LiveService | None, cpu: Cpu) -> None:
         self.engine = engine
         self.live = live
+        self.cpu = cpu
         self.lease_seconds = settings.job_lease_seconds
         self.poll_seconds = settings.job_poll_seconds
         self.live_deadline = settings.job_live_deadline_seconds
@@ -127,24 +129,22 @@ class JobRunner:
 
     async def _process(self, claim: queue.Claim) -> None:
         job = claim.job
-        chunk = await anyio.to_thread.run_sync(prepared.decode, claim.prepared)
-        columns, routes = chunk.columns, chunk.routes
         firsts = _bits(claim.firsts, claim.rows)
         live_rows: dict[int, LiveResult] = {}
         answers: dict[str, LiveResult] = {}
-        routed = np.flatnonzero(routes != NO_ROUTE)
-        if self.live is not None and len(routed):
-            live_rows, answers = await self._ask(columns, routed, firsts, job.max_age)
+        charged_live: set[str] = set()
+        if self.live is not None and claim.routed:
+            candidates = await self.cpu.run(cpu.routed, claim.prepared)
+            live_rows, answers, charged_live = await self._ask(candidates, firsts, job.max_age)
         prices = Prices(offline=job.price_offline, cache=job.price_cache, live=job.price_live)
         charged_rows = np.flatnonzero(firsts).tolist()
         amount = sum(
             prices.of(live_rows[row].charge_class if row in live_rows else "offline", None) for row in charged_rows
         )
-        charged_numbers = {number for row in charged_rows if row in live_rows and (number := columns.batch.e164(row))}
-        data = await anyio.to_thread.run_sync(render.build, columns, job.style, iso_time(job.created_at), live_rows)
+        data = await self.cpu.run(cpu.render_chunk, claim.prepared, job.style, iso_time(job.created_at), live_rows)
         store = None
         if self.live is not None and answers:
-            attached = self.live.attachment(answers, partial(prices.of, account_price=None), charged=charged_numbers)
+            attached = self.live.attachment(answers, partial(prices.of, account_price=None), charged=charged_live)
             store = partial(_store, self.live, attached)
         settled = await anyio.to_thread.run_sync(
             partial(
@@ -168,24 +168,25 @@ class JobRunner:
         self.chunks += 1
         if record.status in ("COMPLETED", "STOPPED"):
             log.info(
-                "job %s %s: %d numbers, charged %d µcredits",
+                "job %s %s: %d numbers, charged %s credits",
                 record.public_id,
                 record.status,
                 record.total_count,
-                record.charged,
+                format_amount(record.charged),
             )
 
     async def _ask(
-        self, columns: Columns, routed: npt.NDArray[np.intp], firsts: npt.NDArray[np.bool_], max_age: float | None
-    ) -> tuple[dict[int, LiveResult], dict[str, LiveResult]]:
-        """Live results for the routed rows: per row, and per number (for the cache and the usage counts)."""
+        self, candidates: list[tuple[int, Resolution]], firsts: npt.NDArray[np.bool_], max_age: float | None
+    ) -> tuple[dict[int, LiveResult], dict[str, LiveResult], set[str]]:
+        """Live results for the routed rows: per row; per number (for the cache and usage); the charged numbers."""
         assert self.live is not None
         live = self.live
         rows_of: dict[str, list[int]] = {}
-        for row in routed.tolist():
-            number = columns.batch.e164(row)
-            if number is not None:
-                rows_of.setdefault(number, []).append(row)
+        resolution_of: dict[str, Resolution] = {}
+        for row, resolution in candidates:
+            if resolution.e164 is not None:
+                rows_of.setdefault(resolution.e164, []).append(row)
+                resolution_of.setdefault(resolution.e164, resolution)
         charged = [n for n, rows in rows_of.items() if any(firsts[r] for r in rows)]
         repeats = [n for n, rows in rows_of.items() if not any(firsts[r] for r in rows)]
         gate = asyncio.Semaphore(SLICES_IN_FLIGHT)
@@ -193,7 +194,7 @@ class JobRunner:
 
         async def ask(numbers: list[str], age: float | None) -> None:
             async with gate:
-                resolutions = [columns.resolution(rows_of[n][0]) for n in numbers]
+                resolutions = [resolution_of[n] for n in numbers]
                 answers.update(await live.lookup(resolutions, age, self.live_deadline, background=True))
 
         # A repeat of a number charged in an earlier chunk takes any fresh cached answer: it is not charged again.
@@ -202,7 +203,7 @@ class JobRunner:
             *(ask(repeats[i : i + LIVE_SLICE], None) for i in range(0, len(repeats), LIVE_SLICE)),
         )
         by_row = {row: answers[n] for n, rows in rows_of.items() if n in answers for row in rows}
-        return by_row, answers
+        return by_row, answers, set(charged)
 
 
 def _bits(packed: bytes, rows: int) -> npt.NDArray[np.bool_]:
@@ -227,7 +228,7 @@ def work(settings: Settings, engine: Engine) -> int:
 
     async def main() -> int:
         live = LiveService.from_settings(settings, engine, resolver, Metrics())
-        runner = JobRunner(engine, settings, live)
+        runner = JobRunner(engine, settings, live, CpuThread(settings, engine))
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, runner.stop)

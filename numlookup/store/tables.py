@@ -250,6 +250,7 @@ job_chunks = Table(
     Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
     Column("seq", Integer, primary_key=True),
     Column("rows", Integer, nullable=False),
+    Column("routed", Integer, nullable=False),  # rows with a live route: only those need the live service
     Column("state", String(8), nullable=False),  # pending, done
     Column("reserve", BigInteger, nullable=False),
     Column("charged", BigInteger, nullable=True),

@@ -59,6 +59,7 @@ def upgrade() -> None:
         sa.Column("job_id", sa.Integer, sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
         sa.Column("seq", sa.Integer, primary_key=True),
         sa.Column("rows", sa.Integer, nullable=False),
+        sa.Column("routed", sa.Integer, nullable=False),
         sa.Column("state", sa.String(8), nullable=False),
         sa.Column("reserve", sa.BigInteger, nullable=False),
         sa.Column("charged", sa.BigInteger, nullable=True),
