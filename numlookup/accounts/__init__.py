@@ -2,10 +2,14 @@
 
 from numlookup.accounts.service import (
     Account,
+    AccountConflict,
     AccountError,
     NewCredentials,
+    NotFound,
+    UnknownAccount,
     allow_network,
     authenticate,
+    correct,
     create_account,
     deny_network,
     get_account,
@@ -14,14 +18,19 @@ from numlookup.accounts.service import (
     set_enabled,
     set_price,
     set_status_style,
+    top_up,
 )
 
 __all__ = [
     "Account",
+    "AccountConflict",
     "AccountError",
     "NewCredentials",
+    "NotFound",
+    "UnknownAccount",
     "allow_network",
     "authenticate",
+    "correct",
     "create_account",
     "deny_network",
     "get_account",
@@ -30,4 +39,5 @@ __all__ = [
     "set_enabled",
     "set_price",
     "set_status_style",
+    "top_up",
 ]

@@ -21,6 +21,7 @@ from rich.console import Console
 from sqlalchemy import Engine
 
 from numlookup.accounts import AccountError
+from numlookup.billing.ledger import LedgerError
 from numlookup.billing.money import AmountError
 from numlookup.datasets.formats import FormatError
 from numlookup.datasets.importer import ImportFailed
@@ -50,6 +51,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     SettingsError,
     AccountError,
     AmountError,
+    LedgerError,
     UnknownStyle,
     FormatError,
     ImportFailed,
