@@ -38,12 +38,12 @@ class AccountConflict(AccountError):
 
 
 # A name is shown in tables and addressed in URLs (/admin/v1/accounts/{name}): so no
-# control characters, no "/", and at most the column's 100 characters.
+# control characters (C0, DEL, C1), no "/", and at most the column's 100 characters.
 NAME_MAX_LENGTH = 100
-_NOT_IN_NAMES = frozenset([*map(chr, range(0x20)), "\x7f", "/"])
+_NOT_IN_NAMES = frozenset([*map(chr, range(0x20)), *map(chr, range(0x7F, 0xA0)), "/"])
 # The same rule as a JSON Schema pattern (the admin API's decoder enforces it): something
 # besides spaces, none of the characters above.
-NAME_PATTERN = r"^\s*[^\s\x00-\x1f\x7f/][^\x00-\x1f\x7f/]*$"
+NAME_PATTERN = r"^\s*[^\s\x00-\x1f\x7f-\x9f/][^\x00-\x1f\x7f-\x9f/]*$"
 
 
 @dataclass(frozen=True, slots=True)

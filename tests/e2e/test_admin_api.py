@@ -247,10 +247,20 @@ def test_create_defaults_to_everyone_no_credits_and_the_server_defaults(admin: h
     )
 
 
+def test_any_text_is_a_name_and_its_location_is_percent_encoded(admin: httpx.Client) -> None:
+    """A header is Latin-1: the Location of a name beyond it is percent-encoded, and leads to the account."""
+    response = admin.post(f"{PREFIX}/accounts", json={"name": "Zürich ☎ 東京"})
+    assert response.status_code == 201, response.text
+    location = response.headers["location"]
+    assert location == f"{PREFIX}/accounts/Z%C3%BCrich%20%E2%98%8E%20%E6%9D%B1%E4%BA%AC"
+    assert admin.get(location).json()["name"] == "Zürich ☎ 東京"
+
+
 @pytest.mark.parametrize(
     ("body", "fragment"),
     [
         ({"name": "   "}, "name"),
+        ({"name": "c1\u0085control"}, "name"),
         ({"name": "a/b"}, "name"),
         ({"name": "tab\there"}, "name"),
         ({"name": "x" * 101}, "name"),
@@ -500,11 +510,21 @@ def test_ledger_pages_newest_first_and_its_sum_is_the_balance(live: Live, admin:
     one = booked(admin.get(f"{account}/ledger", params={"limit": 1000}))
     assert one["entries"] == entries and one["next_before"] is None
     assert booked(admin.get(f"{account}/ledger", params={"before": ids[-1]}))["entries"] == []
+    assert booked(admin.get(f"{account}/ledger", params={"before": 2**31 - 1}))["entries"] == one["entries"][:50]
 
 
 @pytest.mark.parametrize(
     "params",
-    [{"limit": "0"}, {"limit": "1001"}, {"limit": "ten"}, {"limit": "-1"}, {"before": "0"}, {"before": "1" * 30}],
+    [
+        {"limit": "0"},
+        {"limit": "1001"},
+        {"limit": "ten"},
+        {"limit": "-1"},
+        {"limit": "٣"},  # a digit, but not an ASCII one
+        {"before": "0"},
+        {"before": str(2**31)},  # beyond the ledger's id column on every backend
+        {"before": "1" * 30},
+    ],
 )
 def test_ledger_paging_refuses_bad_parameters(live: Live, admin: httpx.Client, params: dict[str, str]) -> None:
     creds = live.account(credits="1")

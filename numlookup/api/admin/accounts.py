@@ -7,6 +7,7 @@ after its transaction committed and this worker's account cache saw it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import quote
 
 import msgspec
 from sqlalchemy import Engine
@@ -62,7 +63,8 @@ async def create_account(request: Request) -> Response:
     return respond(
         AccountWithSecret(account=account_view(account), api_password=created.api_password),
         201,
-        {**NO_STORE, "Location": f"/admin/v1/accounts/{account.name}"},
+        # Percent-encoded: a header is Latin-1, a name may be any text.
+        {**NO_STORE, "Location": f"/admin/v1/accounts/{quote(account.name, safe='')}"},
     )
 
 

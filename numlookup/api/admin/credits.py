@@ -24,8 +24,9 @@ from numlookup.billing.money import format_amount, parse_amount, parse_signed_am
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 1000
-# The largest row id a 64-bit column holds: ``before`` beyond it means "from the newest".
-MAX_ID = 2**63 - 1
+# The largest row id the ledger's column holds on every backend (an INTEGER, 32 bits on
+# PostgreSQL, which refuses a larger operand): the most ``before`` can be.
+MAX_ID = 2**31 - 1
 
 
 def _booked(engine: Engine, name: str, charge: Charge) -> Booked:
@@ -63,7 +64,7 @@ def _whole(request: Request, key: str, low: int, high: int, default: int | None)
     text = request.query_params.get(key)
     if text is None:
         return default
-    if not (text.isascii() and text.isdigit() and len(text) <= 19 and low <= int(text) <= high):
+    if not (text.isascii() and text.isdigit() and len(text) <= 10 and low <= int(text) <= high):
         raise invalid_parameters(f"`{key}` must be a whole number from {low} to {high} (got {text!r}).")
     return int(text)
 
