@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from numlookup.accounts import credentials
 from numlookup.accounts.allowlist import EVERYONE, Network, in_networks, parse_network
-from numlookup.billing.ledger import Charge, add_credits, adjust_credits
+from numlookup.billing.ledger import Charge, add_credits, adjust_credits, book_credit
 from numlookup.status import StatusStyle, UnknownStyle, status_style
 from numlookup.store import account_epoch
 from numlookup.store.engine import write_transaction
@@ -127,7 +127,7 @@ def create_account(
     status_style: str | None = None,
     price: int | None = None,
 ) -> NewCredentials:
-    """Create an account; ``credits`` are booked through the ledger like any top-up."""
+    """Create an account; ``credits`` are booked through the ledger like any top-up, in the same transaction."""
     name = _check_name(name)
     _check_style(status_style)
     networks = [str(parse_network(c)) for c in allow]
@@ -154,11 +154,11 @@ def create_account(
             ).scalar_one()
             for cidr in dict.fromkeys(networks):
                 conn.execute(insert(allowed_networks).values(account_id=account_id, cidr=cidr))
+            if credits:  # in the same transaction: an account exists with its credits or not at all
+                book_credit(conn, account_id, credits, note="initial credits")
             account_epoch.bump(conn)
     except IntegrityError:
         raise AccountConflict(f"an account named {name!r} exists already") from None
-    if credits:
-        add_credits(engine, account_id, credits, note="initial credits")
     return NewCredentials(name=name, api_username=username, api_password=secret)
 
 

@@ -214,12 +214,19 @@ def _book(conn: Connection, account_id: int, kind: LedgerKind, amount: int, note
     return Charge(ledger_id=ledger_id, amount=amount, balance_after=balance_after)
 
 
+def book_credit(conn: Connection, account_id: int, amount: int, note: str | None = None) -> Charge:
+    """A top-up inside the caller's transaction (a new account's initial credits commit with it)."""
+    if amount <= 0:
+        raise LedgerError("a top-up must be greater than zero")
+    return _book(conn, account_id, "credit", amount, note)
+
+
 def add_credits(engine: Engine, account_id: int, amount: int, note: str | None = None) -> Charge:
     """Credit an account (an operator's top-up), with its ledger row; ``amount`` must be positive."""
     if amount <= 0:
         raise LedgerError("a top-up must be greater than zero")
     with write_transaction(engine) as conn:
-        return _book(conn, account_id, "credit", amount, note)
+        return book_credit(conn, account_id, amount, note)
 
 
 def adjust_credits(engine: Engine, account_id: int, amount: int, note: str) -> Charge:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
@@ -155,3 +157,31 @@ def test_ledger_pages_by_row_id(engine: Engine, make_account: AccountFactory) ->
         before = page[-1].id
     assert [len(p) for p in pages] == [3, 3, 1]
     assert [r for p in pages for r in p] == everything
+
+
+def test_concurrent_corrections_and_charges_never_take_a_balance_below_zero(
+    engine: Engine, make_account: AccountFactory
+) -> None:
+    """Corrections and charges racing on one account: exactly what the balance covers goes through."""
+    account = get_account(engine, make_account(credits="1").name)
+
+    def correct(i: int) -> bool:
+        try:
+            adjust_credits(engine, account.id, -parse_amount("0.1"), f"race {i}")
+        except BelowZero:
+            return False
+        return True
+
+    def lookup(i: int) -> bool:
+        try:
+            charge(engine, account.id, f"race-{i}", parse_amount("0.1"), 1)
+        except InsufficientCredits:
+            return False
+        return True
+
+    with ThreadPoolExecutor(8) as pool:
+        done = list(pool.map(lambda i: correct(i) if i % 2 else lookup(i), range(24)))
+    assert sum(done) == 10
+    rows = ledger_rows(engine, account.id, None)
+    assert get_account(engine, account.name).balance == 0 == sum(r.amount for r in rows)
+    assert len(rows) == 11 and min(r.balance_after for r in rows) == 0

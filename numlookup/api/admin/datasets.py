@@ -3,7 +3,7 @@
 The body is the file itself; ``format``, ``delta`` and ``skip_invalid`` are query
 parameters. It runs the very import the CLI runs, so the same validation, the
 same atomic swap, the same report. Authentication is the admin API's bearer
-token (``token``). ``delta`` and ``skip_invalid`` take 1/true/yes or 0/false/no:
+token (``token.py``). ``delta`` and ``skip_invalid`` take 1/true/yes or 0/false/no:
 anything else is a 400, since a misspelt ``delta`` read as "no" would replace the
 whole dataset with what was meant as a change to it.
 """
