@@ -23,7 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from numlookup.accounts.cache import AccountCache
-from numlookup.api.admin import import_dataset_route
+from numlookup.api.admin import ROUTES as ADMIN_ROUTES
 from numlookup.api.coalescer import ResolveCoalescer
 from numlookup.api.errors import ApiError, ErrorCode, error_response, method_not_allowed, not_found, not_ready
 from numlookup.api.limits import AbuseGuard
@@ -122,7 +122,7 @@ async def _flush_charges(state: AppState) -> None:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
-    document = _encoder.encode(openapi_document(settings.max_numbers_per_request))
+    document = _encoder.encode(openapi_document(settings.max_numbers_per_request, admin=bool(settings.admin_token)))
 
     async def openapi(_request: Request) -> Response:
         return Response(document, media_type="application/json")
@@ -180,7 +180,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/readyz", readyz, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/metrics", metrics_route, methods=["GET"]),
-            Route("/admin/v1/datasets/{kind}", import_dataset_route, methods=["POST"]),
+            *ADMIN_ROUTES,
         ],
         # The request id first, so even a refusal by the guard carries one.
         middleware=[

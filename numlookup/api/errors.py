@@ -110,6 +110,38 @@ def method_not_allowed(method: str, path: str, allowed: str) -> ApiError:
     )
 
 
+ADMIN_DISABLED_DESCRIPTION = "admin API disabled: set admin_token"
+ADMIN_CHALLENGE = 'Bearer realm="numlookup-admin"'
+
+
+def admin_disabled() -> ApiError:
+    """Every admin route while ``admin_token`` is unset: 404, as if absent, saying how to turn it on."""
+    return ApiError(404, ErrorCode.INVALID_PARAMETERS, ADMIN_DISABLED_DESCRIPTION)
+
+
+def admin_unauthorized() -> ApiError:
+    return ApiError(
+        401,
+        ErrorCode.UNAUTHORIZED,
+        "Admin endpoints need 'Authorization: Bearer <admin_token>'.",
+        {"WWW-Authenticate": ADMIN_CHALLENGE},
+    )
+
+
+def unknown_account(name: str) -> ApiError:
+    return ApiError(404, ErrorCode.INVALID_PARAMETERS, f"There is no account named {name!r}.")
+
+
+def missing(description: str) -> ApiError:
+    """404 for something an admin request names that does not exist (an allow-list entry, say)."""
+    return ApiError(404, ErrorCode.INVALID_PARAMETERS, description)
+
+
+def conflict(description: str) -> ApiError:
+    """409: the request contradicts what is stored (a name taken, a correction below zero); nothing changed."""
+    return ApiError(409, ErrorCode.INVALID_PARAMETERS, description)
+
+
 # Errors that end the connection: the rest of the body is not worth reading.
 _CLOSE = {"Connection": "close"}
 

@@ -1,4 +1,7 @@
-"""``GET /openapi.json``: OpenAPI 3.1 generated from the Structs the handler uses."""
+"""``GET /openapi.json``: OpenAPI 3.1 generated from the Structs the handler uses.
+
+With the admin API on (``admin_token`` set), its part (``api/admin/openapi.py``) is merged in.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from typing import Any
 import msgspec
 
 from numlookup import __version__
+from numlookup.api.admin.openapi import admin_openapi
 from numlookup.api.errors import ErrorBody
 from numlookup.api.wire import LookupSuccess, NumbersToInvestigate
 
@@ -48,7 +52,17 @@ _TOO_MANY = _error_response(
 )
 
 
-def openapi_document(max_numbers: int) -> dict[str, Any]:
+def openapi_document(max_numbers: int, *, admin: bool = False) -> dict[str, Any]:
+    document = _lookup_document(max_numbers)
+    if admin:
+        paths, schemas, schemes = admin_openapi()
+        document["paths"].update(paths)
+        document["components"]["schemas"].update(schemas)
+        document["components"]["securitySchemes"].update(schemes)
+    return document
+
+
+def _lookup_document(max_numbers: int) -> dict[str, Any]:
     (request_ref, success_ref, _), components = msgspec.json.schema_components(
         [NumbersToInvestigate, LookupSuccess, ErrorBody], ref_template="#/components/schemas/{name}"
     )

@@ -35,6 +35,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from numlookup.accounts import AccountError
+from numlookup.billing.ledger import LedgerError
 from numlookup.billing.money import AmountError
 from numlookup.datasets.distribution import MissingDataset
 from numlookup.datasets.formats import FormatError
@@ -76,6 +77,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     SettingsError,
     AccountError,
     AmountError,
+    LedgerError,
     UnknownStyle,
     FormatError,
     MissingDataset,

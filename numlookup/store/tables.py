@@ -97,7 +97,8 @@ ledger = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("account_id", Integer, ForeignKey("accounts.id", ondelete="RESTRICT"), nullable=False),
-    # "lookup" for a charged request, "credit" for credits added by an operator.
+    # "lookup" for a charged request, "credit" for credits added by an operator,
+    # "adjustment" for an operator's correction (either way, with a note).
     Column("kind", String(16), nullable=False),
     # The API request that caused a lookup charge; NULL for operator credits.
     Column("request_id", String(64), nullable=True, unique=True),

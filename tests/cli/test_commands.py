@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 
 from numlookup.accounts import Account, AuthFailure, authenticate, create_account, list_accounts
 from numlookup.billing import ledger_rows, parse_amount
+from numlookup.billing.money import parse_signed_amount
 from numlookup.store import make_engine
 from tests.support import ROOT, cli_json, database_url, environment, free_port, run_cli
 
@@ -90,9 +91,38 @@ def test_credits_are_exact_decimals(data_dir: Path) -> None:
     assert "0.300001" in run_cli(data_dir, "credits", "show", "shop").stdout
 
 
+def test_credits_adjust_corrects_either_way_with_a_note(data_dir: Path) -> None:
+    cli_json(data_dir, "accounts", "create", "shop", "--credits", "5")
+    taken = cli_json(data_dir, "credits", "adjust", "shop", "-1.25", "--note", "refund: duplicate top-up")
+    assert (taken["adjusted"], taken["balance"]) == ("-1.25", "3.75")
+    given = cli_json(data_dir, "credits", "adjust", "shop", "0.5", "--note", "goodwill")
+    assert (given["adjusted"], given["balance"]) == ("0.5", "4.25")
+    assert given["ledger_id"] > taken["ledger_id"]
+    human = run_cli(data_dir, "credits", "adjust", "shop", "-0.25", "--note", "rounding").stdout
+    assert "adjusted shop by -0.25; balance 4" in human
+    shown = cli_json(data_dir, "credits", "show", "shop")
+    assert shown["balance"] == "4"
+    assert [(r["kind"], r["amount"], r["balance_after"], r["note"]) for r in shown["ledger"]] == [
+        ("adjustment", "-0.25", "4", "rounding"),
+        ("adjustment", "0.5", "4.25", "goodwill"),
+        ("adjustment", "-1.25", "3.75", "refund: duplicate top-up"),
+        ("credit", "5", "5", "initial credits"),
+    ]
+    assert sum(parse_signed_amount(r["amount"]) for r in shown["ledger"]) == parse_amount(shown["balance"])
+    # The note is required: a usage error (exit 2) before anything runs.
+    missing = run_cli(data_dir, "credits", "adjust", "shop", "-1", check=False)
+    assert missing.returncode == 2 and "--note" in missing.stderr
+    assert cli_json(data_dir, "credits", "show", "shop")["ledger"] == shown["ledger"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (("credits", "adjust", "shop", "-5.000001", "--note", "too much"), "would take the balance of 5 below zero"),
+        (("credits", "adjust", "shop", "-1", "--note", "   "), "needs a note"),
+        (("credits", "adjust", "shop", "0", "--note", "nothing"), "must not be zero"),
+        (("credits", "adjust", "shop", "-0.0000001", "--note", "tiny"), "more than 6 decimal places"),
+        (("credits", "adjust", "nobody", "-1", "--note", "who"), "no account named 'nobody'"),
         (("credits", "add", "shop", "0.0000001"), "more than 6 decimal places"),
         (("credits", "add", "shop", "--", "-1"), "negative"),
         (("credits", "add", "shop", "ten"), "not a decimal"),
