@@ -20,6 +20,7 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import ClassVar, Literal, get_args
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -123,6 +124,15 @@ class TyntecSettings(_HttpSourceSettings, kw_only=True, tag="tyntec"):
     api_key: str = ""
     api_key_env: str = ""
     max_batch: ClassVar[int] = 1
+
+    def check(self, name: str) -> None:
+        super().check(name)
+        # The spec's server URL ends in /nis/v1/; the kind appends /nis/v1/gnv to the API base itself.
+        path = urlsplit(self.url).path.rstrip("/")
+        if path.endswith(("/nis/v1", "/gnv")):
+            raise ValueError(
+                f"upstreams.{name}.url must be the API base such as https://api.tyntec.com (without {path})"
+            )
 
 
 class EnumSettings(_SourceSettings, kw_only=True, tag="enum"):
