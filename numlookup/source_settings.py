@@ -129,9 +129,10 @@ class TyntecSettings(_HttpSourceSettings, kw_only=True, tag="tyntec"):
         super().check(name)
         # The spec's server URL ends in /nis/v1/; the kind appends /nis/v1/gnv to the API base itself.
         path = urlsplit(self.url).path.rstrip("/")
-        if path.endswith(("/nis/v1", "/gnv")):
+        if "?" in self.url or "#" in self.url or path.endswith(("/nis/v1", "/gnv")):
             raise ValueError(
-                f"upstreams.{name}.url must be the API base such as https://api.tyntec.com (without {path})"
+                f"upstreams.{name}.url must be the API base such as https://api.tyntec.com"
+                " (/nis/v1/gnv is appended), without a query"
             )
 
 

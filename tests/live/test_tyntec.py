@@ -238,7 +238,9 @@ def test_from_settings_reads_the_kinds_settings() -> None:
     asyncio.run(source.close())
 
 
-@pytest.mark.parametrize("url", ["https://api.tyntec.com/nis/v1/", "https://api.tyntec.com/nis/v1/gnv"])
+@pytest.mark.parametrize(
+    "url", ["https://api.tyntec.com/nis/v1/", "https://api.tyntec.com/nis/v1/gnv", "https://api.tyntec.com/?region=eu"]
+)
 def test_settings_refuse_the_specs_server_url_as_the_base(url: str) -> None:
     with pytest.raises(ValueError, match=r"upstreams\.ty\.url must be the API base"):
         TyntecSettings(url=url, api_key=KEY).check("ty")
