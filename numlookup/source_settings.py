@@ -20,6 +20,7 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import ClassVar, Literal, get_args
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -139,6 +140,16 @@ class TyntecSettings(_HttpSourceSettings, kw_only=True, tag="tyntec"):
     api_key: str = ""
     api_key_env: str = ""
     max_batch: ClassVar[int] = 1
+
+    def check(self, name: str) -> None:
+        super().check(name)
+        # The spec's server URL ends in /nis/v1/; the kind appends /nis/v1/gnv to the API base itself.
+        path = urlsplit(self.url).path.rstrip("/")
+        if "?" in self.url or "#" in self.url or path.endswith(("/nis/v1", "/gnv")):
+            raise ValueError(
+                f"upstreams.{name}.url must be the API base such as https://api.tyntec.com"
+                " (/nis/v1/gnv is appended), without a query"
+            )
 
 
 class EnumSettings(_SourceSettings, kw_only=True, tag="enum"):
