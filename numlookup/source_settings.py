@@ -20,6 +20,7 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import ClassVar, Literal, get_args
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -130,7 +131,17 @@ class TwilioSettings(_HttpSourceSettings, kw_only=True, tag="twilio"):
     account_sid_env: str = ""
     auth_token: str = ""
     auth_token_env: str = ""
-    max_batch: ClassVar[int] = 1
+    max_batch: ClassVar[int] = 1  # Lookup v2 answers one number per request
+
+    def check(self, name: str) -> None:
+        super().check(name)
+        # The adapter appends /v2/PhoneNumbers/<number>: a url that already holds it would ask /v2/v2/….
+        segments = {segment.casefold() for segment in urlsplit(self.url).path.split("/")}
+        if segments & {"v2", "phonenumbers"}:
+            raise ValueError(
+                f"upstreams.{name}.url is the API base such as https://lookups.twilio.com"
+                " (without /v2/PhoneNumbers: the source appends it)"
+            )
 
 
 class TyntecSettings(_HttpSourceSettings, kw_only=True, tag="tyntec"):
