@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import copy
 import json
 import socket
@@ -174,6 +175,8 @@ class TwilioPeer:
         self._thread: threading.Thread | None = None
         self._stopped: asyncio.Event | None = None
         self._held: socket.socket | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
         self.hits = 0  # requests read, whatever the answer
         self.headers: list[dict[str, str]] = []  # every request's headers, in arrival order
 
@@ -208,6 +211,10 @@ class TwilioPeer:
         ready.set()
         await self._stopped.wait()
         server.close()
+        # Let the connections still open (a hung one among them) close before the loop goes.
+        for writer in self._writers:
+            writer.close()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
         await server.wait_closed()
 
     def stop(self) -> None:
@@ -228,6 +235,10 @@ class TwilioPeer:
     # ---------------------------------------------------------------- HTTP
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handler = asyncio.current_task()
+        assert handler is not None
+        self._handlers.add(handler)
+        self._writers.add(writer)
         try:
             while (request := await _read_request(reader)) is not None:
                 if not await self._answer(*request, writer):
@@ -235,8 +246,11 @@ class TwilioPeer:
         except (ConnectionError, asyncio.IncompleteReadError):
             return
         finally:
-            if not writer.is_closing():
-                writer.close()
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+            self._writers.discard(writer)
+            self._handlers.discard(handler)
 
     async def _answer(self, method: str, target: str, headers: dict[str, str], writer: asyncio.StreamWriter) -> bool:
         """Write one answer; False closes the connection."""
