@@ -135,12 +135,13 @@ class TwilioSettings(_HttpSourceSettings, kw_only=True, tag="twilio"):
 
     def check(self, name: str) -> None:
         super().check(name)
-        # The adapter appends /v2/PhoneNumbers/<number>: a url that already holds it would ask /v2/v2/….
+        # The adapter appends /v2/PhoneNumbers/<number>?Fields=…: a url that already holds the path
+        # would ask /v2/v2/…, and a query of its own would be sent to Twilio with every lookup.
         segments = {segment.casefold() for segment in urlsplit(self.url).path.split("/")}
-        if segments & {"v2", "phonenumbers"}:
+        if segments & {"v2", "phonenumbers"} or "?" in self.url or "#" in self.url:
             raise ValueError(
                 f"upstreams.{name}.url is the API base such as https://lookups.twilio.com"
-                " (without /v2/PhoneNumbers: the source appends it)"
+                " (without /v2/PhoneNumbers: the source appends it), without a query"
             )
 
 

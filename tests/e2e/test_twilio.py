@@ -332,7 +332,7 @@ GOOD = {"kind": "twilio", "url": "http://127.0.0.1:9", "account_sid": SID, "auth
 @pytest.mark.parametrize(
     ("table", "environ", "words"),
     [
-        ({**GOOD, "kind": "twillio"}, {}, ["upstreams", "kind", "twillio"]),
+        ({**GOOD, "kind": "twillio"}, {}, ["upstreams.tw.kind: unknown kind 'twillio'", "twilio"]),
         ({key: v for key, v in GOOD.items() if key != "auth_token"}, {}, ["upstreams.tw.auth_token", "auth_token_env"]),
         ({key: v for key, v in GOOD.items() if key != "account_sid"}, {}, ["upstreams.tw.account_sid"]),
         (
@@ -343,6 +343,7 @@ GOOD = {"kind": "twilio", "url": "http://127.0.0.1:9", "account_sid": SID, "auth
         ({**GOOD, "auth_token_env": TOKEN_VARIABLE}, {TOKEN_VARIABLE: SECRET}, ["upstreams.tw.auth_token", "not both"]),
         ({**GOOD, "url": "https://lookups.twilio.com/v2"}, {}, ["upstreams.tw.url", "without /v2/PhoneNumbers"]),
         ({**GOOD, "url": "lookups.twilio.com"}, {}, ["upstreams.tw.url"]),
+        ({**GOOD, "url": "https://lookups.twilio.com?Fields=caller_name"}, {}, ["upstreams.tw.url", "without a query"]),
         ({**GOOD, "max_batch": 10}, {}, ["unknown field", "max_batch"]),
         ({**GOOD, "api_key": "x"}, {}, ["unknown field", "api_key"]),
     ],

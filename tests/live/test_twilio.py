@@ -241,7 +241,10 @@ def test_from_settings_reads_the_kinds_settings() -> None:
     asyncio.run(source.close())
 
 
-@pytest.mark.parametrize("url", ["https://lookups.twilio.com/v2", "https://x.example/v2/PhoneNumbers/"])
+@pytest.mark.parametrize(
+    "url",
+    ["https://lookups.twilio.com/v2", "https://x.example/v2/PhoneNumbers/", "https://lookups.twilio.com/?x=1"],
+)
 def test_a_url_holding_the_path_is_refused_naming_the_setting(url: str) -> None:
     settings = TwilioSettings(url=url, account_sid=SID, auth_token=TOKEN)
     with pytest.raises(ValueError, match=r"^upstreams\.tw\.url is the API base such as https://lookups\.twilio\.com"):
