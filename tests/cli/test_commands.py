@@ -91,7 +91,7 @@ def test_credits_are_exact_decimals(data_dir: Path) -> None:
     assert "0.300001" in run_cli(data_dir, "credits", "show", "shop").stdout
 
 
-def test_credits_adjust_corrects_either_way_with_a_note(data_dir: Path) -> None:
+def test_credits_adjust_corrects_either_way_with_a_note(data_dir: Path, engine: Engine) -> None:
     cli_json(data_dir, "accounts", "create", "shop", "--credits", "5")
     taken = cli_json(data_dir, "credits", "adjust", "shop", "-1.25", "--note", "refund: duplicate top-up")
     assert (taken["adjusted"], taken["balance"]) == ("-1.25", "3.75")
