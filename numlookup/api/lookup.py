@@ -136,7 +136,7 @@ async def lookup(request: Request) -> Response:
         await _charge(state, username, account, request_id, amount, len(valid), attached)
 
     # An account's own style wins; else the server's, which by default ("auto") follows the client's User-Agent.
-    style = account.status_style or answer_style(state.settings.status_style, request.headers.get("user-agent"))
+    style = answer_style(account.status_style or state.settings.status_style, request.headers.get("user-agent"))
     result = [number_result(r, style, checked_at, live.get(r.e164) if r.e164 else None) for r in resolutions]
     for item in result:
         state.metrics.lookups.labels(outcome(item.status), item.source).inc()

@@ -11,7 +11,7 @@ from numlookup import accounts
 from numlookup.accounts.allowlist import EVERYONE
 from numlookup.billing.money import format_amount, parse_amount
 from numlookup.cli.base import JsonOption, database, out, print_json, user_errors
-from numlookup.status import STATUS_STYLES, status_style
+from numlookup.status import STYLE_SETTINGS, style_setting
 
 app = typer.Typer(help="Accounts, API secrets and IP allow-lists.", no_args_is_help=True)
 
@@ -57,7 +57,7 @@ def create(
     ] = None,
     status_style_name: Annotated[
         str | None,
-        typer.Option("--status-style", help=f"One of {', '.join(STATUS_STYLES)}; default: the server's."),
+        typer.Option("--status-style", help=f"One of {', '.join(STYLE_SETTINGS)}; default: the server's."),
     ] = None,
     price: Annotated[str | None, typer.Option(help="Price per number for this account; default: the server's.")] = None,
     as_json: JsonOption = False,
@@ -68,7 +68,7 @@ def create(
         name,
         credits=parse_amount(credits),
         allow=allow_ip or EVERYONE,
-        status_style=None if status_style_name is None else status_style(status_style_name),
+        status_style=None if status_style_name is None else style_setting(status_style_name),
         price=None if price is None else parse_amount(price),
     )
     print_credentials(creds, as_json, "Created account")
@@ -166,9 +166,9 @@ def set_price(
 @user_errors
 def set_style(
     name: str,
-    style: Annotated[str, typer.Argument(help=f"{', '.join(STATUS_STYLES)} or 'default'.")],
+    style: Annotated[str, typer.Argument(help=f"{', '.join(STYLE_SETTINGS)} or 'default'.")],
     as_json: JsonOption = False,
 ) -> None:
     """The status vocabulary this account's responses use."""
-    accounts.set_status_style(database(), name, None if style == "default" else status_style(style))
+    accounts.set_status_style(database(), name, None if style == "default" else style_setting(style))
     report(f"{name} now gets status style {style}", as_json, name=name)
