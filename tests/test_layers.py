@@ -31,7 +31,8 @@ ALLOWED: dict[str, set[str]] = {
     "datasets": {"numbering", "store"},
     "live": {"billing", "metrics", "numbering", "settings", "status", "store"},
     "results": {"live", "numbering", "settings", "status"},
-    "bulk": {"numbering", "results", "status"},
+    "bulk_input": set(),
+    "bulk": {"bulk_input", "numbering", "results", "status"},
     "api": {
         "accounts",
         "billing",
@@ -50,6 +51,7 @@ ALLOWED: dict[str, set[str]] = {
         "accounts",
         "billing",
         "bulk",
+        "bulk_input",
         "datasets",
         "numbering",
         "results",

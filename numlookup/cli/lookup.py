@@ -33,6 +33,16 @@ def _region(text: str | None) -> str | None:
     return text.upper() if text else None
 
 
+def _delimiter(text: str | None) -> str | None:
+    """One character; ``\\t`` spells a tab, since a shell makes a literal one awkward to type."""
+    if text is None:
+        return None
+    value = "\t" if text == "\\t" else text
+    if len(value) != 1 or value in '"\r\n':
+        raise CliError("--delimiter is one character such as ';' or '\\t' (a tab), not a quote")
+    return value
+
+
 @user_errors
 def lookup(
     numbers: Annotated[list[str] | None, typer.Argument(help="Numbers in international form.")] = None,
@@ -47,14 +57,19 @@ def lookup(
     column: Annotated[
         int | None, typer.Option(help="The input is CSV: take the numbers from this column (0-based).")
     ] = None,
-    header: Annotated[bool, typer.Option("--header", help="Skip the input's first line.")] = False,
+    header: Annotated[
+        bool, typer.Option("--header", help="The input's first line is a header: it heads the output.")
+    ] = False,
+    delimiter: Annotated[
+        str | None, typer.Option(help="The CSV input's delimiter (one character; default: ';' or ',', detected).")
+    ] = None,
     style: Annotated[str | None, typer.Option(help=f"Status style: {', '.join(STATUS_STYLES)}.")] = None,
 ) -> None:
     """Look numbers up offline (shipped and imported data). Charges nothing.
 
     With NUMBERS, print the API's result objects as JSON. With --input, resolve a
-    whole file in chunks (memory stays flat) into CSV or JSON lines; a progress bar
-    shows on a terminal.
+    whole file in chunks (memory stays flat) into CSV or JSON lines, one row per
+    input line, a CSV input's columns kept; a progress bar shows on a terminal.
     """
     import msgspec
 
@@ -69,6 +84,11 @@ def lookup(
     if (input_file is None) == (not numbers):
         raise CliError("give NUMBERS or --input FILE (not both)")
     output = _output_format(fmt)
+    if delimiter is not None and column is None:
+        raise CliError("--delimiter separates a CSV input's fields: it needs --column N")
+    if column is not None and column < 0:
+        raise CliError(f"--column counts from 0 (the first column), not {column}")
+    separator = _delimiter(delimiter)
     resolver = Resolver(
         operator=load_operator_data(database(config), config.data_path),
         plan=shared_plan(config.data_path / "cache"),
@@ -78,7 +98,7 @@ def lookup(
         print_json(msgspec.to_builtins({"result": results}))
         return
     assert input_file is not None
-    _bulk(resolver, input_file, output_file, output, hint, column, header, chosen)
+    _bulk(resolver, input_file, output_file, output, hint, column, header, separator, chosen)
 
 
 def _bulk(
@@ -89,14 +109,17 @@ def _bulk(
     region: str | None,
     column: int | None,
     header: bool,
+    delimiter: str | None,
     style: StatusStyle,
 ) -> None:
+    """A whole file; a row the file's shape cannot answer stops it, and a partial --output file is removed."""
     import time
     from contextlib import ExitStack
 
     from rich.progress import BarColumn, Progress, TimeRemainingColumn
 
     from numlookup.bulk import lookup_file
+    from numlookup.bulk_input import BulkInputError
 
     from_stdin = str(input_file) == "-"
     to_stdout = output_file is None or str(output_file) == "-"
@@ -124,17 +147,23 @@ def _bulk(
             rate = done / max(time.perf_counter() - started, 1e-9)
             progress.update(task, advance=consumed, description=f"{done:,} numbers, {rate:,.0f}/s")
 
-        stats = lookup_file(
-            resolver,
-            source,
-            sink,
-            fmt=fmt,
-            region=region,
-            column=column,
-            header=header,
-            style=style,
-            progress=advance,
-        )
+        try:
+            stats = lookup_file(
+                resolver,
+                source,
+                sink,
+                fmt=fmt,
+                region=region,
+                column=column,
+                header=header,
+                delimiter=delimiter,
+                style=style,
+                progress=advance,
+            )
+        except BulkInputError as exc:
+            if not to_stdout and output_file is not None and output_file.is_file():
+                output_file.unlink()  # half a file of results would pass for a whole one
+            raise CliError(str(exc)) from None
         sink.flush()
     elapsed = time.perf_counter() - started
     if not to_stdout or err.is_terminal:
