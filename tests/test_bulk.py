@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import json
 import subprocess
@@ -338,3 +339,13 @@ def test_stdin_to_stdout_with_dashes(data_dir: Path) -> None:
         ["", "", "", "false"],
         ["hello", "y", "hello", "false"],
     ]
+
+
+def test_the_garbage_collector_runs_again_after_a_file_even_a_refused_one() -> None:
+    """lookup_file pauses the collector during each chunk; the process must get it back whatever happens."""
+    assert gc.isenabled()
+    lookup_file(Resolver(), io.BytesIO(b"+37251000001\n"), io.BytesIO(), column=0)
+    assert gc.isenabled()
+    with pytest.raises(BulkInputError, match="line 1 has 1 column; --column 3 needs at least 4"):
+        lookup_file(Resolver(), io.BytesIO(b"+37251000001\n"), io.BytesIO(), column=3)
+    assert gc.isenabled()
