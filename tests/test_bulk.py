@@ -175,7 +175,8 @@ def test_output_rows_are_the_input_lines_on_a_large_mixed_file(
         args = ("--column", "1")
     source = tmp_path / "mixed"
     source.write_text(content, newline="")
-    assert len(source.open(newline=None).readlines()) == len(lines)  # universal newlines: the file's line count
+    with source.open(newline=None) as written:  # universal newlines: the file's line count
+        assert len(written.readlines()) == len(lines)
 
     target = tmp_path / "out"
     run_cli(data_dir, "lookup", "--input", str(source), "--output", str(target), "--format", fmt, *args)
