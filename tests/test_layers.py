@@ -32,7 +32,8 @@ ALLOWED: dict[str, set[str]] = {
     "datasets": {"numbering", "store"},
     "live": {"billing", "metrics", "numbering", "settings", "source_settings", "status", "store"},
     "results": {"live", "numbering", "settings", "status"},
-    "bulk": {"numbering", "results", "status"},
+    "bulk_input": set(),
+    "bulk": {"bulk_input", "numbering", "results", "status"},
     "api": {
         "accounts",
         "billing",
@@ -51,6 +52,7 @@ ALLOWED: dict[str, set[str]] = {
         "accounts",
         "billing",
         "bulk",
+        "bulk_input",
         "datasets",
         "logs",
         "live",
