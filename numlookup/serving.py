@@ -105,6 +105,11 @@ class Supervisor(Multiprocess):
     on the dead socket until it notices the signal (at most one tick). The handler
     only makes system calls; uvicorn's loop then logs the signal, stops supervising
     and waits for the workers, as before.
+
+    The handler signals the workers itself, not with uvicorn's ``terminate()``: that
+    also closes the pipe the supervisor pings each worker on, and a signal that came
+    during uvicorn's health check (``keep_subprocess_alive``) made it take a healthy
+    worker for hung: SIGKILL, requests lost in flight, and a new worker started.
     """
 
     def __init__(self, config: uvicorn.Config, sockets: list[socket.socket]) -> None:
@@ -115,7 +120,8 @@ class Supervisor(Multiprocess):
     def _stop(self, signum: int, _frame: FrameType | None) -> None:
         self._stop_listening()
         for process in self.processes:
-            process.terminate()
+            if process.exitcode is None and process.pid is not None:
+                os.kill(process.pid, signal.SIGTERM)
         self.signal_queue.append(signum)
 
     def _stop_listening(self) -> None:
