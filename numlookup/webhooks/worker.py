@@ -177,13 +177,19 @@ class DeliveryWorker:
                 error += " (a redirect: not followed)"
         return done(status=status, error=error, retry_after=retry_after)
 
-    async def close(self) -> None:
-        """Stop: cancel the deliveries in flight and give their leases back, so the next process sends them at once."""
+    async def close(self, grace: float = 5.0) -> None:
+        """Stop: let deliveries in flight finish for up to ``grace`` seconds, then cancel the rest.
+
+        The leases of those cancelled are given back, so the next process sends
+        them at once (their receivers may then see the webhook-id twice).
+        """
+        if self._inflight:
+            await asyncio.wait(list(self._inflight), timeout=grace)
         unfinished = list(self._inflight.values())
         for task in list(self._inflight):
             task.cancel()
         if self._inflight:
-            await asyncio.wait(list(self._inflight), timeout=5)
+            await asyncio.wait(list(self._inflight), timeout=grace)
         try:
             await anyio.to_thread.run_sync(outbox.release, self.engine, unfinished, self.token)
         except Exception as exc:  # their leases run out instead
