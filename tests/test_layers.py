@@ -31,6 +31,7 @@ ALLOWED: dict[str, set[str]] = {
     "accounts": {"billing", "status", "store"},
     "datasets": {"numbering", "store"},
     "live": {"billing", "metrics", "numbering", "settings", "source_settings", "status", "store"},
+    "webhooks": {"settings", "store"},
     "results": {"live", "numbering", "settings", "status"},
     "bulk_input": set(),
     "bulk": {"bulk_input", "numbering", "results", "status"},
@@ -46,6 +47,7 @@ ALLOWED: dict[str, set[str]] = {
         "settings",
         "status",
         "store",
+        "webhooks",
     },
     "serving": {"logs", "settings"},
     "cli": {
@@ -62,17 +64,18 @@ ALLOWED: dict[str, set[str]] = {
         "settings",
         "status",
         "store",
+        "webhooks",
     },
     "__main__": {"cli"},
 }
-# Libraries that belong to one edge: HTTP serving, the command line, metrics, upstream HTTP and DNS.
+# Libraries that belong to one edge: HTTP serving, the command line, metrics, outgoing HTTP and DNS.
 EDGE_LIBRARIES: dict[str, set[str]] = {
     "starlette": {"api"},
     "uvicorn": {"serving"},
     "typer": {"cli"},
     "rich": {"cli"},
     "prometheus_client": {"metrics"},
-    "httpx": {"live"},
+    "httpx": {"live", "webhooks"},  # upstream lookups; webhook deliveries
     "dns": {"live"},  # dnspython: the ENUM source's NAPTR queries
 }
 
