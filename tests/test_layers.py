@@ -31,9 +31,23 @@ ALLOWED: dict[str, set[str]] = {
     "accounts": {"billing", "status", "store"},
     "datasets": {"numbering", "store"},
     "live": {"billing", "metrics", "numbering", "settings", "source_settings", "status", "store"},
+    "webhooks": {"settings", "store"},
     "results": {"live", "numbering", "settings", "status"},
-    "bulk": {"numbering", "results", "status"},
-    "jobs": {"billing", "bulk", "datasets", "live", "metrics", "numbering", "results", "settings", "status", "store"},
+    "bulk_input": set(),
+    "bulk": {"bulk_input", "numbering", "results", "status"},
+    "jobs": {
+        "billing",
+        "bulk",
+        "datasets",
+        "live",
+        "metrics",
+        "numbering",
+        "results",
+        "settings",
+        "status",
+        "store",
+        "webhooks",
+    },
     "api": {
         "accounts",
         "billing",
@@ -47,12 +61,14 @@ ALLOWED: dict[str, set[str]] = {
         "settings",
         "status",
         "store",
+        "webhooks",
     },
     "serving": {"logs", "settings"},
     "cli": {
         "accounts",
         "billing",
         "bulk",
+        "bulk_input",
         "datasets",
         "jobs",
         "logs",
@@ -63,17 +79,18 @@ ALLOWED: dict[str, set[str]] = {
         "settings",
         "status",
         "store",
+        "webhooks",
     },
     "__main__": {"cli"},
 }
-# Libraries that belong to one edge: HTTP serving, the command line, metrics, upstream HTTP and DNS.
+# Libraries that belong to one edge: HTTP serving, the command line, metrics, outgoing HTTP and DNS.
 EDGE_LIBRARIES: dict[str, set[str]] = {
     "starlette": {"api"},
     "uvicorn": {"serving"},
     "typer": {"cli"},
     "rich": {"cli"},
     "prometheus_client": {"metrics"},
-    "httpx": {"live"},
+    "httpx": {"live", "webhooks"},  # upstream lookups; webhook deliveries
     "dns": {"live"},  # dnspython: the ENUM source's NAPTR queries
 }
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from functools import partial
+from typing import Any
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -23,9 +25,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from numlookup.accounts.cache import AccountCache
-from numlookup.api.admin import import_dataset_route
+from numlookup.api.admin import ROUTES as ADMIN_ROUTES
 from numlookup.api.coalescer import ResolveCoalescer
 from numlookup.api.errors import ApiError, ErrorCode, error_response, method_not_allowed, not_found, not_ready
+from numlookup.api.idempotency import Completed, IdempotencyStore
 from numlookup.api.jobs import job_results, list_jobs, show_job, stop_job, submit_job
 from numlookup.api.limits import AbuseGuard
 from numlookup.api.lookup import lookup
@@ -47,6 +50,7 @@ from numlookup.settings import Settings, get_settings
 from numlookup.store import make_engine
 from numlookup.store.tables import accounts
 from numlookup.store.write_probe import probe_write
+from numlookup.webhooks.worker import DeliveryWorker
 
 log = logging.getLogger("numlookup.api")
 # A readiness probe must answer in time even when the database hangs rather than refuses.
@@ -134,9 +138,23 @@ async def _stop_jobs(runner: JobRunner, task: asyncio.Task[None], timeout: float
         log.exception("the job worker failed")
 
 
+def _charge_attachments(
+    idempotency: IdempotencyStore, live: LiveService | None
+) -> Callable[[Connection, list[Any]], Callable[[], None] | None]:
+    """What a charge transaction stores with the charges: replayable responses, and the live layer's answers."""
+
+    def store(conn: Connection, attached: list[Any]) -> Callable[[], None] | None:
+        idempotency.store(conn, [item for item in attached if isinstance(item, Completed)])
+        return live.store(conn, [item for item in attached if not isinstance(item, Completed)]) if live else None
+
+    return store
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
-    document = _encoder.encode(openapi_document(settings.max_numbers_per_request, settings.max_job_numbers))
+    document = _encoder.encode(
+        openapi_document(settings.max_numbers_per_request, settings.max_job_numbers, admin=bool(settings.admin_token))
+    )
 
     async def openapi(_request: Request) -> Response:
         return Response(document, media_type="application/json")
@@ -147,6 +165,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     metrics = Metrics()
     live = LiveService.from_settings(settings, engine, resolver, metrics)
+    idempotency = IdempotencyStore(
+        engine,
+        ttl=timedelta(hours=settings.idempotency_ttl_hours),
+        lease=timedelta(seconds=settings.idempotency_lease_seconds),
+    )
     state = AppState(
         settings=settings,
         engine=engine,
@@ -157,12 +180,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         live=live,
         metrics=metrics,
         jobs_cpu=CpuProcess(settings),
+        idempotency=idempotency,
         charger=GroupCharger(
             engine,
             enabled=settings.group_commit,
             on_batch=metrics.charge_batch.observe,
-            # Fresh live answers are committed with the charges of the requests that got them.
-            store_attached=live.store if live is not None else None,
+            # Fresh live answers, and the responses idempotency keys replay, are committed with
+            # the charges of the requests that made them.
+            store_attached=_charge_attachments(idempotency, live),
         ),
     )
 
@@ -178,10 +203,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
         usage_flush = asyncio.create_task(state.live.follow_usage()) if state.live is not None else None
         runner = JobRunner(engine, settings, state.live, state.jobs_cpu) if settings.job_worker else None
         jobs_task = asyncio.create_task(runner.run()) if runner is not None else None
+        key_prune = asyncio.create_task(idempotency.follow())
+        # Every worker process sends due webhooks; leases keep two from sending one row.
+        webhooks = DeliveryWorker(engine, settings)
+        deliveries = asyncio.create_task(webhooks.run())
         # The server answers headers that never finish itself, in the words built here.
         yield {LIFESPAN_KEY: ProtocolRefusals(metrics, access_log=settings.access_log)}
         if runner is not None and jobs_task is not None:
             await _stop_jobs(runner, jobs_task, settings.timeout_graceful_shutdown_seconds)
+        deliveries.cancel()
+        await asyncio.gather(deliveries, return_exceptions=True)  # a claim in a thread finishes first
+        await webhooks.close()
+        key_prune.cancel()
         account_poll.cancel()
         follower.cancel()
         if usage_flush is not None:
@@ -205,7 +238,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/readyz", readyz, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/metrics", metrics_route, methods=["GET"]),
-            Route("/admin/v1/datasets/{kind}", import_dataset_route, methods=["POST"]),
+            *ADMIN_ROUTES,
         ],
         # The request id first, so even a refusal by the guard carries one.
         middleware=[

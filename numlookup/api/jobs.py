@@ -2,8 +2,8 @@
 
 A job exists only for its account: every lookup by id is filtered by the
 authenticated account, so another account's job answers the same 404 as an id
-that never existed. ``submit_job`` is a plain handler (an Idempotency-Key layer
-can wrap it); the work of reading, resolving and reserving is ``jobs.intake``'s,
+that never existed. ``submit_job`` takes an Idempotency-Key as ``POST
+/v1/hlr/sync`` does (``api.idempotency``); the work of reading, resolving and reserving is ``jobs.intake``'s,
 the rest ``jobs.queue``'s.
 """
 
@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from functools import partial
 
 import anyio.to_thread
 import msgspec
+from sqlalchemy import Connection
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -29,6 +32,7 @@ from numlookup.api.errors import (
     job_not_found,
     too_many_job_numbers,
 )
+from numlookup.api.idempotency import Claim
 from numlookup.api.lookup import _authenticate, _no_credits
 from numlookup.api.nesting import MAX_NESTING, nesting_depth_exceeds
 from numlookup.api.state import AppState
@@ -49,12 +53,15 @@ from numlookup.jobs.intake import (
 from numlookup.jobs.model import JobList, JobRecord, JobSubmission, job_object
 from numlookup.settings import Settings
 from numlookup.status import answer_style
+from numlookup.webhooks.guard import UnsafeUrl, check_url
 
 log = logging.getLogger("numlookup.api")
 
 FILE_TYPES = ("text/csv", "text/plain")
 READ_BYTES = 1 << 20  # the upload goes to the intake a megabyte at a time
 DEFAULT_PAGE, MAX_PAGE = 20, 100
+JSON = "application/json"
+ROUTE = "POST /v1/hlr/jobs"  # what an idempotency key's fingerprint names besides the body
 _encoder = msgspec.json.Encoder()
 _submission = msgspec.json.Decoder(JobSubmission)
 
@@ -117,7 +124,8 @@ def _file_options(params: QueryParams) -> tuple[JobOptions, LineReader]:
     return options, LineReader(column, _flag(params, "header"))
 
 
-async def _submission_body(request: Request, limit: int) -> JobSubmission:
+async def _submission_body(request: Request, limit: int) -> tuple[bytes, JobSubmission]:
+    """The body's bytes (an Idempotency-Key's fingerprint covers them) and what they say."""
     body = await request.body()  # bounded by the abuse guard (max_job_json_bytes)
     if len(body) > limit:
         raise body_too_large(limit)
@@ -136,7 +144,7 @@ async def _submission_body(request: Request, limit: int) -> JobSubmission:
     long = next((i for i, n in enumerate(submission.numbers) if len(n) > MAX_INPUT_CHARS), None)
     if long is not None:
         raise invalid_parameters(f"`numbers[{long}]` is longer than {MAX_INPUT_CHARS} characters.")
-    return submission
+    return body, submission
 
 
 async def _stage(cpu: Cpu, stager: Stager, lines: Lines | None, chunk_numbers: int) -> None:
@@ -145,11 +153,14 @@ async def _stage(cpu: Cpu, stager: Stager, lines: Lines | None, chunk_numbers: i
         await anyio.to_thread.run_sync(stager.add, staged)
 
 
-async def _read_upload(request: Request, reader: LineReader, stager: Stager, cpu: Cpu, settings: Settings) -> None:
+async def _read_upload(
+    request: Request, reader: LineReader, stager: Stager, cpu: Cpu, settings: Settings, digest: hashlib._Hash
+) -> None:
     """Stream the file into the intake; about two ``READ_BYTES`` blocks of it (and their chunks) in memory at a time.
 
     The next block is read from the socket while the previous one is resolved
-    and staged, in order: one block at most is waiting.
+    and staged, in order: one block at most is waiting. ``digest`` takes every
+    byte as it is read: an Idempotency-Key's fingerprint of a body never held whole.
     """
     limit, chunk_numbers = settings.max_job_bytes, settings.job_chunk_numbers
     buffer = bytearray()
@@ -167,6 +178,7 @@ async def _read_upload(request: Request, reader: LineReader, stager: Stager, cpu
             received += len(block)
             if received > limit:
                 raise body_too_large(limit)
+            digest.update(block)
             buffer += block
             if len(buffer) >= READ_BYTES:
                 data = bytes(buffer)
@@ -183,22 +195,52 @@ async def _read_upload(request: Request, reader: LineReader, stager: Stager, cpu
                 await staging
 
 
+async def _check_callback(settings: Settings, url: str | None) -> None:
+    """400 (code 102) for a callback URL the webhook guard refuses: it resolves the host, so in a worker thread."""
+    if url is None:
+        return
+    try:
+        await anyio.to_thread.run_sync(partial(check_url, url, allow_private=settings.webhook_allow_private))
+    except UnsafeUrl as exc:
+        raise invalid_parameters(f"{exc}.") from None
+
+
+def _file_print(media: str, request: Request, digest: hashlib._Hash) -> bytes:
+    """What an uploaded file's Idempotency-Key fingerprint covers: its type, its query (the options), its bytes."""
+    return b"\n".join([media.encode(), request.url.query.encode(), digest.hexdigest().encode()])
+
+
 async def submit_job(request: Request) -> Response:
-    """``POST /v1/hlr/jobs``: 202 with the job once the whole body was read, resolved and its credits reserved."""
+    """``POST /v1/hlr/jobs``: 202 with the job once the whole body was read, resolved and its credits reserved.
+
+    Idempotency-Key: a JSON body's key is claimed before anything is staged; a
+    file's once its last byte was read and hashed (its fingerprint is known
+    only then), before anything is reserved. Either way the 202 is stored in
+    the transaction that reserves and queues the job, so a retry replays it
+    (the same job) and reserves nothing twice; a replay, a 409 or a 422 found
+    at the end of an upload discards what it staged.
+    """
     state: AppState = request.app.state.numlookup
     settings = state.settings
     username, account = await _authenticate(request, state)
     media = _media_type(request)
     numbers: list[str] = []
     reader: LineReader | None = None
+    claim: Claim | None = None
     if media == "application/json":
-        submission = await _submission_body(request, settings.max_job_json_bytes)
+        raw, submission = await _submission_body(request, settings.max_job_json_bytes)
         if len(submission.numbers) > settings.max_job_numbers:
             raise too_many_job_numbers(settings.max_job_numbers)
         options = _options(submission.friendly_name, submission.callback_url, submission.max_age)
         numbers = submission.numbers
+        await _check_callback(settings, options.callback_url)
+        began = await state.idempotency.begin(request, account.id, ROUTE, media.encode() + b"\n" + raw)
+        if isinstance(began, Response):
+            return began  # the job this key already made: nothing is reserved again
+        claim = began
     else:
         options, reader = _file_options(request.query_params)
+        await _check_callback(settings, options.callback_url)
     stager = Stager(
         state.engine,
         _terms(state, account, request),
@@ -206,6 +248,17 @@ async def submit_job(request: Request) -> Response:
         settings.max_job_numbers,
         timedelta(days=settings.job_retention_days),
     )
+    request_id: str = request.state.request_id
+    response: list[Response] = []
+
+    def queued(conn: Connection, job: JobRecord) -> None:
+        """In the transaction that reserves and queues: the 202, and the record a retry replays."""
+        body = _encoder.encode(job_object(job))
+        headers = {"content-type": JSON, "location": f"/v1/hlr/jobs/{job.public_id}"}
+        if claim is not None:
+            state.idempotency.store(conn, [claim.completed(202, headers, body, request_id)])
+        response.append(Response(body, status_code=202, headers=headers))
+
     cpu = state.jobs_cpu
     try:
         if reader is None:
@@ -214,13 +267,21 @@ async def submit_job(request: Request) -> Response:
                 staged = await cpu.run(stage_numbers, numbers[start : start + step], step)
                 await anyio.to_thread.run_sync(stager.add, staged)
         else:
-            await _read_upload(request, reader, stager, cpu, settings)
-        job = await anyio.to_thread.run_sync(stager.finish)
+            digest = hashlib.sha256()
+            await _read_upload(request, reader, stager, cpu, settings, digest)
+            began = await state.idempotency.begin(request, account.id, ROUTE, _file_print(media, request, digest))
+            if isinstance(began, Response):
+                await anyio.to_thread.run_sync(stager.discard)
+                return began
+            claim = began
+        await anyio.to_thread.run_sync(stager.finish, queued)
+    except asyncio.CancelledError:
+        _discard(stager)
+        raise  # a reservation may still commit: the key (if any) stays held until its lease ends
     except BaseException as exc:
-        try:
-            stager.discard()  # in this thread, even when cancelled: a refused job leaves nothing
-        except Exception:
-            log.exception("discarding a refused job's staged chunks failed; the sweeper will")
+        _discard(stager)
+        if claim is not None:
+            await state.idempotency.release(claim)  # nothing was reserved: the key may be used again
         if isinstance(exc, InsufficientCredits):
             state.accounts.note_balance(username, exc.balance, exc.reserved)
             raise _no_credits(exc.spendable, exc.amount, exc.reserved, job=True) from None
@@ -229,12 +290,18 @@ async def submit_job(request: Request) -> Response:
         if isinstance(exc, UploadError):
             raise invalid_parameters(f"The numbers cannot be read: {exc}.") from None
         raise
-    location = f"/v1/hlr/jobs/{job.public_id}"
-    return _json(job_object(job), 202, {"Location": location})
+    return response[0]
+
+
+def _discard(stager: Stager) -> None:
+    try:
+        stager.discard()  # in this thread, even when cancelled: a refused job leaves nothing
+    except Exception:
+        log.exception("discarding a refused job's staged chunks failed; the sweeper will")
 
 
 def _terms(state: AppState, account: Account, request: Request) -> JobTerms:
-    style = account.status_style or answer_style(state.settings.status_style, request.headers.get("user-agent"))
+    style = answer_style(account.status_style or state.settings.status_style, request.headers.get("user-agent"))
     return JobTerms(account_id=account.id, prices=state.prices, account_price=account.price, style=style)
 
 

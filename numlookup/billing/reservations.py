@@ -21,10 +21,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, insert, update
 
-from numlookup.billing.ledger import InsufficientCredits, balances
+from numlookup.billing.ledger import InsufficientCredits, LedgerKind, balances
 from numlookup.store.tables import accounts, ledger
 
-JOB_KIND = "job"  # the ledger kind of a job's chunk charges
+JOB_KIND: LedgerKind = "job"  # the ledger kind of a job's chunk charges
 
 
 class ReservationError(RuntimeError):

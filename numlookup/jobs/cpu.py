@@ -101,7 +101,7 @@ def parse_lines(lines: Lines) -> list[str]:
         raise UploadError(f"line {line} is not UTF-8 text") from None
     if lines.first_line == 1:
         text = text.removeprefix("\ufeff")
-    rows = text.splitlines()
+    rows = _split_lines(text)
     first_line = lines.first_line
     if lines.header:
         rows, first_line = rows[1:], first_line + 1
@@ -112,14 +112,25 @@ def parse_lines(lines: Lines) -> list[str]:
     return numbers
 
 
+def _split_lines(text: str) -> list[str]:
+    """Lines ending in ``\\n``, ``\\r\\n`` or a lone ``\\r``, as ``bulk_input`` splits them (not ``str.splitlines``,
+    which also splits on form feeds and U+2028)."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    rows = text.split("\n")
+    if rows[-1] == "":
+        rows.pop()
+    return rows
+
+
 def _pick(rows: list[str], column: int | None, first_line: int) -> list[str]:
+    """Every line is a row, a blank one too (its number ``""``, invalid and free), as the bulk CLI reads a file."""
     if column is None:
-        return [row.strip() for row in rows if row.strip()]
+        return [row.strip() for row in rows]
     picked = []
     try:
         for fields in csv.reader(rows):
-            if fields:
-                picked.append(fields[column].strip() if column < len(fields) else "")
+            picked.append(fields[column].strip() if column < len(fields) else "")
     except csv.Error as exc:
         raise UploadError(f"the CSV near line {first_line} cannot be read: {exc}") from None
     return picked

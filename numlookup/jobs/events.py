@@ -1,34 +1,24 @@
-"""The event a job's end sends to its ``callback_url``: built here, delivered by whoever is wired to ``notify``.
+"""The event a job's end sends to its ``callback_url``, handed to the webhook outbox in the transaction that ends it.
 
-Delivery (an outbox, Standard Webhooks signatures, retries) is not this
-package's: ``notify`` is called inside the transaction that ends the job, so
-the event is durable exactly when the job's final state is, and the outbox
-delivers it afterwards. With nothing wired, a job's end records no event.
+Delivery (Standard Webhooks signatures, retries, 410) is ``webhooks``'s: the
+event is a row of its outbox, inserted inside the transaction that ends the
+job, so the event is durable exactly when the job's final state is, and any
+serve worker delivers it afterwards. The body is the job object as the API
+renders it, so a receiver needs no second call to learn the outcome.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
 
 import msgspec
 from sqlalchemy import Connection
 
 from numlookup.jobs.model import JobEvent, JobRecord, job_object
 from numlookup.results import iso_time
+from numlookup.webhooks import outbox
 
 EVENT_TYPES = {"COMPLETED": "job.completed", "FAILED": "job.failed", "STOPPED": "job.stopped"}
-
-
-class Notify(Protocol):
-    """``webhooks.outbox.enqueue``'s shape: stores the event for delivery, returns its webhook id."""
-
-    def __call__(
-        self, conn: Connection, *, account_id: int, url: str, event_type: str, payload: bytes, now: datetime
-    ) -> str: ...
-
-
-notify: Notify | None = None
 
 
 def payload(job: JobRecord, now: datetime) -> bytes:
@@ -37,10 +27,10 @@ def payload(job: JobRecord, now: datetime) -> bytes:
 
 
 def job_ended(conn: Connection, job: JobRecord, now: datetime) -> str | None:
-    """Inside the transaction that ended ``job``: hand its event to ``notify``; the webhook id, or None if not sent."""
-    if job.callback_url is None or notify is None:
+    """Inside the transaction that ended ``job``: queue its event; the webhook id, or None without a callback_url."""
+    if job.callback_url is None:
         return None
-    return notify(
+    return outbox.enqueue(
         conn,
         account_id=job.account_id,
         url=job.callback_url,

@@ -21,12 +21,13 @@ request that died mid-upload leaves a ``RECEIVING`` job the sweeper deletes
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Engine, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
 from numlookup.billing import reservations
 from numlookup.billing.prices import Prices
@@ -118,6 +119,9 @@ def check_friendly_name(name: str) -> str:
             f"friendly_name must be at most {MAX_FRIENDLY_NAME} characters, none of them control characters"
         )
     return name
+
+
+OnQueued = Callable[[Connection, JobRecord], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,10 +234,15 @@ class Stager:
             "claimed_at": now,
         }
 
-    def finish(self) -> JobRecord:
-        """Count, reserve and queue; InsufficientCredits (nothing reserved) if the balance is short."""
+    def finish(self, on_queued: OnQueued | None = None) -> JobRecord:
+        """Count, reserve and queue; InsufficientCredits (nothing reserved) if the balance is short.
+
+        ``on_queued(conn, job)`` runs inside the transaction that reserves and
+        queues the job: what must commit with it (the response an
+        Idempotency-Key replays) or not at all.
+        """
         if not self.count:
-            return self._empty()
+            return self._empty(on_queued)
         assert self.job_id is not None
         keys = np.concatenate(self._keys)
         routed = np.concatenate(self._routed)
@@ -281,10 +290,12 @@ class Stager:
                     claimed_at=now,
                 )
             )
-            row = conn.execute(select(jobs).where(jobs.c.id == self.job_id)).one()
-        return JobRecord.from_row(row)
+            job = JobRecord.from_row(conn.execute(select(jobs).where(jobs.c.id == self.job_id)).one())
+            if on_queued is not None:
+                on_queued(conn, job)
+        return job
 
-    def _empty(self) -> JobRecord:
+    def _empty(self, on_queued: OnQueued | None) -> JobRecord:
         """A file without a number: a job of none, COMPLETED at once (a JSON body must list one at least)."""
         now = datetime.now(UTC)
         values = {**self._new_job(now), "status": "COMPLETED", "started_at": now, "completed_at": now}
@@ -294,6 +305,8 @@ class Stager:
             ).scalar_one()
             job = JobRecord.from_row(conn.execute(select(jobs).where(jobs.c.id == job_id)).one())
             events.job_ended(conn, job, now)
+            if on_queued is not None:
+                on_queued(conn, job)
         return job
 
     def discard(self) -> None:

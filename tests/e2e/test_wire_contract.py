@@ -441,7 +441,8 @@ def test_openapi_document_describes_what_is_served(live: Live) -> None:
         document = client.get("/openapi.json").json()
     assert document["openapi"] == "3.1.0"
     operation = document["paths"]["/v1/hlr/sync"]["post"]
-    assert set(operation["responses"]) == {"200", "400", "401", "402", "408", "413", "429", "500"}
+    assert set(operation["responses"]) == {"200", "400", "401", "402", "408", "409", "413", "422", "429", "500"}
+    assert "Idempotency-Key" in operation["description"]
     schemas = document["components"]["schemas"]
     assert set(schemas["NumberResult"]["required"]) == RESULT_KEYS
     ported = schemas["NumberResult"]["properties"]["ported"]

@@ -1,20 +1,20 @@
-"""A job's end hands its event to ``events.notify`` inside the transaction that ends it, in the documented shape."""
+"""A job's end puts its event in the webhook outbox inside the transaction that ends it, in the documented shape."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import msgspec
 import pytest
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Engine, select
 
 from numlookup.jobs import events, queue
 from numlookup.jobs.intake import JobOptions
 from numlookup.jobs.model import job_object
-from numlookup.store.tables import jobs
+from numlookup.store.engine import write_transaction
+from numlookup.store.tables import webhook_deliveries
 from tests.conftest import AccountFactory
 from tests.jobs.local import settings_for, submit, work
 from tests.support import database_url
@@ -28,39 +28,32 @@ class Sent:
     url: str
     event_type: str
     payload: bytes
-    status_in_transaction: str
+    state: str
+    webhook_id: str
 
 
-@pytest.fixture
-def outbox() -> Iterator[list[Sent]]:
-    """A notifier that records what it is handed, and the job's status as its own transaction sees it."""
-    sent: list[Sent] = []
-
-    def enqueue(conn: Connection, *, account_id: int, url: str, event_type: str, payload: bytes, now: datetime) -> str:
-        assert conn.in_transaction()
-        job_id = msgspec.json.decode(payload)["data"]["id"]
-        status = conn.execute(select(jobs.c.status).where(jobs.c.public_id == job_id)).scalar_one()
-        sent.append(Sent(account_id, url, event_type, payload, status))
-        return f"msg_{len(sent)}"
-
-    events.notify = enqueue
-    yield sent
-    events.notify = None
+def outbox_rows(engine: Engine) -> list[Sent]:
+    """The webhook outbox's rows, oldest first: what the delivery worker will send."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(webhook_deliveries).order_by(webhook_deliveries.c.id)).all()
+    return [Sent(r.account_id, r.url, r.event_type, bytes(r.payload), r.state, r.webhook_id) for r in rows]
 
 
 def test_a_completed_job_sends_one_event_with_the_job_object(
-    data_dir: Path, engine: Engine, make_account: AccountFactory, outbox: list[Sent]
+    data_dir: Path, engine: Engine, make_account: AccountFactory
 ) -> None:
     settings = settings_for(data_dir, database_url(data_dir), job_chunk_numbers=2)
     name = make_account(credits="1").name
     job = submit(engine, settings, name, ["+37251000001", "+37251000002", "nope"], JobOptions(callback_url=HOOK))
-    assert outbox == []  # queued: nothing to say yet
-    assert work(engine, settings) == 2
+    assert outbox_rows(engine) == []  # queued: nothing to say yet
+    assert work(engine, settings, chunks=1) == 1
+    assert outbox_rows(engine) == []  # half done: still nothing
+    assert work(engine, settings) == 1
     done = queue.get(engine, job.public_id)
     assert done is not None and done.status == "COMPLETED"
-    [sent] = outbox
+    [sent] = outbox_rows(engine)
     assert (sent.account_id, sent.url, sent.event_type) == (done.account_id, HOOK, "job.completed")
-    assert sent.status_in_transaction == "COMPLETED"  # the event is durable exactly when the job's end is
+    assert sent.state == "pending" and sent.webhook_id.startswith("msg_")  # due at once, for any worker to send
     body = msgspec.json.decode(sent.payload)
     assert set(body) == {"type", "timestamp", "data"}
     assert body["type"] == "job.completed"
@@ -69,9 +62,7 @@ def test_a_completed_job_sends_one_event_with_the_job_object(
     assert body["timestamp"] == body["data"]["completed_at"]  # the moment the job ended
 
 
-def test_a_stopped_and_a_failed_job_send_theirs(
-    data_dir: Path, engine: Engine, make_account: AccountFactory, outbox: list[Sent]
-) -> None:
+def test_a_stopped_and_a_failed_job_send_theirs(data_dir: Path, engine: Engine, make_account: AccountFactory) -> None:
     settings = settings_for(data_dir, database_url(data_dir), job_chunk_numbers=1)
     name = make_account(credits="1").name
     stopped = submit(engine, settings, name, ["+37251000001", "+37251000002"], JobOptions(callback_url=HOOK))
@@ -80,20 +71,25 @@ def test_a_stopped_and_a_failed_job_send_theirs(
     queue.stop(engine, stopped.public_id, None, timedelta(days=1))
     queue.fail(engine, failed.id, "a test says so", timedelta(days=1))
     queue.stop(engine, quiet.public_id, None, timedelta(days=1))
-    assert [(s.event_type, s.status_in_transaction) for s in outbox] == [
-        ("job.stopped", "STOPPED"),
-        ("job.failed", "FAILED"),
+    sent = outbox_rows(engine)
+    assert [(s.event_type, msgspec.json.decode(s.payload)["data"]["id"]) for s in sent] == [
+        ("job.stopped", stopped.public_id),
+        ("job.failed", failed.public_id),
     ]
-    assert msgspec.json.decode(outbox[1].payload)["data"]["error"] == "a test says so"
+    assert msgspec.json.decode(sent[1].payload)["data"]["error"] == "a test says so"
+    assert msgspec.json.decode(sent[0].payload)["data"]["status"] == "STOPPED"
 
 
-def test_without_a_notifier_a_job_still_ends(data_dir: Path, engine: Engine, make_account: AccountFactory) -> None:
+def test_the_event_commits_with_the_end_of_the_job_or_not_at_all(
+    data_dir: Path, engine: Engine, make_account: AccountFactory
+) -> None:
+    """A transaction that ends a job and then fails leaves neither the end nor its event."""
     settings = settings_for(data_dir, database_url(data_dir))
     name = make_account(credits="1").name
     job = submit(engine, settings, name, ["+37251000001"], JobOptions(callback_url=HOOK))
-    assert events.notify is None
-    work(engine, settings)
-    done = queue.get(engine, job.public_id)
-    assert done is not None and done.status == "COMPLETED"
-    shape = msgspec.json.decode(events.payload(done, done.completed_at or done.updated_at))
-    assert shape["type"] == "job.completed" and shape["data"]["callback_url"] == HOOK
+    with pytest.raises(RuntimeError), write_transaction(engine) as conn:
+        events.job_ended(conn, replace(job, status="COMPLETED"), datetime.now(UTC))
+        raise RuntimeError("the job's end did not commit")
+    assert outbox_rows(engine) == []
+    shape = msgspec.json.decode(events.payload(replace(job, status="STOPPED"), datetime.now(UTC)))
+    assert set(shape) == {"type", "timestamp", "data"} and shape["data"]["callback_url"] == HOOK

@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from numlookup.bulk import format_csv, format_jsonl, read_chunks
+from numlookup.bulk import format_csv, format_jsonl
+from numlookup.bulk_input import BulkReader
 from numlookup.jobs import prepared, render
 from numlookup.jobs.cpu import MAX_INPUT_CHARS, MAX_LINE_BYTES, Lines, UploadError, parse_lines
 from numlookup.jobs.intake import LineReader, check_callback_url, check_friendly_name
@@ -32,22 +33,30 @@ def numbers_of(body: bytes, column: int | None = None, header: bool = False, blo
 def cli_numbers(body: bytes, column: int | None = None, header: bool = False) -> list[str]:
     import io
 
-    return [n for numbers, _ in read_chunks(io.BytesIO(body), column, header) for n in numbers]
+    reader = BulkReader(io.BytesIO(body), column=column, header=header, delimiter=",")
+    return [n for chunk in reader.chunks() for n in chunk.numbers]
 
 
 @pytest.mark.parametrize(
     ("body", "column", "header"),
     [
         (b"+37251000001\n\n  +447712345678 \r\n4915112345678", None, False),
+        (b"+37251000001\r+447712345678\r\n\r\n", None, False),
         (b"number\n+37251000001\n+358401234567\n", None, True),
-        (b'name,phone\n"Doe, J",+37251000001\nshort\n\nx,"+44 7712 345678",z\n', 1, True),
+        (b'name,phone\n"Doe, J",+37251000001\n\nx,"+44 7712 345678"\n', 1, True),
         (b"a;b\n+37251000001;x\n", 0, False),
     ],
 )
 def test_an_upload_is_read_as_the_cli_reads_the_same_file(body: bytes, column: int | None, header: bool) -> None:
+    """Every line is a row, a blank one too (an invalid, free input), so a job's results line up with the CLI's."""
     read = numbers_of(body, column, header)
     assert read == cli_numbers(body, column, header)
     assert read  # every case has numbers
+
+
+def test_a_csv_row_too_short_for_the_column_is_an_empty_input() -> None:
+    """The CLI stops at such a row; a job, already accepted, looks it up as an empty (invalid, free) input."""
+    assert numbers_of(b"a,+37251000001\nshort\nb,+358401234567\n", 1) == ["+37251000001", "", "+358401234567"]
 
 
 def test_a_bom_is_dropped_and_the_first_line_counts_once() -> None:
