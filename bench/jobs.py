@@ -14,7 +14,9 @@ latency while such a job runs. It prints:
    the 202 (reading, resolving, staging, reserving), then to ``COMPLETED``, the
    total, numbers per second and the ratio to (1); it also checks that the
    job's CSV equals the CLI's output and that the job was charged exactly
-   (distinct valid numbers × 0.01, one ledger row per chunk);
+   (distinct valid numbers × 0.01, one ledger row per chunk); and the peak
+   resident memory of all the server's processes during the job, against the
+   CLI's own peak for the same file;
 3. single-number ``POST /v1/hlr/sync`` requests from a process of their own, at
    ``--rate`` per second: p50/p99/max with no job, then while a second job of
    the same file runs (from its submit to its ``COMPLETED``), also split into
@@ -22,7 +24,7 @@ latency while such a job runs. It prints:
 
 It is run by hand and never by the test suite::
 
-    python bench/jobs.py [--numbers 1000000] [--workers 1] [--rate 50] [--database sqlite|postgresql]
+    python bench/jobs.py [--numbers 1000000] [--workers 1] [--rate 50] [--database sqlite|postgresql] [--no-latency]
 
 The server, the CLI, the load process and (with ``--database postgresql``) the
 database all run on this machine and share its CPUs; the ratios compare figures
@@ -36,11 +38,13 @@ import csv
 import http.client
 import multiprocessing
 import multiprocessing.connection
+import os
 import random
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -172,6 +176,49 @@ class JobRun:
         return self.completed - self.submitted
 
 
+class PeakMemory:
+    """The largest summed resident set of a process group (the server: supervisor, workers, their job process).
+
+    Sampled from /proc every 50 ms in a thread: a peak shorter than that can be missed.
+    """
+
+    def __init__(self, group: int) -> None:
+        self.group = group
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _rss(self) -> int:
+        total = 0
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if os.getpgid(int(entry.name)) != self.group:
+                    continue
+                for line in (entry / "status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+            except (OSError, ProcessLookupError):
+                continue
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._rss())
+            time.sleep(0.05)
+
+    def __enter__(self) -> PeakMemory:
+        self.peak = self._rss()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._rss())
+
+
 def chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
     with path.open("rb") as fh:
         while block := fh.read(size):
@@ -192,16 +239,22 @@ def run_job(client: httpx.Client, path: Path) -> JobRun:
         time.sleep(0.05)
 
 
-def cli_lookup(data_dir: Path, source: Path, target: Path) -> float:
+def cli_lookup(data_dir: Path, source: Path, target: Path) -> tuple[float, int]:
+    """Seconds, and the CLI process's peak resident set in bytes (``time -v``'s figure, from wait4)."""
     started = time.perf_counter()
-    subprocess.run(
+    process = subprocess.Popen(
         [sys.executable, "-m", "numlookup", "lookup", "--input", str(source), "--output", str(target)],
         env=environment(data_dir),
-        check=True,
-        capture_output=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         cwd=ROOT,
     )
-    return time.perf_counter() - started
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode:
+        raise SystemExit(f"the CLI failed: {process.stderr.read().decode() if process.stderr else ''}")
+    return elapsed, usage.ru_maxrss * 1024
 
 
 def distinct_valid(cli_csv: Path) -> int:
@@ -216,6 +269,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=50.0, help="sync requests per second during the latency runs")
     parser.add_argument("--baseline-seconds", type=float, default=10.0, help="the latency run with no job")
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument(
+        "--latency",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="(3): sync latency with and without a job",
+    )
     args = parser.parse_args(argv)
     support.BACKEND = args.database
     try:
@@ -238,17 +297,30 @@ def bench(tmp: Path, args: argparse.Namespace) -> int:
     server = Server(data_dir, workers=args.workers, env=env).start()
     try:
         cli_csv = tmp / "cli.csv"
-        cli_seconds = cli_lookup(data_dir, source, cli_csv)
-        print(f"(1) numlookup lookup --input: {cli_seconds:6.2f} s  {args.numbers / cli_seconds:10,.0f} numbers/s")
+        cli_seconds, cli_peak = cli_lookup(data_dir, source, cli_csv)
+        print(
+            f"(1) numlookup lookup --input: {cli_seconds:6.2f} s  {args.numbers / cli_seconds:10,.0f} numbers/s  "
+            f"peak RSS {cli_peak / 2**20:7.1f} MiB"
+        )
 
         auth = (creds.api_username, creds.api_password)
+        assert server.process is not None
         with httpx.Client(base_url=server.url, auth=auth, timeout=600) as client:
-            job = run_job(client, source)
+            idle = PeakMemory(server.process.pid)
+            with idle:
+                time.sleep(0.5)
+            with PeakMemory(server.process.pid) as memory:
+                job = run_job(client, source)
             ratio = job.total / cli_seconds
             print(
                 f"(2) job {job.status}: 202 after {job.accepted - job.submitted:6.2f} s, COMPLETED after "
                 f"{job.completed - job.accepted:6.2f} s more; total {job.total:6.2f} s  "
                 f"{args.numbers / job.total:10,.0f} numbers/s  = {ratio:.2f} x the CLI (target <= 2)"
+            )
+            print(
+                f"    server peak RSS (all its processes) {memory.peak / 2**20:7.1f} MiB, "
+                f"{(memory.peak - idle.peak) / 2**20:+7.1f} MiB over idle ({idle.peak / 2**20:.1f}); "
+                f"the upload was {source.stat().st_size / 2**20:.1f} MiB"
             )
             downloaded = client.get(f"/v1/hlr/jobs/{job.job_id}/results?format=csv").content
             same = downloaded == cli_csv.read_bytes()
@@ -262,6 +334,8 @@ def bench(tmp: Path, args: argparse.Namespace) -> int:
                 f"({verdict}), reserved now {shown['reserved']}"
             )
 
+            if not args.latency:
+                return 0 if same and charged == expected and ratio <= 2 else 1
             pacer = Pacer(server.url, auth, args.rate, args.baseline_seconds)
             baseline, failed = pacer.result()
             print(f"(3) sync, no job:          {Latency.of([s for _, s in baseline])}  failures {failed}")

@@ -29,7 +29,7 @@ from numlookup.api.admin import ROUTES as ADMIN_ROUTES
 from numlookup.api.coalescer import ResolveCoalescer
 from numlookup.api.errors import ApiError, ErrorCode, error_response, method_not_allowed, not_found, not_ready
 from numlookup.api.idempotency import Completed, IdempotencyStore
-from numlookup.api.jobs import job_results, list_jobs, show_job, stop_job, submit_job
+from numlookup.api.jobs import job_results, jobs_collection, show_job, stop_job
 from numlookup.api.limits import AbuseGuard
 from numlookup.api.lookup import lookup
 from numlookup.api.openapi import openapi_document
@@ -229,8 +229,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=[
             Route("/v1/hlr/sync", lookup, methods=["POST"]),
-            Route("/v1/hlr/jobs", submit_job, methods=["POST"]),
-            Route("/v1/hlr/jobs", list_jobs, methods=["GET"]),
+            Route("/v1/hlr/jobs", jobs_collection, methods=["GET", "POST"]),  # one route: a 405 names both
             Route("/v1/hlr/jobs/{job_id}", show_job, methods=["GET"]),
             Route("/v1/hlr/jobs/{job_id}/results", job_results, methods=["GET"]),
             Route("/v1/hlr/jobs/{job_id}/stop", stop_job, methods=["POST"]),

@@ -58,6 +58,7 @@ from numlookup.webhooks.guard import UnsafeUrl, check_url
 log = logging.getLogger("numlookup.api")
 
 FILE_TYPES = ("text/csv", "text/plain")
+FILE_OPTIONS = ("column", "header", "callback_url", "max_age", "friendly_name")  # a file's query parameters
 READ_BYTES = 1 << 20  # the upload goes to the intake a megabyte at a time
 DEFAULT_PAGE, MAX_PAGE = 20, 100
 JSON = "application/json"
@@ -228,6 +229,10 @@ async def submit_job(request: Request) -> Response:
     reader: LineReader | None = None
     claim: Claim | None = None
     if media == "application/json":
+        if given := [name for name in FILE_OPTIONS if name in request.query_params]:
+            raise invalid_parameters(
+                f"Query parameters {', '.join(given)} are for a file body; a JSON body carries its options itself."
+            )
         raw, submission = await _submission_body(request, settings.max_job_json_bytes)
         if len(submission.numbers) > settings.max_job_numbers:
             raise too_many_job_numbers(settings.max_job_numbers)
@@ -303,6 +308,11 @@ def _discard(stager: Stager) -> None:
 def _terms(state: AppState, account: Account, request: Request) -> JobTerms:
     style = answer_style(account.status_style or state.settings.status_style, request.headers.get("user-agent"))
     return JobTerms(account_id=account.id, prices=state.prices, account_price=account.price, style=style)
+
+
+async def jobs_collection(request: Request) -> Response:
+    """``/v1/hlr/jobs``: POST submits, GET lists (one route, so a 405's ``Allow`` names both)."""
+    return await (submit_job(request) if request.method == "POST" else list_jobs(request))
 
 
 async def list_jobs(request: Request) -> Response:

@@ -328,7 +328,11 @@ def _job_paths(submission_ref: dict[str, Any], job_ref: dict[str, Any], list_ref
                 "description": "The numbers as JSON, or a file streamed as text/csv or text/plain (one number a line, "
                 "or a CSV column), whose options are query parameters. The whole body is read, resolved and its "
                 "credits reserved (the dearest outcome of each distinct valid number) before the 202; "
-                "a body that cannot be read, or credits that do not cover it, create nothing.",
+                "a body that cannot be read, a callback_url the server will not call (one that does not resolve, "
+                "or resolves to a loopback, private or link-local address unless the server allows those), or "
+                "credits that do not cover it, create nothing. "
+                + _IDEMPOTENCY.replace("the first response", "the first 202, the same job reserved once,")
+                + " A streamed file's fingerprint covers its type, its query parameters and its bytes.",
                 "security": security,
                 "parameters": file_options,
                 "requestBody": {
@@ -347,6 +351,11 @@ def _job_paths(submission_ref: dict[str, Any], job_ref: dict[str, Any], list_ref
                         "description": "Queued: the job, with its counts and reservation.",
                         "headers": {
                             "X-Request-Id": _REQUEST_ID,
+                            "Idempotent-Replayed": {
+                                "description": "`true` on a response replayed for a repeated Idempotency-Key.",
+                                "required": False,
+                                "schema": {"const": "true"},
+                            },
                             "Location": {
                                 "description": "The job's URL.",
                                 "required": True,
@@ -356,12 +365,20 @@ def _job_paths(submission_ref: dict[str, Any], job_ref: dict[str, Any], list_ref
                         "content": {"application/json": {"schema": job_ref}},
                     },
                     "400": _error_response(
-                        "102: the body or a parameter is wrong, or the file cannot be read; 103: too many numbers."
+                        "102: the body or a parameter is wrong, the file cannot be read, or the callback_url is "
+                        "refused (the description says why); 103: too many numbers."
                     ),
                     "401": _UNAUTHORIZED,
                     "402": _error_response("104: the credits do not cover the job's reservation; nothing was created."),
                     "408": _error_response("106: the headers or the body did not arrive in time; nothing was created."),
+                    "409": _error_response(
+                        "106: a request with this Idempotency-Key is still running; retry shortly.",
+                        retry_after=True,
+                    ),
                     "413": _error_response("102: the body is larger than max_job_bytes; nothing was created."),
+                    "422": _error_response(
+                        "102: this Idempotency-Key was used with another request body; nothing was created."
+                    ),
                     "429": _TOO_MANY,
                     "500": _error_response("103: server error; nothing was created or charged."),
                 },
@@ -374,7 +391,9 @@ def _job_paths(submission_ref: dict[str, Any], job_ref: dict[str, Any], list_ref
                     _text_query(
                         "limit", "Jobs per page (default 20).", {"type": "integer", "minimum": 1, "maximum": 100}
                     ),
-                    _text_query("cursor", "The previous page's next_cursor.", {"type": "string"}),
+                    _text_query(
+                        "cursor", "The previous page's next_cursor (another value is a 400).", {"type": "string"}
+                    ),
                 ],
                 "responses": {
                     "200": {

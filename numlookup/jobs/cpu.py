@@ -148,6 +148,8 @@ def stage_numbers(numbers: Sequence[str], chunk_numbers: int) -> Staged:
 def _pieces(numbers: Sequence[str], chunk_numbers: int) -> list[Piece]:
     """Resolve ``numbers`` in batches of at most ``chunk_numbers`` (of even size), each cut where it holds
     ``MAX_ROUTED_PER_CHUNK`` live-routed rows."""
+    if not numbers:
+        return []  # a block of a header line alone
     worker = _current()
     resolver = worker.resolver()
     pieces: list[Piece] = []

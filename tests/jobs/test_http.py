@@ -174,6 +174,19 @@ def test_a_malformed_file_is_400_and_changes_nothing(worker: Live, content: byte
     assert held(worker.engine, creds) == (parse_amount("1"), 0)
 
 
+def test_a_file_of_a_header_alone_is_a_job_of_none(worker: Live) -> None:
+    creds = worker.account("1")
+    with worker.client(creds) as client:
+        done = client.post(
+            "/v1/hlr/jobs",
+            params={"header": "true", "column": "1"},
+            content=b"name,phone\n",
+            headers={"Content-Type": "text/csv"},
+        )
+    assert done.status_code == 202, done.text
+    assert (done.json()["status"], done.json()["total_count"], done.json()["reserved"]) == ("COMPLETED", 0, "0")
+
+
 def test_a_callback_url_the_guard_refuses_is_400_naming_why(worker: Live) -> None:
     creds = worker.account("1")
     before = job_count(worker.engine)
