@@ -20,6 +20,7 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import ClassVar, Literal, get_args
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -130,7 +131,18 @@ class TwilioSettings(_HttpSourceSettings, kw_only=True, tag="twilio"):
     account_sid_env: str = ""
     auth_token: str = ""
     auth_token_env: str = ""
-    max_batch: ClassVar[int] = 1
+    max_batch: ClassVar[int] = 1  # Lookup v2 answers one number per request
+
+    def check(self, name: str) -> None:
+        super().check(name)
+        # The adapter appends /v2/PhoneNumbers/<number>?Fields=…: a url that already holds the path
+        # would ask /v2/v2/…, and a query of its own would be sent to Twilio with every lookup.
+        segments = {segment.casefold() for segment in urlsplit(self.url).path.split("/")}
+        if segments & {"v2", "phonenumbers"} or "?" in self.url or "#" in self.url:
+            raise ValueError(
+                f"upstreams.{name}.url is the API base such as https://lookups.twilio.com"
+                " (without /v2/PhoneNumbers: the source appends it), without a query"
+            )
 
 
 class TyntecSettings(_HttpSourceSettings, kw_only=True, tag="tyntec"):
@@ -139,6 +151,16 @@ class TyntecSettings(_HttpSourceSettings, kw_only=True, tag="tyntec"):
     api_key: str = ""
     api_key_env: str = ""
     max_batch: ClassVar[int] = 1
+
+    def check(self, name: str) -> None:
+        super().check(name)
+        # The spec's server URL ends in /nis/v1/; the kind appends /nis/v1/gnv to the API base itself.
+        path = urlsplit(self.url).path.rstrip("/")
+        if "?" in self.url or "#" in self.url or path.endswith(("/nis/v1", "/gnv")):
+            raise ValueError(
+                f"upstreams.{name}.url must be the API base such as https://api.tyntec.com"
+                " (/nis/v1/gnv is appended), without a query"
+            )
 
 
 class EnumSettings(_SourceSettings, kw_only=True, tag="enum"):

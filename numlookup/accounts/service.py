@@ -13,12 +13,20 @@ from sqlalchemy.exc import IntegrityError
 
 from numlookup.accounts import credentials
 from numlookup.accounts.allowlist import EVERYONE, Network, in_networks, parse_network
-from numlookup.accounts.errors import AccountError
-from numlookup.billing.ledger import add_credits
-from numlookup.status import StatusStyle, UnknownStyle, status_style
+from numlookup.accounts.errors import AccountConflict, AccountError, NotFound, UnknownAccount
+from numlookup.billing.ledger import Charge, add_credits, adjust_credits, book_credit
+from numlookup.status import StyleSetting, UnknownStyle, style_setting
 from numlookup.store import account_epoch
 from numlookup.store.engine import shown_url, write_transaction
 from numlookup.store.tables import accounts, allowed_networks
+
+# A name is shown in tables and addressed in URLs (/admin/v1/accounts/{name}): so no
+# control characters (C0, DEL, C1), no "/", and at most the column's 100 characters.
+NAME_MAX_LENGTH = 100
+_NOT_IN_NAMES = frozenset([*map(chr, range(0x20)), *map(chr, range(0x7F, 0xA0)), "/"])
+# The same rule as a JSON Schema pattern (the admin API's decoder enforces it): something
+# besides spaces, none of the characters above.
+NAME_PATTERN = r"^\s*[^\s\x00-\x1f\x7f-\x9f/][^\x00-\x1f\x7f-\x9f/]*$"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +37,7 @@ class Account:
     enabled: bool
     balance: int
     price: int | None
-    status_style: StatusStyle | None
+    status_style: StyleSetting | None  # None: the server's default; "auto": the calling client's words
     allowed_networks: tuple[str, ...]
     created_at: datetime
 
@@ -60,16 +68,35 @@ def _account(conn: Connection, row: Row[Any]) -> Account:
         enabled=bool(row.enabled),
         balance=row.balance,
         price=row.price,
-        status_style=None if row.status_style is None else status_style(row.status_style),
+        status_style=None if row.status_style is None else style_setting(row.status_style),
         allowed_networks=_allowed(conn, row.id),
         created_at=row.created_at,
     )
 
 
+def _check_name(name: str) -> str:
+    """The name a new account gets (surrounding spaces dropped), or AccountError saying what is wrong."""
+    name = name.strip()
+    if not name:
+        raise AccountError("an account needs a name")
+    if len(name) > NAME_MAX_LENGTH:
+        raise AccountError(f"an account name has at most {NAME_MAX_LENGTH} characters")
+    if any(c in _NOT_IN_NAMES for c in name):
+        raise AccountError("an account name has no control characters and no '/'")
+    return name
+
+
+def _addressable(name: str) -> str:
+    """``name`` as a key to look up, or UnknownAccount: no account holds a NUL (PostgreSQL refuses it in text)."""
+    if "\x00" in name:
+        raise UnknownAccount(name)
+    return name
+
+
 def _check_style(style: str | None) -> None:
     if style is not None:
         try:
-            status_style(style)
+            style_setting(style)
         except UnknownStyle as exc:
             raise AccountError(str(exc)) from None
 
@@ -83,10 +110,8 @@ def create_account(
     status_style: str | None = None,
     price: int | None = None,
 ) -> NewCredentials:
-    """Create an account; ``credits`` are booked through the ledger like any top-up."""
-    name = name.strip()
-    if not name:
-        raise AccountError("an account needs a name")
+    """Create an account; ``credits`` are booked through the ledger like any top-up, in the same transaction."""
+    name = _check_name(name)
     _check_style(status_style)
     networks = [str(parse_network(c)) for c in allow]
     username, secret = credentials.new_username(), credentials.new_secret()
@@ -112,22 +137,22 @@ def create_account(
             ).scalar_one()
             for cidr in dict.fromkeys(networks):
                 conn.execute(insert(allowed_networks).values(account_id=account_id, cidr=cidr))
+            if credits:  # in the same transaction: an account exists with its credits or not at all
+                book_credit(conn, account_id, credits, note="initial credits")
             account_epoch.bump(conn)
     except IntegrityError:
-        raise AccountError(f"an account named {name!r} exists already") from None
-    if credits:
-        add_credits(engine, account_id, credits, note="initial credits")
+        raise AccountConflict(f"an account named {name!r} exists already") from None
     return NewCredentials(name=name, api_username=username, api_password=secret)
 
 
-def _no_account(engine: Engine, name: str) -> AccountError:
+def _no_account(engine: Engine, name: str) -> UnknownAccount:
     """Names the database too: an unknown account is most often the right name in the wrong database."""
-    return AccountError(f"no account named {name!r} in {shown_url(engine)}")
+    return UnknownAccount(name, shown_url(engine))
 
 
 def get_account(engine: Engine, name: str) -> Account:
     with engine.connect() as conn:
-        row = conn.execute(select(accounts).where(accounts.c.name == name)).first()
+        row = conn.execute(select(accounts).where(accounts.c.name == _addressable(name))).first()
         if row is None:
             raise _no_account(engine, name)
         return _account(conn, row)
@@ -141,7 +166,7 @@ def list_accounts(engine: Engine) -> list[Account]:
 def _update(engine: Engine, name: str, **values: object) -> None:
     with write_transaction(engine) as conn:
         result = conn.execute(
-            update(accounts).where(accounts.c.name == name).values(updated_at=datetime.now(UTC), **values)
+            update(accounts).where(accounts.c.name == _addressable(name)).values(updated_at=datetime.now(UTC), **values)
         )
         if result.rowcount == 0:
             raise _no_account(engine, name)
@@ -173,10 +198,13 @@ def allow_network(engine: Engine, name: str, cidr: str) -> str:
     network = str(parse_network(cidr))
     account = get_account(engine, name)
     if network in account.allowed_networks:
-        raise AccountError(f"{network} is already on the allow-list of {name!r}")
-    with write_transaction(engine) as conn:
-        conn.execute(insert(allowed_networks).values(account_id=account.id, cidr=network))
-        account_epoch.bump(conn)
+        raise AccountConflict(f"{network} is already on the allow-list of {name!r}")
+    try:
+        with write_transaction(engine) as conn:
+            conn.execute(insert(allowed_networks).values(account_id=account.id, cidr=network))
+            account_epoch.bump(conn)
+    except IntegrityError:  # added by someone else since it was read
+        raise AccountConflict(f"{network} is already on the allow-list of {name!r}") from None
     return network
 
 
@@ -192,8 +220,18 @@ def deny_network(engine: Engine, name: str, cidr: str) -> str:
         account_epoch.bump(conn)
     if result.rowcount == 0:
         listed = ", ".join(account.allowed_networks) or "nothing"
-        raise AccountError(f"{network} is not on the allow-list of {name!r} (it holds {listed})")
+        raise NotFound(f"{network} is not on the allow-list of {name!r} (it holds {listed})")
     return network
+
+
+def top_up(engine: Engine, name: str, amount: int, note: str | None = None) -> Charge:
+    """Add credits to the account named ``name`` (a ``credit`` row): ``credits add``, and the admin top-up."""
+    return add_credits(engine, get_account(engine, name).id, amount, note)
+
+
+def correct(engine: Engine, name: str, amount: int, note: str) -> Charge:
+    """A correction of the balance of ``name``, either way (an ``adjustment`` row); never below zero."""
+    return adjust_credits(engine, get_account(engine, name).id, amount, note)
 
 
 # Verified against when the username is unknown, so both paths cost the same.

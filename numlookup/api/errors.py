@@ -110,6 +110,38 @@ def method_not_allowed(method: str, path: str, allowed: str) -> ApiError:
     )
 
 
+ADMIN_DISABLED_DESCRIPTION = "admin API disabled: set admin_token"
+ADMIN_CHALLENGE = 'Bearer realm="numlookup-admin"'
+
+
+def admin_disabled() -> ApiError:
+    """Every admin route while ``admin_token`` is unset: 404, as if absent, saying how to turn it on."""
+    return ApiError(404, ErrorCode.INVALID_PARAMETERS, ADMIN_DISABLED_DESCRIPTION)
+
+
+def admin_unauthorized() -> ApiError:
+    return ApiError(
+        401,
+        ErrorCode.UNAUTHORIZED,
+        "Admin endpoints need 'Authorization: Bearer <admin_token>'.",
+        {"WWW-Authenticate": ADMIN_CHALLENGE},
+    )
+
+
+def unknown_account(name: str) -> ApiError:
+    return ApiError(404, ErrorCode.INVALID_PARAMETERS, f"There is no account named {name!r}.")
+
+
+def missing(description: str) -> ApiError:
+    """404 for something an admin request names that does not exist (an allow-list entry, say)."""
+    return ApiError(404, ErrorCode.INVALID_PARAMETERS, description)
+
+
+def conflict(description: str) -> ApiError:
+    """409: the request contradicts what is stored (a name taken, a correction below zero); nothing changed."""
+    return ApiError(409, ErrorCode.INVALID_PARAMETERS, description)
+
+
 # Errors that end the connection: the rest of the body is not worth reading.
 _CLOSE = {"Connection": "close"}
 
@@ -143,6 +175,41 @@ def header_timeout(seconds: float) -> ApiError:
         ErrorCode.CLIENT_ERROR,
         f"The request headers did not arrive within {seconds:g} s; send them at once.",
         _CLOSE,
+    )
+
+
+def invalid_idempotency_key(why: str) -> ApiError:
+    """400, code 102: the header is malformed, so the request is not run (nor remembered)."""
+    return ApiError(400, ErrorCode.INVALID_PARAMETERS, f"The Idempotency-Key header is wrong: {why}.")
+
+
+def idempotency_key_in_use() -> ApiError:
+    """409 while the key's first request runs (draft-ietf-httpapi-idempotency-key-header: "a request is outstanding").
+
+    Code 106, as for 429: a retry needs no fix, only a moment (``Retry-After``),
+    and 106 ("Client error") is the one code the official clients accept that
+    blames neither the credentials (101), the parameters (102) nor the server (103).
+    """
+    return ApiError(
+        409,
+        ErrorCode.CLIENT_ERROR,
+        "A request with this Idempotency-Key is still being processed; retry after it has finished "
+        "to get its response.",
+        {"Retry-After": "1"},
+    )
+
+
+def idempotency_key_reused() -> ApiError:
+    """422, code 102: the key was used with another body or route; the parameters are what is wrong.
+
+    The client must change something (use a new key for a new request) before it
+    retries, which is what 102 ("Invalid parameters") tells the official clients.
+    """
+    return ApiError(
+        422,
+        ErrorCode.INVALID_PARAMETERS,
+        "This Idempotency-Key was used with a different request (another body or route); "
+        "use a new key for a new request.",
     )
 
 

@@ -28,9 +28,14 @@ from numlookup.settings import Settings
 
 # Probes must answer even while a client (or a load balancer's own address) is throttled.
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz"})
+# The admin API is not held to the lookups' request rates: an operator's script comes
+# from the addresses its lookups come from, and would spend their allowance (or they
+# its). Its token is still guarded: a wrong one counts as a failed authentication,
+# and an address serving that penalty is refused here too.
+ADMIN_PREFIX = "/admin/"
 # Dataset uploads are large and slow by nature; they are authenticated (bearer token)
 # before their body is read and stream it to a temporary file, never to memory.
-UNBOUNDED_BODY_PREFIX = "/admin/"
+UNBOUNDED_BODY_PREFIX = "/admin/v1/datasets/"
 MAX_KEYS = 100_000  # per table; beyond it the least recently seen key is forgotten
 
 
@@ -156,7 +161,8 @@ class AbuseGuard:
     never sends it); spend the presented username's token; then let the route run
     with a ``receive`` that stops the body at ``max_body_bytes`` (413) and at
     ``body_timeout_seconds`` after the route starts reading it (408). All of these
-    come before any charge, so a refused request costs nothing.
+    come before any charge, so a refused request costs nothing. Admin requests
+    (``ADMIN_PREFIX``) skip both rate limits but not the auth-failure penalty.
 
     The per-account limit is keyed by the presented Basic username before the
     password is checked, so it can refuse early; a token spent on a request that
@@ -203,13 +209,15 @@ class AbuseGuard:
         key = limit_key(client)
         now = time.monotonic()
         credentialed = "authorization" in headers
-        refusal = self._refusal(key, credentialed, now)
+        rated = not path.startswith(ADMIN_PREFIX)
+        refusal = self._refusal(key, credentialed, now, rated)
         bounded = not path.startswith(UNBOUNDED_BODY_PREFIX)
         if refusal is None and bounded:
             refusal = self._declared_too_large(headers)
         account: str | None = None
         if (
             refusal is None
+            and rated
             and self.per_account is not None
             and (presented := parse_basic(headers.get("authorization")))
         ):
@@ -244,8 +252,8 @@ class AbuseGuard:
                 if account is not None and self.per_account is not None:
                     self.per_account.give_back(account)
 
-    def _refusal(self, key: str, credentialed: bool, now: float) -> ApiError | None:
-        if self.per_ip is not None and (wait := self.per_ip.take(key, now)):
+    def _refusal(self, key: str, credentialed: bool, now: float, rated: bool) -> ApiError | None:
+        if rated and self.per_ip is not None and (wait := self.per_ip.take(key, now)):
             return too_many_requests(retry_after(wait), "this client address's request rate limit is exceeded.")
         if credentialed and self.failures is not None and (left := self.failures.penalty_left(key, now)):
             return too_many_requests(retry_after(left), "too many failed authentications from this client address.")

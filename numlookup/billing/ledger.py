@@ -3,6 +3,11 @@
 The balance check and the debit are one conditional UPDATE, so concurrent
 requests from any number of connections or processes can never take the balance
 below zero: the database serialises them, and the loser sees zero rows updated.
+An operator's correction that takes credits away is held to the same UPDATE.
+
+Ledger rows have three kinds: ``lookup`` (a charged request), ``credit`` (an
+operator's top-up) and ``adjustment`` (an operator's correction, either way, with
+a note saying why). The balance is always the sum of an account's rows.
 """
 
 from __future__ import annotations
@@ -10,12 +15,31 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal, cast
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from numlookup.billing.money import format_amount
 from numlookup.store import account_epoch
 from numlookup.store.engine import write_transaction
 from numlookup.store.tables import accounts, ledger
+
+LedgerKind = Literal["lookup", "credit", "adjustment"]
+
+
+class LedgerError(ValueError):
+    """An operator's top-up or correction refused before anything changed; the message says why."""
+
+
+class BelowZero(LedgerError):
+    """A correction that would take the balance below zero; nothing was changed."""
+
+    def __init__(self, balance: int, amount: int) -> None:
+        super().__init__(
+            f"a correction of {format_amount(amount)} would take the balance of {format_amount(balance)} below zero"
+        )
+        self.balance = balance
+        self.amount = amount
 
 
 class InsufficientCredits(Exception):
@@ -156,37 +180,73 @@ def charge(
         return debit(conn, account_id, request_id, amount, numbers)
 
 
-def add_credits(engine: Engine, account_id: int, amount: int, note: str | None = None) -> Charge:
-    """Credit an account (an operator's top-up), with its ledger row."""
+def _book(conn: Connection, account_id: int, kind: LedgerKind, amount: int, note: str | None) -> Charge:
+    """Move the balance by ``amount`` (signed) and write its ledger row, inside the caller's transaction.
+
+    Taking credits away is the charges' conditional UPDATE: it matches no row (and
+    changes nothing) when the balance does not cover it, so no interleaving of
+    charges and corrections can take a balance below zero. Raises ``BelowZero``.
+    """
     now = datetime.now(UTC)
-    with write_transaction(engine) as conn:
-        balance_after = conn.execute(
-            update(accounts)
-            .where(accounts.c.id == account_id)
-            .values(balance=accounts.c.balance + amount, updated_at=now)
-            .returning(accounts.c.balance)
-        ).scalar_one()
-        ledger_id = conn.execute(
-            insert(ledger)
-            .values(
-                account_id=account_id,
-                kind="credit",
-                amount=amount,
-                numbers=0,
-                balance_after=balance_after,
-                note=note,
-                created_at=now,
-            )
-            .returning(ledger.c.id)
-        ).scalar_one()
-        account_epoch.bump(conn)  # workers' cached balances are now too low: tell them
+    query = update(accounts).where(accounts.c.id == account_id)
+    if amount < 0:
+        query = query.where(accounts.c.balance >= -amount)
+    balance_after = conn.execute(
+        query.values(balance=accounts.c.balance + amount, updated_at=now).returning(accounts.c.balance)
+    ).scalar()
+    if balance_after is None:
+        balance = conn.execute(select(accounts.c.balance).where(accounts.c.id == account_id)).scalar_one()
+        raise BelowZero(balance, amount)
+    ledger_id = conn.execute(
+        insert(ledger)
+        .values(
+            account_id=account_id,
+            kind=kind,
+            amount=amount,
+            numbers=0,
+            balance_after=balance_after,
+            note=note,
+            created_at=now,
+        )
+        .returning(ledger.c.id)
+    ).scalar_one()
+    account_epoch.bump(conn)  # workers' cached balances are now wrong: tell them
     return Charge(ledger_id=ledger_id, amount=amount, balance_after=balance_after)
+
+
+def book_credit(conn: Connection, account_id: int, amount: int, note: str | None = None) -> Charge:
+    """A top-up inside the caller's transaction (a new account's initial credits commit with it)."""
+    if amount <= 0:
+        raise LedgerError("a top-up must be greater than zero")
+    return _book(conn, account_id, "credit", amount, note)
+
+
+def add_credits(engine: Engine, account_id: int, amount: int, note: str | None = None) -> Charge:
+    """Credit an account (an operator's top-up), with its ledger row; ``amount`` must be positive."""
+    with write_transaction(engine) as conn:
+        return book_credit(conn, account_id, amount, note)
+
+
+def adjust_credits(engine: Engine, account_id: int, amount: int, note: str) -> Charge:
+    """An operator's correction, either way, as its own ``adjustment`` row; ``note`` (why) is required.
+
+    Why a kind of its own: a top-up is money received, a correction is a mistake
+    put right (a refund, a wrong top-up taken back), and the ledger should tell
+    them apart. Refused with ``BelowZero``, nothing changed, if it would take the
+    balance below zero.
+    """
+    if amount == 0:
+        raise LedgerError("a correction must not be zero")
+    if not note.strip():
+        raise LedgerError("a correction needs a note saying why")
+    with write_transaction(engine) as conn:
+        return _book(conn, account_id, "adjustment", amount, note.strip())
 
 
 @dataclass(frozen=True, slots=True)
 class LedgerRow:
     id: int
-    kind: str
+    kind: LedgerKind
     request_id: str | None
     amount: int
     numbers: int
@@ -195,16 +255,18 @@ class LedgerRow:
     created_at: datetime
 
 
-def ledger_rows(engine: Engine, account_id: int, limit: int | None = 20) -> list[LedgerRow]:
-    """The newest rows first."""
+def ledger_rows(engine: Engine, account_id: int, limit: int | None = 20, before: int | None = None) -> list[LedgerRow]:
+    """The newest rows first; with ``before``, only rows older than that row id (the next page)."""
     query = select(ledger).where(ledger.c.account_id == account_id).order_by(ledger.c.id.desc())
+    if before is not None:
+        query = query.where(ledger.c.id < before)
     if limit is not None:
         query = query.limit(limit)
     with engine.connect() as conn:
         return [
             LedgerRow(
                 id=r.id,
-                kind=r.kind,
+                kind=cast(LedgerKind, r.kind),
                 request_id=r.request_id,
                 amount=r.amount,
                 numbers=r.numbers,

@@ -35,6 +35,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from numlookup.accounts import AccountError
+from numlookup.billing.ledger import LedgerError
 from numlookup.billing.money import AmountError
 from numlookup.datasets.distribution import MissingDataset
 from numlookup.datasets.formats import FormatError
@@ -43,6 +44,7 @@ from numlookup.status import UnknownStyle
 from numlookup.store import NoDatabase, make_engine, shown_url, upgrade
 from numlookup.store.backup import BackupError
 from numlookup.store.migrate import current_revision, head_revision
+from numlookup.webhooks.outbox import WebhookError
 
 EXIT_USER_ERROR = 1
 EXIT_USAGE_ERROR = 2  # what click and typer use for usage errors
@@ -76,10 +78,12 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     SettingsError,
     AccountError,
     AmountError,
+    LedgerError,
     UnknownStyle,
     FormatError,
     MissingDataset,
     BackupError,
+    WebhookError,
     OSError,
 )
 

@@ -1,4 +1,4 @@
-"""``numlookup credits``: top-ups and the ledger."""
+"""``numlookup credits``: top-ups, corrections and the ledger."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from rich.table import Table
 
 from numlookup import accounts, billing
 from numlookup.billing.ledger import LedgerRow
-from numlookup.billing.money import format_amount, parse_amount
-from numlookup.cli.base import CliError, JsonOption, database, out, print_json, user_errors
+from numlookup.billing.money import format_amount, parse_amount, parse_signed_amount
+from numlookup.cli.base import JsonOption, database, out, print_json, user_errors
 
 app = typer.Typer(help="Credits and the ledger.", no_args_is_help=True)
 
@@ -38,15 +38,31 @@ def add(
 ) -> None:
     """Add credits to an account (one ledger row)."""
     micros = parse_amount(amount)
-    if micros == 0:
-        raise CliError("the amount must be greater than zero")
-    engine = database()
-    row = billing.add_credits(engine, accounts.get_account(engine, name).id, micros, note)
+    row = accounts.top_up(database(), name, micros, note)
     added, balance = format_amount(micros), format_amount(row.balance_after)
     if as_json:
         print_json({"name": name, "added": added, "balance": balance, "ledger_id": row.ledger_id})
     else:
         out.print(f"added {added} to {name}; balance {balance}", highlight=False)
+
+
+# A negative AMOUNT (-5) looks like an option to the parser: unknown options stay arguments.
+@app.command("adjust", context_settings={"ignore_unknown_options": True})
+@user_errors
+def adjust(
+    name: str,
+    amount: Annotated[str, typer.Argument(help="A signed decimal: -5 takes 5 credits away, 2.5 adds them.")],
+    note: Annotated[str, typer.Option(help="Why (required), for the ledger.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Correct a balance either way (its own ledger row, kind adjustment); never below zero."""
+    micros = parse_signed_amount(amount)
+    row = accounts.correct(database(), name, micros, note)
+    adjusted, balance = format_amount(micros), format_amount(row.balance_after)
+    if as_json:
+        print_json({"name": name, "adjusted": adjusted, "balance": balance, "ledger_id": row.ledger_id})
+    else:
+        out.print(f"adjusted {name} by {adjusted}; balance {balance}", highlight=False)
 
 
 @app.command("show")

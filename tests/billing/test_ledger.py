@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from numlookup.accounts import get_account
-from numlookup.billing import InsufficientCredits, add_credits, charge, ledger_rows
+from numlookup.billing import (
+    BelowZero,
+    InsufficientCredits,
+    LedgerError,
+    add_credits,
+    adjust_credits,
+    charge,
+    ledger_rows,
+    parse_amount,
+)
 from numlookup.billing.ledger import Debit, debit_batch
+from numlookup.store import account_epoch
 from tests.conftest import AccountFactory
 
 
@@ -78,3 +90,98 @@ def test_a_batch_writes_what_one_by_one_debits_would(engine: Engine, make_accoun
             for d, o in zip(debits, outcomes, strict=True)
             if d.account_id == account.id and not isinstance(o, InsufficientCredits)
         ] == [r.id for r in charged]
+
+
+def test_a_correction_is_its_own_row_and_never_goes_below_zero(engine: Engine, make_account: AccountFactory) -> None:
+    creds = make_account(credits="1")
+    account = get_account(engine, creds.name)
+    taken = adjust_credits(engine, account.id, -parse_amount("0.4"), "  refund of a wrong top-up  ")
+    given = adjust_credits(engine, account.id, parse_amount("0.1"), "goodwill")
+    assert (taken.amount, taken.balance_after, given.balance_after) == (-400_000, 600_000, 700_000)
+    rows_before = ledger_rows(engine, account.id, None)
+    with pytest.raises(BelowZero) as info:
+        adjust_credits(engine, account.id, -parse_amount("0.700001"), "too much")
+    assert (info.value.balance, info.value.amount) == (700_000, -700_001)
+    assert "-0.700001" in str(info.value) and "0.7" in str(info.value)
+    assert ledger_rows(engine, account.id, None) == rows_before
+    assert get_account(engine, creds.name).balance == 700_000
+    assert [(r.kind, r.amount, r.balance_after, r.note) for r in rows_before[:2]] == [
+        ("adjustment", 100_000, 700_000, "goodwill"),
+        ("adjustment", -400_000, 600_000, "refund of a wrong top-up"),
+    ]
+    # Down to exactly zero is allowed: the balance covers it.
+    assert adjust_credits(engine, account.id, -700_000, "close").balance_after == 0
+
+
+@pytest.mark.parametrize(("amount", "note", "message"), [(0, "why", "not be zero"), (-1, "  ", "needs a note")])
+def test_a_correction_needs_an_amount_and_a_note(
+    engine: Engine, make_account: AccountFactory, amount: int, note: str, message: str
+) -> None:
+    account = get_account(engine, make_account(credits="1").name)
+    with pytest.raises(LedgerError, match=message):
+        adjust_credits(engine, account.id, amount, note)
+    with pytest.raises(LedgerError, match="greater than zero"):
+        add_credits(engine, account.id, 0)
+    assert len(ledger_rows(engine, account.id, None)) == 1
+
+
+def test_credit_changes_raise_the_account_change_counter(engine: Engine, make_account: AccountFactory) -> None:
+    """Workers drop their cached balances when it moves; a refused correction moves nothing."""
+    account = get_account(engine, make_account(credits="1").name)
+
+    def epoch() -> int:
+        with engine.connect() as conn:
+            return account_epoch.current(conn)
+
+    start = epoch()
+    add_credits(engine, account.id, 1)
+    adjust_credits(engine, account.id, -1, "back")
+    assert epoch() == start + 2
+    with pytest.raises(BelowZero):
+        adjust_credits(engine, account.id, -parse_amount("2"), "too much")
+    assert epoch() == start + 2
+
+
+def test_ledger_pages_by_row_id(engine: Engine, make_account: AccountFactory) -> None:
+    account = get_account(engine, make_account(credits="1").name)
+    for i in range(6):
+        add_credits(engine, account.id, i + 1)
+    everything = ledger_rows(engine, account.id, None)
+    assert [r.id for r in everything] == sorted((r.id for r in everything), reverse=True)
+    pages, before = [], None
+    while True:
+        page = ledger_rows(engine, account.id, 3, before=before)
+        if not page:
+            break
+        pages.append(page)
+        before = page[-1].id
+    assert [len(p) for p in pages] == [3, 3, 1]
+    assert [r for p in pages for r in p] == everything
+
+
+def test_concurrent_corrections_and_charges_never_take_a_balance_below_zero(
+    engine: Engine, make_account: AccountFactory
+) -> None:
+    """Corrections and charges racing on one account: exactly what the balance covers goes through."""
+    account = get_account(engine, make_account(credits="1").name)
+
+    def correct(i: int) -> bool:
+        try:
+            adjust_credits(engine, account.id, -parse_amount("0.1"), f"race {i}")
+        except BelowZero:
+            return False
+        return True
+
+    def lookup(i: int) -> bool:
+        try:
+            charge(engine, account.id, f"race-{i}", parse_amount("0.1"), 1)
+        except InsufficientCredits:
+            return False
+        return True
+
+    with ThreadPoolExecutor(8) as pool:
+        done = list(pool.map(lambda i: correct(i) if i % 2 else lookup(i), range(24)))
+    assert sum(done) == 10
+    rows = ledger_rows(engine, account.id, None)
+    assert get_account(engine, account.name).balance == 0 == sum(r.amount for r in rows)
+    assert len(rows) == 11 and min(r.balance_after for r in rows) == 0

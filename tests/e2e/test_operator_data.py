@@ -449,13 +449,13 @@ def test_data_status_lists_every_version_and_the_active_ones(live: Live) -> None
 # ---------------------------------------------------------------- without a token, without a server
 
 
-def test_without_an_admin_token_the_admin_route_does_not_exist(tmp_path: Path) -> None:
+def test_without_an_admin_token_the_admin_route_says_it_is_disabled(tmp_path: Path) -> None:
     for other in start_live(tmp_path / "no-admin"):
         with httpx.Client(base_url=other.url, timeout=30) as client:
             for token in (None, "anything", TOKEN):
                 response = admin(client, "ranges", b"37251,24805\n", token=token)
                 assert response.status_code == 404, response.text
-                assert response.json()["error"]["code"] == 102
+                assert response.json()["error"] == {"code": 102, "description": "admin API disabled: set admin_token"}
         assert catalog.all_versions(other.engine) == []
 
 

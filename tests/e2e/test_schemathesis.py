@@ -8,7 +8,14 @@ the document the server serves, generates requests from it (valid ones, and
 ones that break it on purpose), and checks every answer against it: no 5xx,
 only documented status codes, the documented content type, the documented
 headers present, the body of that status's schema, valid data accepted and
-invalid data refused, and the declared Basic auth actually enforced.
+invalid data refused, and the declared auth actually enforced: Basic for the
+lookup, the admin API's bearer token for ``/admin/v1/…``.
+
+The admin routes are exercised on accounts of their own (``TARGETS``): a path's
+``name`` is one of them four times in five, so generated changes, top-ups and
+corrections reach real accounts, and otherwise generated, so unknown names meet
+their 404. The lookups' account is never a target: a rotated secret or a disabled
+account would turn valid lookups into 401s.
 
 The number of generated cases is bounded (see the ``*_EXAMPLES`` constants),
 printed, and asserted to have reached its floor, so the module cannot pass by
@@ -20,6 +27,7 @@ one case in five, is random), with no per-example deadline: bounded by count, no
 from __future__ import annotations
 
 import base64
+import ipaddress
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -29,20 +37,28 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import APIOperation, BaseSchema, Case, GenerationMode, checks
+from schemathesis.specs.openapi.formats import unregister_string_format
 
-from numlookup.accounts import NewCredentials
+from numlookup.accounts import NewCredentials, create_account
+from numlookup.billing import parse_amount
 from tests.e2e.conftest import Live, start_live
 
 SYNC = "/v1/hlr/sync"
-# Generated cases per generation mode (valid, invalid) of each operation that takes input.
+ADMIN = "/admin/v1/"
+TOKEN = "schemathesis-admin-token-7a41c2"
+TARGETS = ("target-a", "target-b", "target-c")
+# Generated cases per generation mode (valid, invalid) of each operation that takes input:
+# the lookup, each admin operation, the dataset import (each case of it compiles a dataset).
 # Operations without input (the GETs) have one possible request: Hypothesis sends it once.
-LOOKUP_EXAMPLES = 420
-# Generated lookups sent with no, wrong or malformed credentials.
+LOOKUP_EXAMPLES = 200
+ADMIN_EXAMPLES = 25
+IMPORT_EXAMPLES = 10
+# Generated lookups and admin requests sent with no, wrong or malformed credentials.
 UNAUTHORIZED_EXAMPLES = 220
 # Floors the runs must reach: a little under the bounds, since Hypothesis may stop
 # early only when a strategy has no more distinct values to give. Together at least
 # 1,000 cases a run.
-MIN_CONFORMANCE_CASES = 800
+MIN_CONFORMANCE_CASES = 900
 MIN_UNAUTHORIZED_CASES = 200
 assert MIN_CONFORMANCE_CASES + MIN_UNAUTHORIZED_CASES >= 1000
 # What every answer is held to, whatever the request.
@@ -73,26 +89,79 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     come back to back, and hundreds of them fail authentication on purpose."""
     yield from start_live(
         tmp_path_factory.mktemp("schemathesis"),
-        env={"NUMLOOKUP_RATE_LIMIT_PER_IP": "0", "NUMLOOKUP_AUTH_FAILURE_LIMIT": "0"},
+        env={
+            "NUMLOOKUP_RATE_LIMIT_PER_IP": "0",
+            "NUMLOOKUP_AUTH_FAILURE_LIMIT": "0",
+            "NUMLOOKUP_ADMIN_TOKEN": TOKEN,
+        },
     )
 
 
 @pytest.fixture(scope="module")
 def creds(api: Live) -> NewCredentials:
     """Enough credits that no generated lookup meets a 402 (at most 10 numbers at 0.01 each)."""
-    return api.account(credits="1000")
+    made = api.account(credits="1000")
+    for name in TARGETS:
+        create_account(api.engine, name, credits=parse_amount("100"))
+    return made
+
+
+def networks() -> st.SearchStrategy[str]:
+    """What ``format: cidr`` means and JSON Schema cannot say: a network with its host bits zero.
+
+    Mostly a few common ones, so that generated removals find what generated additions
+    (and the default allow-list) put there; otherwise any network or single address.
+    """
+
+    def network(address: ipaddress.IPv4Address | ipaddress.IPv6Address, prefix: int) -> str:
+        return str(ipaddress.ip_network(f"{address}/{min(prefix, address.max_prefixlen)}", strict=False))
+
+    common = st.sampled_from(["0.0.0.0/0", "::/0", "10.0.0.0/8", "192.0.2.0/24", "2001:db8::/32"])
+    return st.one_of(common, st.builds(network, st.ip_addresses(), st.integers(0, 128)), st.ip_addresses().map(str))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cidr_format() -> Iterator[None]:
+    schemathesis.openapi.format("cidr", networks())
+    yield
+    unregister_string_format("cidr")
 
 
 def load_schema(url: str, creds: NewCredentials | None = None) -> BaseSchema:
-    """The served document, with our Basic credentials on every generated request when given.
+    """The served document, with our credentials on every generated request when given.
 
     The credentials come from configuration rather than generation, so invalid-data
     cases break the body, not the Authorization header (whose own test is below).
+    The dataset import also answers 400 to valid data: its body is a file whose lines
+    the importer checks, which a schema of ``type: string`` cannot describe.
     """
     config: dict[str, Any] = {"base-url": url, "generation": {"with-security-parameters": False}}
     if creds is not None:
-        config["auth"] = {"basic": {"username": creds.api_username, "password": creds.api_password}}
+        config["auth"] = {
+            "openapi": {
+                "basicAuth": {"username": creds.api_username, "password": creds.api_password},
+                "adminToken": {"bearer": TOKEN},
+            }
+        }
+        config["dictionaries"] = {"targets": {"values": list(TARGETS)}}
+        config["parameters"] = {"path.name": {"dictionary": "targets", "probability": 0.8}}
+        config["operations"] = [
+            {
+                "include-operation-id": "importDataset",
+                "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "400", "401", "404", "409"]}},
+            }
+        ]
     return schemathesis.openapi.from_url(f"{url}/openapi.json", config=schemathesis.Config.from_dict(config))
+
+
+IMPORT = f"POST {ADMIN}datasets/{{kind}}"
+
+
+def examples(label: str) -> int:
+    """Cases per generation mode of the operation ``label``."""
+    if label == f"POST {SYNC}":
+        return LOOKUP_EXAMPLES
+    return IMPORT_EXAMPLES if label == IMPORT else ADMIN_EXAMPLES
 
 
 def run_examples(strategy: st.SearchStrategy[T], examples: int, send: Callable[[T], None]) -> None:
@@ -174,18 +243,29 @@ def test_generated_requests_conform_to_the_schema(
     # Every route the document lists is exercised, and the routes every client relies on are listed.
     assert {operation.label for operation in operations} == documented
     assert documented >= {f"POST {SYNC}", "GET /healthz", "GET /readyz", "GET /metrics"}
+    admin = {label for label in documented if label.split(" ")[1].startswith(ADMIN)}
+    assert admin >= {f"POST {ADMIN}accounts", f"POST {ADMIN}accounts/{{name}}/adjustments", IMPORT}
     for operation in operations:
         modes = (
             [GenerationMode.POSITIVE, GenerationMode.NEGATIVE] if takes_input(operation) else [GenerationMode.POSITIVE]
         )
         for mode in modes:
-            run_examples(operation.as_strategy(generation_mode=mode), LOOKUP_EXAMPLES, sender(operation.label, mode))
+            run_examples(
+                operation.as_strategy(generation_mode=mode), examples(operation.label), sender(operation.label, mode)
+            )
 
     total = report(capsys, record_property, "conformance", tally)
     assert total >= MIN_CONFORMANCE_CASES
     lookups = {(mode, status) for (label, mode, status) in tally if label == f"POST {SYNC}"}
     assert lookups == {("positive", 200), ("negative", 400)}  # valid: answered; invalid: refused as 102/103
-    assert {status for (label, _, status) in tally if label != f"POST {SYNC}"} == {200}
+    assert {status for (label, _, status) in tally if label != f"POST {SYNC}" and label not in admin} == {200}
+    # Each admin operation did its work for some valid cases (and the rest met 404 or 409), and
+    # each one with a body refused some invalid ones with 400.
+    for label in admin - {IMPORT}:
+        assert any(200 <= status < 300 for (seen, mode, status) in tally if seen == label and mode == "positive"), label
+    for operation in operations:
+        if operation.label in admin and operation.body:
+            assert tally[(operation.label, "negative", 400)] > 0, operation.label
     assert {label for (label, _, _) in tally} == documented
     assert networks > 0  # the document's example numbers were sent, so network objects were checked too
 
@@ -193,24 +273,37 @@ def test_generated_requests_conform_to_the_schema(
 def test_requests_without_valid_credentials_are_refused_with_401(
     api: Live, creds: NewCredentials, capsys: pytest.CaptureFixture[str], record_property: Callable[[str, object], None]
 ) -> None:
-    """Credentials are checked before the body: valid or invalid bodies alike get the documented 401."""
-    operation = load_schema(api.url)[SYNC]["POST"]
-    bodies = st.one_of(
-        [operation.as_strategy(generation_mode=mode) for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)]
+    """Credentials are checked before the body: valid or invalid bodies alike get the documented 401.
+
+    Lookups with either kind of body; admin requests with valid ones (an invalid path
+    parameter may miss the route, and a route that is not there has no credentials to check).
+    """
+    schema = load_schema(api.url)
+    lookup = schema[SYNC]["POST"]
+    admin = [operation for methods in schema.values() for operation in methods.values() if ADMIN in operation.path]
+    assert admin
+    lookups = st.one_of(
+        [lookup.as_strategy(generation_mode=mode) for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)]
     )
-    tally: Counter[tuple[str, int]] = Counter()
+    admins = st.one_of([operation.as_strategy(generation_mode=GenerationMode.POSITIVE) for operation in admin])
+    # Half lookups, half admin requests, whatever the number of admin operations.
+    requests = st.booleans().flatmap(lambda to_admin: admins if to_admin else lookups)
+    tally: Counter[tuple[str, str, int]] = Counter()
 
     def send(drawn: tuple[Case[Any], str | None]) -> None:
         case, authorization = drawn
         headers = None if authorization is None else {"Authorization": authorization}
         response = case.call_and_validate(headers=headers, checks=CONFORMANCE)
-        tally[("no credentials" if authorization is None else "wrong credentials", response.status_code)] += 1
+        who = "admin" if ADMIN in case.operation.path else "lookup"
+        tally[(who, "no credentials" if authorization is None else "wrong credentials", response.status_code)] += 1
         assert response.status_code == 401, response.text
 
-    run_examples(st.tuples(bodies, wrong_authorizations(creds)), UNAUTHORIZED_EXAMPLES, send)
+    run_examples(st.tuples(requests, wrong_authorizations(creds)), UNAUTHORIZED_EXAMPLES, send)
     total = report(capsys, record_property, "unauthorized", tally)
     assert total >= MIN_UNAUTHORIZED_CASES
-    assert {key for key, _ in tally} == {"no credentials", "wrong credentials"}
+    assert {(who, kind) for who, kind, _ in tally} == {
+        (who, kind) for who in ("admin", "lookup") for kind in ("no credentials", "wrong credentials")
+    }
 
 
 def test_undeclared_methods_are_405_with_allow(api: Live) -> None:

@@ -2,13 +2,14 @@
 
 The body is the file itself; ``format``, ``delta`` and ``skip_invalid`` are query
 parameters. It runs the very import the CLI runs, so the same validation, the
-same atomic swap, the same report. Authentication is a bearer token from the
-``admin_token`` setting; with no token set, the endpoint does not exist.
+same atomic swap, the same report. Authentication is the admin API's bearer
+token (``token.py``). ``delta`` and ``skip_invalid`` take 1/true/yes or 0/false/no:
+anything else is a 400, since a misspelt ``delta`` read as "no" would replace the
+whole dataset with what was meant as a change to it.
 """
 
 from __future__ import annotations
 
-import hmac
 import tempfile
 
 import msgspec
@@ -16,8 +17,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from numlookup.api.errors import ApiError, ErrorCode, invalid_parameters, not_found
-from numlookup.api.state import AppState
+from numlookup.api.admin.token import admin_state
+from numlookup.api.errors import invalid_parameters, not_found
 from numlookup.datasets import sources
 from numlookup.datasets.catalog import dataset_kind
 from numlookup.datasets.follower import refresh
@@ -25,26 +26,21 @@ from numlookup.datasets.formats import FormatError
 from numlookup.datasets.importer import ImportFailed, ImportReport, import_dataset, line_errors
 
 _encoder = msgspec.json.Encoder()
-_TRUE = ("1", "true", "yes")
+# kamailio files need their carrier map file beside them: the CLI only.
+HTTP_FORMATS = tuple(f for f in sources.FORMATS if f != "kamailio")
+FLAGS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
 
-def _check_token(request: Request, token: str) -> None:
-    if not token:
-        raise not_found(request.method, request.url.path)
-    presented = request.headers.get("authorization", "")
-    scheme, _, value = presented.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
-        raise ApiError(
-            401,
-            ErrorCode.UNAUTHORIZED,
-            "Admin endpoints need 'Authorization: Bearer <admin_token>'.",
-            {"WWW-Authenticate": 'Bearer realm="numlookup-admin"'},
-        )
+def _flag(request: Request, key: str) -> bool:
+    text = request.query_params.get(key, "0")
+    value = FLAGS.get(text.lower())
+    if value is None:
+        raise invalid_parameters(f"`{key}` must be one of {', '.join(FLAGS)} (got {text!r}).")
+    return value
 
 
 async def import_dataset_route(request: Request) -> Response:
-    state: AppState = request.app.state.numlookup
-    _check_token(request, state.settings.admin_token)
+    state = admin_state(request)
     kind = dataset_kind(request.path_params["kind"])
     if kind is None:
         raise not_found(request.method, request.url.path)
@@ -54,8 +50,8 @@ async def import_dataset_route(request: Request) -> Response:
         raise invalid_parameters(f"format must be one of {', '.join(sources.FORMATS)}.") from None
     if fmt == "kamailio":
         raise invalid_parameters("kamailio imports need their carrier map file: use `numlookup data import-*`.")
-    delta = request.query_params.get("delta", "").lower() in _TRUE
-    skip_invalid = request.query_params.get("skip_invalid", "").lower() in _TRUE
+    delta = _flag(request, "delta")
+    skip_invalid = _flag(request, "skip_invalid")
 
     with tempfile.TemporaryFile() as spool:
         async for chunk in request.stream():
