@@ -214,7 +214,7 @@ def _percent(share: float) -> str:
 
 def source_lines() -> list[str]:
     """The registry and range sources the figures come from, with their versions and dates."""
-    from numlookup.numbering.sources import shipped_sources
+    from numlookup.numbering.provenance import shipped_sources
 
     sources = shipped_sources()
     lines = []
@@ -331,7 +331,7 @@ def agreement_lines(space: SpaceReport) -> list[str]:
 def coverage_json(report: CoverageReport, space: SpaceReport | None = None) -> dict[str, Any]:
     """A JSON-ready dict: totals, the TOP_40 totals, one object per region; the mobile space beside."""
     from numlookup.numbering.coverage import TOP_40
-    from numlookup.numbering.sources import shipped_sources
+    from numlookup.numbering.provenance import shipped_sources
 
     def totals(r: CoverageReport) -> dict[str, Any]:
         return {
@@ -422,7 +422,7 @@ def sources(as_json: JsonOption = False) -> None:
     """Every source of the shipped data: origin, commit or date, licence, attribution (see PROVENANCE.md, NOTICE)."""
     from rich.table import Table
 
-    from numlookup.numbering.sources import shipped_sources
+    from numlookup.numbering.provenance import shipped_sources
 
     found = shipped_sources()
     if as_json:

@@ -25,7 +25,7 @@ from numlookup.numbering import Resolver
 from numlookup.numbering.intervals import pad_high, pad_low
 from numlookup.numbering.networks import NetworkRegistry
 from numlookup.numbering.operator_data import DataNetwork, OperatorData, RangeMap
-from numlookup.numbering.sources import KINDS, shipped_sources
+from numlookup.numbering.provenance import KINDS, shipped_sources
 
 ROOT = Path(__file__).resolve().parents[2]
 VENDORED = ROOT / "data" / "sources"
