@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import io
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import phonenumbers
@@ -44,6 +45,7 @@ from numlookup.numbering.coverage import (
 )
 from numlookup.numbering.networks import NetworkRegistry
 from numlookup.numbering.resolver import shared_plan
+from tests.support import cli_json, run_cli
 
 # Floors: the weighted share of named prefixes reached per TOP_40 region, rounded down. Regions not listed are at 100%.
 TOP_40_BELOW_TARGET: dict[str, float] = {
@@ -305,3 +307,23 @@ def test_portability_regions_still_return_the_range_holder() -> None:
     assert carrier.safe_display_name(number, "en") == ""
     [resolution] = Resolver().resolve(["+4915112345678"])
     assert resolution.original_network is not None and resolution.original_network.mccmnc == "26201"
+
+
+def test_the_cli_prints_the_sources_both_measures_and_what_decided(tmp_path: Path) -> None:
+    """``numlookup data coverage --by-source`` and ``numlookup data sources`` as a user runs them."""
+    data_dir = tmp_path / "data"  # none: coverage caches the compiled plan only in an existing data directory
+    result = run_cli(data_dir, "data", "coverage", "--region", "FR", "--region", "IN", "--by-source")
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Registry: Wikipedia MCC/MNC tables") and "2024-09-09" in lines[0]
+    assert "2025-03-14" in lines[0]
+    assert lines[1].startswith("Ranges: in-mob-prefix") and "2024-10-15" in lines[1] and "2026-04-20" in lines[1]
+    assert "Mobile number space" in result.stdout and "What decided the MCC/MNC" in result.stdout
+    assert "block, in-mob-prefix" in result.stdout and "block, arcep" in result.stdout
+    assert any(line.startswith("arcep blocks:") for line in lines)
+    listed = {s["id"]: s for s in cli_json(data_dir, "data", "sources")}
+    assert listed["in-mob-prefix"]["version"] == "544fe1ec0c012bbe181fbd56958b45f09b7837a4"
+    assert listed["in-mob-prefix"]["licence"].startswith("CC0 1.0")
+    assert listed["arcep"]["licence"] == "Licence Ouverte 2.0 (Etalab)"
+    assert listed["android-carrier-id"]["licence"] == "Apache-2.0"
+    assert listed["libphonenumber"]["version"] == phonenumbers.__version__
+    assert not data_dir.exists()  # neither command creates a data directory
