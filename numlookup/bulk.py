@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import gc
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import IO, Literal
@@ -34,6 +35,7 @@ CSV_HEADER = (
 )
 LOOKUP_COLUMNS = CSV_HEADER.rstrip("\n").split(",")[1:]  # what a CSV input's kept columns are followed by
 _NEEDS_QUOTES = frozenset(',"\r\n')
+_JSON_ESCAPED = re.compile(r'[\x00-\x1f"\\\ud800-\udfff]')  # what a JSON string cannot hold as it is
 
 
 @dataclass
@@ -126,10 +128,25 @@ def format_csv(columns: Columns) -> str:
 
 
 def format_jsonl(columns: Columns, style: StatusStyle) -> bytes:
+    """One result object a line; a chunk whose inputs need no JSON escape is formatted as text, in one pass.
+
+    msgspec escapes only control characters, ``"`` and ``\\`` in a string (and
+    cannot encode a lone surrogate); inputs free of them are their own JSON
+    string bodies, and so are their E.164 forms. Two ``encode`` calls and four
+    ``bytes`` concatenations per line were a fifth of a bulk run.
+    """
     codes, representatives = _combinations(columns)
     tails = [_json_tail(columns, i, style) for i in representatives]
     encode = msgspec.json.encode
     numbers = _numbers_column(columns)
+    if _JSON_ESCAPED.search("".join(columns.inputs)) is None:
+        text = [tail.decode("utf-8") for tail in tails]
+        return "".join(
+            [
+                f'{{"input":"{inp}","number":"{num}"{text[code]}\n'
+                for inp, num, code in zip(columns.inputs, numbers, codes.tolist(), strict=True)
+            ]
+        ).encode("utf-8")
     return b"".join(
         [
             b'{"input":' + encode(inp) + b',"number":' + encode(num) + tails[code] + b"\n"

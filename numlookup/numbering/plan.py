@@ -297,9 +297,11 @@ class NumberingPlan:
         starts[0] = 0
         starts[1:] = ends[:-1] + 1
         nlen = ends - starts - 1  # characters after the "+"
-        nondigit = np.cumsum((buf - 48) > 9, dtype=np.int32)  # uint8 wraps: everything but 0-9 is > 9
+        # Non-digits per line, its "+" and newline included (uint8 wraps: everything but 0-9 is > 9);
+        # every line holds at least its newline, so no segment of reduceat is empty.
+        nondigit = np.add.reduceat((buf - 48) > 9, starts, dtype=np.int32)
         # non-digits in [start, end]: the "+" and the newline, nothing else
-        cand = (buf[starts] == 43) & (nlen >= 1) & (nlen <= MAX_DIGITS) & (nondigit[ends] - nondigit[starts] == 1)
+        cand = (buf[starts] == 43) & (nlen >= 1) & (nlen <= MAX_DIGITS) & (nondigit == 2)
         if cand.all():
             idx = np.arange(count, dtype=np.int64)
             chosen: Iterable[str] = numbers
