@@ -73,8 +73,17 @@ def timed(command: Sequence[str], env: dict[str, str]) -> float:
     return time.perf_counter() - start
 
 
-def median_of(runs: int, command: Sequence[str], env: dict[str, str]) -> float:
-    return statistics.median(timed(command, env) for _ in range(runs))
+def medians(runs: int, commands: Sequence[Sequence[str]], env: dict[str, str]) -> list[float]:
+    """Each command's median wall time over ``runs`` rounds; a round runs every command once, in turn.
+
+    Interleaved, so that a reference and the command set against it share the
+    machine's load of the same minute (on a shared machine it swings 2x within one).
+    """
+    times: list[list[float]] = [[] for _ in commands]
+    for _ in range(runs):
+        for command, runs_of in zip(commands, times, strict=True):
+            runs_of.append(timed(command, env))
+    return [statistics.median(runs_of) for runs_of in times]
 
 
 def mixed_file(path: Path, lines: int, invalid: float, seed: int) -> str:
@@ -103,44 +112,56 @@ def mixed_file(path: Path, lines: int, invalid: float, seed: int) -> str:
 
 def row_one(data_dir: Path, repeat: int) -> None:
     env = environment(data_dir)
-    reference = median_of(repeat, [sys.executable, str(HERE / "cli_reference_one.py"), NUMBER], env)
-    ours = median_of(repeat, [sys.executable, "-m", "numlookup", "lookup", NUMBER], env)
+    reference, ours = medians(
+        repeat,
+        [
+            [sys.executable, str(HERE / "cli_reference_one.py"), NUMBER],
+            [sys.executable, "-m", "numlookup", "lookup", NUMBER],
+        ],
+        env,
+    )
     print(
         f"(1) numlookup lookup {NUMBER}, cache warm: {ours:.3f} s; reference (phonenumbers + carrier) {reference:.3f} s"
     )
     print(f"    ratio numlookup/reference: {ours / reference:.1f}x (target <= 4x)")
 
 
-def naive_seconds(work: Path, source: Path, lines: int, sample: int, repeat: int, env: dict[str, str]) -> float:
-    """The naive loop's wall time on the whole file: measured, or extrapolated from its first ``sample`` lines.
+def row_two(data_dir: Path, lines: int, invalid: float, seed: int, repeat: int, sample: int) -> None:
+    """Against the naive loop: measured on the whole file, or extrapolated from its first ``sample`` lines.
 
     Extrapolated as start-up (the script on an empty file) plus the sample's loop
     time scaled to ``lines``: the loop's cost per line does not depend on the
     file's length, and a 300,000-line run takes a minute on a loaded machine.
     """
-    script = [sys.executable, str(HERE / "cli_reference_bulk.py")]
-    if sample >= lines:
-        return median_of(repeat, [*script, str(source), str(work / "naive.jsonl")], env)
-    head = work / "sample.txt"
-    with source.open("rb") as full:
-        head.write_bytes(b"".join(full.readline() for _ in range(sample)))
-    (work / "empty.txt").write_bytes(b"")
-    startup = median_of(repeat, [*script, str(work / "empty.txt"), str(work / "naive.jsonl")], env)
-    part = median_of(repeat, [*script, str(head), str(work / "naive.jsonl")], env)
-    return startup + (part - startup) * lines / sample
-
-
-def row_two(data_dir: Path, lines: int, invalid: float, seed: int, repeat: int, sample: int) -> None:
     work = data_dir / "bulk"
     work.mkdir(exist_ok=True)
     source = work / "mixed.txt"
     print(f"    input: {mixed_file(source, lines, invalid, seed)}")
     env = environment(data_dir)
-    reference = naive_seconds(work, source, lines, sample, repeat, env)
-    how = "measured" if sample >= lines else f"start-up + {sample:,} lines, scaled"
-    command = ["--input", str(source), "--format", "jsonl", "--output", str(work / "out.jsonl")]
-    ours = median_of(repeat, [sys.executable, "-m", "numlookup", "lookup", *command], env)
-    written = sum(1 for _ in (work / "out.jsonl").open("rb"))
+    script = [sys.executable, str(HERE / "cli_reference_bulk.py")]
+    out = work / "out.jsonl"
+    ours_command = [sys.executable, "-m", "numlookup", "lookup", "--input", str(source), "--format", "jsonl"]
+    ours_command += ["--output", str(out)]
+    if sample >= lines:
+        reference, ours = medians(repeat, [[*script, str(source), str(work / "naive.jsonl")], ours_command], env)
+        how = "measured"
+    else:
+        head = work / "sample.txt"
+        with source.open("rb") as full:
+            head.write_bytes(b"".join(full.readline() for _ in range(sample)))
+        (work / "empty.txt").write_bytes(b"")
+        startup, part, ours = medians(
+            repeat,
+            [
+                [*script, str(work / "empty.txt"), str(work / "naive.jsonl")],
+                [*script, str(head), str(work / "naive.jsonl")],
+                ours_command,
+            ],
+            env,
+        )
+        reference = startup + (part - startup) * lines / sample
+        how = f"start-up {startup:.2f} s + {sample:,} lines, scaled"
+    written = sum(1 for _ in out.open("rb"))
     assert written == lines, f"numlookup wrote {written} lines for {lines}"
     print(
         f"(2) numlookup lookup --input ({lines:,} lines) --format jsonl: {ours:.2f} s "
