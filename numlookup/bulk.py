@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import gc
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import IO, Literal
@@ -36,6 +37,7 @@ LOOKUP_COLUMNS = CSV_HEADER.rstrip("\n").split(",")[1:]  # what a CSV input's ke
 _NEEDS_QUOTES = frozenset(',"\r\n')
 _NUMBER_KEY = b'{"number":'
 _NUMBER_FIELD = b',"number":'
+_JSON_ESCAPED = re.compile(r'[\x00-\x1f"\\\ud800-\udfff]')  # what a JSON string cannot hold as it is
 
 
 @dataclass
@@ -148,7 +150,22 @@ def format_jsonl(columns: Columns, style: StatusStyle) -> bytes:
 
 
 def render_jsonl(inputs: Sequence[str], numbers: Sequence[str], tails: Sequence[bytes], codes: np.ndarray) -> bytes:
-    """JSON lines: each row's ``input`` and ``number``, then the tail of its code (the rest of its result object)."""
+    """JSON lines: each row's ``input`` and ``number``, then the tail of its code (the rest of its result object).
+
+    A chunk whose inputs need no JSON escape is formatted as text, in one pass:
+    msgspec escapes only control characters, ``"`` and ``\\`` in a string (and
+    cannot encode a lone surrogate); inputs free of them are their own JSON
+    string bodies, and so are their E.164 forms. Two ``encode`` calls and four
+    ``bytes`` concatenations per line were a fifth of a bulk run.
+    """
+    if _JSON_ESCAPED.search("".join(inputs)) is None and _JSON_ESCAPED.search("".join(numbers)) is None:
+        text = [tail.decode("utf-8") for tail in tails]
+        return "".join(
+            [
+                f'{{"input":"{inp}","number":"{num}"{text[code]}\n'
+                for inp, num, code in zip(inputs, numbers, codes.tolist(), strict=True)
+            ]
+        ).encode("utf-8")
     encode = msgspec.json.encode
     return b"".join(
         [

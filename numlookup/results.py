@@ -9,13 +9,16 @@ answered, its ``LiveResult``.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import msgspec
 
-from numlookup.live.service import LiveResult
 from numlookup.numbering.models import Network, Resolution
 from numlookup.settings import OFFLINE
 from numlookup.status import StatusStyle, status_word
+
+if TYPE_CHECKING:  # the live layer (httpx, metrics) is not loaded for an offline answer: the CLI's
+    from numlookup.live.service import LiveResult
 
 
 class MobileNetwork(msgspec.Struct):

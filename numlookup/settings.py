@@ -22,14 +22,15 @@ from collections.abc import Mapping
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
 
 from numlookup.source_settings import UpstreamSettings, resolve_secrets, with_kind
 from numlookup.status import StyleSetting
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 ENV_PREFIX = "NUMLOOKUP_"
 
@@ -335,6 +336,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     @property
     def shown_database_url(self) -> str:
         """``effective_database_url`` with its password masked, for output, logs and errors."""
+        from sqlalchemy.engine import make_url  # SQLAlchemy only where a URL is parsed: the CLI's lookup needs none
+
         return make_url(self.effective_database_url).render_as_string(hide_password=True)
 
     @property
@@ -376,6 +379,9 @@ def config_path(environ: Mapping[str, str] | None = None) -> Path | None:
 
 def _check_database_url(url: str) -> None:
     """A URL SQLAlchemy can parse; a SQLite file must be named by an absolute path. The URL is never echoed."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -402,6 +408,9 @@ def _anchor_paths(values: dict[str, object], folder: Path) -> None:
         values["data_dir"] = str(folder / data_dir)
     url = values.get("database_url")
     if isinstance(url, str) and url:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
         try:
             parsed = make_url(url)
         except ArgumentError:
@@ -421,6 +430,9 @@ def _check_env_paths(found: dict[str, object]) -> None:
         )
     url = found.get("database_url")
     if isinstance(url, str) and url:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
         try:
             relative = _relative_sqlite_file(make_url(url))
         except ArgumentError:

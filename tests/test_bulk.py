@@ -373,3 +373,30 @@ def test_the_garbage_collector_runs_again_after_a_file_even_a_refused_one() -> N
     with pytest.raises(BulkInputError, match="line 1 has 1 column; --column 3 needs at least 4"):
         lookup_file(Resolver(), io.BytesIO(b"+37251000001\n"), io.BytesIO(), column=3)
     assert gc.isenabled()
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        ["+37251000001", "+447712345678", "hello", "", "+٣٧٢٥١٠٠٠٠٠١", "Zoë +372 5100 0001"],  # no escapes: as text
+        ["+37251000001", 'say "hi"', "back\\slash", "tab\there", "\x01"],  # escapes: every line through msgspec
+    ],
+)
+def test_jsonl_lines_are_what_msgspec_encodes(inputs: list[str]) -> None:
+    """Whichever way a chunk is formatted, each line is ``{"input", "number", …}`` exactly as msgspec writes it."""
+    import msgspec
+
+    from numlookup.bulk import format_jsonl
+    from numlookup.results import number_result
+
+    columns = Resolver().resolve_columns(inputs)
+    lines = format_jsonl(columns, "seed").splitlines()
+    assert len(lines) == len(inputs)
+    for i, line in enumerate(lines):
+        result = msgspec.to_builtins(number_result(columns.resolution(i), "seed"))
+        decoded = json.loads(line)
+        assert decoded["input"] == inputs[i]
+        result["checkedAt"] = decoded["checkedAt"]
+        assert decoded == {"input": inputs[i], **result}
+        expected = msgspec.json.encode({"input": inputs[i], **result})
+        assert line == expected

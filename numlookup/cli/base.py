@@ -26,25 +26,16 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from typing import Annotated, Any, ParamSpec, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, Protocol, TypeVar, cast
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from sqlalchemy import Engine
-from sqlalchemy.exc import ArgumentError, DBAPIError
 
-from numlookup.accounts import AccountError
-from numlookup.billing.ledger import LedgerError
-from numlookup.billing.money import AmountError
-from numlookup.datasets.distribution import MissingDataset
-from numlookup.datasets.formats import FormatError
-from numlookup.settings import Settings, SettingsError, get_settings
-from numlookup.status import UnknownStyle
-from numlookup.store import NoDatabase, make_engine, shown_url, upgrade
-from numlookup.store.backup import BackupError
-from numlookup.store.migrate import current_revision, head_revision
-from numlookup.webhooks.outbox import WebhookError
+from numlookup.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 EXIT_USER_ERROR = 1
 EXIT_USAGE_ERROR = 2  # what click and typer use for usage errors
@@ -72,20 +63,29 @@ class CliError(Exception):
     """A user mistake found by the command itself."""
 
 
-# Errors whose message is written for the person at the terminal.
-USER_ERRORS: tuple[type[Exception], ...] = (
-    CliError,
-    SettingsError,
-    AccountError,
-    AmountError,
-    LedgerError,
-    UnknownStyle,
-    FormatError,
-    MissingDataset,
-    BackupError,
-    WebhookError,
-    OSError,
+# Errors whose message is written for the person at the terminal, by module and name. A
+# command imports only what it needs (``numlookup lookup`` no SQLAlchemy), so the
+# classes are looked up among the modules already imported: an error whose module
+# was never imported cannot have been raised.
+_USER_ERRORS = (
+    ("numlookup.cli.base", "CliError"),
+    ("numlookup.settings", "SettingsError"),
+    ("numlookup.accounts.errors", "AccountError"),
+    ("numlookup.billing.money", "AmountError"),
+    ("numlookup.billing.ledger", "LedgerError"),
+    ("numlookup.status", "UnknownStyle"),
+    ("numlookup.datasets.formats", "FormatError"),
+    ("numlookup.datasets.distribution", "MissingDataset"),
+    ("numlookup.store.backup", "BackupError"),
+    ("numlookup.webhooks.outbox", "WebhookError"),
 )
+
+
+def user_error_types() -> tuple[type[Exception], ...]:
+    """The user-error classes of every imported module (and ``OSError``): what ``except`` maps to one line."""
+    loaded = [getattr(sys.modules[module], name) for module, name in _USER_ERRORS if module in sys.modules]
+    return (*loaded, OSError)
+
 
 # typer raises click's exceptions (recent typer releases carry their own copy of click): their common base.
 _CLICK_EXCEPTION: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
@@ -112,7 +112,7 @@ def user_errors(command: Callable[P, R]) -> Callable[P, R]:
     def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
-        except USER_ERRORS as exc:
+        except user_error_types() as exc:
             raise typer.Exit(fail(_one_line(exc))) from None
 
     return guarded
@@ -122,7 +122,7 @@ def run(app: typer.Typer) -> int:
     """Run the ``numlookup`` command; returns its exit status. Every failure a user causes is one ``error:`` line."""
     try:
         result = app(standalone_mode=False)
-    except USER_ERRORS as exc:
+    except user_error_types() as exc:
         return fail(_one_line(exc))
     except typer.Abort:
         return fail("aborted")
@@ -158,6 +158,11 @@ def open_engine(config: Settings, *, create: bool = False) -> tuple[Engine, str 
 
     Without ``create`` a missing SQLite file is an error and nothing is created.
     """
+    from sqlalchemy.exc import ArgumentError, DBAPIError
+
+    from numlookup.store import NoDatabase, make_engine, shown_url
+    from numlookup.store.migrate import current_revision
+
     try:
         engine = make_engine(config.effective_database_url, sqlite_synchronous=config.sqlite_synchronous, create=create)
     except NoDatabase as exc:
@@ -179,6 +184,9 @@ def database(config: Settings | None = None, *, create: bool = False) -> Engine:
     created. An existing SQLite database is migrated on use; other databases
     must be upgraded (``numlookup db upgrade``) first.
     """
+    from numlookup.store import shown_url, upgrade
+    from numlookup.store.migrate import head_revision
+
     config = config or settings()
     engine, current = open_engine(config, create=create)
     if current == head_revision(engine):

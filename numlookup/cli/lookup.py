@@ -14,6 +14,8 @@ from numlookup.status import STATUS_STYLES, StatusStyle, answer_style, status_st
 if TYPE_CHECKING:
     from numlookup.bulk import OutputFormat
     from numlookup.numbering import Resolver
+    from numlookup.numbering.operator_data import OperatorData
+    from numlookup.settings import Settings
 
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("csv", "jsonl")
 
@@ -100,7 +102,6 @@ def lookup(
     (memory stays flat) into CSV or JSON lines, one row per input line, a CSV
     input's columns kept; a progress bar shows on a terminal.
     """
-    from numlookup.datasets.follower import load_operator_data
     from numlookup.numbering import Resolver
     from numlookup.numbering.resolver import shared_plan
 
@@ -120,15 +121,24 @@ def lookup(
     config = settings()
     chosen = status_style(style) if style else answer_style(config.status_style, None)  # auto: no client, the seed's
     hint = _region(region)
-    resolver = Resolver(
-        operator=load_operator_data(database(config), config.data_path),
-        plan=shared_plan(config.data_path / "cache"),
-    )
+    resolver = Resolver(operator=_operator_data(config), plan=shared_plan(config.data_path / "cache"))
     if numbers:
         _numbers(resolver, numbers, output_file, output, hint, chosen)
         return
     assert input_file is not None
     _bulk(resolver, input_file, output_file, output or "csv", hint, column, header, separator, chosen)
+
+
+def _operator_data(config: Settings) -> OperatorData:
+    """The active imported data: read with sqlite3 where it can be (a fast start), else through SQLAlchemy."""
+    from numlookup.datasets.active import quick_operator_data
+
+    quick = quick_operator_data(config.effective_database_url, config.data_path)
+    if quick is not None:
+        return quick
+    from numlookup.datasets.follower import load_operator_data
+
+    return load_operator_data(database(config), config.data_path)
 
 
 def _numbers(

@@ -3,6 +3,8 @@
 The compiled versions live in files under the data directory; the database says
 which folder is the active version of each kind, so every worker process (and
 every node sharing the folder) can follow a new version by polling one query.
+SQLAlchemy is imported by the functions that query, so that ``active`` can name
+the kinds without it.
 """
 
 from __future__ import annotations
@@ -11,12 +13,10 @@ import shutil
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
-from sqlalchemy import Engine, func, insert, select, update
-
-from numlookup.store.engine import write_transaction
-from numlookup.store.tables import datasets
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 DatasetKind = Literal["ranges", "ported"]
 KINDS: tuple[DatasetKind, ...] = get_args(DatasetKind)
@@ -64,18 +64,31 @@ def _version(row: object) -> DatasetVersion:
 
 
 def active_versions(engine: Engine) -> dict[str, DatasetVersion]:
+    from sqlalchemy import select
+
+    from numlookup.store.tables import datasets
+
     with engine.connect() as conn:
         rows = conn.execute(select(datasets).where(datasets.c.active.is_(True)))
         return {row.kind: _version(row) for row in rows}
 
 
 def all_versions(engine: Engine) -> list[DatasetVersion]:
+    from sqlalchemy import select
+
+    from numlookup.store.tables import datasets
+
     with engine.connect() as conn:
         return [_version(row) for row in conn.execute(select(datasets).order_by(datasets.c.kind, datasets.c.version))]
 
 
 def activate(engine: Engine, version: DatasetVersion) -> DatasetVersion:
     """Record a built version and make it the active one of its kind, in one transaction."""
+    from sqlalchemy import func, insert, select, update
+
+    from numlookup.store.engine import write_transaction
+    from numlookup.store.tables import datasets
+
     with write_transaction(engine) as conn:
         latest = conn.execute(select(func.max(datasets.c.version)).where(datasets.c.kind == version.kind)).scalar()
         number = (latest or 0) + 1

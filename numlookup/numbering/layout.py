@@ -16,7 +16,7 @@ from phonenumbers import PhoneNumberType
 
 from numlookup.numbering.models import InvalidReason
 
-FORMAT_VERSION = 2  # bump when the layout or the compile rules change: the cached plan is then rebuilt
+FORMAT_VERSION = 3  # bump when the layout or the compile rules change: the cached plan is then rebuilt
 E15 = 10**15
 MAX_DIGITS = 15  # E.164; longer inputs take the slow path
 MAX_NSN = 17  # phonenumbers' _MAX_LENGTH_FOR_NSN

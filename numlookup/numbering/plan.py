@@ -13,32 +13,32 @@ rules are beyond the expander, carrier prefixes longer than the number) goes
 through phonenumbers itself — the *slow path* — and is counted in
 :attr:`NumberingPlan.stats`.
 
-The compiled arrays are cached as one ``.npz`` keyed by the phonenumbers
-version, so a process that starts on a warm cache loads in milliseconds.
+The compiled arrays are cached keyed by the phonenumbers version and
+memory-mapped from there (:mod:`plan_cache`), so a process that starts on a warm
+cache loads in about a millisecond. The cache also holds each region's country
+name and ISO alpha-3 (:mod:`countries`), so a warm start never imports
+phonenumbers' geodata or pycountry, half a second of a one-number lookup.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import compress
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import numpy as np
 import numpy.typing as npt
 import phonenumbers
 
-from numlookup.numbering.compiler import compile_plan
+from numlookup.numbering import countries, plan_cache
 from numlookup.numbering.intervals import POW10
 from numlookup.numbering.layout import (
     ARRAYS,
     CARRIER_TYPES,
     E15,
-    FORMAT_VERSION,
     MAX_DIGITS,
     MAX_NSN,
     NO_REGION,
@@ -49,7 +49,9 @@ from numlookup.numbering.layout import (
     Array,
 )
 from numlookup.numbering.models import InvalidReason
-from numlookup.numbering.reference import Reference, reference
+
+if TYPE_CHECKING:
+    from numlookup.numbering.reference import Reference
 
 
 @dataclass(slots=True)
@@ -85,6 +87,8 @@ class BatchResult:
 
     def row(self, i: int) -> Reference:
         """One row as a :class:`Reference`, for comparisons and for callers that want objects."""
+        from numlookup.numbering.reference import Reference
+
         region = int(self.region[i])
         return Reference(
             bool(self.valid[i]),
@@ -163,43 +167,38 @@ class NumberingPlan:
 
     @classmethod
     def cache_name(cls) -> str:
-        return f"numbering-plan-v{FORMAT_VERSION}-phonenumbers-{phonenumbers.__version__}.npz"
+        return plan_cache.folder_name(phonenumbers.__version__)
 
     @classmethod
     def load(cls, cache_dir: Path | None = None) -> Self:
         """Load the compiled tables from ``cache_dir`` or compile them (and cache them there).
 
-        The cache file name carries the phonenumbers version, so upgrading the
-        library recompiles instead of answering from stale metadata.
+        The cache's name and manifest carry the phonenumbers version, so upgrading
+        the library recompiles instead of answering from stale metadata; a damaged
+        cache is compiled again and replaced, never used (see :mod:`plan_cache`).
         """
         start = time.perf_counter()
-        path = cache_dir / cls.cache_name() if cache_dir is not None else None
-        if path is not None and path.exists():
-            try:
-                with np.load(path, allow_pickle=False) as data:
-                    arrays = {name: data[name] for name in ARRAYS}
-                    regions = [str(x) for x in data["regions"]]
-                    carriers = [str(x) for x in data["carriers"]]
-                    slow_codes = [int(x) for x in data["slow_codes"]]
-                return cls(arrays, regions, carriers, time.perf_counter() - start, slow_codes)
-            except (OSError, KeyError, ValueError):
-                pass  # a damaged cache is rebuilt below
+        if cache_dir is not None:
+            cached = plan_cache.read(cache_dir / cls.cache_name(), phonenumbers.__version__)
+            if cached is not None:
+                meta = cached.meta
+                countries.remember({region: (name, alpha3) for region, name, alpha3 in meta["countries"]})
+                return cls(
+                    cached.arrays, meta["regions"], meta["carriers"], time.perf_counter() - start, meta["slow_codes"]
+                )
+        from numlookup.numbering.compiler import compile_plan  # only without a cache: it needs all of phonenumbers
+
         arrays, regions, carriers, slow_codes = compile_plan()
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    extra = {
-                        "regions": np.array(regions),
-                        "carriers": np.array(carriers, dtype=str),
-                        "slow_codes": np.array(slow_codes, dtype=np.int64),
-                    }
-                    np.savez(fh, **arrays, **extra)  # type: ignore[arg-type]  # stubs fear an "allow_pickle" key
-                os.replace(tmp, path)  # readers never see a half-written cache
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+        table = countries.country_table()
+        countries.remember(table)
+        if cache_dir is not None:
+            meta = {
+                "regions": list(regions),
+                "carriers": list(carriers),
+                "slow_codes": [int(code) for code in slow_codes],
+                "countries": [[region, name, alpha3] for region, (name, alpha3) in sorted(table.items())],
+            }
+            plan_cache.write(cache_dir, phonenumbers.__version__, {name: arrays[name] for name in ARRAYS}, meta)
         return cls(arrays, regions, carriers, time.perf_counter() - start, slow_codes)
 
     # ---- resolving
@@ -232,6 +231,8 @@ class NumberingPlan:
         region_index = dict(self.region_index)
         long_e164: dict[int, str] = {}
         memo: dict[tuple[str, str | None], Reference] = {}
+        if slow_positions:
+            from numlookup.numbering.reference import reference  # phonenumbers' carrier data: only when needed
         for i in slow_positions:
             raw = numbers[i]
             hint = hints[i] if hints is not None else None
@@ -296,9 +297,11 @@ class NumberingPlan:
         starts[0] = 0
         starts[1:] = ends[:-1] + 1
         nlen = ends - starts - 1  # characters after the "+"
-        nondigit = np.cumsum((buf - 48) > 9, dtype=np.int32)  # uint8 wraps: everything but 0-9 is > 9
+        # Non-digits per line, its "+" and newline included (uint8 wraps: everything but 0-9 is > 9);
+        # every line holds at least its newline, so no segment of reduceat is empty.
+        nondigit = np.add.reduceat((buf - 48) > 9, starts, dtype=np.int32)
         # non-digits in [start, end]: the "+" and the newline, nothing else
-        cand = (buf[starts] == 43) & (nlen >= 1) & (nlen <= MAX_DIGITS) & (nondigit[ends] - nondigit[starts] == 1)
+        cand = (buf[starts] == 43) & (nlen >= 1) & (nlen <= MAX_DIGITS) & (nondigit == 2)
         if cand.all():
             idx = np.arange(count, dtype=np.int64)
             chosen: Iterable[str] = numbers
