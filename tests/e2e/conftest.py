@@ -32,9 +32,9 @@ class Live:
         self.count += 1
         return create_account(self.engine, f"client-{self.count}", credits=parse_amount(credits), **options)  # type: ignore[arg-type]  # the keywords pass through to their owner
 
-    def client(self, creds: NewCredentials | None = None, **options: object) -> httpx.Client:
+    def client(self, creds: NewCredentials | None = None, timeout: float = 30, **options: object) -> httpx.Client:
         auth = (creds.api_username, creds.api_password) if creds else None
-        return httpx.Client(base_url=self.url, auth=auth, timeout=30, **options)  # type: ignore[arg-type]  # the keywords pass through to their owner
+        return httpx.Client(base_url=self.url, auth=auth, timeout=timeout, **options)  # type: ignore[arg-type]  # the keywords pass through to their owner
 
 
 def start_live(data_dir: Path, **server_options: object) -> Generator[Live, None, None]:
