@@ -72,6 +72,7 @@ EDGE_LIBRARIES: dict[str, set[str]] = {
     "prometheus_client": {"metrics"},
     "httpx": {"live"},
     "dns": {"live"},  # dnspython: the ENUM source's NAPTR queries
+    "pyarrow": {"datasets"},  # the columnar reader of ported-number files
 }
 
 
