@@ -12,8 +12,9 @@ order; ``build`` interns the networks, keeps the arrays, and compiles them:
   number's rows by network, not by line, so the few numbers that repeat get
   their last line's network from the rows as read. More than 8,191 networks
   (a 13-bit index, one value kept to mark a removal) take the general way.
-- **Memory.** The blocks (10 bytes a row), then the packed rows and their
-  sorted copy (16 bytes a row): 100 million rows stay well under 2.5 GB.
+- **Memory.** The rows as read (10 bytes a row, in large segments), then the
+  packed rows and their sorted copy (16 bytes a row; a segment is freed as it
+  is packed): 100 million rows stay well under 2.5 GB.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ REMOVE = -1  # PortedBlock.networks: the row removes its number (a delta's ``rem
 MAX_NETWORKS = 65_536  # network indices are uint16
 _BITS = 13  # the network index inside a packed row; 10**15 << 13 still fits an int64
 _MASK = (1 << _BITS) - 1  # also the packed value of a removal
-_WINDOW = 1 << 22  # rows per step where a whole-array temporary would cost 8 bytes a row more
+_WINDOW = 1 << 20  # rows per step where a whole-array temporary would cost 8 bytes a row more
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -118,6 +119,51 @@ def _values(block: PortedBlock, networks: _Networks) -> npt.NDArray[np.uint16]:
     return np.where(block.networks == REMOVE, 0, lookup[np.maximum(block.networks, 0)]).astype(np.uint16)
 
 
+class _Rows:
+    """The rows kept so far: numbers, network indices and removals, in segments of SEGMENT rows.
+
+    Why segments: a segment is large enough that malloc maps it on its own, so
+    one freed while the rows are packed goes back to the system at once, and
+    the blocks as read (pyarrow's buffers) are not kept at all.
+    """
+
+    SEGMENT = 1 << 24  # 16M rows: 128 MB of numbers, 32 MB of network indices
+
+    def __init__(self) -> None:
+        self.segments: list[Part] = []
+        self.used = 0  # rows in the last segment
+        self.count = 0
+
+    def add(self, keys: npt.NDArray[np.int64], values: npt.NDArray[np.uint16], removes: npt.NDArray[np.bool_]) -> None:
+        at = 0
+        while at < len(keys):
+            if not self.segments or self.used == self.SEGMENT:
+                self.segments.append(
+                    (np.empty(self.SEGMENT, dtype=np.int64), np.empty(self.SEGMENT, dtype=np.uint16), None)
+                )
+                self.used = 0
+            seg_keys, seg_values, seg_removes = self.segments[-1]
+            take = min(len(keys) - at, self.SEGMENT - self.used)
+            seg_keys[self.used : self.used + take] = keys[at : at + take]
+            seg_values[self.used : self.used + take] = values[at : at + take]
+            if removes[at : at + take].any():
+                if seg_removes is None:
+                    seg_removes = np.zeros(self.SEGMENT, dtype=bool)  # untouched pages cost nothing
+                    self.segments[-1] = (seg_keys, seg_values, seg_removes)
+                seg_removes[self.used : self.used + take] = removes[at : at + take]
+            self.used += take
+            self.count += take
+            at += take
+
+    def drain(self) -> Iterator[Part]:
+        """The rows in line order, a segment at a time, each dropped once the caller has moved on."""
+        while self.segments:
+            keys, values, removes = self.segments.pop(0)
+            size = self.used if not self.segments else self.SEGMENT
+            yield keys[:size], values[:size], removes[:size] if removes is not None else None
+            del keys, values, removes
+
+
 def build(
     items: Iterable[PortedBlock | LineError],
     on_error: Callable[[LineError], None],
@@ -129,18 +175,17 @@ def build(
     ``on_error`` sees each bad line in line order, between the blocks around it, and may raise.
     """
     networks = _Networks(previous.networks if previous is not None and delta else ())
-    parts: list[Part] = []
+    rows = _Rows()
     for item in items:
         if isinstance(item, LineError):
             on_error(item)
         elif len(item.keys):
-            removes = item.networks == REMOVE
-            parts.append((item.keys, _values(item, networks), removes if removes.any() else None))
-    count = sum(len(keys) for keys, _, _ in parts)
+            rows.add(item.keys, _values(item, networks), item.networks == REMOVE)
+    count = rows.count
     if len(networks.items) <= _MASK:
-        keys, values, removed = _latest_packed(parts)
+        keys, values, removed = _latest_packed(rows)
     else:
-        keys, values, removed = _latest_sorted(parts)
+        keys, values, removed = _latest_sorted(rows)
     if removed is not None:
         keys, values, gone = keys[~removed], values[~removed], keys[removed]
     else:
@@ -151,21 +196,20 @@ def build(
     return PortedMap(merged_keys, merged_values, networks.items), count
 
 
-def _latest_packed(parts: list[Part]) -> Latest:
+def _latest_packed(rows: _Rows) -> Latest:
     """Each number once, sorted, with its last row's network and whether that row removes it."""
-    total = sum(len(keys) for keys, _, _ in parts)
-    packed = np.empty(total, dtype=np.int64)
+    packed = np.empty(rows.count, dtype=np.int64)
     any_removes = False
     at = 0
-    while parts:  # each block is dropped once copied: the blocks and the packed rows are not both held whole
-        keys, values, removes = parts.pop(0)
-        rows = packed[at : at + len(keys)]
-        np.left_shift(keys, _BITS, out=rows)
-        rows |= values
-        if removes is not None:
-            rows[removes] = (keys[removes] << _BITS) | _MASK
+    for keys, values, removes in rows.drain():  # a segment is freed once packed: never both held whole
+        part = packed[at : at + len(keys)]
+        np.left_shift(keys, _BITS, out=part)
+        part |= values
+        if removes is not None and removes.any():
+            part[removes] |= _MASK
             any_removes = True
         at += len(keys)
+        del keys, values, removes, part  # the segment goes now, not when the loop's names are next bound
     ordered = np.sort(packed)
     repeated = _repeated(ordered)
     last = _last_values(packed, repeated) if len(repeated) else None
@@ -221,8 +265,9 @@ def _dedup(ordered: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     return ordered[:kept]
 
 
-def _latest_sorted(parts: list[Part]) -> Latest:
+def _latest_sorted(rows: _Rows) -> Latest:
     """``_latest_packed`` for datasets of more networks than a packed row holds: a stable argsort."""
+    parts = list(rows.drain())
     keys = np.concatenate([k for k, _, _ in parts]) if parts else np.zeros(0, dtype=np.int64)
     values = np.concatenate([v for _, v, _ in parts]) if parts else np.zeros(0, dtype=np.uint16)
     any_removes = any(r is not None for _, _, r in parts)
@@ -231,7 +276,7 @@ def _latest_sorted(parts: list[Part]) -> Latest:
         if any_removes
         else None
     )
-    parts.clear()
+    del parts
     order = np.argsort(keys, kind="stable")
     ordered = keys[order]
     last = np.ones(len(ordered), dtype=bool)
