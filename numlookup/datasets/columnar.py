@@ -42,12 +42,13 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 CHUNK_BYTES = 8 << 20  # a block of whole lines: ~400,000 rows; its arrays are freed before the next one
-_SAMPLE_BYTES = 1 << 16  # read to guess a block's field count
+_SAMPLE_BYTES = 1 << 12  # read to guess a block's field count
 _REGROUP = 256  # rows of another field count worth a columnar pass of their own
 _BOM = b"\xef\xbb\xbf"
 _SPECIAL = np.zeros(256, dtype=bool)  # bytes after which a line is not simply its fields joined by commas
 _SPECIAL[[0x00, 0x0D, 0x22]] = True  # NUL, CR (fine right before LF), the quote
 _PLUS, _ZERO = ord("+"), ord("0")
+_POW10 = np.array([10**i for i in range(19)], dtype=np.int64)
 # Field counts the columns read, and which field holds the number and the MCC/MNC (-1: none).
 _FULL = {2: (0, 1), 3: (0, 1)}  # number,mccmnc[,ported_at]
 _DELTA = {2: (1, -1), 3: (1, 2), 4: (1, 2)}  # action,number[,mccmnc[,ported_at]]
@@ -280,17 +281,16 @@ class _Chunk:
 
     def _columns(self, table: pa.Table, count: int, lines: npt.NDArray[np.int64]) -> None:
         """Accept the rows whose fields pass the per-line reader's checks, read as whole columns."""
-        pa, pc = self.arrow.pa, self.arrow.pc
+        pa = self.arrow.pa
         columns = [table.column(i).combine_chunks() for i in range(count)]
         number_at, mccmnc_at = self.shapes[count]
-        number = columns[number_at]
-        ok, plus = _e164(number)
+        keys, ok = self._numbers(columns[number_at])
         if not self.delta:
             mccmnc_ok, networks = self._networks(columns[mccmnc_at])
             ok &= mccmnc_ok
         else:
             action = self._actions(columns[0])
-            networks = np.full(len(number), REMOVE, dtype=np.int32)
+            networks = np.full(len(keys), REMOVE, dtype=np.int32)
             if mccmnc_at < 0:  # action,number: only a removal
                 ok &= action == _REMOVE_ROW
             else:  # a removal's further fields are not read
@@ -298,18 +298,46 @@ class _Chunk:
                 adds = action == _ADD
                 ok &= (action == _REMOVE_ROW) | (adds & mccmnc_ok)
                 networks = np.where(adds, mccmnc_networks, REMOVE).astype(np.int32)
-        accepted = pa.array(ok)
-        numbers = pc.filter(number, accepted)
-        if plus:
-            numbers = pc.utf8_ltrim(numbers, "+")
-        keys = np.asarray(pc.cast(numbers, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
-        self.parts.append((lines[ok], keys, networks[ok]))
+        if ok.all():
+            self.parts.append((lines, keys, networks))
+        else:
+            self.parts.append((lines[ok], keys[ok], networks[ok]))
         refused = np.flatnonzero(~ok)
         if len(refused):  # with quoting off a row is its fields joined by commas: the line, for the reader
             taken = pa.array(refused)
             fields = [column.take(taken).to_pylist() for column in table.columns]
             for line, parts in zip(lines[refused].tolist(), zip(*fields, strict=True), strict=True):
                 self.odd.append((line, ",".join(parts), -1))
+
+    def _numbers(self, column: pa.Array) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+        """Per row: the number as an integer, and whether the per-line reader surely accepts it.
+
+        First the quick way: pyarrow casts the whole column (a ``+`` stripped), and a row is
+        good if it has 7-15 bytes, does not start with 0 (the cast also reads ``0x`` hex), and
+        its value has as many digits as it has bytes (so no sign, no byte the cast skipped).
+        A column the cast refuses (a letter, a space, ...) is checked byte by byte instead.
+        """
+        pa, pc = self.arrow.pa, self.arrow.pc
+        digits = column
+        plus = np.asarray(pc.starts_with(column, "+").to_numpy(zero_copy_only=False))
+        if plus.any():
+            digits = pc.utf8_ltrim(column, "+")
+        lengths = np.asarray(pc.binary_length(digits).to_numpy(zero_copy_only=False))
+        try:
+            values = np.asarray(pc.cast(digits, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+        except pa.ArrowInvalid:
+            ok, _ = _e164(column)
+            chosen = pc.filter(digits, pa.array(ok))
+            keys = np.zeros(len(column), dtype=np.int64)
+            keys[ok] = np.asarray(pc.cast(chosen, pa.int64()).to_numpy(zero_copy_only=False))
+            return keys, ok
+        sized = (lengths >= 7) & (lengths <= 15)
+        width = np.where(sized, lengths, 1)
+        ok = sized & (values >= _POW10[width - 1]) & (values < _POW10[width])
+        ok &= ~np.asarray(pc.starts_with(digits, "0").to_numpy(zero_copy_only=False))
+        if plus.any():  # one + only: ltrim took them all
+            ok &= np.asarray(pc.binary_length(column).to_numpy(zero_copy_only=False)) - lengths <= 1
+        return values, ok
 
     def _networks(self, column: pa.Array) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int32]]:
         """Per row: whether its MCC/MNC is one, and its index into ``self.names`` (the few distinct ones checked)."""
@@ -377,6 +405,8 @@ class _Chunk:
             [REMOVE if r.action == "remove" else self._name(r.mccmnc or "") for r in records], dtype=np.int32
         )
         names = tuple(self.names)
+        if len(self.parts) == 1 and not records:
+            return names, *self.parts[0]
         if len(self.parts) == 1:  # one piece: its rows are in line order; the records go in between
             lines, keys, networks = self.parts[0]
             at = np.searchsorted(lines, lines_of)

@@ -238,10 +238,19 @@ def _repeated(ordered: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
 
 
 def _last_values(packed: npt.NDArray[np.int64], repeated: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """Per repeated number (sorted), the packed network of its last row in line order."""
+    """Per repeated number (sorted), the packed network of its last row in line order.
+
+    A table of the repeated numbers' low bits picks the few rows that may be one
+    of them; only those are looked up (a binary search of every row costs seconds).
+    """
+    bits = min(max(int(len(repeated)).bit_length() + 3, 16), 26)
+    low = (1 << bits) - 1
+    maybe = np.zeros(1 << bits, dtype=bool)
+    maybe[repeated & low] = True
     last = np.zeros(len(repeated), dtype=np.int64)
     for start in range(0, len(packed), _WINDOW):  # in line order: a later window overwrites an earlier one
         rows = packed[start : start + _WINDOW]
+        rows = rows[maybe[(rows >> _BITS) & low]]
         numbers = rows >> _BITS
         slot = np.minimum(np.searchsorted(repeated, numbers), len(repeated) - 1)
         hit = repeated[slot] == numbers
