@@ -70,6 +70,8 @@ def read_ported_csv(raw: IO[bytes], *, delta: bool = False) -> Iterator[PortedBl
             rest = formats.text_stream(chunks.rest(buf[offset:]), "utf-8", first_line=line)
             yield from blocks(formats.read_ported_csv(rest, delta=delta, first_line=line))
             return
+        if chunk.failure is not None:
+            raise chunk.failure
         if chunk.undecodable is not None:
             raise chunk.undecodable
 
@@ -88,8 +90,8 @@ class _Chunks:
             if cut == 0:  # no line ends here
                 self.pending += data
                 continue
-            chunk = bytes(self.pending) + data[:cut] if self.pending else data[:cut]
-            self.pending = bytearray(data[cut:])
+            chunk = b"".join((self.pending, memoryview(data)[:cut]))  # one copy
+            self.pending = bytearray(memoryview(data)[cut:])
             yield line, chunk
             line += chunk.count(b"\n")
         if self.pending:
@@ -111,6 +113,7 @@ class _Piece:
 
     data: bytes
     first: int
+    count: int  # how many lines
     lines: npt.NDArray[np.int64] | None = None
 
     def line_of(self, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.int64]:
@@ -127,10 +130,10 @@ class _Arrow:
 
         self.pa, self.pc, self.csv = pa, pc, pa_csv
 
-    def parse(self, data: bytes, fields: int) -> tuple[pa.Table, list[tuple[int, str]]] | None:
+    def parse(self, data: bytes, fields: int, lines: int) -> tuple[pa.Table, list[tuple[int, str]]] | None:
         """``data`` as ``fields`` string columns, and the rows of another field count (row number, text).
 
-        None if pyarrow cannot read it row for line (say, a line longer than its blocks).
+        None if pyarrow cannot read its ``lines`` lines a row for a line.
         """
         rejected: list[tuple[int, str]] = []
 
@@ -142,7 +145,11 @@ class _Arrow:
         try:
             table = self.csv.read_csv(
                 self.pa.BufferReader(data),
-                read_options=self.csv.ReadOptions(column_names=names, use_threads=False),  # one thread: row numbers
+                read_options=self.csv.ReadOptions(
+                    column_names=names,
+                    use_threads=False,  # one thread: rows of another field count keep their row numbers
+                    block_size=max(len(data), 1 << 20),  # one block, so each column comes in one piece
+                ),
                 parse_options=self.csv.ParseOptions(
                     delimiter=",",
                     quote_char=False,
@@ -160,7 +167,6 @@ class _Arrow:
             )
         except self.pa.ArrowInvalid:
             return None
-        lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
         if table.num_rows + len(rejected) != lines or any(number is None for number, _ in rejected):
             return None
         return table, rejected
@@ -174,6 +180,7 @@ class _Chunk:
         self.shapes = _DELTA if delta else _FULL
         self.handover: tuple[int, int] | None = None  # (line, byte offset): the per-line reader reads on from it
         self.undecodable: FormatError | None = None  # raised once the lines before it are read
+        self.failure: FormatError | None = None  # a line csv itself refuses (a CR inside it): raised the same way
         self.names: list[str] = []
         self.name_index: dict[str, int] = {}
         self.parts: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int32]]] = []
@@ -212,7 +219,7 @@ class _Chunk:
             self.odd.append((1, buf[:stop].decode("utf-8"), base))
             return self._pieces(buf[stop:], 2, base + stop)
         if b'"' not in buf and b"\x00" not in buf and (b"\r" not in buf or buf.count(b"\r") == buf.count(b"\r\n")):
-            return [_Piece(buf, first)]
+            return [_Piece(buf, first, buf.count(b"\n") + (0 if buf.endswith(b"\n") else 1))]
         data = np.frombuffer(buf, dtype=np.uint8)
         stops = np.flatnonzero(data == 0x0A) + 1
         if len(stops) == 0 or stops[-1] != len(data):
@@ -229,12 +236,20 @@ class _Chunk:
         if not clean.any():
             return []
         kept = data[np.repeat(clean, stops - starts)].tobytes()
-        return [_Piece(kept, first, first + np.flatnonzero(clean).astype(np.int64))]
+        lines = first + np.flatnonzero(clean).astype(np.int64)
+        return [_Piece(kept, first, len(lines), lines)]
 
     def _read(self, piece: _Piece, regroup: bool, fields: int | None = None) -> None:
         """The piece's rows through the columns; rows they do not accept go to the per-line reader."""
+        while piece.data.startswith(_BOM):  # pyarrow would skip it, as at the start of a file: not ours to skip
+            stop = piece.data.find(b"\n") + 1 or len(piece.data)
+            self.odd.append((int(piece.line_of(np.zeros(1, dtype=np.intp))[0]), piece.data[:stop].decode("utf-8"), -1))
+            lines = piece.lines[1:] if piece.lines is not None else None
+            piece = _Piece(piece.data[stop:], piece.first + 1, piece.count - 1, lines)
+        if not piece.data:
+            return
         count = fields or self._field_count(piece.data)
-        parsed = self.arrow.parse(piece.data, count)
+        parsed = self.arrow.parse(piece.data, count, piece.count)
         if parsed is None:
             self._all_odd(piece)
             return
@@ -250,9 +265,7 @@ class _Chunk:
             self._columns(table, count, piece.line_of(rows))
 
     def _all_odd(self, piece: _Piece) -> None:
-        texts = piece.data.decode("utf-8").split("\n")
-        if piece.data.endswith(b"\n"):
-            texts.pop()
+        texts = piece.data.decode("utf-8").split("\n")[: piece.count]
         for line, text in zip(piece.line_of(np.arange(len(texts))).tolist(), texts, strict=True):
             self.odd.append((line, text, -1))
 
@@ -274,7 +287,7 @@ class _Chunk:
                 if count in self.shapes and len(members) > _REGROUP:
                     chosen = np.array(members, dtype=np.intp)
                     data = ("\n".join(texts[i] for i in members) + "\n").encode("utf-8")
-                    self._read(_Piece(data, 0, lines[chosen]), regroup=False, fields=count)
+                    self._read(_Piece(data, 0, len(members), lines[chosen]), regroup=False, fields=count)
                     read[chosen] = True
         for i in np.flatnonzero(~read).tolist():
             self.odd.append((int(lines[i]), texts[i], -1))
@@ -312,31 +325,30 @@ class _Chunk:
     def _numbers(self, column: pa.Array) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
         """Per row: the number as an integer, and whether the per-line reader surely accepts it.
 
-        First the quick way: pyarrow casts the whole column (a ``+`` stripped), and a row is
-        good if it has 7-15 bytes, does not start with 0 (the cast also reads ``0x`` hex), and
-        its value has as many digits as it has bytes (so no sign, no byte the cast skipped).
-        A column the cast refuses (a letter, a space, ...) is checked byte by byte instead.
+        First the quick way: pyarrow casts the whole column (one ``+`` stripped), and a row is
+        good if it has 7-15 digits' bytes, does not start with 0 (the cast also reads ``0x`` hex),
+        and its value has as many digits as that (so no sign, no byte the cast skipped). A column
+        the cast refuses (a letter, a space, ...) is checked byte by byte instead.
         """
         pa, pc = self.arrow.pa, self.arrow.pc
-        digits = column
-        plus = np.asarray(pc.starts_with(column, "+").to_numpy(zero_copy_only=False))
-        if plus.any():
+        lengths, first = _lengths_and_first_bytes(column)
+        digits, digit_lengths, single_plus = column, lengths, None
+        if ((lengths > 0) & (first == _PLUS)).any():
             digits = pc.utf8_ltrim(column, "+")
-        lengths = np.asarray(pc.binary_length(digits).to_numpy(zero_copy_only=False))
+            digit_lengths, first = _lengths_and_first_bytes(digits)
+            single_plus = lengths - digit_lengths <= 1  # ltrim takes every +; the per-line reader one
         try:
             values = np.asarray(pc.cast(digits, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
         except pa.ArrowInvalid:
             ok, _ = _e164(column)
-            chosen = pc.filter(digits, pa.array(ok))
             keys = np.zeros(len(column), dtype=np.int64)
-            keys[ok] = np.asarray(pc.cast(chosen, pa.int64()).to_numpy(zero_copy_only=False))
+            keys[ok] = np.asarray(pc.cast(pc.filter(digits, pa.array(ok)), pa.int64()).to_numpy(zero_copy_only=False))
             return keys, ok
-        sized = (lengths >= 7) & (lengths <= 15)
-        width = np.where(sized, lengths, 1)
+        sized = (digit_lengths >= 7) & (digit_lengths <= 15) & (first != _ZERO)
+        width = np.where(sized, digit_lengths, 1)
         ok = sized & (values >= _POW10[width - 1]) & (values < _POW10[width])
-        ok &= ~np.asarray(pc.starts_with(digits, "0").to_numpy(zero_copy_only=False))
-        if plus.any():  # one + only: ltrim took them all
-            ok &= np.asarray(pc.binary_length(column).to_numpy(zero_copy_only=False)) - lengths <= 1
+        if single_plus is not None:
+            ok &= single_plus
         return values, ok
 
     def _networks(self, column: pa.Array) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int32]]:
@@ -371,20 +383,24 @@ class _Chunk:
         """The accepted rows and the per-line reader's records and errors, in line order, up to any handover."""
         records: list[PortedRecord] = []
         errors: list[LineError] = []
+        stop: int | None = None  # the line where this block's reading ends early
         for line, text, offset in sorted(self.odd):
             try:
                 got = formats.ported_line(text, line, delta=self.delta)
             except RecordContinues:
                 assert offset >= 0, "only a line with a quote continues, and those keep their offset"
-                self.handover = (line, offset)
+                self.handover, stop = (line, offset), line
+                break
+            except FormatError as exc:  # as reading line by line: raised once the lines before it are read
+                self.failure, stop = exc, line
                 break
             if isinstance(got, LineError):
                 errors.append(got)
             elif got is not None:
                 records.append(got)
         names, lines, keys, networks = self._in_line_order(records)
-        if self.handover is not None:
-            before = lines < self.handover[0]
+        if stop is not None:
+            before = lines < stop
             lines, keys, networks = lines[before], keys[before], networks[before]
         at = 0
         for error, cut in zip(errors, np.searchsorted(lines, [e.line for e in errors]).tolist(), strict=True):
@@ -421,6 +437,17 @@ class _Chunk:
         keys = np.concatenate([keys_of, *(part[1] for part in self.parts)])[order]
         networks = np.concatenate([networks_of, *(part[2] for part in self.parts)])[order]
         return names, lines[order], keys, networks
+
+
+def _lengths_and_first_bytes(column: pa.Array) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.uint8]]:
+    """Per row of a string column: its length in bytes and its first byte (any byte if empty), from its buffers."""
+    rows = len(column)
+    _, offsets_buffer, data_buffer = column.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int32, count=rows + 1, offset=column.offset * 4)
+    if data_buffer is None or offsets[-1] == offsets[0]:
+        return np.diff(offsets), np.zeros(rows, dtype=np.uint8)
+    data = np.frombuffer(data_buffer, dtype=np.uint8)
+    return np.diff(offsets), data[np.minimum(offsets[:-1], offsets[-1] - 1)]
 
 
 def _e164(column: pa.Array) -> tuple[npt.NDArray[np.bool_], bool]:

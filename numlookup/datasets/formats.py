@@ -104,7 +104,13 @@ def _kept(row: list[str], line: int) -> list[str] | None:
 def _rows(stream: Iterable[str], delimiter: str, first_line: int = 1) -> Iterator[tuple[int, list[str]]]:
     """Non-blank, non-comment rows with their line numbers, counting ``stream``'s first line as ``first_line``."""
     reader = csv.reader(stream, delimiter=delimiter)
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise unreadable(reader.line_num + first_line - 1, exc) from None
         line = reader.line_num + first_line - 1
         fields = _kept(row, line)
         if fields is not None:
@@ -186,7 +192,11 @@ def ported_line(text: str, line: int, *, delta: bool = False) -> PortedRecord | 
     None for a line it skips (blank, a comment, a header on line 1); RecordContinues when the line opens a
     quoted field it does not close, whose record only the whole-file reader can read.
     """
-    fields = _kept(_one_row(text), line)
+    try:
+        row = _one_row(text)
+    except csv.Error as exc:
+        raise unreadable(line, exc) from None
+    fields = _kept(row, line)
     if fields is None:
         return None
     try:
@@ -357,6 +367,14 @@ def read_arcep(stream: Iterable[str], operators: IdMap) -> Iterator[RangeRecord 
 def undecodable(line: int, codec: str, exc: UnicodeDecodeError) -> FormatError:
     """The error for a line that does not decode: the whole file is refused."""
     return FormatError(f"line {line}: not valid {codec} text ({exc.reason}); nothing was imported")
+
+
+def unreadable(line: int, exc: csv.Error) -> FormatError:
+    """The error for a line csv itself cannot read (a CR inside an unquoted field): the whole file is refused.
+
+    Why not a bad line to skip: csv stops at it as it stops at a byte that does not decode.
+    """
+    return FormatError(f"line {line}: not readable as csv ({exc}); nothing was imported")
 
 
 def text_stream(raw: Iterable[bytes], encoding: str, first_line: int = 1) -> Iterator[str]:

@@ -108,15 +108,17 @@ def _first_seen(local: npt.NDArray[np.int32], count: int) -> list[int]:
     return [int(n) for n in names[np.argsort(first)]]
 
 
-def _values(block: PortedBlock, networks: _Networks) -> npt.NDArray[np.uint16]:
+def _values(block: PortedBlock, networks: _Networks, removes: npt.NDArray[np.bool_] | None) -> npt.NDArray[np.uint16]:
     """The block's rows as indices into the dataset's networks (0 for a removal); interned in line order."""
-    lookup = np.zeros(max(len(block.names), 1), dtype=np.int64)
+    lookup = np.zeros(max(len(block.names), 1), dtype=np.uint16)
     for name in _first_seen(block.networks, len(block.names)):
         index = networks.add(block.names[name])
         if index >= MAX_NETWORKS:
             raise TooManyNetworks(f"more than {MAX_NETWORKS - 1:,} distinct networks in one ported-number dataset")
         lookup[name] = index
-    return np.where(block.networks == REMOVE, 0, lookup[np.maximum(block.networks, 0)]).astype(np.uint16)
+    if removes is None:
+        return lookup[block.networks]
+    return np.where(removes, 0, lookup[np.maximum(block.networks, 0)]).astype(np.uint16)
 
 
 class _Rows:
@@ -134,7 +136,9 @@ class _Rows:
         self.used = 0  # rows in the last segment
         self.count = 0
 
-    def add(self, keys: npt.NDArray[np.int64], values: npt.NDArray[np.uint16], removes: npt.NDArray[np.bool_]) -> None:
+    def add(
+        self, keys: npt.NDArray[np.int64], values: npt.NDArray[np.uint16], removes: npt.NDArray[np.bool_] | None
+    ) -> None:
         at = 0
         while at < len(keys):
             if not self.segments or self.used == self.SEGMENT:
@@ -146,7 +150,7 @@ class _Rows:
             take = min(len(keys) - at, self.SEGMENT - self.used)
             seg_keys[self.used : self.used + take] = keys[at : at + take]
             seg_values[self.used : self.used + take] = values[at : at + take]
-            if removes[at : at + take].any():
+            if removes is not None and removes[at : at + take].any():
                 if seg_removes is None:
                     seg_removes = np.zeros(self.SEGMENT, dtype=bool)  # untouched pages cost nothing
                     self.segments[-1] = (seg_keys, seg_values, seg_removes)
@@ -180,7 +184,9 @@ def build(
         if isinstance(item, LineError):
             on_error(item)
         elif len(item.keys):
-            rows.add(item.keys, _values(item, networks), item.networks == REMOVE)
+            removes = item.networks == REMOVE
+            kept = removes if removes.any() else None
+            rows.add(item.keys, _values(item, networks, kept), kept)
     count = rows.count
     if len(networks.items) <= _MASK:
         keys, values, removed = _latest_packed(rows)
