@@ -7,7 +7,8 @@ region: valid, invalid, too short/long, random digits, national formats with a
 region hint, garbage; see ``sample_corpus``):
 
 - (a) the plan in-process on the corpus's E.164 input (``+`` and digits),
-- (b) ``numlookup lookup`` end to end ,
+- (b) ``numlookup lookup`` end to end (and, with ``--e2e-csv``, the same numbers as a
+  CSV column, ``--column 1``, whose other columns are kept),
 - (c) the naive loop (parse + is_valid + number_type + region + carrier name, with
   ``phonenumbers.enable_pattern_cache()``) on a sample, extrapolated,
 
@@ -70,15 +71,22 @@ def naive_loop(numbers: Sequence[str]) -> int:
     return valid
 
 
-def lookup_end_to_end(numbers: Sequence[str], lines: int) -> tuple[float, float | None]:
+def lookup_end_to_end(numbers: Sequence[str], lines: int, as_csv: bool = False) -> tuple[float, float | None]:
     """(b) ``numlookup lookup --input FILE --output FILE`` on a ``lines``-line file, numbers per second.
 
     The file repeats the E.164 corpus; the rate counts the whole command (start-up,
-    reading, resolving, writing CSV). Returns the rate and the peak RSS in MiB.
+    reading, resolving, writing CSV). ``as_csv``: each line is ``name,number,note``
+    (every tenth name quoted, with a comma), read with ``--column 1``, its columns kept.
+    Returns the rate and the peak RSS in MiB.
     """
     root = Path(__file__).resolve().parent.parent
     with tempfile.TemporaryDirectory() as tmp:
         source, target = Path(tmp) / "numbers.txt", Path(tmp) / "out.csv"
+        if as_csv:
+            numbers = [
+                f'"Name {i}, Jr.",{n},note {i}' if i % 10 == 0 else f"Name {i},{n},note {i}"
+                for i, n in enumerate(numbers)
+            ]
         block = "\n".join(numbers) + "\n"
         with source.open("w") as fh:
             written = 0
@@ -91,6 +99,8 @@ def lookup_end_to_end(numbers: Sequence[str], lines: int) -> tuple[float, float 
         upgrade = [sys.executable, "-m", "numlookup", "db", "upgrade"]  # lookup opens, never creates, the database
         subprocess.run(upgrade, check=True, capture_output=True, env=env, cwd=root)
         command = [sys.executable, "-m", "numlookup", "lookup", "--input", str(source), "--output", str(target)]
+        if as_csv:
+            command += ["--column", "1"]
         subprocess.run(command, check=True, capture_output=True, env=env, cwd=root)  # warms the plan cache
         timed = Path("/usr/bin/time").exists()
         if timed:
@@ -135,6 +145,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--skip-agreement", action="store_true", help="skip the (slow) full comparison")
     parser.add_argument("--e2e-lines", type=int, default=10_000_000, help="lines of the file for (b)")
+    parser.add_argument("--e2e-csv", action="store_true", help="(b) again on a 3-column CSV, its columns kept")
     args = parser.parse_args()
 
     print(f"phonenumbers {phonenumbers.__version__}, numpy {np.__version__}, {pin_one_core()}")
@@ -179,6 +190,12 @@ def main() -> None:
         f"(b) numlookup lookup end to end, {args.e2e_lines:,}-line file to CSV: {e2e:,.0f} numbers/s "
         f"(whole command, start-up included; peak RSS {f'{peak:,.0f} MiB' if peak else 'unknown'})"
     )
+    if args.e2e_csv:
+        e2e, peak = lookup_end_to_end(e164, args.e2e_lines, as_csv=True)
+        print(
+            f"(b) the same as a 3-column CSV, --column 1, columns kept: {e2e:,.0f} numbers/s "
+            f"(peak RSS {f'{peak:,.0f} MiB' if peak else 'unknown'})"
+        )
 
     sample = e164[: args.naive_sample]
     naive_rate = best_rate(naive_loop, sample, repeat=1)

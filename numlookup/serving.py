@@ -2,16 +2,17 @@
 
 On SIGTERM (or Ctrl+C) uvicorn stops listening, lets the requests in flight
 finish, for at most ``timeout_graceful_shutdown_seconds``, and then runs the
-app's lifespan shutdown, which waits for the last charge commit. Two gaps in
+app's lifespan shutdown, which waits for the last charge commit. Gaps in
 uvicorn's own handling are closed here:
 
 - a keep-alive client whose next request was already on its way when the
   shutdown began lost it to a reset or an empty reply (see
   :class:`DrainingHttpToolsProtocol`);
-- with several workers, each worker stopped listening on its own tick while the
-  others, and the supervisor until the very end, still held the shared socket:
-  clients reconnecting from a draining worker were taken into a queue nobody
-  served and then reset, instead of being refused (see :class:`Supervisor`).
+- closing the listening socket reset the connections the kernel had queued on
+  it, requests sent and never read (see :class:`DrainingServer`);
+- with several workers, each worker stopped on its own tick while the others
+  still accepted: clients reconnecting from a draining worker were taken into
+  the queue just before the last worker left it (see :class:`Supervisor`).
 
 And one in its protocol: a header block sent slowly, or never finished, held a
 connection open for as long as the client liked (see :class:`DrainingHttpToolsProtocol`).
@@ -21,6 +22,7 @@ A graceful stop exits 0, with one worker or many.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -28,13 +30,15 @@ import socket
 import sys
 import tempfile
 from asyncio import TimerHandle, Transport
+from collections.abc import Sequence
 from types import FrameType
 from typing import Any, Protocol
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-from uvicorn.supervisors import Multiprocess
+from uvicorn.supervisors import Multiprocess, multiprocess
 
+from numlookup.listen_queue import Listener, new_connections_stopped, settled, stop_new_connections
 from numlookup.logs import logging_config, resolve_format
 from numlookup.settings import Settings
 
@@ -44,6 +48,13 @@ from numlookup.settings import Settings
 DRAIN_IDLE_SECONDS = 1.0
 # The header deadline of a protocol built without a ServerConfig: the setting's default.
 DEFAULT_HEADER_TIMEOUT = Settings().header_timeout_seconds
+# The longest a stopping worker goes on accepting: for the supervisor, signalled at the
+# same moment, to stop new connections, and for handshakes in progress to complete (a
+# round trip each; one whose client never answers holds the shutdown no longer).
+LISTEN_DRAIN_SECONDS = 1.0
+# How long a worker may take to answer the supervisor's health ping (see ``config``).
+WORKER_HEALTHCHECK_SECONDS = 30.0
+LISTEN_POLL_SECONDS = 0.02
 # prometheus-client's multiprocess folder (see numlookup.metrics). Named here rather
 # than imported: prometheus-client reads it once, at import, which must come after.
 METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
@@ -183,47 +194,110 @@ class DrainingHttpToolsProtocol(HttpToolsProtocol):
         self.timeout_keep_alive_task = self.loop.call_later(DRAIN_IDLE_SECONDS, self.timeout_keep_alive_handler)
 
 
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, which serves the connections queued on its listening socket before closing it.
+
+    The kernel completes handshakes and queues connections on the listening socket
+    by itself, and their clients send their requests at once. uvicorn closes the
+    socket first thing in its shutdown, and the kernel resets every connection
+    still queued: requests sent, never read, and the client cannot tell why.
+
+    Here the shutdown first stops new connections (see :mod:`numlookup.listen_queue`;
+    with several workers the supervisor does that, for all of them), then goes on
+    accepting until nothing is queued and no handshake is in progress, and only then
+    lets uvicorn close the socket and drain the connections, those just accepted
+    among them. A worker signalled at the same moment as the supervisor (systemd,
+    Ctrl+C) waits for it to stop new connections; one that finds them not stopped
+    within ``LISTEN_DRAIN_SECONDS`` is being retired alone (SIGHUP, SIGTTOU) and
+    closes its copy of the socket, which the other workers go on serving.
+    """
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        listeners = [sock for server in self.servers for sock in server.sockets]
+        if self.config.workers == 1:  # no supervisor: this process is the only one holding the socket
+            for sock in listeners:
+                stop_new_connections(sock)
+        await _accept_what_is_queued(listeners)
+        await super().shutdown(sockets)
+
+
+async def _accept_what_is_queued(listeners: Sequence[Listener]) -> None:
+    """Returns once nothing more can come from the listeners, or after ``LISTEN_DRAIN_SECONDS``.
+
+    The event loop goes on accepting meanwhile, as before the shutdown.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + LISTEN_DRAIN_SECONDS
+    # In a thread: a look at the handshakes in progress takes tens of milliseconds,
+    # during which the requests in flight go on.
+    while not await asyncio.to_thread(_done_with, listeners) and loop.time() < deadline:
+        await asyncio.sleep(LISTEN_POLL_SECONDS)
+    # uvloop makes a connection's protocol one loop iteration after accepting it: let
+    # the last ones be made, so that uvicorn's shutdown finds and drains them.
+    await asyncio.sleep(0)
+
+
+def _done_with(listeners: Sequence[Listener]) -> bool:
+    return all(new_connections_stopped(sock) and settled(sock) for sock in listeners)
+
+
+class _Worker(multiprocess.Process):
+    """uvicorn's worker process, running a :class:`DrainingServer` (uvicorn's runs a plain ``Server``)."""
+
+    @property
+    def server(self) -> uvicorn.Server:
+        if self._server is None:
+            self._server = DrainingServer(config=self.config)
+        return self._server
+
+
 class Supervisor(Multiprocess):
-    """uvicorn's worker supervisor, which stops the listening socket for every worker at once.
+    """uvicorn's worker supervisor, which stops new connections for every worker at once, resetting none.
 
-    The workers share one listening socket, and uvicorn lets each close its own copy
-    when it notices the signal, on its own 0.1 s tick. Meanwhile the clients of a
-    worker that is already draining reconnect to the socket, still open in the
-    others: some land in its queue just before the last copy closes and are reset
-    with their request sent. And the supervisor kept its copy open until every
-    worker had exited, so clients that connected in between hung and were then
-    reset.
+    The workers share one listening socket; uvicorn lets each close its own copy
+    when it notices the signal, on its own 0.1 s tick, while the others still accept
+    clients, those reconnecting from a draining worker among them. And the last
+    copy to close resets what is queued on it.
 
-    Here the supervisor's signal handler shuts the socket down, for every process
-    holding it, the moment SIGTERM or SIGINT arrives (whether it came to the
-    supervisor alone, as from ``docker stop``, or to every process, as from
-    systemd), and passes SIGTERM on to the workers at once: from then on a
-    connection is refused, never accepted and dropped. A worker's event loop spins
-    on the dead socket until it notices the signal (at most one tick). The handler
-    only makes system calls; uvicorn's loop then logs the signal, stops supervising
-    and waits for the workers, as before.
+    Here the supervisor's signal handler stops new connections on the shared socket,
+    for every process holding it (see :mod:`numlookup.listen_queue`), the moment
+    SIGTERM or SIGINT arrives (whether it came to the supervisor alone, as from
+    ``docker stop``, or to every process, as from systemd), and passes SIGTERM on to
+    the workers at once. Each worker then serves what is still queued before closing
+    its copy (:class:`DrainingServer`). The supervisor closes its own copy when it
+    stops supervising, so the port refuses connections as soon as the last worker is
+    done with the queue, not only when the last one exits. The handler only makes
+    system calls; uvicorn's loop then logs the signal, stops supervising and waits
+    for the workers, as before.
+
+    The handler signals the workers itself, not with uvicorn's ``terminate()``: that
+    also closes the pipe the supervisor pings each worker on, and a signal that came
+    during uvicorn's health check (``keep_subprocess_alive``) made it take a healthy
+    worker for hung: SIGKILL, requests lost in flight, and a new worker started.
+
+    uvicorn makes every worker (at the start, after a crash, on SIGHUP or SIGTTIN)
+    from the ``Process`` of its module, with no way to choose another: the
+    supervisor replaces that name, in its own process, with :class:`_Worker`.
     """
 
     def __init__(self, config: uvicorn.Config, sockets: list[socket.socket]) -> None:
         super().__init__(config, sockets)
+        multiprocess.Process = _Worker  # type: ignore[misc]
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._stop)
 
     def _stop(self, signum: int, _frame: FrameType | None) -> None:
-        self._stop_listening()
-        for process in self.processes:
-            process.terminate()
-        self.signal_queue.append(signum)
-
-    def _stop_listening(self) -> None:
         for sock in self.sockets:
             try:
-                sock.shutdown(socket.SHUT_RDWR)
+                stop_new_connections(sock)
             except OSError:
-                pass  # already shut down
+                pass  # closed: a second signal, while waiting for the workers
+        for process in self.processes:
+            if process.exitcode is None and process.pid is not None:
+                os.kill(process.pid, signal.SIGTERM)
+        self.signal_queue.append(signum)
 
     def terminate_all(self) -> None:
-        self._stop_listening()
         for sock in self.sockets:
             sock.close()
         super().terminate_all()
@@ -250,6 +324,10 @@ def config(settings: Settings, *, host: str, port: int, workers: int) -> uvicorn
         access_log=False,
         timeout_graceful_shutdown=settings.timeout_graceful_shutdown_seconds,
         timeout_keep_alive=settings.timeout_keep_alive_seconds,
+        # uvicorn's supervisor kills a worker that does not answer its health ping in time,
+        # and a worker answers only once it has imported the app: on a busy machine that
+        # took longer than uvicorn's 5 s, and workers were killed and restarted in a loop.
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
         # The app decides who the client is (trusted_proxies); uvicorn must not
         # rewrite the peer from X-Forwarded-For before the app sees it.
         proxy_headers=False,
@@ -280,7 +358,7 @@ def _serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
     # default disposition a SIGTERM would then kill the process (status -15) after
     # an orderly stop. A service manager should see 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
-    server = uvicorn.Server(cfg)
+    server = DrainingServer(cfg)
     try:
         server.run()
     except KeyboardInterrupt:

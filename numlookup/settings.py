@@ -158,6 +158,27 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # byte arrived (408, then the connection closes).
     header_timeout_seconds: float = 10.0
 
+    # Idempotency-Key (see README "Safe retries"): a key is remembered this many hours
+    # after its first request; an in-flight marker whose request died frees the key
+    # after its lease (longer than any request may take).
+    idempotency_ttl_hours: float = 24.0
+    idempotency_lease_seconds: float = 60.0
+
+    # Job webhooks (see README "Webhooks"). Callback URLs that resolve to loopback,
+    # private, link-local, reserved or multicast addresses are refused unless allowed.
+    webhook_allow_private: bool = False
+    # One delivery attempt may take this long (the Standard Webhooks range is 15-30 s).
+    webhook_timeout_seconds: float = 15.0
+    # A claimed delivery is another worker's to retry once its lease ran out (a worker that died).
+    webhook_lease_seconds: float = 60.0
+    # How often each worker looks for deliveries that are due, and how many it sends at once.
+    webhook_poll_seconds: float = 1.0
+    webhook_concurrency: int = 8
+    # After a secret is rotated, deliveries carry signatures by the old and the new one this long.
+    webhook_rotation_grace_hours: float = 24.0
+    # Testing only: multiplies the retry schedule's delays (1: the specification's schedule).
+    webhook_retry_scale: float = 1.0
+
     def __post_init__(self) -> None:
         if self.data_dir and not Path(self.data_dir).expanduser().is_absolute():
             raise ValueError(f"data_dir must be an absolute path, not {self.data_dir!r}")
@@ -192,6 +213,37 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if self.account_refresh_seconds < 0:
             raise ValueError("account_refresh_seconds must be 0 (no cache) or positive")
         self._check_abuse_settings()
+        self._check_idempotency_and_webhooks()
+
+    def _check_idempotency_and_webhooks(self) -> None:
+        """Each refusal names its setting: the message is the operator's only clue."""
+        positive = {
+            "idempotency_ttl_hours": self.idempotency_ttl_hours,
+            "idempotency_lease_seconds": self.idempotency_lease_seconds,
+            "webhook_timeout_seconds": self.webhook_timeout_seconds,
+            "webhook_lease_seconds": self.webhook_lease_seconds,
+            "webhook_poll_seconds": self.webhook_poll_seconds,
+            "webhook_retry_scale": self.webhook_retry_scale,
+        }
+        for name, value in positive.items():
+            if not value > 0:
+                raise ValueError(f"{name} must be positive, not {value}")
+        if self.webhook_concurrency < 1:
+            raise ValueError(f"webhook_concurrency must be at least 1, not {self.webhook_concurrency}")
+        if self.webhook_rotation_grace_hours < 0:
+            raise ValueError(
+                f"webhook_rotation_grace_hours must not be negative, not {self.webhook_rotation_grace_hours}"
+            )
+        if self.webhook_lease_seconds <= self.webhook_timeout_seconds:
+            raise ValueError(
+                f"webhook_lease_seconds ({self.webhook_lease_seconds:g}) must be longer than webhook_timeout_seconds "
+                f"({self.webhook_timeout_seconds:g}): a delivery still running must not be claimed by another worker"
+            )
+        if self.idempotency_lease_seconds <= self.live_deadline_seconds:
+            raise ValueError(
+                f"idempotency_lease_seconds ({self.idempotency_lease_seconds:g}) must be longer than "
+                f"live_deadline_seconds ({self.live_deadline_seconds:g}): a request still running must keep its key"
+            )
 
     def _check_abuse_settings(self) -> None:
         if (

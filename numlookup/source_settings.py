@@ -131,7 +131,18 @@ class TwilioSettings(_HttpSourceSettings, kw_only=True, tag="twilio"):
     account_sid_env: str = ""
     auth_token: str = ""
     auth_token_env: str = ""
-    max_batch: ClassVar[int] = 1
+    max_batch: ClassVar[int] = 1  # Lookup v2 answers one number per request
+
+    def check(self, name: str) -> None:
+        super().check(name)
+        # The adapter appends /v2/PhoneNumbers/<number>?Fields=…: a url that already holds the path
+        # would ask /v2/v2/…, and a query of its own would be sent to Twilio with every lookup.
+        segments = {segment.casefold() for segment in urlsplit(self.url).path.split("/")}
+        if segments & {"v2", "phonenumbers"} or "?" in self.url or "#" in self.url:
+            raise ValueError(
+                f"upstreams.{name}.url is the API base such as https://lookups.twilio.com"
+                " (without /v2/PhoneNumbers: the source appends it), without a query"
+            )
 
 
 class TyntecSettings(_HttpSourceSettings, kw_only=True, tag="tyntec"):

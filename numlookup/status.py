@@ -38,6 +38,17 @@ class UnknownStyle(ValueError):
     """A status style that is none of ``STATUS_STYLES``; the message lists them."""
 
 
+STYLE_SETTINGS: tuple[StyleSetting, ...] = get_args(StyleSetting)
+
+
+def style_setting(text: str) -> StyleSetting:
+    """``text`` as what a server default or an account may choose: a style, or ``auto``."""
+    for setting in STYLE_SETTINGS:
+        if text == setting:
+            return setting
+    raise UnknownStyle(f"unknown status style {text!r}; choose one of {', '.join(STYLE_SETTINGS)}")
+
+
 def status_style(text: str) -> StatusStyle:
     """``text`` as a style, or ``UnknownStyle`` naming the choices."""
     for style in STATUS_STYLES:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import json
 import subprocess
@@ -13,15 +14,18 @@ import numpy as np
 import phonenumbers
 import pytest
 
-from numlookup.bulk import CSV_HEADER, lookup_file, read_chunks
+from numlookup.bulk import CSV_HEADER, LOOKUP_COLUMNS, lookup_file
+from numlookup.bulk_input import CHUNK_ROWS, BulkInputError, BulkReader
 from numlookup.numbering import Resolver
 from numlookup.numbering.operator_data import DataNetwork, OperatorData, PortedMap
 from tests.support import ROOT, environment, run_cli
 
 NUMBERS = ["+37251000001", "4915112345678", "hello", "+44 7712 345678", "+3725", "+12025550123"]
 
+# The lookup command reads imported data from the database, which must exist: only serve and db upgrade create one.
+pytestmark = pytest.mark.usefixtures("engine")
 
-@pytest.mark.usefixtures("engine")  # lookup reads imported data from the database, which must exist
+
 def test_csv_output_matches_the_resolver(data_dir: Path, tmp_path: Path) -> None:
     source = tmp_path / "numbers.txt"
     source.write_text("\n".join(NUMBERS) + "\n\n")
@@ -29,8 +33,8 @@ def test_csv_output_matches_the_resolver(data_dir: Path, tmp_path: Path) -> None
     run_cli(data_dir, "lookup", "--input", str(source), "--output", str(target))
     rows = list(csv.DictReader(target.open()))
     assert list(rows[0]) == CSV_HEADER.strip().split(",")
-    assert [r["input"] for r in rows] == NUMBERS
-    estonia, germany, hello, uk, short, us = rows
+    assert [r["input"] for r in rows] == [*NUMBERS, ""]  # the blank last line is a row too
+    estonia, germany, hello, uk, short, us, blank = rows
     assert (estonia["number"], estonia["valid"], estonia["type"], estonia["region"], estonia["country_code"]) == (
         "+37251000001",
         "true",
@@ -49,10 +53,10 @@ def test_csv_output_matches_the_resolver(data_dir: Path, tmp_path: Path) -> None
     assert uk["number"] == "+447712345678" and uk["original_mccmnc"] == "23410"
     assert (short["valid"], short["reason"]) == ("false", "too_short")
     assert us["type"] == "fixed_line_or_mobile" and us["original_mccmnc"] == ""
+    assert (blank["number"], blank["valid"], blank["reason"]) == ("", "false", "not_a_number")
     assert all(len(r) == len(rows[0]) for r in rows)
 
 
-@pytest.mark.usefixtures("engine")
 def test_jsonl_lines_are_api_result_objects(data_dir: Path, tmp_path: Path) -> None:
     source = tmp_path / "numbers.txt"
     source.write_text("\n".join(NUMBERS) + "\n")
@@ -65,7 +69,6 @@ def test_jsonl_lines_are_api_result_objects(data_dir: Path, tmp_path: Path) -> N
     assert lines == api
 
 
-@pytest.mark.usefixtures("engine")
 def test_region_hint_and_csv_column_and_stdin(data_dir: Path) -> None:
     contacts = 'name,phone\n"Meyer, Anna",0151 12345678\nBob,+37251000001\nEve,0171-1234567\n'
     done = subprocess.run(
@@ -78,10 +81,10 @@ def test_region_hint_and_csv_column_and_stdin(data_dir: Path) -> None:
         check=True,
     )
     rows = list(csv.DictReader(io.StringIO(done.stdout)))
-    assert [(r["input"], r["number"], r["region"]) for r in rows] == [
-        ("0151 12345678", "+4915112345678", "DE"),
-        ("+37251000001", "+37251000001", "EE"),
-        ("0171-1234567", "+491711234567", "DE"),
+    assert [(r["name"], r["phone"], r["number"], r["region"]) for r in rows] == [
+        ("Meyer, Anna", "0151 12345678", "+4915112345678", "DE"),
+        ("Bob", "+37251000001", "+37251000001", "EE"),
+        ("Eve", "0171-1234567", "+491711234567", "DE"),
     ]
 
 
@@ -96,8 +99,20 @@ def test_inputs_with_commas_and_quotes_are_quoted(tmp_path: Path) -> None:
 def test_chunks_cover_every_line_across_block_boundaries() -> None:
     numbers = [f"+3725{i:07d}" for i in range(300_000)]  # about 4.5 MB: more than one read block
     data = ("\n".join(numbers)).encode()  # no final newline
-    seen = [n for chunk, _ in read_chunks(io.BytesIO(data)) for n in chunk]
-    assert seen == numbers
+    chunks = list(BulkReader(io.BytesIO(data)).chunks())
+    assert len(chunks) > 1
+    assert [n for chunk in chunks for n in chunk.numbers] == numbers
+
+
+def test_csv_chunks_cover_every_record_across_chunk_boundaries() -> None:
+    """More records than a chunk holds, some spanning lines: each comes out once, whole, in order."""
+    rows = [[f"row {i}", f"+3725{i:07d}", "two\nlines" if i % 1000 == 0 else ""] for i in range(CHUNK_ROWS + 5_000)]
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\r\n").writerows(rows)
+    chunks = list(BulkReader(io.BytesIO(text.getvalue().encode()), column=1).chunks())
+    assert len(chunks) > 1
+    assert [r for chunk in chunks for r in chunk.rows or []] == rows
+    assert [n for chunk in chunks for n in chunk.numbers] == [r[1] for r in rows]
 
 
 def test_bulk_agrees_with_phonenumbers_on_mixed_input(tmp_path: Path) -> None:
@@ -135,3 +150,226 @@ def test_ported_column_says_what_porting_data_knows() -> None:
     sink = io.BytesIO()
     lookup_file(resolver, io.BytesIO(numbers), sink, fmt="jsonl")
     assert [json.loads(line)["ported"] for line in sink.getvalue().splitlines()] == [False, True, None, None]
+
+
+def _lookup_file(data_dir: Path, tmp_path: Path, content: bytes, *args: str) -> bytes:
+    """``numlookup lookup --input FILE --output FILE ARGS`` on ``content``: the output's bytes, exactly."""
+    source, target = tmp_path / "in.csv", tmp_path / "out"
+    source.write_bytes(content)
+    run_cli(data_dir, "lookup", "--input", str(source), "--output", str(target), *args)
+    return target.read_bytes()
+
+
+def _records(output: bytes, delimiter: str = ",") -> list[list[str]]:
+    return list(csv.reader(io.StringIO(output.decode(), newline=""), delimiter=delimiter))
+
+
+def _mixed_lines(count: int) -> list[str]:
+    """Numbers, blank and space-only lines, garbage (a form feed and U+2028 inside a line are no line ends)."""
+    kinds = [
+        "",
+        "   ",
+        "+37251000001",
+        "hello\x0cworld",
+        "x\u2028y",
+        "4915112345678",
+        "+3725",
+        "00372 5100 0001",
+        'é,"',
+    ]
+    return [kinds[i % len(kinds)] if i % 7 else f"+3725{i:07d}" for i in range(count)]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+@pytest.mark.parametrize("shape", ["lines", "csv"])
+def test_output_rows_are_the_input_lines_on_a_large_mixed_file(
+    data_dir: Path, tmp_path: Path, shape: str, fmt: str
+) -> None:
+    lines = _mixed_lines(100_000)
+    if shape == "lines":
+        content = "".join(line + ("\r\n" if i % 3 else "\n") for i, line in enumerate(lines))
+        args: tuple[str, ...] = ()
+    else:  # a CSV with the number in the middle column; a blank line stays blank
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\r\n")
+        for i, line in enumerate(lines):
+            writer.writerow([str(i), line, "end"] if line.strip() else [])
+        content = text.getvalue()
+        args = ("--column", "1")
+    source = tmp_path / "mixed"
+    source.write_text(content, newline="")
+    with source.open(newline=None) as written:  # universal newlines: the file's line count
+        assert len(written.readlines()) == len(lines)
+
+    target = tmp_path / "out"
+    run_cli(data_dir, "lookup", "--input", str(source), "--output", str(target), "--format", fmt, *args)
+    if fmt == "csv":
+        out = _records(target.read_bytes())
+        head, rows = out[0], out[1:]
+        picked = head.index("column_1" if shape == "csv" else "input")
+        inputs = [row[picked] for row in rows]
+        reasons = [row[head.index("reason")] for row in rows]
+    else:
+        objects = [json.loads(line) for line in target.read_bytes().splitlines()]
+        inputs = [o["input"] for o in objects]
+        reasons = [o.get("error") for o in objects]
+    assert len(inputs) == len(lines)
+    assert inputs == [line.strip() for line in lines]
+    blank = "not_a_number" if fmt == "csv" else "Not a phone number"
+    assert all(reason == blank for line, reason in zip(lines, reasons, strict=True) if not line.strip())
+    if shape == "csv" and fmt == "csv":
+        assert [row[0] for row in rows] == [str(i) if line.strip() else "" for i, line in enumerate(lines)]
+
+
+def test_crlf_and_a_byte_order_mark(data_dir: Path, tmp_path: Path) -> None:
+    plain = _lookup_file(data_dir, tmp_path, b"\xef\xbb\xbf+37251000001\r\n\r\n+4915112345678\r\n")
+    assert b"\r" not in plain and b"\xef\xbb\xbf" not in plain
+    rows = list(csv.DictReader(io.StringIO(plain.decode())))
+    assert [(r["input"], r["valid"]) for r in rows] == [
+        ("+37251000001", "true"),
+        ("", "false"),
+        ("+4915112345678", "true"),
+    ]
+
+    table = _lookup_file(
+        data_dir, tmp_path, b"\xef\xbb\xbfname,phone\r\nAnna,+37251000001\r\n", "--column", "1", "--header"
+    )
+    assert b"\r" not in table
+    head, anna = _records(table)
+    assert head == ["name", "phone", *LOOKUP_COLUMNS]
+    assert anna[:4] == ["Anna", "+37251000001", "+37251000001", "true"]
+
+
+def test_a_semicolon_export_is_detected_and_keeps_its_delimiter(data_dir: Path, tmp_path: Path) -> None:
+    export = 'name;phone;city\r\n"Meyer; Anna";0151 12345678;Köln\r\nBob;+37251000001;Tallinn, Harju\r\n'
+    out = _lookup_file(data_dir, tmp_path, export.encode(), "--column", "1", "--header", "--region", "DE")
+    head, meyer, bob = _records(out, ";")
+    assert head == ["name", "phone", "city", *LOOKUP_COLUMNS]
+    assert _records(export.encode(), ";")[1:] == [meyer[:3], bob[:3]]
+    assert (meyer[3], meyer[head.index("region")]) == ("+4915112345678", "DE")
+    assert (bob[3], bob[head.index("region")]) == ("+37251000001", "EE")
+    assert out.decode().splitlines()[1].startswith('"Meyer; Anna";')  # the delimiter inside a field is quoted
+
+
+def test_delimiter_given_overrides_the_detection(data_dir: Path, tmp_path: Path) -> None:
+    """The first line has a ``;`` and no comma outside quotes: ``;``-separated, unless ``--delimiter ,`` says not."""
+    content = b'+37251000001;x\n"+4915112345678;y"\n'
+    detected = _records(_lookup_file(data_dir, tmp_path, content, "--column", "0"), ";")
+    assert detected[0][:3] == ["column_0", "column_1", "number"]
+    assert [row[:3] for row in detected[1:]] == [
+        ["+37251000001", "x", "+37251000001"],
+        ["+4915112345678;y", "", "+4915112345678;y"],
+    ]
+    given = _records(_lookup_file(data_dir, tmp_path, content, "--column", "0", "--delimiter", ","))
+    assert given[0][:2] == ["column_0", "number"]
+    assert [row[0] for row in given[1:]] == ["+37251000001;x", "+4915112345678;y"]
+    tabs = _lookup_file(
+        data_dir, tmp_path, b"+37251000001\tnote, with a comma\n", "--column", "0", "--delimiter", "\\t"
+    )
+    assert _records(tabs, "\t")[1][:4] == ["+37251000001", "note, with a comma", "+37251000001", "true"]
+
+
+def test_quoted_fields_with_delimiters_quotes_and_newlines_are_kept_intact(data_dir: Path, tmp_path: Path) -> None:
+    content = (
+        b'"Meyer, Anna",+37251000001,"line one\nline two"\r\n'
+        b'"she said ""hi""",+4915112345678,"a\r\nb"\r\n'
+        b"plain,hello,\r\n"
+    )
+    given = _records(content)
+    for fmt in ("csv", "jsonl"):
+        out = _lookup_file(data_dir, tmp_path, content, "--column", "1", "--format", fmt)
+        if fmt == "csv":
+            head, *rows = _records(out)
+            assert head == ["column_0", "column_1", "column_2", *LOOKUP_COLUMNS]
+            assert [row[:3] for row in rows] == given  # three records over five lines
+            assert [row[4] for row in rows] == ["true", "true", "false"]
+        else:
+            objects = [json.loads(line) for line in out.decode().split("\n") if line]
+            assert [o["row"] for o in objects] == given
+            assert [o["input"] for o in objects] == [row[1] for row in given]
+
+
+def test_jsonl_of_a_csv_carries_the_row_and_the_api_result(data_dir: Path, tmp_path: Path) -> None:
+    content = b"name,phone\nAnna,+37251000001\n\nBob,hello\n"
+    out = _lookup_file(data_dir, tmp_path, content, "--column", "1", "--header", "--format", "jsonl")
+    objects = [json.loads(line) for line in out.splitlines()]
+    assert [(o.pop("input"), o.pop("row")) for o in objects] == [
+        ("+37251000001", ["Anna", "+37251000001"]),
+        ("", []),
+        ("hello", ["Bob", "hello"]),
+    ]
+    api = json.loads(run_cli(data_dir, "lookup", "+37251000001", "", "hello").stdout)["result"]
+    for item in (*objects, *api):
+        assert item.pop("checkedAt")
+    assert objects == api
+
+
+def test_short_rows_are_padded_and_blank_lines_get_every_column(tmp_path: Path) -> None:
+    sink = io.BytesIO()
+    lookup_file(Resolver(), io.BytesIO(b"a,+37251000001,c,d\n\nb,+37251000001\n"), sink, column=1)
+    head, full, blank, short = _records(sink.getvalue())
+    assert len(head) == len(full) == len(blank) == len(short) == 4 + len(LOOKUP_COLUMNS)
+    assert (blank[:5], short[:5]) == (["", "", "", "", ""], ["b", "+37251000001", "", "", "+37251000001"])
+
+
+def test_empty_inputs_write_the_header_alone() -> None:
+    for content, column, header in ((b"", None, False), (b"", 0, False), (b"name,phone\r\n", 1, True)):
+        sink = io.BytesIO()
+        stats = lookup_file(Resolver(), io.BytesIO(content), sink, column=column, header=header)
+        assert stats.numbers == 0
+        assert len(_records(sink.getvalue())) == 1
+
+
+def test_a_missing_column_is_an_error_naming_its_line(data_dir: Path, tmp_path: Path) -> None:
+    good = "a,b,c,d,e,+37251000001\n"
+    content = good + 'a,"two\nlines",c,d,e,+37251000001\n' + good * 3 + "x,y,+37251000001\n" + good
+    source, target = tmp_path / "in.csv", tmp_path / "out.csv"
+    source.write_text(content)
+    done = run_cli(data_dir, "lookup", "--input", str(source), "--output", str(target), "--column", "5", check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip() == "error: line 7 has 3 columns; --column 5 needs at least 6"
+    assert not target.exists()  # no half file of results
+    to_stdout = run_cli(data_dir, "lookup", "--input", str(source), "--column", "5", check=False)
+    assert to_stdout.returncode == 1 and "line 7 has 3 columns" in to_stdout.stderr
+
+
+def test_a_row_wider_than_the_header_is_an_error_unless_its_extra_fields_are_empty() -> None:
+    sink = io.BytesIO()
+    lookup_file(Resolver(), io.BytesIO(b"name,phone\nAnna,+37251000001,,\n"), sink, column=1, header=True)
+    assert _records(sink.getvalue())[1][:3] == ["Anna", "+37251000001", "+37251000001"]  # a trailing delimiter
+    with pytest.raises(BulkInputError, match=r"^line 3 has 3 columns, line 1 has 2: a ',' in an unquoted field\?$"):
+        lookup_file(
+            Resolver(),
+            io.BytesIO(b"name,phone\nBob,+37251000001\nMeyer, Anna,+4915112345678\n"),
+            sink,
+            column=1,
+            header=True,
+        )
+
+
+def test_stdin_to_stdout_with_dashes(data_dir: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "numlookup", "lookup", "--input", "-", "--output", "-", "--column", "0"],
+        input=b"\xef\xbb\xbf+37251000001;x\r\n\r\nhello;y\r\n",
+        capture_output=True,
+        env=environment(data_dir),
+        cwd=ROOT,
+        check=True,
+    )
+    head, *rows = _records(done.stdout, ";")
+    assert head == ["column_0", "column_1", *LOOKUP_COLUMNS]
+    assert [row[:4] for row in rows] == [
+        ["+37251000001", "x", "+37251000001", "true"],
+        ["", "", "", "false"],
+        ["hello", "y", "hello", "false"],
+    ]
+
+
+def test_the_garbage_collector_runs_again_after_a_file_even_a_refused_one() -> None:
+    """lookup_file pauses the collector during each chunk; the process must get it back whatever happens."""
+    assert gc.isenabled()
+    lookup_file(Resolver(), io.BytesIO(b"+37251000001\n"), io.BytesIO(), column=0)
+    assert gc.isenabled()
+    with pytest.raises(BulkInputError, match="line 1 has 1 column; --column 3 needs at least 4"):
+        lookup_file(Resolver(), io.BytesIO(b"+37251000001\n"), io.BytesIO(), column=3)
+    assert gc.isenabled()

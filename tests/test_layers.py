@@ -25,14 +25,17 @@ ALLOWED: dict[str, set[str]] = {
     "status": set(),
     "metrics": set(),
     "logs": set(),
+    "listen_queue": set(),
     "source_settings": set(),
     "settings": {"source_settings", "status"},
     "billing": {"settings", "store"},
     "accounts": {"billing", "status", "store"},
     "datasets": {"numbering", "store"},
     "live": {"billing", "metrics", "numbering", "settings", "source_settings", "status", "store"},
+    "webhooks": {"settings", "store"},
     "results": {"live", "numbering", "settings", "status"},
-    "bulk": {"numbering", "results", "status"},
+    "bulk_input": set(),
+    "bulk": {"bulk_input", "numbering", "results", "status"},
     "api": {
         "accounts",
         "billing",
@@ -45,12 +48,14 @@ ALLOWED: dict[str, set[str]] = {
         "settings",
         "status",
         "store",
+        "webhooks",
     },
-    "serving": {"logs", "settings"},
+    "serving": {"listen_queue", "logs", "settings"},
     "cli": {
         "accounts",
         "billing",
         "bulk",
+        "bulk_input",
         "datasets",
         "logs",
         "live",
@@ -60,17 +65,18 @@ ALLOWED: dict[str, set[str]] = {
         "settings",
         "status",
         "store",
+        "webhooks",
     },
     "__main__": {"cli"},
 }
-# Libraries that belong to one edge: HTTP serving, the command line, metrics, upstream HTTP and DNS.
+# Libraries that belong to one edge: HTTP serving, the command line, metrics, outgoing HTTP and DNS.
 EDGE_LIBRARIES: dict[str, set[str]] = {
     "starlette": {"api"},
     "uvicorn": {"serving"},
     "typer": {"cli"},
     "rich": {"cli"},
     "prometheus_client": {"metrics"},
-    "httpx": {"live"},
+    "httpx": {"live", "webhooks"},  # upstream lookups; webhook deliveries
     "dns": {"live"},  # dnspython: the ENUM source's NAPTR queries
     "pyarrow": {"datasets"},  # the columnar reader of ported-number files
 }

@@ -113,3 +113,29 @@ def test_an_unknown_source_kind_names_its_upstream() -> None:
     upstreams = '{"mine": {"kind": "infobjp", "url": "https://x"}}'
     with pytest.raises(SettingsError, match="upstreams.mine.kind: unknown kind 'infobjp'; choose one of messente"):
         load_settings(environ={"NUMLOOKUP_UPSTREAMS": upstreams})
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"NUMLOOKUP_WEBHOOK_TIMEOUT_SECONDS": "0"}, "webhook_timeout_seconds"),
+        ({"NUMLOOKUP_WEBHOOK_LEASE_SECONDS": "10"}, "webhook_lease_seconds"),  # not longer than the 15 s timeout
+        ({"NUMLOOKUP_WEBHOOK_POLL_SECONDS": "-1"}, "webhook_poll_seconds"),
+        ({"NUMLOOKUP_WEBHOOK_CONCURRENCY": "0"}, "webhook_concurrency"),
+        ({"NUMLOOKUP_WEBHOOK_RETRY_SCALE": "0"}, "webhook_retry_scale"),
+        ({"NUMLOOKUP_WEBHOOK_ROTATION_GRACE_HOURS": "-1"}, "webhook_rotation_grace_hours"),
+        ({"NUMLOOKUP_WEBHOOK_ALLOW_PRIVATE": "maybe"}, "webhook_allow_private"),
+        ({"NUMLOOKUP_IDEMPOTENCY_TTL_HOURS": "0"}, "idempotency_ttl_hours"),
+        ({"NUMLOOKUP_IDEMPOTENCY_LEASE_SECONDS": "3"}, "idempotency_lease_seconds"),  # not beyond the live deadline
+    ],
+)
+def test_webhook_and_idempotency_settings_name_themselves(environ: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError, match=named):
+        load_settings(environ=environ)
+
+
+def test_webhook_and_idempotency_defaults() -> None:
+    settings = load_settings(environ={})
+    assert settings.webhook_allow_private is False and settings.webhook_timeout_seconds == 15.0
+    assert settings.idempotency_ttl_hours == 24.0 and settings.webhook_retry_scale == 1.0
+    assert load_settings(environ={"NUMLOOKUP_WEBHOOK_ALLOW_PRIVATE": "true"}).webhook_allow_private is True

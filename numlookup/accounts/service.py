@@ -15,7 +15,7 @@ from numlookup.accounts import credentials
 from numlookup.accounts.allowlist import EVERYONE, Network, in_networks, parse_network
 from numlookup.accounts.errors import AccountConflict, AccountError, NotFound, UnknownAccount
 from numlookup.billing.ledger import Charge, add_credits, adjust_credits, book_credit
-from numlookup.status import StatusStyle, UnknownStyle, status_style
+from numlookup.status import StyleSetting, UnknownStyle, style_setting
 from numlookup.store import account_epoch
 from numlookup.store.engine import shown_url, write_transaction
 from numlookup.store.tables import accounts, allowed_networks
@@ -37,7 +37,7 @@ class Account:
     enabled: bool
     balance: int
     price: int | None
-    status_style: StatusStyle | None
+    status_style: StyleSetting | None  # None: the server's default; "auto": the calling client's words
     allowed_networks: tuple[str, ...]
     created_at: datetime
 
@@ -68,7 +68,7 @@ def _account(conn: Connection, row: Row[Any]) -> Account:
         enabled=bool(row.enabled),
         balance=row.balance,
         price=row.price,
-        status_style=None if row.status_style is None else status_style(row.status_style),
+        status_style=None if row.status_style is None else style_setting(row.status_style),
         allowed_networks=_allowed(conn, row.id),
         created_at=row.created_at,
     )
@@ -96,7 +96,7 @@ def _addressable(name: str) -> str:
 def _check_style(style: str | None) -> None:
     if style is not None:
         try:
-            status_style(style)
+            style_setting(style)
         except UnknownStyle as exc:
             raise AccountError(str(exc)) from None
 

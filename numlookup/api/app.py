@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from functools import partial
+from typing import Any
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -26,6 +28,7 @@ from numlookup.accounts.cache import AccountCache
 from numlookup.api.admin import ROUTES as ADMIN_ROUTES
 from numlookup.api.coalescer import ResolveCoalescer
 from numlookup.api.errors import ApiError, ErrorCode, error_response, method_not_allowed, not_found, not_ready
+from numlookup.api.idempotency import Completed, IdempotencyStore
 from numlookup.api.limits import AbuseGuard
 from numlookup.api.lookup import lookup
 from numlookup.api.openapi import openapi_document
@@ -44,6 +47,7 @@ from numlookup.settings import Settings, get_settings
 from numlookup.store import make_engine
 from numlookup.store.tables import accounts
 from numlookup.store.write_probe import probe_write
+from numlookup.webhooks.worker import DeliveryWorker
 
 log = logging.getLogger("numlookup.api")
 # A readiness probe must answer in time even when the database hangs rather than refuses.
@@ -120,6 +124,18 @@ async def _flush_charges(state: AppState) -> None:
         log.error("shutdown: a charge commit did not finish within %gs", timeout)
 
 
+def _charge_attachments(
+    idempotency: IdempotencyStore, live: LiveService | None
+) -> Callable[[Connection, list[Any]], Callable[[], None] | None]:
+    """What a charge transaction stores with the charges: replayable responses, and the live layer's answers."""
+
+    def store(conn: Connection, attached: list[Any]) -> Callable[[], None] | None:
+        idempotency.store(conn, [item for item in attached if isinstance(item, Completed)])
+        return live.store(conn, [item for item in attached if not isinstance(item, Completed)]) if live else None
+
+    return store
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
     document = _encoder.encode(openapi_document(settings.max_numbers_per_request, admin=bool(settings.admin_token)))
@@ -133,6 +149,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     metrics = Metrics()
     live = LiveService.from_settings(settings, engine, resolver, metrics)
+    idempotency = IdempotencyStore(
+        engine,
+        ttl=timedelta(hours=settings.idempotency_ttl_hours),
+        lease=timedelta(seconds=settings.idempotency_lease_seconds),
+    )
     state = AppState(
         settings=settings,
         engine=engine,
@@ -142,12 +163,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         prices=Prices.from_settings(settings),
         live=live,
         metrics=metrics,
+        idempotency=idempotency,
         charger=GroupCharger(
             engine,
             enabled=settings.group_commit,
             on_batch=metrics.charge_batch.observe,
-            # Fresh live answers are committed with the charges of the requests that got them.
-            store_attached=live.store if live is not None else None,
+            # Fresh live answers, and the responses idempotency keys replay, are committed with
+            # the charges of the requests that made them.
+            store_attached=_charge_attachments(idempotency, live),
         ),
     )
 
@@ -161,8 +184,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
         account_poll = asyncio.create_task(state.accounts.follow())
         usage_flush = asyncio.create_task(state.live.follow_usage()) if state.live is not None else None
+        key_prune = asyncio.create_task(idempotency.follow())
+        # Every worker process sends due webhooks; leases keep two from sending one row.
+        webhooks = DeliveryWorker(engine, settings)
+        deliveries = asyncio.create_task(webhooks.run())
         # The server answers headers that never finish itself, in the words built here.
         yield {LIFESPAN_KEY: ProtocolRefusals(metrics, access_log=settings.access_log)}
+        deliveries.cancel()
+        await asyncio.gather(deliveries, return_exceptions=True)  # a claim in a thread finishes first
+        await webhooks.close()
+        key_prune.cancel()
         account_poll.cancel()
         follower.cancel()
         if usage_flush is not None:

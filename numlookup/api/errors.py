@@ -178,6 +178,41 @@ def header_timeout(seconds: float) -> ApiError:
     )
 
 
+def invalid_idempotency_key(why: str) -> ApiError:
+    """400, code 102: the header is malformed, so the request is not run (nor remembered)."""
+    return ApiError(400, ErrorCode.INVALID_PARAMETERS, f"The Idempotency-Key header is wrong: {why}.")
+
+
+def idempotency_key_in_use() -> ApiError:
+    """409 while the key's first request runs (draft-ietf-httpapi-idempotency-key-header: "a request is outstanding").
+
+    Code 106, as for 429: a retry needs no fix, only a moment (``Retry-After``),
+    and 106 ("Client error") is the one code the official clients accept that
+    blames neither the credentials (101), the parameters (102) nor the server (103).
+    """
+    return ApiError(
+        409,
+        ErrorCode.CLIENT_ERROR,
+        "A request with this Idempotency-Key is still being processed; retry after it has finished "
+        "to get its response.",
+        {"Retry-After": "1"},
+    )
+
+
+def idempotency_key_reused() -> ApiError:
+    """422, code 102: the key was used with another body or route; the parameters are what is wrong.
+
+    The client must change something (use a new key for a new request) before it
+    retries, which is what 102 ("Invalid parameters") tells the official clients.
+    """
+    return ApiError(
+        422,
+        ErrorCode.INVALID_PARAMETERS,
+        "This Idempotency-Key was used with a different request (another body or route); "
+        "use a new key for a new request.",
+    )
+
+
 def not_ready(reason: str) -> ApiError:
     return ApiError(503, ErrorCode.SERVER_ERROR, f"Not ready: {reason}.")
 

@@ -1,9 +1,12 @@
 """``POST /v1/hlr/sync``: authenticate, validate, resolve, charge, answer.
 
-It reads in the order of the work: authenticate → decode → resolve → quote →
-live → charge → render. The order of checks is the contract's: credentials first (101), then the body
-(102, 103), then credits (104). Nothing is charged unless every check passed, and
-the 200 leaves only after the charge and its ledger row are committed.
+It reads in the order of the work: authenticate → decode → idempotency key →
+resolve → quote → live → render → charge. The order of checks is the contract's:
+credentials first (101), then the body (102, 103), then credits (104). Nothing is
+charged unless every check passed, and the 200 leaves only after the charge and
+its ledger row are committed. The answer is rendered before the charge so that,
+with an ``Idempotency-Key``, the stored response commits in the charge's own
+transaction (see ``api.idempotency``): a retry replays it and is not charged.
 
 With live sources, the numbers they serve are asked (or found in the cache)
 between the checks and the charge, because the price depends on the answer's
@@ -14,6 +17,7 @@ for the sum.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import partial
@@ -25,6 +29,7 @@ from starlette.responses import Response
 from numlookup.accounts import Account, AuthFailure
 from numlookup.api.auth import basic_credentials, client_ip
 from numlookup.api.errors import invalid_parameters, no_credits, too_many_numbers, unauthorized
+from numlookup.api.idempotency import Claim
 from numlookup.api.nesting import MAX_NESTING, nesting_depth_exceeds
 from numlookup.api.state import AppState
 from numlookup.api.wire import LookupSuccess, NumbersToInvestigate
@@ -35,6 +40,8 @@ from numlookup.status import answer_style, outcome
 
 _decoder = msgspec.json.Decoder(NumbersToInvestigate)
 _encoder = msgspec.json.Encoder()
+ROUTE = "POST /v1/hlr/sync"  # what an idempotency key's fingerprint names besides the body
+JSON = "application/json"
 
 
 def _check_content_type(request: Request) -> None:
@@ -78,14 +85,16 @@ async def _authenticate(request: Request, state: AppState) -> tuple[str, Account
     return username, verdict
 
 
-async def _read_body(request: Request, limit: int) -> NumbersToInvestigate:
+async def _read_body(request: Request, limit: int) -> tuple[bytes, NumbersToInvestigate]:
+    """The body's bytes (an idempotency key's fingerprint covers them) and what they say."""
     _check_content_type(request)
-    body = _decode(await request.body())
+    raw = await request.body()
+    body = _decode(raw)
     if not body.numbers:
         raise invalid_parameters("`numbers` must hold at least one number.")
     if len(body.numbers) > limit:
         raise too_many_numbers(len(body.numbers), limit)
-    return body
+    return raw, body
 
 
 async def _charge(
@@ -109,9 +118,30 @@ async def _charge(
 
 async def lookup(request: Request) -> Response:
     state: AppState = request.app.state.numlookup
-    request_id: str = request.state.request_id
     username, account = await _authenticate(request, state)
-    body = await _read_body(request, state.settings.max_numbers_per_request)
+    raw, body = await _read_body(request, state.settings.max_numbers_per_request)
+    claim = await state.idempotency.begin(request, account.id, ROUTE, raw)
+    if isinstance(claim, Response):
+        return claim  # a completed request's response, replayed: nothing is charged again
+    try:
+        return await _answer(request, state, username, account, body, claim)
+    except asyncio.CancelledError:
+        raise  # its charge may still commit: the key stays held until its lease ends
+    except BaseException:
+        if claim is not None:
+            await state.idempotency.release(claim)  # an error charged nothing: the key may be used again
+        raise
+
+
+async def _answer(
+    request: Request,
+    state: AppState,
+    username: str,
+    account: Account,
+    body: NumbersToInvestigate,
+    claim: Claim | None,
+) -> Response:
+    request_id: str = request.state.request_id
     resolutions = await state.coalescer.resolve(body.numbers)
     checked_at = iso_time(datetime.now(UTC))
     valid = {r.e164: r for r in resolutions if r.valid and r.e164 is not None}  # a number listed twice counts once
@@ -126,18 +156,26 @@ async def lookup(request: Request) -> Response:
             raise no_credits(format_amount(account.balance), format_amount(quote))
         live = await state.live.lookup(list(valid.values()), body.max_age, body.deadline)
 
+    # An account's own style wins; else the server's, which by default ("auto") follows the client's User-Agent.
+    style = answer_style(account.status_style or state.settings.status_style, request.headers.get("user-agent"))
+    result = [number_result(r, style, checked_at, live.get(r.e164) if r.e164 else None) for r in resolutions]
+    encoded = _encoder.encode(LookupSuccess(request_id=request_id, result=result))
+    completed = claim.completed(200, {"content-type": JSON}, encoded, request_id) if claim is not None else None
+
     if valid:
         classes = {number: result.charge_class for number, result in live.items()}
         amount = state.prices.total(valid, classes, account.price)
-        # Fresh live answers and their credits by source go into the charge's own transaction: no extra commit.
-        attached = (
+        # Fresh live answers and their credits by source go into the charge's own transaction: no extra commit;
+        # so does the response an idempotency key will replay.
+        attached: list[object] = list(
             state.live.attachment(live, partial(state.prices.of, account_price=account.price)) if state.live else []
         )
+        if completed is not None:
+            attached.append(completed)
         await _charge(state, username, account, request_id, amount, len(valid), attached)
+    elif completed is not None:
+        await state.idempotency.complete(completed)  # nothing to charge: the response is stored on its own
 
-    # An account's own style wins; else the server's, which by default ("auto") follows the client's User-Agent.
-    style = account.status_style or answer_style(state.settings.status_style, request.headers.get("user-agent"))
-    result = [number_result(r, style, checked_at, live.get(r.e164) if r.e164 else None) for r in resolutions]
     for item in result:
         state.metrics.lookups.labels(outcome(item.status), item.source).inc()
-    return Response(_encoder.encode(LookupSuccess(request_id=request_id, result=result)), media_type="application/json")
+    return Response(encoded, media_type=JSON)

@@ -43,6 +43,15 @@ def _error_response(description: str, *, retry_after: bool = False, challenge: b
     }
 
 
+_IDEMPOTENCY = (
+    "Optional header `Idempotency-Key` (draft-ietf-httpapi-idempotency-key-header; a quoted structured-field "
+    'string such as `"8e03978e-40d5-43e8-bc93-6894a57f9324"`, or the bare value; at most 255 characters): '
+    "the same key with the same body from the same account, until the key expires (the server's "
+    "`idempotency_ttl_hours`, 24 by default), replays the first response "
+    "(header `Idempotent-Replayed: true`, the same `request_id`) and charges nothing more; while the first "
+    "request runs, 409; with another body, 422. Error answers are not remembered. This makes a retry after a "
+    "timeout or a 502 safe."
+)
 # The spellings the API accepts for one number, another country's, and a number too short to be valid.
 _EXAMPLE_REQUEST = {"numbers": ["+37251000001", "37251000001", "+372 5100-0001", "+447712345678", "12345"]}
 _TOO_MANY = _error_response(
@@ -105,6 +114,9 @@ def _lookup_document(max_numbers: int) -> dict[str, Any]:
                 "post": {
                     "operationId": "fetchInfo",
                     "summary": "Look up numbers",
+                    # Not declared as a parameter: a schema cannot say "the same key with another body is
+                    # 422", and generated clients and fuzzers would send one key with many bodies.
+                    "description": _IDEMPOTENCY,
                     "security": [{"basicAuth": []}],
                     "requestBody": {
                         "required": True,
@@ -113,7 +125,14 @@ def _lookup_document(max_numbers: int) -> dict[str, Any]:
                     "responses": {
                         "200": {
                             "description": "One result per number, in input order.",
-                            "headers": {"X-Request-Id": _REQUEST_ID},
+                            "headers": {
+                                "X-Request-Id": _REQUEST_ID,
+                                "Idempotent-Replayed": {
+                                    "description": "`true` on a response replayed for a repeated Idempotency-Key.",
+                                    "required": False,
+                                    "schema": {"const": "true"},
+                                },
+                            },
                             "content": {"application/json": {"schema": success_ref}},
                         },
                         "400": _error_response("102: parameters wrong or missing; 103: too many numbers."),
@@ -124,7 +143,14 @@ def _lookup_document(max_numbers: int) -> dict[str, Any]:
                         "408": _error_response(
                             "106: the headers or the body did not arrive in time; nothing was charged."
                         ),
+                        "409": _error_response(
+                            "106: a request with this Idempotency-Key is still running; retry shortly.",
+                            retry_after=True,
+                        ),
                         "413": _error_response("102: the body is larger than the server's limit; nothing was charged."),
+                        "422": _error_response(
+                            "102: this Idempotency-Key was used with another request body; nothing was charged."
+                        ),
                         "429": _TOO_MANY,
                         "500": _error_response("103: server error; nothing was charged."),
                     },

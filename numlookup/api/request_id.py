@@ -1,4 +1,4 @@
-"""Gives every request an id before anything else runs, stamps it on every response,
+"""Gives every request an id before anything else runs, stamps it on every response (a replayed one keeps its own),
 turns an unexpected error into the wire's clean 500 (code 103), and writes the request log.
 
 A pure ASGI middleware, so even a 404 or an unhandled error carries ``X-Request-Id``.
@@ -62,7 +62,10 @@ class RequestIdMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), header]
+                headers = message.get("headers", [])
+                # A replayed response (Idempotency-Key) keeps the id of the request that made it.
+                if not any(name.lower() == b"x-request-id" for name, _ in headers):
+                    message["headers"] = [*headers, header]
             await send(message)
 
         try:

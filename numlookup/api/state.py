@@ -1,4 +1,4 @@
-"""What a running app holds: settings, the database, the loaded numbering data, prices and the live layer."""
+"""What a running app holds: settings, the database, numbering data, prices, idempotency keys, the live layer."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 
 from numlookup.accounts.cache import AccountCache
 from numlookup.api.coalescer import ResolveCoalescer
+from numlookup.api.idempotency import IdempotencyStore
 from numlookup.billing.charger import GroupCharger
 from numlookup.billing.prices import Prices
 from numlookup.live.service import LiveService
@@ -26,4 +27,5 @@ class AppState:
     prices: Prices
     charger: GroupCharger
     metrics: Metrics
+    idempotency: IdempotencyStore
     live: LiveService | None = None

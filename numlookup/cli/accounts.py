@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
@@ -10,8 +11,8 @@ from rich.table import Table
 from numlookup import accounts
 from numlookup.accounts.allowlist import EVERYONE
 from numlookup.billing.money import format_amount, parse_amount
-from numlookup.cli.base import JsonOption, database, out, print_json, user_errors
-from numlookup.status import STATUS_STYLES, status_style
+from numlookup.cli.base import JsonOption, database, out, print_json, settings, user_errors
+from numlookup.status import STYLE_SETTINGS, style_setting
 
 app = typer.Typer(help="Accounts, API secrets and IP allow-lists.", no_args_is_help=True)
 
@@ -57,7 +58,7 @@ def create(
     ] = None,
     status_style_name: Annotated[
         str | None,
-        typer.Option("--status-style", help=f"One of {', '.join(STATUS_STYLES)}; default: the server's."),
+        typer.Option("--status-style", help=f"One of {', '.join(STYLE_SETTINGS)}; default: the server's."),
     ] = None,
     price: Annotated[str | None, typer.Option(help="Price per number for this account; default: the server's.")] = None,
     as_json: JsonOption = False,
@@ -68,7 +69,7 @@ def create(
         name,
         credits=parse_amount(credits),
         allow=allow_ip or EVERYONE,
-        status_style=None if status_style_name is None else status_style(status_style_name),
+        status_style=None if status_style_name is None else style_setting(status_style_name),
         price=None if price is None else parse_amount(price),
     )
     print_credentials(creds, as_json, "Created account")
@@ -166,9 +167,51 @@ def set_price(
 @user_errors
 def set_style(
     name: str,
-    style: Annotated[str, typer.Argument(help=f"{', '.join(STATUS_STYLES)} or 'default'.")],
+    style: Annotated[str, typer.Argument(help=f"{', '.join(STYLE_SETTINGS)} or 'default'.")],
     as_json: JsonOption = False,
 ) -> None:
     """The status vocabulary this account's responses use."""
-    accounts.set_status_style(database(), name, None if style == "default" else status_style(style))
+    accounts.set_status_style(database(), name, None if style == "default" else style_setting(style))
     report(f"{name} now gets status style {style}", as_json, name=name)
+
+
+@app.command("webhook-secret")
+@user_errors
+def webhook_secret(
+    name: str,
+    rotate: Annotated[
+        bool, typer.Option("--rotate", help="Make a new secret; the old one keeps signing during the grace period.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """The account's webhook signing secret (whsec_…), made at first use; receivers verify with it."""
+    from numlookup.webhooks import keys
+
+    engine = database()
+    account = accounts.get_account(engine, name)
+    now = datetime.now(UTC)
+    grace = timedelta(hours=settings().webhook_rotation_grace_hours)
+    found = keys.rotate(engine, account.id, now, grace) if rotate else keys.show(engine, account.id, now)
+    previous_until = (
+        found.previous_until if found.previous_secret and found.previous_until and found.previous_until > now else None
+    )
+    if as_json:
+        print_json(
+            {
+                "name": name,
+                "secret": found.secret,
+                "previous_secret_valid_until": None if previous_until is None else previous_until.isoformat(),
+                "callbacks_enabled": not found.disabled,
+                "disabled_reason": found.disabled_reason,
+            }
+        )
+        return
+    out.print(f"Webhook signing secret of [bold]{name}[/bold]:", highlight=False)
+    out.print(f"  {found.secret}", highlight=False)
+    if previous_until is not None:
+        out.print(f"The previous secret also signs until {previous_until:%Y-%m-%d %H:%M:%S} UTC.", highlight=False)
+    if found.disabled:
+        out.print(
+            f"Callbacks are off ({found.disabled_reason}); `numlookup webhooks enable {name}` turns them on.",
+            highlight=False,
+        )

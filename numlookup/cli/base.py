@@ -44,6 +44,7 @@ from numlookup.status import UnknownStyle
 from numlookup.store import NoDatabase, make_engine, shown_url, upgrade
 from numlookup.store.backup import BackupError
 from numlookup.store.migrate import current_revision, head_revision
+from numlookup.webhooks.outbox import WebhookError
 
 EXIT_USER_ERROR = 1
 EXIT_USAGE_ERROR = 2  # what click and typer use for usage errors
@@ -82,6 +83,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     FormatError,
     MissingDataset,
     BackupError,
+    WebhookError,
     OSError,
 )
 

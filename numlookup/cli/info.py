@@ -25,7 +25,10 @@ def summary(
     """The effective settings as JSON-ready data; ``host``, ``port`` and ``workers`` as ``serve`` was told."""
     file = config_path()
     database = make_url(config.effective_database_url)
-    sources = [{"name": UPSTREAM_PREFIX + name, "kind": "upstream"} for name in config.upstreams]
+    sources = [
+        {"name": UPSTREAM_PREFIX + name, "kind": upstream.__struct_config__.tag}
+        for name, upstream in config.upstreams.items()
+    ]
     if config.osmo_hlr is not None:
         sources.insert(0, {"name": OSMO_HLR, "kind": OSMO_HLR})
     prices = Prices.from_settings(config)
@@ -37,7 +40,9 @@ def summary(
             "backend": database.get_backend_name(),
             "exists": _sqlite_exists(database),
         },
-        "live_routes": [{"match": r.match, "source": config.source_name(r.source)} for r in config.live_routes],
+        "live_routes": [
+            {"match": r.match, "sources": [config.source_name(s) for s in r.chain]} for r in config.live_routes
+        ],
         "live_sources": sources,
         "prices": {c: format_amount(prices.of(c, None)) for c in CHARGE_CLASSES},
         "status_style": config.status_style,
@@ -57,7 +62,7 @@ def _sqlite_exists(url: URL) -> bool | None:
 def summary_line(data: dict[str, Any]) -> str:
     """The summary as one line of ``key=value`` words, for the log."""
     listen = data["listen"]
-    routes = ",".join(f"{r['match']}>{r['source']}" for r in data["live_routes"]) or "none"
+    routes = ",".join(f"{r['match']}>{'|'.join(r['sources'])}" for r in data["live_routes"]) or "none"
     sources = ",".join(f"{s['name']}({s['kind']})" for s in data["live_sources"]) or "none"
     prices = ",".join(f"{name}:{price}" for name, price in data["prices"].items())
     return (
@@ -83,7 +88,8 @@ def info(as_json: JsonOption = False) -> None:
         "config file": data["config_file"] or "none",
         "data directory": data["data_dir"],
         "database": database["url"] + exists,
-        "live routes": ", ".join(f"{r['match']} -> {r['source']}" for r in data["live_routes"]) or "none",
+        "live routes": ", ".join(f"{r['match']} -> {' then '.join(r['sources'])}" for r in data["live_routes"])
+        or "none",
         "live sources": ", ".join(f"{s['name']} ({s['kind']})" for s in data["live_sources"]) or "none",
         "prices": ", ".join(f"{name} {price}" for name, price in data["prices"].items()),
         "status style": data["status_style"],

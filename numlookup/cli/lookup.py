@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from numlookup.cli.base import CliError, database, err, print_json, region_code, settings, user_errors
+from numlookup.cli.base import CliError, JsonOption, database, err, print_json, region_code, settings, user_errors
 from numlookup.status import STATUS_STYLES, StatusStyle, answer_style, status_style
 
 if TYPE_CHECKING:
@@ -29,52 +29,142 @@ def _region(text: str | None) -> str | None:
     return None if text is None else region_code(text)
 
 
+def _delimiter(text: str | None) -> str | None:
+    """One character; ``\\t`` spells a tab, since a shell makes a literal one awkward to type."""
+    if text is None:
+        return None
+    value = "\t" if text == "\\t" else text
+    if len(value) != 1 or value in '"\r\n':
+        raise CliError("--delimiter is one character such as ';' or '\\t' (a tab), not a quote")
+    return value
+
+
+def _refuse_nonsense(
+    *,
+    numbers: bool,
+    fmt: str | None,
+    json_output: bool,
+    column: int | None,
+    header: bool,
+    delimiter: str | None,
+    style: str | None,
+) -> None:
+    """An option given must act: refuse the ones that would do nothing with the others given."""
+    if numbers:
+        options = (("--column", column is not None), ("--header", header), ("--delimiter", delimiter is not None))
+        given = [name for name, on in options if on]
+        if given:
+            raise CliError(f"{given[0]} is for an --input file; NUMBERS have no columns or header")
+    elif json_output:
+        raise CliError("--json is for NUMBERS; a file's results are --format csv or jsonl")
+    if json_output and fmt is not None:
+        raise CliError("--json and --format both choose the output: give one")
+    if delimiter is not None and column is None:
+        raise CliError("--delimiter separates a CSV input's fields: it needs --column N")
+    if style is not None and (fmt == "csv" or (fmt is None and not numbers)):
+        raise CliError("--style needs result objects: --format jsonl (csv has no status)")
+
+
 @user_errors
 def lookup(
-    numbers: Annotated[list[str] | None, typer.Argument(help="Numbers in international form.")] = None,
+    numbers: Annotated[
+        list[str] | None, typer.Argument(help="Numbers: international, or national with --region.")
+    ] = None,
     input_file: Annotated[
         Path | None, typer.Option("--input", help="A file of numbers, one a line ('-': stdin).")
     ] = None,
     output_file: Annotated[Path | None, typer.Option("--output", help="Where results go (default: stdout).")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="Bulk output: csv or jsonl (API result objects).")] = "csv",
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="csv or jsonl (API result objects); default csv for --input, JSON for NUMBERS."),
+    ] = None,
     region: Annotated[
         str | None, typer.Option(help="Read numbers without + as this region's (ISO alpha-2) national format.")
     ] = None,
     column: Annotated[
         int | None, typer.Option(help="The input is CSV: take the numbers from this column (0-based).", min=0)
     ] = None,
-    header: Annotated[bool, typer.Option("--header", help="Skip the input's first line.")] = False,
+    header: Annotated[
+        bool, typer.Option("--header", help="The input's first line is a header: it heads the output.")
+    ] = False,
+    delimiter: Annotated[
+        str | None, typer.Option(help="The CSV input's delimiter (one character; default: ';' or ',', detected).")
+    ] = None,
     style: Annotated[str | None, typer.Option(help=f"Status style: {', '.join(STATUS_STYLES)}.")] = None,
+    json_output: JsonOption = False,
 ) -> None:
     """Look numbers up offline (shipped and imported data). Charges nothing.
 
-    With NUMBERS, print the API's result objects as JSON. With --input, resolve a
-    whole file in chunks (memory stays flat) into CSV or JSON lines; a progress bar
-    shows on a terminal.
+    With NUMBERS, print the API's result objects as one JSON document (or, with
+    --format, CSV or JSON lines). With --input, resolve a whole file in chunks
+    (memory stays flat) into CSV or JSON lines, one row per input line, a CSV
+    input's columns kept; a progress bar shows on a terminal.
     """
-    import msgspec
-
     from numlookup.datasets.follower import load_operator_data
     from numlookup.numbering import Resolver
     from numlookup.numbering.resolver import shared_plan
-    from numlookup.results import number_result
 
+    if (input_file is None) == (not numbers):
+        raise CliError("give NUMBERS or --input FILE (not both)")
+    _refuse_nonsense(
+        numbers=bool(numbers),
+        fmt=fmt,
+        json_output=json_output,
+        column=column,
+        header=header,
+        delimiter=delimiter,
+        style=style,
+    )
+    output = _output_format(fmt) if fmt is not None else None
+    separator = _delimiter(delimiter)
     config = settings()
     chosen = status_style(style) if style else answer_style(config.status_style, None)  # auto: no client, the seed's
     hint = _region(region)
-    if (input_file is None) == (not numbers):
-        raise CliError("give NUMBERS or --input FILE (not both)")
-    output = _output_format(fmt)
     resolver = Resolver(
         operator=load_operator_data(database(config), config.data_path),
         plan=shared_plan(config.data_path / "cache"),
     )
     if numbers:
-        results = [number_result(r, chosen) for r in resolver.resolve(numbers)]
-        print_json(msgspec.to_builtins({"result": results}))
+        _numbers(resolver, numbers, output_file, output, hint, chosen)
         return
     assert input_file is not None
-    _bulk(resolver, input_file, output_file, output, hint, column, header, chosen)
+    _bulk(resolver, input_file, output_file, output or "csv", hint, column, header, separator, chosen)
+
+
+def _numbers(
+    resolver: Resolver,
+    numbers: list[str],
+    output_file: Path | None,
+    fmt: OutputFormat | None,
+    region: str | None,
+    style: StatusStyle,
+) -> None:
+    """NUMBERS from the command line: one JSON document ``{"result": [...]}``, or CSV or JSON lines."""
+    import json
+
+    import msgspec
+
+    from numlookup.bulk import lookup_numbers
+    from numlookup.results import number_result
+
+    to_stdout = output_file is None or str(output_file) == "-"
+    if fmt is None:
+        columns = resolver.resolve_columns(numbers, region)
+        results = [number_result(columns.resolution(i), style) for i in range(len(columns))]
+        document = msgspec.to_builtins({"result": results})
+        if to_stdout:
+            print_json(document)
+        else:
+            assert output_file is not None
+            output_file.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        return
+    if to_stdout:
+        lookup_numbers(resolver, numbers, sys.stdout.buffer, fmt=fmt, region=region, style=style)
+        sys.stdout.buffer.flush()
+    else:
+        assert output_file is not None
+        with output_file.open("wb") as sink:
+            lookup_numbers(resolver, numbers, sink, fmt=fmt, region=region, style=style)
 
 
 def _bulk(
@@ -85,14 +175,17 @@ def _bulk(
     region: str | None,
     column: int | None,
     header: bool,
+    delimiter: str | None,
     style: StatusStyle,
 ) -> None:
+    """A whole file; a row the file's shape cannot answer stops it, and a partial --output file is removed."""
     import time
     from contextlib import ExitStack
 
     from rich.progress import BarColumn, Progress, TimeRemainingColumn
 
     from numlookup.bulk import lookup_file
+    from numlookup.bulk_input import BulkInputError
 
     from_stdin = str(input_file) == "-"
     to_stdout = output_file is None or str(output_file) == "-"
@@ -120,17 +213,23 @@ def _bulk(
             rate = done / max(time.perf_counter() - started, 1e-9)
             progress.update(task, advance=consumed, description=f"{done:,} numbers, {rate:,.0f}/s")
 
-        stats = lookup_file(
-            resolver,
-            source,
-            sink,
-            fmt=fmt,
-            region=region,
-            column=column,
-            header=header,
-            style=style,
-            progress=advance,
-        )
+        try:
+            stats = lookup_file(
+                resolver,
+                source,
+                sink,
+                fmt=fmt,
+                region=region,
+                column=column,
+                header=header,
+                delimiter=delimiter,
+                style=style,
+                progress=advance,
+            )
+        except BulkInputError as exc:
+            if not to_stdout and output_file is not None and output_file.is_file():
+                output_file.unlink()  # half a file of results would pass for a whole one
+            raise CliError(str(exc)) from None
         sink.flush()
     elapsed = time.perf_counter() - started
     if not to_stdout or err.is_terminal:

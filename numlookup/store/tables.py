@@ -191,3 +191,85 @@ source_usage = Table(
     Column("cost_micros", BigInteger, nullable=False),
     Column("credits_micros", BigInteger, nullable=False),
 )
+
+# Idempotency-Key (see ``api.idempotency``): per account and key, the request's
+# fingerprint (route and body) and, once it answered, the stored response. The row
+# is committed before the request is processed (``running``, with a lease: a
+# crashed request frees the key when the lease ends) and becomes ``done`` in the
+# transaction that charges the request, so a replay record and its charge commit together.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("route", String(64), nullable=False),
+    Column("fingerprint", String(64), nullable=False),  # SHA-256 hex of route and body
+    Column("state", String(8), nullable=False),  # "running" or "done"
+    Column("token", String(32), nullable=False),  # which request holds the key
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("status", Integer, nullable=True),
+    Column("headers", Text, nullable=True),  # JSON object of the response headers replayed
+    Column("body", LargeBinary, nullable=True),
+    Column("request_id", String(64), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+Index("ix_idempotency_keys_expires_at", idempotency_keys.c.expires_at)
+
+# Per-account webhook settings (see ``webhooks.secrets``): the signing secret
+# (``whsec_…``; kept, not hashed, because every delivery is signed with it), the
+# one it replaced while the rotation's grace lasts, and whether a receiver's 410
+# turned the account's callbacks off.
+account_webhooks = Table(
+    "account_webhooks",
+    metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("secret", String(64), nullable=False),
+    Column("previous_secret", String(64), nullable=True),
+    Column("previous_until", UTCDateTime, nullable=True),
+    Column("disabled_at", UTCDateTime, nullable=True),
+    Column("disabled_reason", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# The webhook outbox (see ``webhooks.outbox``): one row per event to deliver,
+# inserted in the transaction that ends the job. ``state``: pending (due at
+# ``next_attempt_at``; claimed while ``lease_until`` is in the future), delivered,
+# failed (the schedule ran out, or 410), unsent (the account's callbacks were off).
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("webhook_id", String(40), nullable=False, unique=True),  # the webhook-id header, the same on every retry
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("payload", LargeBinary, nullable=False),  # the exact bytes sent and signed
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("lease_token", String(32), nullable=True),
+    Column("last_status", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("last_attempt_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime, nullable=True),
+)
+Index("ix_webhook_deliveries_state_next", webhook_deliveries.c.state, webhook_deliveries.c.next_attempt_at)
+Index("ix_webhook_deliveries_account_id", webhook_deliveries.c.account_id, webhook_deliveries.c.id)
+
+# Every attempt of every delivery, for operators (``numlookup webhooks show``).
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("delivery_id", Integer, ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("duration_ms", Integer, nullable=False),
+    Column("status", Integer, nullable=True),  # the receiver's HTTP status; NULL: no answer
+    Column("error", Text, nullable=True),
+)
+Index("ix_webhook_attempts_delivery_id", webhook_attempts.c.delivery_id, webhook_attempts.c.attempt)

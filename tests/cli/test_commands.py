@@ -91,7 +91,7 @@ def test_credits_are_exact_decimals(data_dir: Path) -> None:
     assert "0.300001" in run_cli(data_dir, "credits", "show", "shop").stdout
 
 
-def test_credits_adjust_corrects_either_way_with_a_note(data_dir: Path) -> None:
+def test_credits_adjust_corrects_either_way_with_a_note(data_dir: Path, engine: Engine) -> None:
     cli_json(data_dir, "accounts", "create", "shop", "--credits", "5")
     taken = cli_json(data_dir, "credits", "adjust", "shop", "-1.25", "--note", "refund: duplicate top-up")
     assert (taken["adjusted"], taken["balance"]) == ("-1.25", "3.75")
@@ -157,6 +157,82 @@ def test_lookup_prints_the_api_result_objects(data_dir: Path) -> None:
     assert estonia["currentNetwork"]["mccmnc"] == "24801"
     assert kenya["number"] == "+254712345678" and kenya["currentNetwork"]["mccmnc"] == "63902"
     assert bad["status"] == "INVALID" and bad["number"] == "nope"
+
+
+def _without_times(items: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Result objects minus ``checkedAt`` (each run's own time), which every one must carry."""
+    for item in items:
+        assert item.pop("checkedAt")
+    return items
+
+
+@pytest.mark.usefixtures("engine")
+def test_lookup_numbers_honour_region(data_dir: Path) -> None:
+    national = json.loads(run_cli(data_dir, "lookup", "--region", "de", "0151 12345678", "+37251000001").stdout)
+    international = json.loads(run_cli(data_dir, "lookup", "+4915112345678", "+37251000001").stdout)
+    assert _without_times(national["result"]) == _without_times(international["result"])
+    assert national["result"][0]["currentNetwork"]["countryCode"] == "DEU"
+    without = json.loads(run_cli(data_dir, "lookup", "0151 12345678").stdout)["result"]
+    assert without[0]["number"] != "+4915112345678"  # read as international without the hint
+
+
+@pytest.mark.usefixtures("engine")
+def test_lookup_numbers_in_every_output_format(data_dir: Path, tmp_path: Path) -> None:
+    numbers = ["+37251000001", "254712345678", "nope", "0151 12345678"]
+    document = json.loads(run_cli(data_dir, "lookup", *numbers, "--region", "DE").stdout)
+    assert list(document) == ["result"]
+    results = _without_times(document["result"])
+    explicit = json.loads(run_cli(data_dir, "lookup", *numbers, "--region", "DE", "--json").stdout)
+    assert _without_times(explicit["result"]) == results
+
+    lines = run_cli(data_dir, "lookup", *numbers, "--region", "DE", "--format", "jsonl", "--style", "onoff").stdout
+    objects = [json.loads(line) for line in lines.splitlines()]
+    assert [o.pop("input") for o in objects] == numbers
+    onoff = json.loads(run_cli(data_dir, "lookup", *numbers, "--region", "DE", "--style", "onoff").stdout)
+    assert _without_times(objects) == _without_times(onoff["result"])
+
+    # CSV: exactly what the same numbers give as a file, to stdout or to --output.
+    source, target = tmp_path / "numbers.txt", tmp_path / "out.csv"
+    source.write_text("\n".join(numbers) + "\n")
+    run_cli(data_dir, "lookup", "--input", str(source), "--output", str(target), "--region", "DE")
+    as_args = run_cli(data_dir, "lookup", *numbers, "--region", "DE", "--format", "csv").stdout
+    assert as_args == target.read_text() and len(as_args.splitlines()) == 1 + len(numbers)
+    written = tmp_path / "args.csv"
+    run_cli(data_dir, "lookup", *numbers, "--region", "DE", "--format", "csv", "--output", str(written))
+    assert written.read_text() == as_args
+    document_file = tmp_path / "result.json"
+    run_cli(data_dir, "lookup", *numbers, "--region", "DE", "--output", str(document_file))
+    assert _without_times(json.loads(document_file.read_text())["result"]) == results
+
+
+@pytest.mark.usefixtures("engine")
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("+37251000001", "--column", "0"), "--column is for an --input file"),
+        (("+37251000001", "--header"), "--header is for an --input file"),
+        (("+37251000001", "--delimiter", ";"), "--delimiter is for an --input file"),
+        (("+37251000001", "--json", "--format", "jsonl"), "--json and --format both choose the output"),
+        (("+37251000001", "--format", "csv", "--style", "onoff"), "--style needs result objects"),
+        (("+37251000001", "--format", "xml"), "--format is csv or jsonl"),
+        (("+37251000001", "--region", "XX"), "--region: unknown region 'XX'"),
+        (("+37251000001", "--input", "FILE"), "give NUMBERS or --input FILE (not both)"),
+        (("--input", "FILE", "--json"), "--json is for NUMBERS"),
+        (("--input", "FILE", "--style", "onoff"), "--style needs result objects"),
+        (("--input", "FILE", "--delimiter", ";"), "--delimiter separates a CSV input's fields: it needs --column N"),
+        (("--input", "FILE", "--column", "0", "--delimiter", ";;"), "--delimiter is one character"),
+        (("--input", "FILE", "--column", "0", "--delimiter", '"'), "--delimiter is one character"),
+    ],
+)
+def test_lookup_refuses_options_that_would_do_nothing(
+    data_dir: Path, tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    source = tmp_path / "numbers.txt"
+    source.write_text("+37251000001\n")
+    result = run_cli(data_dir, "lookup", *(str(source) if a == "FILE" else a for a in args), check=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: {message}") and result.stderr.count("\n") == 1
+    assert result.stdout == ""
 
 
 @pytest.mark.usefixtures("engine")

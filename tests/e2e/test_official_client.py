@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from messente_api import ApiClient, Configuration, NumberLookupApi, NumbersToInvestigate
@@ -183,6 +184,30 @@ def test_auto_answers_in_the_words_of_the_user_agent(
         response = client.post("/v1/hlr/sync", json={"numbers": [ONLINE, OFFLINE]})
     assert response.status_code == 200, response.text
     assert tuple(r["status"] for r in response.json()["result"]) == words
+
+
+def test_an_account_may_choose_auto_where_the_server_default_is_explicit(tmp_path: Path) -> None:
+    """The wire contract: the style is per account with a server default, and ``auto`` is one of them."""
+    with Peer(statuses={ONLINE: "ONLINE", OFFLINE: "OFFLINE"}) as peer:
+        generator = start_live(
+            tmp_path / "server",
+            env={
+                "NUMLOOKUP_STATUS_STYLE": "onoff",
+                "NUMLOOKUP_LIVE_ROUTES": json.dumps([{"match": "cc:372", "source": "peer"}]),
+                "NUMLOOKUP_UPSTREAMS": json.dumps({"peer": {"url": peer.url, "username": "u", "password": "p"}}),
+            },
+        )
+        live = next(generator)
+        try:
+            on_auto = live.account(status_style="auto")
+            on_default = live.account()
+            agent = {"User-Agent": "OpenAPI-Generator/2.7.0/python"}
+            for creds, words in ((on_auto, ("true", "false")), (on_default, ("ON", "OFF"))):
+                with live.client(creds, headers=agent) as client:
+                    response = client.post("/v1/hlr/sync", json={"numbers": [ONLINE, OFFLINE], "max_age": 0})
+                assert tuple(r["status"] for r in response.json()["result"]) == words
+        finally:
+            generator.close()
 
 
 @pytest.mark.parametrize("style", ["seed", "onoff", "truefalse"])

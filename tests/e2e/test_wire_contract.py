@@ -232,6 +232,7 @@ def with_porting_data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live
     data_dir = tmp_path_factory.mktemp("ported")
     ported = data_dir / "ported.csv"
     ported.write_text("number,mccmnc,ported_at\n+37251000002,24802,2025-06-01\n")
+    run_cli(data_dir, "db", "upgrade")  # admin commands never create the database
     run_cli(data_dir, "data", "import-ported", str(ported))
     yield from start_live(data_dir)
 
@@ -441,7 +442,8 @@ def test_openapi_document_describes_what_is_served(live: Live) -> None:
         document = client.get("/openapi.json").json()
     assert document["openapi"] == "3.1.0"
     operation = document["paths"]["/v1/hlr/sync"]["post"]
-    assert set(operation["responses"]) == {"200", "400", "401", "402", "408", "413", "429", "500"}
+    assert set(operation["responses"]) == {"200", "400", "401", "402", "408", "409", "413", "422", "429", "500"}
+    assert "Idempotency-Key" in operation["description"]
     schemas = document["components"]["schemas"]
     assert set(schemas["NumberResult"]["required"]) == RESULT_KEYS
     ported = schemas["NumberResult"]["properties"]["ported"]

@@ -20,7 +20,9 @@ loop, so the server under test sees exactly what a remote peer would send:
 - ``badjson``: HTTP 200 whose body is not JSON;
 - ``deepjson``: HTTP 200 whose body is JSON nested 100,000 levels deep.
 
-``mode`` may be changed while the peer runs (a source that recovers).
+``mode`` may be changed while the peer runs (a source that recovers). With
+``gate`` set, a Messente-shaped answer waits until the event is set: a test
+holds a request in flight for as long as it needs, without timing.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class Peer:
     requests: list[dict[str, Any]] = field(default_factory=list)  # decoded bodies, in arrival order
     headers: list[dict[str, str]] = field(default_factory=list)  # their headers (names lowercased), likewise
     retry_after: int = 2  # seconds, in the 429 of mode http429
+    gate: threading.Event | None = None  # answers wait until it is set
 
     def __post_init__(self) -> None:
         assert self.mode in MODES, self.mode
@@ -169,6 +172,8 @@ class Peer:
             return await _respond(writer, 400, {"error": {"code": 102, "description": "bad body"}})
         self.requests.append(json.loads(body))
         self.headers.append(headers)
+        if self.gate is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.gate.wait, 60)
         if self.delay:
             await asyncio.sleep(self.delay)
         return await _respond(

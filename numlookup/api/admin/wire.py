@@ -18,7 +18,7 @@ from numlookup.accounts.allowlist import EVERYONE
 from numlookup.accounts.service import NAME_MAX_LENGTH, NAME_PATTERN, Account
 from numlookup.billing.ledger import LedgerKind, LedgerRow
 from numlookup.billing.money import AMOUNT_PATTERN, NONZERO_AMOUNT_PATTERN, POSITIVE_AMOUNT_PATTERN, format_amount
-from numlookup.status import StatusStyle
+from numlookup.status import StyleSetting
 
 Name = Annotated[
     str,
@@ -68,7 +68,7 @@ class AccountView(msgspec.Struct):
     enabled: bool
     balance: Annotated[str, msgspec.Meta(description="Credits, an exact decimal string.")]
     price: Annotated[str | None, msgspec.Meta(description="Credits per chargeable number; null: the server's prices.")]
-    status_style: Annotated[StatusStyle | None, msgspec.Meta(description="null: the server's default style.")]
+    status_style: Annotated[StyleSetting | None, msgspec.Meta(description="null: the server's default style.")]
     allowed_networks: Annotated[list[str], msgspec.Meta(description="Empty: nobody is let in.")]
     created_at: datetime
 
@@ -90,7 +90,7 @@ class NewAccount(msgspec.Struct, forbid_unknown_fields=True):
     allowed_networks: Annotated[
         list[Cidr], msgspec.Meta(max_length=100, description="Default: everyone (0.0.0.0/0 and ::/0).")
     ] = msgspec.field(default_factory=lambda: list(EVERYONE))
-    status_style: StatusStyle | None = None
+    status_style: StyleSetting | None = None
     price: Amount | None = None
 
 
@@ -99,7 +99,7 @@ class NewPrice(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class NewStatusStyle(msgspec.Struct, forbid_unknown_fields=True):
-    status_style: Annotated[StatusStyle | None, msgspec.Meta(description="null: back to the server's default.")]
+    status_style: Annotated[StyleSetting | None, msgspec.Meta(description="null: back to the server's default.")]
 
 
 class NetworkEntry(msgspec.Struct, forbid_unknown_fields=True):
