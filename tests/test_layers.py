@@ -93,6 +93,7 @@ EDGE_LIBRARIES: dict[str, set[str]] = {
     "prometheus_client": {"metrics"},
     "httpx": {"live", "webhooks"},  # upstream lookups; webhook deliveries
     "dns": {"live"},  # dnspython: the ENUM source's NAPTR queries
+    "pyarrow": {"datasets"},  # the columnar reader of ported-number files
 }
 
 

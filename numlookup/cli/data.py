@@ -61,7 +61,7 @@ def _import(
     ):
         task = progress.add_task(f"reading {file.name}", total=file.stat().st_size)
         stream = io.BufferedReader(_Progress(raw, lambda n: progress.advance(task, n)), buffer_size=1 << 20)
-        records = sources.records(kind, chosen, stream, delta=delta, **maps)
+        records = sources.import_stream(kind, chosen, stream, delta=delta, **maps)
         try:
             report = import_dataset(
                 engine,

@@ -23,7 +23,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, Literal, TypeVar
+from typing import Literal, TypeVar
 
 Action = Literal["add", "remove"]
 _MCCMNC = re.compile(r"\d{5,6}")
@@ -92,16 +92,29 @@ def _is_number(field: str) -> bool:
     return field.strip().removeprefix("+").isdigit()
 
 
-def _rows(stream: Iterable[str], delimiter: str) -> Iterator[tuple[int, list[str]]]:
-    """Non-blank, non-comment rows with their 1-based line numbers; a first row without numbers is a header."""
+def _kept(row: list[str], line: int) -> list[str] | None:
+    """A row's stripped fields; None for a blank line, a comment, or a first line without numbers (a header)."""
+    if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
+        return None
+    if line == 1 and not any(_is_number(f) for f in row):
+        return None
+    return [f.strip() for f in row]
+
+
+def _rows(stream: Iterable[str], delimiter: str, first_line: int = 1) -> Iterator[tuple[int, list[str]]]:
+    """Non-blank, non-comment rows with their line numbers, counting ``stream``'s first line as ``first_line``."""
     reader = csv.reader(stream, delimiter=delimiter)
-    for row in reader:
-        line = reader.line_num
-        if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
-            continue
-        if line == 1 and not any(_is_number(f) for f in row):
-            continue
-        yield line, [f.strip() for f in row]
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise unreadable(reader.line_num + first_line - 1, exc) from None
+        line = reader.line_num + first_line - 1
+        fields = _kept(row, line)
+        if fields is not None:
+            yield line, fields
 
 
 def _range_fields(fields: list[str], line: int) -> tuple[str, str, list[str]]:
@@ -147,8 +160,63 @@ def _range_row(line: int, fields: list[str], delta: bool) -> RangeRecord:
     return RangeRecord(line, low, high, _mccmnc(rest[0], line), rest[1] if len(rest) == 2 and rest[1] else None, action)
 
 
-def read_ported_csv(stream: Iterable[str], *, delta: bool = False) -> Iterator[PortedRecord | LineError]:
-    return _guarded(lambda line, fields: _ported_row(line, fields, delta), _rows(stream, ","))
+def read_ported_csv(
+    stream: Iterable[str], *, delta: bool = False, first_line: int = 1
+) -> Iterator[PortedRecord | LineError]:
+    """``first_line``: the line number of ``stream``'s first line (the columnar reader hands over mid-file)."""
+    return _guarded(lambda line, fields: _ported_row(line, fields, delta), _rows(stream, ",", first_line))
+
+
+class RecordContinues(Exception):
+    """A quoted field runs past the end of its line: the csv record goes on in the lines after it."""
+
+
+def _one_row(text: str) -> list[str]:
+    """The csv fields of one line, or RecordContinues if csv would read on into the next line for them."""
+    wanted_more = False
+
+    def lines() -> Iterator[str]:
+        nonlocal wanted_more
+        yield text
+        wanted_more = True
+
+    row = next(csv.reader(lines()), [])
+    if wanted_more:
+        raise RecordContinues(text)
+    return row
+
+
+def ported_line(text: str, line: int, *, delta: bool = False) -> PortedRecord | LineError | None:
+    """Line ``line`` of a ported-number file read alone, exactly as ``read_ported_csv`` reads it in the file.
+
+    None for a line it skips (blank, a comment, a header on line 1); RecordContinues when the line opens a
+    quoted field it does not close, whose record only the whole-file reader can read.
+    """
+    try:
+        row = _one_row(text)
+    except csv.Error as exc:
+        raise unreadable(line, exc) from None
+    fields = _kept(row, line)
+    if fields is None:
+        return None
+    try:
+        return _ported_row(line, fields, delta)
+    except LineError as exc:
+        return exc
+
+
+def mccmnc_of(text: str) -> str | None:
+    """A ported row's MCC/MNC field as the per-line reader keeps it, or None if it would refuse it."""
+    value = text.strip()
+    return value if _MCCMNC.fullmatch(value) else None
+
+
+def action_of(text: str) -> Action | None:
+    """A delta row's action field as the per-line reader reads it, or None if it would refuse it."""
+    try:
+        return _action(text, 0)
+    except LineError:
+        return None
 
 
 def _full_number(value: str, line: int) -> str:
@@ -296,13 +364,29 @@ def read_arcep(stream: Iterable[str], operators: IdMap) -> Iterator[RangeRecord 
     return _guarded(parse, rows())
 
 
-def text_stream(raw: IO[bytes], encoding: str) -> Iterator[str]:
-    """Lines of ``raw`` decoded one by one, so a byte that does not decode is reported with its line."""
+def undecodable(line: int, codec: str, exc: UnicodeDecodeError) -> FormatError:
+    """The error for a line that does not decode: the whole file is refused."""
+    return FormatError(f"line {line}: not valid {codec} text ({exc.reason}); nothing was imported")
+
+
+def unreadable(line: int, exc: csv.Error) -> FormatError:
+    """The error for a line csv itself cannot read (a CR inside an unquoted field): the whole file is refused.
+
+    Why not a bad line to skip: csv stops at it as it stops at a byte that does not decode.
+    """
+    return FormatError(f"line {line}: not readable as csv ({exc}); nothing was imported")
+
+
+def text_stream(raw: Iterable[bytes], encoding: str, first_line: int = 1) -> Iterator[str]:
+    """Lines of ``raw`` decoded one by one, so a byte that does not decode is reported with its line.
+
+    ``first_line`` numbers ``raw``'s first line (a UTF-8 BOM is dropped from line 1 only).
+    """
     codec = "utf-8" if encoding == "utf-8-sig" else encoding
-    for number, line in enumerate(raw, 1):
+    for number, line in enumerate(raw, first_line):
         if number == 1 and encoding == "utf-8-sig":
             line = line.removeprefix(b"\xef\xbb\xbf")
         try:
             yield line.decode(codec)
         except UnicodeDecodeError as exc:
-            raise FormatError(f"line {number}: not valid {codec} text ({exc.reason}); nothing was imported") from None
+            raise undecodable(number, codec, exc) from None

@@ -11,7 +11,6 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
-from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,10 +20,11 @@ from typing import Any, TypeVar
 import numpy as np
 from sqlalchemy import Engine
 
-from numlookup.datasets import catalog, distribution
+from numlookup.datasets import catalog, distribution, ported
 from numlookup.datasets.catalog import RANGES, DatasetKind
 from numlookup.datasets.durable import sync_dir, sync_files
 from numlookup.datasets.formats import LineError, PortedRecord, RangeRecord
+from numlookup.datasets.ported import PortedBlock
 from numlookup.numbering.interning import Interner
 from numlookup.numbering.intervals import pad_high, pad_low
 from numlookup.numbering.operator_data import DataNetwork, PortedMap, RangeMap
@@ -68,7 +68,7 @@ class ImportReport:
 
 
 class _Networks(Interner[DataNetwork]):
-    """Interns (mccmnc, name) pairs into small integer indices."""
+    """Interns a range file's (mccmnc, name) pairs into small integer indices."""
 
     def add(self, mccmnc: str, name: str | None) -> int:
         return self(DataNetwork(mccmnc, name))
@@ -115,49 +115,9 @@ def _build_ranges(records: list[RangeRecord], previous: RangeMap | None, delta: 
     return RangeMap.compile(array, values, networks.items)
 
 
-def _build_ported(
-    records: Iterable[PortedRecord | LineError], errors: _Errors, previous: PortedMap | None, delta: bool
-) -> tuple[PortedMap, int]:
-    """Streams the records into flat integer arrays (11 bytes a row), never a list of objects.
-
-    A number's last line decides: in a delta, ``add`` then ``remove`` leaves it unported.
-    """
-    networks = _Networks(previous.networks if previous is not None and delta else ())
-    keys, values, removes = array("q"), array("H"), array("b")
-    for record in records:
-        if isinstance(record, LineError):
-            errors(record)
-            continue
-        keys.append(int(record.number))
-        if record.action == "remove":
-            values.append(0)
-            removes.append(1)
-            continue
-        index = networks.add(record.mccmnc or "", None)
-        if index > 65_535:
-            raise ImportFailed("more than 65,535 distinct networks in one ported-number dataset")
-        values.append(index)
-        removes.append(0)
-    all_keys = np.frombuffer(keys, dtype=np.int64)
-    order = np.argsort(all_keys, kind="stable")
-    sorted_keys = all_keys[order]
-    last = np.ones(len(sorted_keys), dtype=bool)
-    last[:-1] = sorted_keys[1:] != sorted_keys[:-1]
-    final = order[last]  # the last line of each number, in key order
-    is_add = np.frombuffer(removes, dtype=np.int8)[final] == 0
-    fresh_keys = all_keys[final][is_add]
-    fresh_values = np.frombuffer(values, dtype=np.uint16)[final][is_add]
-    if previous is None or not delta:
-        return PortedMap(fresh_keys, fresh_values, networks.items), len(keys)
-    old_keys = np.asarray(previous.keys)
-    keep = ~np.isin(old_keys, all_keys[final])
-    merged_keys = np.concatenate([old_keys[keep], fresh_keys])
-    merged_values = np.concatenate([np.asarray(previous.values)[keep], fresh_values])
-    order = np.argsort(merged_keys, kind="stable")
-    return PortedMap(merged_keys[order], merged_values[order], networks.items), len(keys)
-
-
-def _of_kind(records: Iterable[RangeRecord | PortedRecord | LineError], wanted: type[R]) -> Iterator[R | LineError]:
+def _of_kind(
+    records: Iterable[RangeRecord | PortedRecord | PortedBlock | LineError], wanted: type[R]
+) -> Iterator[R | LineError]:
     """The records of one kind; a record of the other kind is a bug in the reader that produced it."""
     for record in records:
         if not isinstance(record, wanted | LineError):
@@ -189,7 +149,7 @@ def import_dataset(
     engine: Engine,
     data_dir: Path,
     kind: DatasetKind,
-    records: Iterable[RangeRecord | PortedRecord | LineError],
+    records: Iterable[RangeRecord | PortedRecord | PortedBlock | LineError],
     *,
     source: str,
     fmt: str,
@@ -218,8 +178,12 @@ def import_dataset(
         count = len(good)
         built = _build_ranges(good, previous if isinstance(previous, RangeMap) else None, delta)
     else:
-        ported = previous if isinstance(previous, PortedMap) else None
-        built, count = _build_ported(_of_kind(records, PortedRecord), errors, ported, delta)
+        try:
+            built, count = ported.build(
+                ported.blocks(records), errors, previous if isinstance(previous, PortedMap) else None, delta
+            )
+        except ported.TooManyNetworks as exc:
+            raise ImportFailed(str(exc)) from None
     if count == 0 and not delta:
         raise ImportFailed("the file holds no valid rows; nothing was imported", errors.kept)
     relative = Path("datasets") / kind / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"

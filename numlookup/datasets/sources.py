@@ -1,6 +1,9 @@
 """From a file in a named format to the record stream an import consumes.
 
 Shared by the CLI and the admin HTTP endpoint, so both accept exactly the same files.
+``import_stream`` is what they read: our ported-number CSV column-wise
+(``columnar.py``: the one file that runs to a hundred million rows), every other
+file line by line with ``records``, which stays the reference reader.
 """
 
 from __future__ import annotations
@@ -9,9 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Literal, get_args
 
-from numlookup.datasets import formats
+from numlookup.datasets import columnar, formats
 from numlookup.datasets.catalog import PORTED, RANGES, DatasetKind
 from numlookup.datasets.formats import FormatError, IdMap, LineError, PortedRecord, RangeRecord
+from numlookup.datasets.ported import PortedBlock
 
 Format = Literal["csv", "kamailio", "arcep"]
 FORMATS: tuple[Format, ...] = get_args(Format)
@@ -74,3 +78,27 @@ def records(
         operators = _map(operator_map, "mnemo") or formats.ARCEP_DEFAULT_OPERATORS
         return formats.read_arcep(formats.text_stream(raw, "iso-8859-1"), operators)
     raise FormatError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+def import_stream(
+    kind: DatasetKind,
+    fmt: Format,
+    raw: IO[bytes],
+    *,
+    delta: bool = False,
+    carrier_map: Path | None = None,
+    carrier_names: Path | None = None,
+    operator_map: Path | None = None,
+) -> Iterator[RangeRecord | PortedRecord | PortedBlock | LineError]:
+    """What an import reads from ``raw``: the same records as ``records``, ported CSV rows in blocks."""
+    if kind == PORTED and fmt == "csv":
+        return columnar.read_ported_csv(raw, delta=delta)
+    return records(
+        kind,
+        fmt,
+        raw,
+        delta=delta,
+        carrier_map=carrier_map,
+        carrier_names=carrier_names,
+        operator_map=operator_map,
+    )

@@ -32,6 +32,7 @@ FILES = {
     "ported.csv": "37251000001,24802\n",
     "bad-ranges.csv": "37251,24801\n37256,2480X\n",
     "bad-ported.csv": "37251000001,24802\nnot-a-number,24802\n",
+    "cr-ported.csv": "37251000001,24802\n3725\r1000002,24802\n",  # a CR inside a field: csv stops there
     "numbers.txt": "+37251000001\n",
 }
 MISSING = "no-such-file.csv"
@@ -134,6 +135,7 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("data", "import-ported", "@" + MISSING), "does not exist"),
     (("data", "import-ported", "@ported.csv", "--format", "xlsx"), "unknown format 'xlsx'"),
     (("data", "import-ported", "@bad-ported.csv"), "line 2"),
+    (("data", "import-ported", "@cr-ported.csv"), "line 2: not readable as csv"),
     (("data", "coverage", "--region", "XX"), "unknown region 'XX'"),
     # settings from the environment (as every command reads them)
     (("info",), "NUMLOOKUP_PORT=eighty"),

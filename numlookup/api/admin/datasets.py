@@ -63,7 +63,7 @@ async def import_dataset_route(request: Request) -> Response:
                 state.engine,
                 state.settings.data_path,
                 kind,
-                sources.records(kind, fmt, spool, delta=delta),
+                sources.import_stream(kind, fmt, spool, delta=delta),
                 source=f"http upload ({request.headers.get('content-length', '?')} bytes)",
                 fmt=fmt,
                 delta=delta,
