@@ -113,7 +113,7 @@ async def _charge(
         state.accounts.note_balance(username, exc.balance)
         raise no_credits(format_amount(exc.balance), format_amount(exc.amount)) from None
     state.accounts.note_balance(username, charge.balance_after)
-    state.metrics.credits_spent.inc(amount)  # micro-credits, exact as in the ledger
+    state.metrics.credits_charged(amount)  # micro-credits, exact as in the ledger
 
 
 async def lookup(request: Request) -> Response:
@@ -176,6 +176,5 @@ async def _answer(
     elif completed is not None:
         await state.idempotency.complete(completed)  # nothing to charge: the response is stored on its own
 
-    for item in result:
-        state.metrics.lookups.labels(outcome(item.status), item.source).inc()
+    state.metrics.lookups_answered((outcome(item.status), item.source) for item in result)
     return Response(encoded, media_type=JSON)
