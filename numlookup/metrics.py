@@ -127,6 +127,10 @@ class Metrics:
     def credits_charged(self, micros: int) -> None:
         self._add(self.credits_spent, micros)
 
+    def count(self, family: Counter, *labels: str) -> None:
+        """One more of ``family`` with these label values, written with this loop turn's other counts."""
+        self._add(self._counter(family, *labels))
+
     def flush(self) -> None:
         """Write what this loop turn counted (also at shutdown, before the worker's files are left)."""
         self._flush_due = False
