@@ -23,9 +23,11 @@ Usage::
 ``--check`` exits non-zero if carrier_overrides.csv or carrier_networks.csv
 names a carrier that libphonenumber does not have for that region, uses an
 mccmnc missing from networks.csv, if carrier_networks.csv disagrees with an
-override, or if a must-cover region (see ``MUST_COVER``) has a carrier name
-with no row in carrier_networks.csv. A row with an empty mccmnc is a
-reviewed, deliberate "no MNC of its own" decision and must carry a note.
+override, if a must-cover region (see ``MUST_COVER``) has a carrier name
+with no row in carrier_networks.csv, if a rule chose among several MNCs
+without a reviewed override deciding, or if an override is still marked
+"left for review". A row with an empty mccmnc is a reviewed, deliberate "no
+MNC of its own" decision and must carry a note.
 
 Number counts are approximate; see ``numlookup.numbering.coverage`` for how
 they are computed. Treat them as an ordering aid, not a statistic.
@@ -84,6 +86,8 @@ def check(
             problems.append(f"{region}: override {name!r} -> {m.mccmnc} which is not in networks.csv")
         if not m.mccmnc and not m.note.strip():
             problems.append(f"{region}: {name!r} is overridden to no MNC without a note")
+        if "left for review" in m.note.lower():
+            problems.append(f"{region}: {name!r} is still left for review: decide it")
         got = mappings.get((region, name))
         if got is None or got.mccmnc != m.mccmnc:
             problems.append(f"{region}: {name!r}: carrier_networks.csv disagrees with carrier_overrides.csv")
@@ -94,6 +98,8 @@ def check(
             problems.append(f"{region}: {name!r} -> {m.mccmnc} which is not in networks.csv")
         if not m.mccmnc and not m.note.strip():
             problems.append(f"{region}: {name!r} is left unmapped without a note")
+        if m.note.startswith("rule: several MNCs"):
+            problems.append(f"{region}: {name!r}: a rule chose among several MNCs; decide in carrier_overrides.csv")
     for region in MUST_COVER:
         for name in sorted(coverage.get(region, {})):
             if (region, name) not in mappings:

@@ -23,11 +23,16 @@ carrier data this script decides the MCC/MNC:
      (Telecom, Telecommunications, Telekom, Mobile, Cellular, Wireless, Networks,
      Communications, ...), as a last resort.
 
+   When none of them finds a record, the first three rules are tried against the
+   registry's ``android_name`` (the name Android's carrier ID table gives the code):
+   the note then reads ``rule: android name, <rule>``.
+
    Codes whose status is "Not operational", "Returned spare" or "Reserved" are never
-   chosen by a rule. When several MNCs remain, operational ones are preferred and the
-   lowest operational MNC is taken: the note then reads ``rule: several MNCs, lowest
-   operational`` and names the rule and the other candidates, for review. The output
-   note of a single match is ``rule: <rule>``.
+   chosen by a rule. When several MNCs remain, operational ones are preferred, then
+   codes under the region's own MCC, and the lowest operational MNC is taken: the note
+   then reads ``rule: several MNCs, lowest operational`` and names the rule and the
+   other candidates. Every such row is reviewed: ``carrier_names.py --check`` fails on
+   one that no override decides. The output note of a single match is ``rule: <rule>``.
 
 A name that neither an override nor a rule resolves gets no row; lookups then return
 the carrier name with a null mccmnc, and ``numlookup data coverage`` lists it.
@@ -48,6 +53,7 @@ import re
 import sys
 import unicodedata
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,6 +96,7 @@ class Network:
     brand: str
     operator: str
     status: str
+    android_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -123,6 +130,7 @@ def load_networks(path: Path = NETWORKS_CSV) -> list[Network]:
                 brand=row.get("brand", ""),
                 operator=row["operator"],
                 status=row.get("status", ""),
+                android_name=row.get("android_name", ""),
             )
             for row in csv.DictReader(fh)
         ]
@@ -133,9 +141,9 @@ def load_overrides(path: Path = OVERRIDES_CSV) -> dict[tuple[str, str], tuple[st
         return {(row["region"], row["carrier_name"]): (row["mccmnc"], row["note"]) for row in csv.DictReader(fh)}
 
 
-def _candidates(name: str, networks: list[Network]) -> tuple[str, list[Network]] | None:
+def _candidates(name: str, networks: list[Network], rules: tuple[str, ...] = RULES) -> tuple[str, list[Network]] | None:
     """The first rule that finds registry records for ``name``, and those records."""
-    for rule in RULES:
+    for rule in rules:
         if rule == "exact name":
             key = fold(name)
             found = [n for n in networks if key and key in {fold(n.brand), fold(n.operator), fold(n.name)}]
@@ -159,24 +167,37 @@ def _candidates(name: str, networks: list[Network]) -> tuple[str, list[Network]]
     return None
 
 
-def _mnc_order(n: Network) -> tuple[int, str]:
-    return (int(n.mccmnc[3:]), n.mccmnc)
+def _mnc_order(region: str) -> Callable[[Network], tuple[bool, int, str]]:
+    """Codes under the region's own MCC first (a code listed for several countries is the MCC owner's), then by MNC."""
+    return lambda n: (n.countries[:1] != (region,), int(n.mccmnc[3:]), n.mccmnc)
+
+
+def _android_names(networks: list[Network]) -> list[Network]:
+    """The registry records again, named as Android's carrier ID table names them."""
+    return [
+        Network(n.mccmnc, n.countries, n.android_name, n.android_name, "", n.status) for n in networks if n.android_name
+    ]
 
 
 def decide_by_rules(region: str, name: str, by_country: dict[str, list[Network]]) -> Decision | None:
-    match = _candidates(name, by_country.get(region, []))
+    networks = by_country.get(region, [])
+    match = _candidates(name, networks)
     if match is None:
-        return None
+        # Android's names are a second source, tried last and without the loosest rule.
+        match = _candidates(name, _android_names(networks), RULES[:3])
+        if match is None:
+            return None
+        match = (f"android name, {match[0]}", match[1])
     rule, found = match
     alive = [n for n in found if n.status not in DEAD]
     if not alive:
         return None
     operational = [n for n in alive if n.status == "Operational"]
-    pool = sorted(operational or alive, key=_mnc_order)
+    pool = sorted(operational or alive, key=_mnc_order(region))
     if len(alive) == 1:
         return Decision(alive[0].mccmnc, f"rule: {rule}", rule)
     chosen = pool[0]
-    others = ", ".join(n.mccmnc for n in sorted(alive, key=_mnc_order) if n is not chosen)
+    others = ", ".join(n.mccmnc for n in sorted(alive, key=_mnc_order(region)) if n is not chosen)
     head = "several MNCs, lowest operational" if operational else "several MNCs, lowest (none listed as operational)"
     return Decision(chosen.mccmnc, f"rule: {head}; {rule}; also {others}", head)
 
@@ -244,7 +265,11 @@ def main(argv: list[str] | None = None) -> int:
             )
         return 0
 
-    counts = Counter(("override, no MNC" if not d.mccmnc else d.kind) if d else "unmatched" for d in decisions.values())
+    counts = Counter(
+        ("override, no MNC" if not d.mccmnc else d.kind.removeprefix("android name, ")) if d else "unmatched"
+        for d in decisions.values()
+    )
+    android = sum(1 for d in decisions.values() if d and d.note.startswith("rule: android name"))
     print(f"{len(decisions)} (region, carrier name) pairs:")
     for kind in (
         "override",
@@ -255,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         "unmatched",
     ):
         print(f"  {counts.get(kind, 0):>5}  {kind}")
+    print(f"  ({android} of the rule matches on Android's names)")
     for p in problems:
         print(p)
 

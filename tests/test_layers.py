@@ -25,6 +25,7 @@ ALLOWED: dict[str, set[str]] = {
     "status": set(),
     "metrics": set(),
     "logs": set(),
+    "listen_queue": set(),
     "source_settings": set(),
     "settings": {"source_settings", "status"},
     "billing": {"settings", "store"},
@@ -49,7 +50,7 @@ ALLOWED: dict[str, set[str]] = {
         "store",
         "webhooks",
     },
-    "serving": {"logs", "settings"},
+    "serving": {"listen_queue", "logs", "settings"},
     "cli": {
         "accounts",
         "billing",

@@ -1,4 +1,4 @@
-"""``numlookup data``: operator data (number ranges, ported numbers), its versions and the shipped data's coverage."""
+"""``numlookup data``: operator data (ranges, ported numbers), its versions, the shipped data's coverage and sources."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from numlookup.datasets.catalog import PORTED, RANGES, DatasetKind
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from numlookup.numbering.coverage import CoverageReport
+    from numlookup.numbering.coverage import CoverageReport, SpaceReport
 
 app = typer.Typer(help="Operator data: number ranges and ported numbers.", no_args_is_help=True)
 
@@ -173,27 +173,55 @@ def coverage(
     region: Annotated[
         list[str] | None, typer.Option("--region", help="Only these regions (ISO alpha-2); repeat.")
     ] = None,
+    by_source: Annotated[
+        bool, typer.Option("--by-source", help="Also show which source decided each resolved share.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Share of libphonenumber's mobile carrier prefixes (weighted by numbers covered) that resolve to an MCC/MNC."""
+    """How much resolves to an MCC/MNC: libphonenumber's named carrier prefixes, and the whole mobile number space."""
     from numlookup.numbering import coverage as measure
     from numlookup.numbering.networks import NetworkRegistry
+    from numlookup.numbering.resolver import shared_plan
 
     codes = [region_code(r) for r in region or ()]
-    report = measure.coverage(NetworkRegistry.shipped())
+    config = settings()
+    networks = NetworkRegistry.shipped()
+    report = measure.coverage(networks)
+    # The compiled plan is cached in the data directory when there is one; coverage never creates it.
+    cache = config.data_path / "cache" if config.data_path.is_dir() else None
+    space = measure.mobile_space(networks, shared_plan(cache))
     if codes:
-        report = report.select(codes)
-        missing = [code for code in codes if report.region(code) is None]
+        report, space = report.select(codes), space.select(codes)
+        missing = [code for code in codes if report.region(code) is None and space.region(code) is None]
         if missing:
-            raise CliError(f"--region: libphonenumber has no mobile carrier prefixes for {', '.join(missing)}")
+            raise CliError(f"--region: libphonenumber has no mobile numbers for {', '.join(missing)}")
     if as_json:
-        print_json(coverage_json(report))
-    else:
-        out.print(coverage_table(report))
+        print_json(coverage_json(report, space))
+        return
+    for line in source_lines():
+        out.print(line, highlight=False)
+    out.print(coverage_table(report))
+    out.print(space_table(space))
+    if by_source:
+        out.print(source_table(report, space))
+        for line in agreement_lines(space):
+            out.print(line, highlight=False)
 
 
 def _percent(share: float) -> str:
     return f"{share * 100:.1f}%"
+
+
+def source_lines() -> list[str]:
+    """The registry and range sources the figures come from, with their versions and dates."""
+    from numlookup.numbering.provenance import shipped_sources
+
+    sources = shipped_sources()
+    lines = []
+    for kind, title in (("registry", "Registry"), ("ranges", "Ranges")):
+        labels = [s.label for s in sources if s.kind == kind]
+        lines.append(f"{title}: " + "; ".join(labels))
+    return lines
 
 
 def coverage_table(report: CoverageReport) -> Table:
@@ -224,9 +252,86 @@ def coverage_table(report: CoverageReport) -> Table:
     return table
 
 
-def coverage_json(report: CoverageReport) -> dict[str, Any]:
-    """A JSON-ready dict: totals, the TOP_40 totals, and one object per region."""
+def space_table(space: SpaceReport) -> Table:
+    """A rich table: per region, the mobile numbers, the share resolving, the largest unresolved blocks."""
+    from rich.table import Table
+
     from numlookup.numbering.coverage import TOP_40
+
+    table = Table(title="Mobile number space (numbers libphonenumber's mobile patterns accept) resolving to an MCC/MNC")
+    table.add_column("Region")
+    table.add_column("Mobile numbers", justify="right")
+    table.add_column("Resolved", justify="right")
+    table.add_column("Share", justify="right")
+    table.add_column("Largest unresolved blocks")
+    for r in space.regions:
+        blocks = "; ".join(
+            f"{b.label} {b.numbers:,}" + (f" ({b.carrier})" if b.carrier else " (no carrier name)")
+            for b in r.unresolved
+        )
+        table.add_row(
+            r.region + (" *" if r.region in TOP_40 else ""),
+            f"{r.numbers:,}",
+            f"{r.resolved:,}",
+            _percent(r.share),
+            blocks,
+        )
+    table.add_section()
+    top = space.select(TOP_40)
+    if top.regions and len(top.regions) != len(space.regions):
+        table.add_row("TOP 40 *", f"{top.numbers:,}", f"{top.resolved:,}", _percent(top.share), "")
+    table.add_row("Total", f"{space.numbers:,}", f"{space.resolved:,}", _percent(space.share), "")
+    return table
+
+
+def source_table(report: CoverageReport, space: SpaceReport) -> Table:
+    """Which source decided each resolved share, for both measures."""
+    from rich.table import Table
+
+    named, mobile = dict(report.by_source), dict(space.by_source)
+    table = Table(title="What decided the MCC/MNC (share of all numbers measured)")
+    table.add_column("Decided by")
+    table.add_column("Named prefixes", justify="right")
+    table.add_column("Share", justify="right")
+    table.add_column("Mobile space", justify="right")
+    table.add_column("Share", justify="right")
+    for source in sorted(set(named) | set(mobile), key=lambda s: (-named.get(s, 0), -mobile.get(s, 0), s)):
+        n, m = named.get(source, 0), mobile.get(source, 0)
+        table.add_row(
+            source,
+            f"{n:,}",
+            _percent(n / report.numbers if report.numbers else 0.0),
+            f"{m:,}",
+            _percent(m / space.numbers if space.numbers else 0.0),
+        )
+    table.add_section()
+    table.add_row(
+        "resolved", f"{report.mapped_numbers:,}", _percent(report.share), f"{space.resolved:,}", _percent(space.share)
+    )
+    return table
+
+
+def agreement_lines(space: SpaceReport) -> list[str]:
+    """Per block source: how often libphonenumber's answer (carrier name → MCC/MNC) matches the block holder's."""
+    lines = []
+    sources = sorted({name for r in space.regions for name, _ in r.agreement})
+    for source in sources:
+        a = space.agreement(source)
+        if not (a.agree or a.disagree or a.prefix_only):
+            continue  # libphonenumber's names give no MCC/MNC here (India's, by design): nothing to compare
+        base = a.agree + a.disagree + a.block_only
+        lines.append(
+            f"{source} blocks: {a.numbers:,} mobile numbers; of the {base:,} whose holder has an MCC/MNC, "
+            f"libphonenumber's carrier gives the same for {_percent(a.share)}, another for "
+            f"{_percent(a.disagree / base if base else 0.0)}, none for {_percent(a.block_only / base if base else 0.0)}"
+        )
+    return lines
+
+
+def coverage_json(report: CoverageReport, space: SpaceReport | None = None) -> dict[str, Any]:
+    """A JSON-ready dict: totals, the TOP_40 totals, one object per region; the mobile space beside."""
+    from numlookup.numbering.coverage import TOP_40
+    from numlookup.numbering.provenance import shipped_sources
 
     def totals(r: CoverageReport) -> dict[str, Any]:
         return {
@@ -235,9 +340,15 @@ def coverage_json(report: CoverageReport) -> dict[str, Any]:
             "numbers": r.numbers,
             "mapped_numbers": r.mapped_numbers,
             "share": round(r.share, 6),
+            "by_source": dict(r.by_source),
         }
 
-    return {
+    data: dict[str, Any] = {
+        "sources": [
+            {"id": s.id, "kind": s.kind, "title": s.title, "version": s.version, "date": s.date}
+            for s in shipped_sources()
+            if s.kind in ("registry", "ranges")
+        ],
         "total": totals(report),
         "top_40": {"regions": list(TOP_40), **totals(report.select(TOP_40))},
         "regions": [
@@ -250,7 +361,92 @@ def coverage_json(report: CoverageReport) -> dict[str, Any]:
                 "mapped_numbers": r.mapped_numbers,
                 "share": round(r.share, 6),
                 "unmapped": [{"carrier_name": name, "numbers": n} for name, n in r.unmapped],
+                "by_source": dict(r.by_source),
             }
             for r in report.regions
         ],
     }
+    if space is not None:
+        data["mobile_space"] = space_json(space)
+    return data
+
+
+def space_json(space: SpaceReport) -> dict[str, Any]:
+    from numlookup.numbering.coverage import TOP_40
+
+    def totals(s: SpaceReport) -> dict[str, Any]:
+        return {
+            "numbers": s.numbers,
+            "resolved": s.resolved,
+            "share": round(s.share, 6),
+            "by_source": dict(s.by_source),
+        }
+
+    sources = sorted({name for r in space.regions for name, _ in r.agreement})
+    return {
+        "total": totals(space),
+        "top_40": {"regions": list(TOP_40), **totals(space.select(TOP_40))},
+        "agreement": {
+            source: {
+                "numbers": (a := space.agreement(source)).numbers,
+                "agree": a.agree,
+                "disagree": a.disagree,
+                "prefix_only": a.prefix_only,
+                "block_only": a.block_only,
+                "neither": a.neither,
+                "share": round(a.share, 6),
+            }
+            for source in sources
+        },
+        "regions": [
+            {
+                "region": r.region,
+                "top_40": r.region in TOP_40,
+                "numbers": r.numbers,
+                "resolved": r.resolved,
+                "share": round(r.share, 6),
+                "by_source": dict(r.by_source),
+                "largest_unresolved": [
+                    {"low": "+" + b.low, "high": "+" + b.high, "numbers": b.numbers, "carrier_name": b.carrier or None}
+                    for b in r.unresolved
+                ],
+            }
+            for r in space.regions
+        ],
+    }
+
+
+@app.command("sources")
+@user_errors
+def sources(as_json: JsonOption = False) -> None:
+    """Every source of the shipped data: origin, commit or date, licence, attribution (see PROVENANCE.md, NOTICE)."""
+    from rich.table import Table
+
+    from numlookup.numbering.provenance import shipped_sources
+
+    found = shipped_sources()
+    if as_json:
+        print_json(
+            [
+                {
+                    "id": s.id,
+                    "kind": s.kind,
+                    "title": s.title,
+                    "origin": s.origin,
+                    "version": s.version,
+                    "date": s.date,
+                    "licence": s.licence,
+                    "attribution": s.attribution,
+                    "inputs": s.inputs,
+                    "outputs": list(s.outputs),
+                }
+                for s in found
+            ]
+        )
+        return
+    table = Table("source", "kind", "origin", "commit or version", "date", "licence", "attribution", "feeds")
+    for s in found:
+        table.add_row(
+            s.title, s.kind, s.origin, s.version, s.date, s.licence, s.attribution, ", ".join(s.outputs) or "-"
+        )
+    out.print(table)

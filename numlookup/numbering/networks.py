@@ -3,8 +3,10 @@
 libphonenumber knows which carrier a mobile range was allocated to, by name only;
 routing and pricing key on MCC/MNC. ``data/networks.csv`` is the MCC/MNC registry and
 ``data/carrier_networks.csv`` (generated from reviewed overrides and matching rules)
-bridges the two (see ``data/PROVENANCE.md``). A carrier name with no mapping still reaches the
-client as ``networkName``, with ``mccmnc`` null, rather than being dropped.
+bridges the two (see ``data/PROVENANCE.md``). The registry merges Wikipedia's MCC/MNC
+list, Android's carrier ID table and reviewed rows; each record says which decided it.
+A carrier name with no mapping still reaches the client as ``networkName``, with
+``mccmnc`` null, rather than being dropped.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ class NetworkRecord:
     mnc: str = ""
     brand: str = ""
     status: str = ""  # as the registry source writes it: "Operational", "Not operational", ...
+    android_name: str = ""  # the name Android's carrier ID table gives the code
+    source: str = ""  # which registry decided the row: "wikipedia", "android" or "reviewed"
 
     @property
     def countries(self) -> tuple[str, ...]:
@@ -41,9 +45,15 @@ def _csv(resource: Traversable) -> io.TextIOWrapper:
 class NetworkRegistry:
     """Read-only after construction; lookups are two dict probes."""
 
-    def __init__(self, records: dict[str, NetworkRecord], carriers: dict[tuple[str, str], str]) -> None:
+    def __init__(
+        self,
+        records: dict[str, NetworkRecord],
+        carriers: dict[tuple[str, str], str],
+        decided_by: dict[tuple[str, str], str] | None = None,
+    ) -> None:
         self.records = records
         self._carriers = carriers
+        self._decided_by = decided_by or {}
 
     @classmethod
     def shipped(cls) -> Self:
@@ -59,18 +69,23 @@ class NetworkRegistry:
                     mnc=row.get("mnc") or row["mccmnc"][3:],
                     brand=row.get("brand") or "",
                     status=row.get("status") or "",
+                    android_name=row.get("android_name") or "",
+                    source=row.get("source") or "",
                 )
                 for row in csv.DictReader(fh)
             }
         with _csv(data / "carrier_networks.csv") as fh:
             # A row with an empty mccmnc was reviewed and has no MNC of its own (see its note).
-            carriers = {
-                (row["region"], row["carrier_name"]): row["mccmnc"] for row in csv.DictReader(fh) if row["mccmnc"]
-            }
+            rows = [row for row in csv.DictReader(fh) if row["mccmnc"]]
+        carriers = {(row["region"], row["carrier_name"]): row["mccmnc"] for row in rows}
+        decided_by = {
+            (row["region"], row["carrier_name"]): "override" if row["note"].startswith("override") else "rule"
+            for row in rows
+        }
         unknown = sorted({m for m in carriers.values() if m not in records})
         if unknown:
             raise ValueError(f"carrier_networks.csv names MCC/MNCs missing from networks.csv: {unknown}")
-        return cls(records, carriers)
+        return cls(records, carriers, decided_by)
 
     def network_for_carrier(self, region: str, carrier_name: str) -> tuple[str | None, str | None]:
         """``(mccmnc, network name)`` for a libphonenumber carrier name of ``region``."""
@@ -80,3 +95,7 @@ class NetworkRegistry:
         if mccmnc is None:
             return None, carrier_name
         return mccmnc, self.records[mccmnc].name
+
+    def decided_by(self, region: str, carrier_name: str) -> str | None:
+        """How a carrier name got its MCC/MNC: ``override`` (reviewed), ``rule`` (name matching), None (it has none)."""
+        return self._decided_by.get((region, carrier_name))

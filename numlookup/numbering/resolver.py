@@ -3,8 +3,9 @@
 The resolver takes a list and returns a list: a single lookup is a batch of one.
 Validity, type, region and carrier come from the compiled engine (libphonenumber's
 metadata as interval tables, with phonenumbers itself as the slow path); the
-networks from the shipped registry and the operator's imported ranges and
-ported numbers. ``resolve_columns`` keeps everything in arrays for bulk work;
+networks from the shipped registry, the shipped number blocks (which beat
+libphonenumber's prefixes) and the operator's imported ranges and ported numbers
+(which beat both). ``resolve_columns`` keeps everything in arrays for bulk work;
 ``resolve`` turns the same columns into ``Resolution`` objects for the API.
 """
 
@@ -19,10 +20,11 @@ import numpy as np
 import numpy.typing as npt
 import phonenumbers
 
+from numlookup.numbering.blocks import ShippedBlocks
 from numlookup.numbering.countries import NON_GEOGRAPHIC, country_for
 from numlookup.numbering.interning import Interner
 from numlookup.numbering.intervals import NO_NETWORK, POW10, WIDTH
-from numlookup.numbering.layout import REASONS, TYPE_NAMES
+from numlookup.numbering.layout import CARRIER_TYPES, REASONS, TYPE_NAMES
 from numlookup.numbering.models import Country, Network, Resolution
 from numlookup.numbering.networks import NetworkRegistry
 from numlookup.numbering.operator_data import DataNetwork, OperatorData, PortedMap
@@ -101,10 +103,12 @@ class Resolver:
         networks: NetworkRegistry | None = None,
         operator: OperatorData | None = None,
         plan: NumberingPlan | None = None,
+        blocks: ShippedBlocks | None = None,
     ) -> None:
         self.networks = networks or NetworkRegistry.shipped()
         self.operator = operator or OperatorData()
         self.plan = plan or shared_plan()
+        self.blocks = blocks if blocks is not None else ShippedBlocks.shipped()
 
     def use(self, operator: OperatorData) -> None:
         """Serve from new operator data; batches already running finish on the old."""
@@ -172,6 +176,45 @@ class Resolver:
             mccmnc, network_name = self.networks.network_for_carrier(name, carrier_name)
             index[u] = interner(Network(mccmnc=mccmnc, name=network_name, country=country))
         original[rows] = index[inverse.ravel()]
+        if len(self.blocks):
+            self._block_networks(batch, rows, original, interner)
+
+    def _block_networks(
+        self,
+        batch: BatchResult,
+        rows: npt.NDArray[np.intp],
+        original: npt.NDArray[np.int32],
+        interner: Interner[Network],
+    ) -> None:
+        """A shipped block's holder replaces the prefix's carrier, for the numbers carrier data would name."""
+        mobile = rows[np.isin(batch.number_type[rows], CARRIER_TYPES)]
+        if not len(mobile):
+            return
+        digits = batch.digits[mobile]
+        padded = digits * POW10[np.maximum(WIDTH - np.searchsorted(POW10, digits, side="right"), 0)]
+        hits = self.blocks.lookup(padded)
+        found = hits != NO_NETWORK
+        if not found.any():
+            return
+        mobile, hits = mobile[found], hits[found].astype(np.int64)
+        # One Network per distinct (prefix network, holder): the country comes from the first.
+        key = original[mobile].astype(np.int64) * len(self.blocks.holders) + hits
+        uniques, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        index = np.empty(len(uniques), dtype=np.int32)
+        for u, j in enumerate(first.tolist()):
+            before = interner.items[int(original[mobile[j]])]
+            holder = self.blocks.holders[int(hits[j])]
+            record = self.networks.records.get(holder.mccmnc) if holder.mccmnc else None
+            if record is not None:  # the registry's name for the MCC/MNC
+                name: str | None = record.name
+            elif holder.name:  # the source's name for a holder without an MCC/MNC
+                name = holder.name
+            elif before.name and not before.mccmnc:  # libphonenumber names a holder without one too: its name
+                name = before.name
+            else:  # never the prefix's network (it has an MNC the block's holder does not): the source's identifier
+                name = holder.holder
+            index[u] = interner(Network(mccmnc=holder.mccmnc, name=name, country=before.country))
+        original[mobile] = index[inverse.ravel()]
 
     def _data_network(self, network: DataNetwork, country: Country) -> Network:
         record = self.networks.records.get(network.mccmnc)

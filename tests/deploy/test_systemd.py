@@ -194,7 +194,9 @@ def test_the_units_command_stops_cleanly_on_sigterm_to_the_main_process_alone(tm
     command = shlex.split(unit["ExecStart"][0])
     assert command[0] == INSTALLED
     command[0] = executable()
-    # Compile the numbering plan into the data directory first, so the workers start from the cache.
+    # Create the database as an operator would (admin commands never do), then compile the numbering plan into the
+    # data directory, so the workers start from the cache.
+    subprocess.run([command[0], "db", "upgrade"], env=env, check=True, capture_output=True, timeout=300)
     subprocess.run([command[0], "lookup", "+37251000001"], env=env, check=True, capture_output=True, timeout=300)
     log_path = tmp_path / "serve.log"
     with log_path.open("w") as log:
@@ -239,10 +241,9 @@ def test_the_backup_service_uses_the_nodes_settings_and_leaves_a_backup(tmp_path
     env.update(NUMLOOKUP_CONFIG=str(EXAMPLE), NUMLOOKUP_DATA_DIR=str(data))
     if BACKEND != "sqlite":
         env["NUMLOOKUP_DATABASE_URL"] = database_url(data)
-    prepared = subprocess.run(
-        [executable(), "accounts", "create", "nightly"], env=env, capture_output=True, text=True, timeout=120
-    )
-    assert prepared.returncode == 0, prepared.stderr
+    for step in (["db", "upgrade"], ["accounts", "create", "nightly"]):  # admin commands never create the database
+        prepared = subprocess.run([executable(), *step], env=env, capture_output=True, text=True, timeout=120)
+        assert prepared.returncode == 0, prepared.stderr
     command = shlex.split(
         script.replace("%%", "%").replace(INSTALLED, executable()).replace(target_dir.group(1), str(backups))
     )

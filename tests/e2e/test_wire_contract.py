@@ -232,6 +232,7 @@ def with_porting_data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live
     data_dir = tmp_path_factory.mktemp("ported")
     ported = data_dir / "ported.csv"
     ported.write_text("number,mccmnc,ported_at\n+37251000002,24802,2025-06-01\n")
+    run_cli(data_dir, "db", "upgrade")  # admin commands never create the database
     run_cli(data_dir, "data", "import-ported", str(ported))
     yield from start_live(data_dir)
 

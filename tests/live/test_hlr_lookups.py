@@ -485,8 +485,12 @@ def test_good_settings_build_a_source_of_one_number_per_request(tmp_path: Path) 
         ({"api_key": "k", "api_secret": "s", "url": "ftp://www.hlr-lookups.com"}, {}, "upstreams.hlr.url"),
         ({"api_key": "k", "api_secret": "s", "server_clock": "yes"}, {}, "server_clock"),
         ({"api_key": "k", "api_secret": "s", "max_batch": 10}, {}, "max_batch"),
-        # msgspec names the field, not the table: "Invalid value 'hlrlookups' - at `$.upstreams[...].kind`".
-        ({"api_key": "k", "api_secret": "s", "kind": "hlrlookups"}, {}, "upstreams[...].kind"),
+        # The kind is checked before the table's own fields, and the message names the table and the kinds there are.
+        (
+            {"api_key": "k", "api_secret": "s", "kind": "hlrlookups"},
+            {},
+            "upstreams.hlr.kind: unknown kind 'hlrlookups'",
+        ),
     ],
 )
 def test_bad_settings_are_refused_naming_the_setting(
