@@ -24,7 +24,7 @@ from numlookup.bulk_input import BulkReader
 from numlookup.numbering.layout import REASONS, TYPE_NAMES
 from numlookup.numbering.models import Network
 from numlookup.numbering.resolver import Columns, Resolver
-from numlookup.results import number_result
+from numlookup.results import NumberResult, number_result
 from numlookup.status import StatusStyle
 
 OutputFormat = Literal["csv", "jsonl"]
@@ -34,6 +34,8 @@ CSV_HEADER = (
 )
 LOOKUP_COLUMNS = CSV_HEADER.rstrip("\n").split(",")[1:]  # what a CSV input's kept columns are followed by
 _NEEDS_QUOTES = frozenset(',"\r\n')
+_NUMBER_KEY = b'{"number":'
+_NUMBER_FIELD = b',"number":'
 
 
 @dataclass
@@ -49,14 +51,21 @@ def _csv_field(value: str) -> str:
     return '"' + value.replace('"', '""') + '"'
 
 
-def _csv_tail(columns: Columns, i: int) -> str:
-    """Everything after ``input,number,`` for row ``i``: the same for every row of its combination."""
+def csv_tail(columns: Columns, i: int, *, ported_known: bool = False, ported_network: Network | None = None) -> str:
+    """Everything after ``input,number,`` for row ``i``: the same for every row of its combination.
+
+    ``ported_known``: a live source told where the number is now (``ported_network``,
+    None: not ported), which wins over porting data, as in the API's result.
+    """
     batch = columns.batch
     reason = REASONS[int(batch.reason[i])]
     if reason is not None:
         return f"false,{reason.value},,,,,,,,,"
     original: Network = columns.networks[columns.original[i]]
     current = columns.networks[columns.ported[i]] if columns.ported[i] >= 0 else original
+    ported = _ported_field(columns, i)
+    if ported_known:
+        current, ported = ported_network or original, "true" if ported_network is not None else "false"
     country = original.country
     fields = [
         "true",
@@ -67,7 +76,7 @@ def _csv_tail(columns: Columns, i: int) -> str:
         country.calling_code,
         original.mccmnc or "",
         _csv_field(original.name or ""),
-        _ported_field(columns, i),
+        ported,
         current.mccmnc or "",
         _csv_field(current.name or ""),
     ]
@@ -81,13 +90,18 @@ def _ported_field(columns: Columns, i: int) -> str:
     return "false" if columns.porting_known[i] else ""
 
 
-def _json_tail(columns: Columns, i: int, style: StatusStyle) -> bytes:
-    """The API result object of row ``i`` without its leading ``{"number": …,`` (added per row)."""
-    encoded = msgspec.json.encode(number_result(columns.resolution(i), style))
-    return encoded[encoded.index(b",") :]
+def json_tail(columns: Columns, i: int, style: StatusStyle, checked_at: str | None = None) -> bytes:
+    """The API result object of row ``i`` without its leading ``{"number": …`` (added per row)."""
+    return result_tail(number_result(columns.resolution(i), style, checked_at))
 
 
-def _combinations(columns: Columns) -> tuple[np.ndarray, list[int]]:
+def result_tail(result: NumberResult) -> bytes:
+    """A result object's JSON after its ``number`` (which comes first): from the comma on."""
+    encoded = msgspec.json.encode(result)
+    return encoded[len(_NUMBER_KEY) + len(msgspec.json.encode(result.number)) :]
+
+
+def combinations(columns: Columns) -> tuple[np.ndarray, list[int]]:
     """A code per row such that rows with equal codes format the same; and one representative row per code."""
     batch = columns.batch
     width = len(columns.networks) + 1
@@ -101,7 +115,7 @@ def _combinations(columns: Columns) -> tuple[np.ndarray, list[int]]:
     return inverse.ravel(), first.tolist()
 
 
-def _numbers_column(columns: Columns) -> list[str]:
+def numbers_column(columns: Columns) -> list[str]:
     """E.164 where the input parsed, else the input as given."""
     batch = columns.batch
     digits = batch.digits.tolist()
@@ -112,10 +126,12 @@ def _numbers_column(columns: Columns) -> list[str]:
 
 
 def format_csv(columns: Columns) -> str:
-    codes, representatives = _combinations(columns)
-    tails = [_csv_tail(columns, i) for i in representatives]
-    inputs = columns.inputs
-    numbers = _numbers_column(columns)
+    codes, representatives = combinations(columns)
+    return render_csv(columns.inputs, numbers_column(columns), [csv_tail(columns, i) for i in representatives], codes)
+
+
+def render_csv(inputs: Sequence[str], numbers: Sequence[str], tails: Sequence[str], codes: np.ndarray) -> str:
+    """CSV lines (no header): each row's input, its number and the tail of its code."""
     joined = "".join(inputs)
     if "," in joined or '"' in joined or "\r" in joined or "\n" in joined:  # rare: quote only then, only what needs it
         inputs = [_csv_field(s) for s in inputs]
@@ -126,14 +142,18 @@ def format_csv(columns: Columns) -> str:
 
 
 def format_jsonl(columns: Columns, style: StatusStyle) -> bytes:
-    codes, representatives = _combinations(columns)
-    tails = [_json_tail(columns, i, style) for i in representatives]
+    codes, representatives = combinations(columns)
+    tails = [json_tail(columns, i, style) for i in representatives]
+    return render_jsonl(columns.inputs, numbers_column(columns), tails, codes)
+
+
+def render_jsonl(inputs: Sequence[str], numbers: Sequence[str], tails: Sequence[bytes], codes: np.ndarray) -> bytes:
+    """JSON lines: each row's ``input`` and ``number``, then the tail of its code (the rest of its result object)."""
     encode = msgspec.json.encode
-    numbers = _numbers_column(columns)
     return b"".join(
         [
-            b'{"input":' + encode(inp) + b',"number":' + encode(num) + tails[code] + b"\n"
-            for inp, num, code in zip(columns.inputs, numbers, codes.tolist(), strict=True)
+            b'{"input":' + encode(inp) + _NUMBER_FIELD + encode(num) + tails[code] + b"\n"
+            for inp, num, code in zip(inputs, numbers, codes.tolist(), strict=True)
         ]
     )
 
@@ -146,7 +166,7 @@ def _quote(value: str, delimiter: str) -> str:
 
 
 def _delimited(line: str, delimiter: str) -> str:
-    """A comma-separated ``line`` (``_csv_tail``, the header) written with ``delimiter``: once per combination."""
+    """A comma-separated ``line`` (``csv_tail``, the header) written with ``delimiter``: once per combination."""
     if delimiter == ",":
         return line
     return delimiter.join([_quote(field, delimiter) for field in next(csv.reader([line]))])
@@ -200,9 +220,9 @@ def _kept_lines(rows: Sequence[list[str]], width: int, d: str) -> list[str]:
 def format_rows_csv(columns: Columns, rows: Sequence[list[str]], width: int, delimiter: str) -> str:
     """CSV input's rows as CSV: each row's fields (padded to ``width``), then the lookup's columns."""
     d = delimiter
-    codes, representatives = _combinations(columns)
-    tails = [d + _delimited(_csv_tail(columns, i), d) + "\n" for i in representatives]
-    numbers = _numbers_column(columns)
+    codes, representatives = combinations(columns)
+    tails = [d + _delimited(csv_tail(columns, i), d) + "\n" for i in representatives]
+    numbers = numbers_column(columns)
     joined = "".join(numbers)
     if d in joined or '"' in joined or "\r" in joined or "\n" in joined:
         numbers = [_quote(s, d) for s in numbers]
@@ -214,10 +234,10 @@ def format_rows_csv(columns: Columns, rows: Sequence[list[str]], width: int, del
 
 def format_rows_jsonl(columns: Columns, rows: Sequence[list[str]], style: StatusStyle) -> bytes:
     """CSV input's rows as JSON lines: the looked-up field as ``input``, the row's fields as ``row``, the result."""
-    codes, representatives = _combinations(columns)
-    tails = [_json_tail(columns, i, style) for i in representatives]
+    codes, representatives = combinations(columns)
+    tails = [json_tail(columns, i, style) for i in representatives]
     encode = msgspec.json.encode
-    numbers = _numbers_column(columns)
+    numbers = numbers_column(columns)
     return b"".join(
         [
             b'{"input":' + encode(inp) + b',"row":' + encode(row) + b',"number":' + encode(num) + tails[code] + b"\n"

@@ -158,6 +158,29 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # byte arrived (408, then the connection closes).
     header_timeout_seconds: float = 10.0
 
+    # Bulk jobs (see README "Bulk jobs"). Numbers per job, and the largest upload
+    # (a file, streamed; max_body_bytes does not apply to it); a JSON body is read
+    # whole, so it has a smaller limit of its own.
+    max_job_numbers: int = 10_000_000
+    max_job_bytes: int = 512 * 1024 * 1024
+    max_job_json_bytes: int = 16 * 1024 * 1024
+    # Numbers per chunk: the unit a worker claims, charges and stores in one transaction.
+    job_chunk_numbers: int = 50_000
+    # Every serve worker process also works on jobs; false leaves them to `numlookup jobs work`.
+    job_worker: bool = True
+    # A claimed chunk is a worker's for this long, renewed every third of it while it works;
+    # after a crash another worker takes the chunk over once the lease has run out.
+    job_lease_seconds: float = 60.0
+    # How often an idle worker looks for a chunk to claim.
+    job_poll_seconds: float = 1.0
+    # Source requests in flight per live source for jobs, in each process: the rest of a
+    # source's max_concurrency is the sync API's, and sync numbers always go first.
+    job_live_concurrency: int = 4
+    # How long a job's live numbers may wait for their answers (sync requests wait live_deadline_seconds).
+    job_live_deadline_seconds: float = 30.0
+    # Results are kept this many days after a job ends, then deleted.
+    job_retention_days: float = 7.0
+
     # Idempotency-Key (see README "Safe retries"): a key is remembered this many hours
     # after its first request; an in-flight marker whose request died frees the key
     # after its lease (longer than any request may take).
@@ -263,6 +286,17 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ValueError("max_body_bytes, body_timeout_seconds and timeout_keep_alive_seconds must be positive")
         if self.header_timeout_seconds <= 0:
             raise ValueError("header_timeout_seconds must be positive")
+        self._check_job_settings()
+
+    def _check_job_settings(self) -> None:
+        if min(self.max_job_numbers, self.max_job_bytes, self.max_job_json_bytes, self.job_chunk_numbers) < 1:
+            raise ValueError(
+                "max_job_numbers, max_job_bytes, max_job_json_bytes and job_chunk_numbers must be positive"
+            )
+        if min(self.job_lease_seconds, self.job_poll_seconds, self.job_live_deadline_seconds) <= 0:
+            raise ValueError("job_lease_seconds, job_poll_seconds and job_live_deadline_seconds must be positive")
+        if self.job_live_concurrency < 1 or self.job_retention_days <= 0:
+            raise ValueError("job_live_concurrency and job_retention_days must be positive")
         if self.timeout_graceful_shutdown_seconds < 1:
             raise ValueError("timeout_graceful_shutdown_seconds must be positive")
         for cidr in self.trusted_proxies:

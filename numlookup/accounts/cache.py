@@ -14,8 +14,9 @@ If the counter cannot be read for three intervals (the database is gone), the
 entries are not trusted and requests read the database as if there were no
 cache, failing as they would without it.
 
-The balance in an entry is only used to refuse, before any live source is paid
-for, a request the account clearly cannot pay. The charge itself is the
+The balance in an entry (and what bulk jobs hold of it) is only used to refuse,
+before any live source is paid for, a request the account clearly cannot pay;
+``api.lookup`` reads both afresh before it refuses. The charge itself is the
 authoritative check (a conditional UPDATE), and each charge made through this
 worker writes its outcome back into the entry. Charges made elsewhere may leave
 the entry high until the next change of the counter: at most one live lookup per
@@ -111,11 +112,11 @@ class AccountCache:
             self._epoch = seen
         self._read_at = time.monotonic()
 
-    def note_balance(self, username: str, balance: int) -> None:
-        """The balance a charge through this worker found (after it, or the one that did not cover it)."""
+    def note_balance(self, username: str, balance: int, reserved: int) -> None:
+        """The balance (and what jobs hold of it) a charge through this worker found: after it, or not covering it."""
         stored = self._entries.get(username)
         if stored is not None:
-            account = dataclasses.replace(stored.account, balance=balance)
+            account = dataclasses.replace(stored.account, balance=balance, reserved=reserved)
             self._entries[username] = dataclasses.replace(stored, account=account)
 
     async def refresh(self) -> None:

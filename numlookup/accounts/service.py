@@ -40,6 +40,11 @@ class Account:
     status_style: StyleSetting | None  # None: the server's default; "auto": the calling client's words
     allowed_networks: tuple[str, ...]
     created_at: datetime
+    reserved: int = 0  # held for bulk jobs: not the account's to spend
+
+    @property
+    def spendable(self) -> int:
+        return self.balance - self.reserved
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +76,7 @@ def _account(conn: Connection, row: Row[Any]) -> Account:
         status_style=None if row.status_style is None else style_setting(row.status_style),
         allowed_networks=_allowed(conn, row.id),
         created_at=row.created_at,
+        reserved=row.reserved,
     )
 
 

@@ -31,6 +31,7 @@ from numlookup.api.coalescer import ResolveCoalescer
 from numlookup.api.direct import DirectRoute
 from numlookup.api.errors import ApiError, ErrorCode, error_response, method_not_allowed, not_found, not_ready
 from numlookup.api.idempotency import Completed, IdempotencyStore
+from numlookup.api.jobs import job_results, jobs_collection, show_job, stop_job
 from numlookup.api.limits import AbuseGuard
 from numlookup.api.lookup import lookup
 from numlookup.api.openapi import openapi_document
@@ -41,6 +42,8 @@ from numlookup.billing.charger import GroupCharger
 from numlookup.billing.prices import Prices
 from numlookup.datasets.catalog import KINDS
 from numlookup.datasets.follower import follow, load_operator_data
+from numlookup.jobs.cpu import CpuProcess
+from numlookup.jobs.runner import JobRunner
 from numlookup.live.service import LiveService
 from numlookup.metrics import CONTENT_TYPE, Metrics
 from numlookup.numbering import Resolver
@@ -126,6 +129,17 @@ async def _flush_charges(state: AppState) -> None:
         log.error("shutdown: a charge commit did not finish within %gs", timeout)
 
 
+async def _stop_jobs(runner: JobRunner, task: asyncio.Task[None], timeout: float) -> None:
+    """Let the job worker settle the chunk in hand; past the timeout it gives the chunk back, uncharged."""
+    runner.stop()
+    try:
+        await asyncio.wait_for(task, timeout)
+    except TimeoutError:
+        log.warning("shutdown: the job worker's chunk did not finish within %gs; it is given back", timeout)
+    except Exception:
+        log.exception("the job worker failed")
+
+
 def _charge_attachments(
     idempotency: IdempotencyStore, live: LiveService | None
 ) -> Callable[[Connection, list[Any]], Callable[[], None] | None]:
@@ -160,7 +174,9 @@ class NumlookupApp(Starlette):
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
-    document = _encoder.encode(openapi_document(settings.max_numbers_per_request, admin=bool(settings.admin_token)))
+    document = _encoder.encode(
+        openapi_document(settings.max_numbers_per_request, settings.max_job_numbers, admin=bool(settings.admin_token))
+    )
 
     async def openapi(_request: Request) -> Response:
         return Response(document, media_type="application/json")
@@ -185,6 +201,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         prices=Prices.from_settings(settings),
         live=live,
         metrics=metrics,
+        jobs_cpu=CpuProcess(settings),
         idempotency=idempotency,
         charger=GroupCharger(
             engine,
@@ -206,12 +223,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
         account_poll = asyncio.create_task(state.accounts.follow())
         usage_flush = asyncio.create_task(state.live.follow_usage()) if state.live is not None else None
+        runner = JobRunner(engine, settings, state.live, state.jobs_cpu) if settings.job_worker else None
+        jobs_task = asyncio.create_task(runner.run()) if runner is not None else None
         key_prune = asyncio.create_task(idempotency.follow())
         # Every worker process sends due webhooks; leases keep two from sending one row.
         webhooks = DeliveryWorker(engine, settings)
         deliveries = asyncio.create_task(webhooks.run())
         # The server answers headers that never finish itself, in the words built here.
         yield {LIFESPAN_KEY: ProtocolRefusals(metrics, access_log=settings.access_log)}
+        if runner is not None and jobs_task is not None:
+            await _stop_jobs(runner, jobs_task, settings.timeout_graceful_shutdown_seconds)
         deliveries.cancel()
         await asyncio.gather(deliveries, return_exceptions=True)  # a claim in a thread finishes first
         await webhooks.close()
@@ -223,6 +244,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await _flush_charges(state)
         if state.live is not None:
             await state.live.close()
+        state.jobs_cpu.close()
         state.engine.dispose()
         metrics.flush()
         metrics.worker_stopped()
@@ -238,6 +260,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         edge=edge,
         routes=[
             lookup_route,
+            Route("/v1/hlr/jobs", jobs_collection, methods=["GET", "POST"]),  # one route: a 405 names both
+            Route("/v1/hlr/jobs/{job_id}", show_job, methods=["GET"]),
+            Route("/v1/hlr/jobs/{job_id}/results", job_results, methods=["GET"]),
+            Route("/v1/hlr/jobs/{job_id}/stop", stop_job, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),

@@ -82,11 +82,34 @@ def too_many_numbers(count: int, limit: int) -> ApiError:
     )
 
 
-def no_credits(balance: str, needed: str) -> ApiError:
+def no_credits(balance: str, needed: str, reserved: str | None = None, *, job: bool = False) -> ApiError:
+    """104; ``balance`` is what the account may spend, ``reserved`` (if any) what its bulk jobs hold besides.
+
+    ``job``: a bulk job's submit, which needs ``needed`` reserved (the dearest outcome of its numbers).
+    """
+    held = f" ({reserved} more is reserved for bulk jobs)" if reserved else ""
+    cost = f"the job needs {needed} reserved" if job else f"the request costs {needed}"
     return ApiError(
-        402,
-        ErrorCode.NO_CREDITS,
-        f"Not enough credits on the account: the request costs {needed}, the balance is {balance}.",
+        402, ErrorCode.NO_CREDITS, f"Not enough credits on the account: {cost}, the balance is {balance}{held}."
+    )
+
+
+def too_many_job_numbers(limit: int) -> ApiError:
+    return ApiError(
+        400, ErrorCode.TOO_MANY_NUMBERS, f"Maximum number of numbers for a job exceeded: the limit is {limit}."
+    )
+
+
+def job_not_found(job_id: str) -> ApiError:
+    """The same 404 for a job that never existed and for another account's job: ids tell nothing."""
+    return ApiError(404, ErrorCode.INVALID_PARAMETERS, f"There is no job {job_id}.")
+
+
+def job_ended(job_id: str, status: str) -> ApiError:
+    return ApiError(
+        409,
+        ErrorCode.INVALID_PARAMETERS,
+        f"The job {job_id} is {status}: only a QUEUED or IN_PROGRESS job can be stopped.",
     )
 
 
@@ -165,6 +188,13 @@ def body_too_large(limit: int) -> ApiError:
 def body_timeout(seconds: float) -> ApiError:
     return ApiError(
         408, ErrorCode.CLIENT_ERROR, f"The request body did not arrive within {seconds:g} s; send it at once.", _CLOSE
+    )
+
+
+def body_stalled(seconds: float) -> ApiError:
+    """408 for an upload (a bulk job's file) that sent nothing for ``seconds``."""
+    return ApiError(
+        408, ErrorCode.CLIENT_ERROR, f"The request body stalled: nothing arrived for {seconds:g} s.", _CLOSE
     )
 
 

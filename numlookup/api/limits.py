@@ -22,7 +22,14 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from numlookup.api.auth import CLIENT_IP, parse_basic
-from numlookup.api.errors import ApiError, body_timeout, body_too_large, error_response, too_many_requests
+from numlookup.api.errors import (
+    ApiError,
+    body_stalled,
+    body_timeout,
+    body_too_large,
+    error_response,
+    too_many_requests,
+)
 from numlookup.api.proxies import TrustedProxies, limit_key
 from numlookup.settings import Settings
 
@@ -36,6 +43,9 @@ ADMIN_PREFIX = "/admin/"
 # Dataset uploads are large and slow by nature; they are authenticated (bearer token)
 # before their body is read and stream it to a temporary file, never to memory.
 UNBOUNDED_BODY_PREFIX = "/admin/v1/datasets/"
+# A bulk job's upload: bounded by max_job_bytes (a JSON body by max_job_json_bytes), not
+# max_body_bytes, and held to body_timeout_seconds between its pieces, not for all of it.
+JOBS_PATH = "/v1/hlr/jobs"
 MAX_KEYS = 100_000  # per table; beyond it the least recently seen key is forgotten
 
 
@@ -191,6 +201,8 @@ class AbuseGuard:
             else None
         )
         self.max_body = settings.max_body_bytes
+        self.max_job_body = settings.max_job_bytes
+        self.max_job_json = settings.max_job_json_bytes
         self.body_timeout = settings.body_timeout_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -212,8 +224,12 @@ class AbuseGuard:
         rated = not path.startswith(ADMIN_PREFIX)
         refusal = self._refusal(key, credentialed, now, rated)
         bounded = not path.startswith(UNBOUNDED_BODY_PREFIX)
+        limit, idle = self.max_body, False
+        if path == JOBS_PATH and scope["method"] == "POST":
+            media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            limit, idle = (self.max_job_json if media == "application/json" else self.max_job_body), True
         if refusal is None and bounded:
-            refusal = self._declared_too_large(headers)
+            refusal = self._declared_too_large(headers, limit)
         account: str | None = None
         if (
             refusal is None
@@ -225,7 +241,7 @@ class AbuseGuard:
                 refusal = too_many_requests(retry_after(wait), "this account's request rate limit is exceeded.")
             else:
                 account = presented[0]
-        body = _BoundedBody(receive, self.max_body, self.body_timeout, _has_body(headers) and bounded)
+        body = _BoundedBody(receive, limit, self.body_timeout, _has_body(headers) and bounded, idle=idle)
         status = 0
 
         async def watch(message: Message) -> None:
@@ -259,10 +275,10 @@ class AbuseGuard:
             return too_many_requests(retry_after(left), "too many failed authentications from this client address.")
         return None
 
-    def _declared_too_large(self, headers: Headers) -> ApiError | None:
+    def _declared_too_large(self, headers: Headers, limit: int) -> ApiError | None:
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body:
-            return body_too_large(self.max_body)
+        if declared.isdigit() and int(declared) > limit:
+            return body_too_large(limit)
         return None
 
 
@@ -279,10 +295,12 @@ class _BoundedBody:
     disconnect is not a slow body.
     """
 
-    def __init__(self, receive: Receive, limit: int, timeout: float, expected: bool) -> None:
+    def __init__(self, receive: Receive, limit: int, timeout: float, expected: bool, *, idle: bool = False) -> None:
+        """``idle``: ``timeout`` is the longest pause between pieces of the body, not a deadline for all of it."""
         self._receive = receive
         self.limit = limit
         self.timeout = timeout
+        self.idle = idle
         self.received = 0
         self.deadline: float | None = None
         self.complete = not expected
@@ -291,13 +309,13 @@ class _BoundedBody:
         if self.complete:
             return await self._receive()
         now = time.monotonic()
-        if self.deadline is None:
+        if self.deadline is None or self.idle:
             self.deadline = now + self.timeout
         try:
             async with asyncio.timeout(max(self.deadline - now, 0.001)):  # no extra task, unlike wait_for
                 message = await self._receive()
         except TimeoutError:
-            raise body_timeout(self.timeout) from None
+            raise (body_stalled(self.timeout) if self.idle else body_timeout(self.timeout)) from None
         if message["type"] == "http.request":
             self.received += len(message.get("body", b""))
             if self.received > self.limit:

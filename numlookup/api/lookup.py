@@ -22,18 +22,20 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import partial
 
+import anyio.to_thread
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
 from numlookup.accounts import Account, AuthFailure
 from numlookup.api.auth import basic_credentials, client_ip
-from numlookup.api.errors import invalid_parameters, no_credits, too_many_numbers, unauthorized
+from numlookup.api.errors import ApiError, invalid_parameters, no_credits, too_many_numbers, unauthorized
 from numlookup.api.idempotency import Claim
 from numlookup.api.nesting import MAX_NESTING, nesting_depth_exceeds
 from numlookup.api.state import AppState
 from numlookup.api.wire import LookupSuccess, NumbersToInvestigate
 from numlookup.billing import InsufficientCredits, format_amount
+from numlookup.billing.ledger import balances
 from numlookup.live.service import LiveResult
 from numlookup.results import iso_time, number_result
 from numlookup.status import answer_style, outcome
@@ -110,10 +112,34 @@ async def _charge(
     try:
         charge = await state.charger.charge(account.id, request_id, amount, numbers, attached)
     except InsufficientCredits as exc:
-        state.accounts.note_balance(username, exc.balance)
-        raise no_credits(format_amount(exc.balance), format_amount(exc.amount)) from None
-    state.accounts.note_balance(username, charge.balance_after)
+        state.accounts.note_balance(username, exc.balance, exc.reserved)
+        raise _no_credits(exc.spendable, exc.amount, exc.reserved) from None
+    state.accounts.note_balance(username, charge.balance_after, charge.reserved)
     state.metrics.credits_charged(amount)  # micro-credits, exact as in the ledger
+
+
+def _no_credits(spendable: int, amount: int, reserved: int, *, job: bool = False) -> ApiError:
+    held = format_amount(reserved) if reserved else None
+    return no_credits(format_amount(spendable), format_amount(amount), held, job=job)
+
+
+async def _can_pay(state: AppState, username: str, account: Account, quote: int) -> None:
+    """104 unless the account can pay ``quote``, by the cached balance or, before refusing, the database's.
+
+    Bulk jobs release what they no longer need from other processes, which the
+    cache does not hear of: a cached ``spendable`` may be low, never trusted to refuse.
+    """
+    if account.spendable >= quote:
+        return
+
+    def read() -> tuple[int, int]:
+        with state.engine.connect() as conn:
+            return balances(conn, account.id)
+
+    balance, reserved = await anyio.to_thread.run_sync(read)
+    state.accounts.note_balance(username, balance, reserved)
+    if balance - reserved < quote:
+        raise _no_credits(balance - reserved, quote, reserved)
 
 
 async def lookup(request: Request) -> Response:
@@ -152,8 +178,7 @@ async def _answer(
         assert state.live is not None
         # Before any source is asked (an upstream costs us money): can the account pay the dearest outcome?
         quote = state.prices.quote(valid, routed, account.price)
-        if account.balance < quote:
-            raise no_credits(format_amount(account.balance), format_amount(quote))
+        await _can_pay(state, username, account, quote)
         live = await state.live.lookup(list(valid.values()), body.max_age, body.deadline)
 
     # An account's own style wins; else the server's, which by default ("auto") follows the client's User-Agent.

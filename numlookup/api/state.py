@@ -11,6 +11,7 @@ from numlookup.api.coalescer import ResolveCoalescer
 from numlookup.api.idempotency import IdempotencyStore
 from numlookup.billing.charger import GroupCharger
 from numlookup.billing.prices import Prices
+from numlookup.jobs.cpu import Cpu
 from numlookup.live.service import LiveService
 from numlookup.metrics import Metrics
 from numlookup.numbering import Resolver
@@ -27,5 +28,6 @@ class AppState:
     prices: Prices
     charger: GroupCharger
     metrics: Metrics
+    jobs_cpu: Cpu
     idempotency: IdempotencyStore
     live: LiveService | None = None

@@ -24,7 +24,7 @@ from numlookup.store import account_epoch
 from numlookup.store.engine import write_transaction
 from numlookup.store.tables import accounts, ledger
 
-LedgerKind = Literal["lookup", "credit", "adjustment"]
+LedgerKind = Literal["lookup", "credit", "adjustment", "job"]  # job: a bulk job chunk's settlement
 
 
 class LedgerError(ValueError):
@@ -43,21 +43,27 @@ class BelowZero(LedgerError):
 
 
 class InsufficientCredits(Exception):
-    """The balance does not cover the charge; nothing was changed."""
+    """The spendable balance (the balance less what bulk jobs hold) does not cover the charge; nothing was changed."""
 
-    def __init__(self, balance: int, amount: int) -> None:
-        super().__init__(f"balance {balance} does not cover {amount}")
+    def __init__(self, balance: int, amount: int, reserved: int = 0) -> None:
+        super().__init__(f"balance {balance} ({reserved} reserved) does not cover {amount}")
         self.balance = balance
         self.amount = amount
+        self.reserved = reserved
+
+    @property
+    def spendable(self) -> int:
+        return self.balance - self.reserved
 
 
 @dataclass(frozen=True, slots=True)
 class Charge:
-    """A committed ledger row."""
+    """A committed ledger row; ``reserved`` is what bulk jobs held of the balance after it."""
 
     ledger_id: int
     amount: int
     balance_after: int
+    reserved: int = 0
 
 
 # The charge path's statements, built once with bound parameters. Why: building a
@@ -66,18 +72,32 @@ class Charge:
 # looked up, and the charges' worker thread holds the GIL (the event loop's) less.
 _TAKE = (
     update(accounts)
-    .where(accounts.c.id == bindparam("take_account"), accounts.c.balance >= bindparam("take_amount"))
+    .where(
+        accounts.c.id == bindparam("take_account"),
+        accounts.c.balance - accounts.c.reserved >= bindparam("take_amount"),
+    )
     .values(balance=accounts.c.balance - bindparam("take_amount"))
-    .returning(accounts.c.balance)
+    .returning(accounts.c.balance, accounts.c.reserved)
 )
-_BALANCE = select(accounts.c.balance).where(accounts.c.id == bindparam("take_account"))
+_BALANCES = select(accounts.c.balance, accounts.c.reserved).where(accounts.c.id == bindparam("take_account"))
 _LEDGER_ROWS = insert(ledger).returning(ledger.c.id, sort_by_parameter_order=True)
 
 
-def _take(conn: Connection, account_id: int, amount: int) -> int | None:
-    """The conditional debit: the balance after it, or None (nothing changed) if the balance does not cover it."""
-    after = conn.execute(_TAKE, {"take_account": account_id, "take_amount": amount}).scalar()
-    return None if after is None else int(after)
+def _take(conn: Connection, account_id: int, amount: int) -> tuple[int, int] | None:
+    """The conditional debit: (balance, reserved) after it, or None (nothing changed) if it is not covered.
+
+    What bulk jobs have reserved is not the request's to spend: the condition is
+    on ``balance - reserved``, in the same row as the balance, so a reservation
+    and a charge committed at the same moment can never both take the same credits.
+    """
+    row = conn.execute(_TAKE, {"take_account": account_id, "take_amount": amount}).first()
+    return None if row is None else (int(row.balance), int(row.reserved))
+
+
+def balances(conn: Connection, account_id: int) -> tuple[int, int]:
+    """The account's balance and what bulk jobs hold of it."""
+    row = conn.execute(_BALANCES, {"take_account": account_id}).one()
+    return int(row.balance), int(row.reserved)
 
 
 def debit(
@@ -92,10 +112,11 @@ def debit(
     Raises InsufficientCredits having changed nothing (the UPDATE matched no row).
     """
     now = datetime.now(UTC)
-    balance_after = _take(conn, account_id, amount)
-    if balance_after is None:
-        balance = conn.execute(_BALANCE, {"take_account": account_id}).scalar_one()
-        raise InsufficientCredits(balance, amount)
+    taken = _take(conn, account_id, amount)
+    if taken is None:
+        balance, held = balances(conn, account_id)
+        raise InsufficientCredits(balance, amount, held)
+    balance_after, reserved = taken
     ledger_id = conn.execute(
         insert(ledger)
         .values(
@@ -109,7 +130,7 @@ def debit(
         )
         .returning(ledger.c.id)
     ).scalar_one()
-    return Charge(ledger_id=ledger_id, amount=amount, balance_after=balance_after)
+    return Charge(ledger_id=ledger_id, amount=amount, balance_after=balance_after, reserved=reserved)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,11 +161,11 @@ def debit_batch(conn: Connection, debits: Sequence[Debit]) -> list[Charge | Insu
         by_account.setdefault(d.account_id, []).append(i)
     now = datetime.now(UTC)
     rows: list[dict[str, object]] = []
-    placed: list[tuple[int, int]] = []  # per row: the debit it books, and the balance after it
+    placed: list[tuple[int, int, int]] = []  # per row: the debit it books, the balance after it, reserved
     for account_id, indices in by_account.items():
         total = sum(debits[i].amount for i in indices)
-        after = _take(conn, account_id, total)
-        if after is None:
+        taken = _take(conn, account_id, total)
+        if taken is None:
             for i in indices:
                 d = debits[i]
                 try:
@@ -152,6 +173,7 @@ def debit_batch(conn: Connection, debits: Sequence[Debit]) -> list[Charge | Insu
                 except InsufficientCredits as exc:
                     outcomes[i] = exc
             continue
+        after, reserved = taken
         balance = after + total
         for i in indices:
             d = debits[i]
@@ -167,11 +189,13 @@ def debit_batch(conn: Connection, debits: Sequence[Debit]) -> list[Charge | Insu
                     "created_at": now,
                 }
             )
-            placed.append((i, balance))
+            placed.append((i, balance, reserved))
     if rows:
         ids = conn.execute(_LEDGER_ROWS, rows).scalars().all()
-        for (i, balance_after), ledger_id in zip(placed, ids, strict=True):
-            outcomes[i] = Charge(ledger_id=ledger_id, amount=debits[i].amount, balance_after=balance_after)
+        for (i, balance_after, reserved), ledger_id in zip(placed, ids, strict=True):
+            outcomes[i] = Charge(
+                ledger_id=ledger_id, amount=debits[i].amount, balance_after=balance_after, reserved=reserved
+            )
     done = [o for o in outcomes if o is not None]
     assert len(done) == len(debits)
     return done

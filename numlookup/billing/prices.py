@@ -65,3 +65,11 @@ class Prices:
     def total(self, numbers: Iterable[str], classes: Mapping[str, ChargeClass], account_price: int | None) -> int:
         """The exact charge: each number at the price of its answer's class (``offline`` where none is given)."""
         return sum(self.of(classes.get(number, "offline"), account_price) for number in numbers)
+
+    def reserve(self, offline_numbers: int, routed_numbers: int, account_price: int | None) -> int:
+        """What a bulk job holds at submit for its distinct valid numbers: the dearest class for live-routed ones.
+
+        The same rule as ``quote``, counted rather than listed: a job of millions
+        of numbers knows how many of each it has, not a set of them.
+        """
+        return routed_numbers * self.dearest(account_price) + offline_numbers * self.of("offline", account_price)

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from numlookup.cli import accounts, credits, data, db, info, lookup, serve, sources, webhooks
+from numlookup.cli import accounts, credits, data, db, info, jobs, lookup, serve, sources, webhooks
 from numlookup.cli.base import run
 from numlookup.settings import get_settings
 
@@ -46,6 +46,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(credits.app, name="credits")
 app.add_typer(db.app, name="db")
 app.add_typer(sources.app, name="sources")
+app.add_typer(jobs.app, name="jobs")
 app.add_typer(webhooks.app, name="webhooks")
 
 

@@ -72,15 +72,38 @@ def show(
     last: Annotated[int, typer.Option(help="How many ledger rows to show.", min=0)] = 10,
     as_json: JsonOption = False,
 ) -> None:
-    """Balance and the newest ledger rows."""
+    """Balance, what bulk jobs hold of it (reservations), and the newest ledger rows."""
+    from numlookup.jobs import queue
+
     engine = database()
     account = accounts.get_account(engine, name)
     rows = billing.ledger_rows(engine, account.id, last)
+    holding = queue.holding(engine, account.id)
     balance = format_amount(account.balance)
     if as_json:
-        print_json({"name": name, "balance": balance, "ledger": [ledger_data(r) for r in rows]})
+        reservations = [
+            {"job": j.public_id, "status": j.status, "reserved": format_amount(j.reserved)} for j in holding
+        ]
+        print_json(
+            {
+                "name": name,
+                "balance": balance,
+                "reserved": format_amount(account.reserved),
+                "spendable": format_amount(account.spendable),
+                "reservations": reservations,
+                "ledger": [ledger_data(r) for r in rows],
+            }
+        )
         return
     out.print(f"[bold]{name}[/bold] balance {balance}", highlight=False)
+    if account.reserved:
+        jobs = ", ".join(f"{j.public_id} ({j.status}) {format_amount(j.reserved)}" for j in holding)
+        reserved, spendable = format_amount(account.reserved), format_amount(account.spendable)
+        out.print(
+            f"reserved {reserved} for bulk jobs: {jobs}; spendable {spendable}",
+            highlight=False,
+            soft_wrap=True,
+        )
     table = Table("id", "when", "kind", "amount", "numbers", "balance after", "request / note")
     for r in rows:
         table.add_row(

@@ -10,6 +10,12 @@ in flight; beyond that they wait in a queue and the next free slot takes up to
 delay when idle. While the circuit is open, queued and new numbers fail at once.
 Futures always get a result (never an exception): an ``Outcome`` saying what
 the source answered, or why it failed.
+
+Bulk jobs submit their numbers ``background``: they wait in a lane of their own,
+which gets a free slot only when no sync number is waiting, and at most
+``background_limit`` of the source requests in flight carry them. So a running
+job never holds more than its share of a source, and sync requests never queue
+behind it: a sync request for a number a job has queued takes it to the front.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ class Dispatcher:
         guard_seconds: float,
         usage: UsageCounter | None = None,
         clock: Callable[[], float] = time.monotonic,
+        background_limit: int | None = None,
     ) -> None:
         self.source = source
         self.name = source.name
@@ -61,25 +68,43 @@ class Dispatcher:
         self._inflight: dict[str, asyncio.Future[Outcome]] = {}
         self._queue: deque[tuple[str, float | None]] = deque()
         self._running = 0
+        self.background_limit = max(1, min(background_limit or max_concurrency, max_concurrency))
+        self._background: deque[tuple[str, float | None]] = deque()
+        self._background_waiting: set[str] = set()  # queued in the background lane, not yet sent or promoted
+        self._background_running = 0
         self._kick_scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def submit(self, number: str, max_age: float | None = None) -> asyncio.Future[Outcome]:
+    def submit(self, number: str, max_age: float | None = None, *, background: bool = False) -> asyncio.Future[Outcome]:
         joined = self._inflight.get(number)
         if joined is not None:
+            if not background and number in self._background_waiting:
+                self._background_waiting.discard(number)  # a sync request wants it: to the front
+                self._queue.append((number, max_age))
+                self._schedule()
             return joined
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Outcome] = loop.create_future()
         self._inflight[number] = future
-        self._queue.append((number, max_age))
+        if background:
+            self._background.append((number, max_age))
+            self._background_waiting.add(number)
+        else:
+            self._queue.append((number, max_age))
+        self._schedule()
+        return future
+
+    def _schedule(self) -> None:
         if not self._kick_scheduled:  # numbers submitted in the same loop turn share a batch
             self._kick_scheduled = True
-            loop.call_soon(self._kick)
-        return future
+            asyncio.get_running_loop().call_soon(self._kick)
 
     def _kick(self) -> None:
         self._kick_scheduled = False
-        while self._queue and self._running < self.max_concurrency:
+        while self._running < self.max_concurrency:
+            background = not self._queue
+            if background and not (self._background_waiting and self._background_running < self.background_limit):
+                return
             wait = self._quiet_until - self._clock()
             if wait > 0:
                 self._reject_queue(f"{self.name} asked us to slow down (retry after {wait:.0f} s)", "backoff")
@@ -87,24 +112,45 @@ class Dispatcher:
             if self.breaker.state is CircuitState.OPEN or not self.breaker.allow():
                 self._reject_queue(f"{self.name} is unavailable (circuit open after repeated failures)", "rejected")
                 return
-            batch = [self._queue.popleft() for _ in range(min(self.source.max_batch, len(self._queue)))]
+            batch = self._take_background() if background else self._take(self._queue)
+            if not batch:
+                return
             self._running += 1
-            task = asyncio.create_task(self._run(batch))
+            self._background_running += background
+            task = asyncio.create_task(self._run(batch, background))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    def _take(self, queue: deque[tuple[str, float | None]]) -> list[tuple[str, float | None]]:
+        return [queue.popleft() for _ in range(min(self.source.max_batch, len(queue)))]
+
+    def _take_background(self) -> list[tuple[str, float | None]]:
+        """Up to a batch of the background lane, skipping numbers a sync request has taken to the front."""
+        batch: list[tuple[str, float | None]] = []
+        while self._background and len(batch) < self.source.max_batch:
+            number, max_age = self._background.popleft()
+            if number in self._background_waiting:
+                self._background_waiting.discard(number)
+                batch.append((number, max_age))
+        return batch
 
     def _reject_queue(self, reason: str, outcome: str) -> None:
         self.metrics.requests.labels(self.name, outcome).inc()
         while self._queue:
             number, _ = self._queue.popleft()
             self._settle(number, Outcome(None, reason))
+        while self._background:
+            number, _ = self._background.popleft()
+            if number in self._background_waiting:
+                self._background_waiting.discard(number)
+                self._settle(number, Outcome(None, reason))
 
     def _settle(self, number: str, outcome: Outcome) -> None:
         future = self._inflight.pop(number, None)
         if future is not None and not future.done():
             future.set_result(outcome)
 
-    async def _run(self, batch: list[tuple[str, float | None]]) -> None:
+    async def _run(self, batch: list[tuple[str, float | None]], background: bool = False) -> None:
         numbers = [number for number, _ in batch]
         ages = [age for _, age in batch if age is not None]
         started = time.perf_counter()
@@ -156,7 +202,8 @@ class Dispatcher:
                 self._settle(number, Outcome(answer))
         finally:
             self._running -= 1
-            if self._queue:
+            self._background_running -= background
+            if self._queue or self._background_waiting:
                 self._kick()
 
     async def close(self) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -97,6 +97,7 @@ class LiveService:
         deadline_seconds: float = 5.0,
         breaker_failures: int = 5,
         breaker_reset_seconds: float = 10.0,
+        background_concurrency: int | None = None,
     ) -> None:
         self.router = router
         self.cache = cache
@@ -121,6 +122,7 @@ class LiveService:
                 max_concurrency=built.concurrency,
                 guard_seconds=built.guard_seconds,
                 usage=self.usage,
+                background_limit=background_concurrency,
             )
 
     @classmethod
@@ -141,6 +143,7 @@ class LiveService:
             deadline_seconds=settings.live_deadline_seconds,
             breaker_failures=settings.live_breaker_failures,
             breaker_reset_seconds=settings.live_breaker_reset_seconds,
+            background_concurrency=settings.job_live_concurrency,
         )
 
     def routes(self, resolutions: Sequence[Resolution]) -> dict[str, tuple[tuple[str, ...], Resolution]]:
@@ -154,10 +157,24 @@ class LiveService:
         return routed
 
     async def lookup(
-        self, resolutions: Sequence[Resolution], max_age: float | None = None, deadline: float | None = None
+        self,
+        resolutions: Sequence[Resolution],
+        max_age: float | None = None,
+        deadline: float | None = None,
+        *,
+        background: bool = False,
     ) -> dict[str, LiveResult]:
+        """Live results of the routed numbers among ``resolutions``, within the deadline.
+
+        ``background``: a bulk job's numbers, which go behind sync numbers in
+        each source's lane for jobs (see ``dispatcher``) and wait up to
+        ``deadline`` (the job's own), not capped by the sync deadline.
+        """
         loop = asyncio.get_running_loop()
-        budget = self.deadline_seconds if deadline is None else min(deadline, self.deadline_seconds)
+        if background and deadline is not None:
+            budget = deadline
+        else:
+            budget = self.deadline_seconds if deadline is None else min(deadline, self.deadline_seconds)
         ends = loop.time() + budget
         routed = self.routes(resolutions)
         if not routed:
@@ -178,7 +195,7 @@ class LiveService:
                 results[number] = self._answered(resolution, hit.answer, "cache", hit.checked_at, "cache")
             else:
                 self.metrics.count(self.metrics.cache, "miss")
-                attempts[number] = self._attempt(number, chain, max_age, ends)
+                attempts[number] = self._attempt(number, chain, max_age, ends, background)
         if attempts:
             await asyncio.wait([a.future for a in attempts.values()], timeout=max(0.0, ends - loop.time()))
             answered_at = datetime.now(UTC)
@@ -199,27 +216,34 @@ class LiveService:
                 results[number] = self._offline(resolution, cached.get(number), answered_at, error)
         return results
 
-    def _attempt(self, number: str, chain: tuple[str, ...], max_age: float | None, ends: float) -> _Attempt:
+    def _attempt(
+        self, number: str, chain: tuple[str, ...], max_age: float | None, ends: float, background: bool = False
+    ) -> _Attempt:
         """Ask the route's first source; on its failure, the next, while the request's deadline allows.
 
         A single-source route needs no task: its attempt is the dispatcher's own
         future, shared with every request asking the same number meanwhile.
         """
-        first = self.dispatchers[chain[0]].submit(number, max_age)
+        first = self.dispatchers[chain[0]].submit(number, max_age, background=background)
         attempt = _Attempt(number, chain, chain[0], first)
         if len(chain) > 1:
-            attempt.future = asyncio.ensure_future(self._failover(attempt, first, max_age, ends))
+            attempt.future = asyncio.ensure_future(self._failover(attempt, first, max_age, ends, background))
         return attempt
 
     async def _failover(
-        self, attempt: _Attempt, first: asyncio.Future[Outcome], max_age: float | None, ends: float
+        self,
+        attempt: _Attempt,
+        first: asyncio.Future[Outcome],
+        max_age: float | None,
+        ends: float,
+        background: bool = False,
     ) -> Outcome:
         loop = asyncio.get_running_loop()
         future = first
         for position, source in enumerate(attempt.chain):
             attempt.source = source
             if position:
-                future = self.dispatchers[source].submit(attempt.number, max_age)
+                future = self.dispatchers[source].submit(attempt.number, max_age, background=background)
             # Shielded: the dispatcher's future is shared by every request asking this number.
             outcome = await asyncio.shield(future)
             if outcome.answer is not None and outcome.answer.says_something:
@@ -238,13 +262,20 @@ class LiveService:
         return self.cache.values(((r.source, r.answer) for r in results.values() if r.answer is not None), now)
 
     def attachment(
-        self, results: dict[str, LiveResult], price_of: Callable[[ChargeClass], int]
+        self,
+        results: dict[str, LiveResult],
+        price_of: Callable[[ChargeClass], int],
+        charged: Collection[str] | None = None,
     ) -> list[dict[str, object] | _Credits]:
-        """What a request's charge transaction stores for the live layer: fresh answers, credits by source."""
+        """What a request's charge transaction stores for the live layer: fresh answers, credits by source.
+
+        ``charged``: the numbers whose answers are charged (all when None); a bulk
+        job's repeat of a number charged in an earlier chunk stores its answer only.
+        """
         attached: list[dict[str, object] | _Credits] = list(self.cache_rows(results))
         by_source: dict[str, int] = {}
-        for result in results.values():
-            if result.charge_class != "offline":
+        for number, result in results.items():
+            if result.charge_class != "offline" and (charged is None or number in charged):
                 by_source[result.source] = by_source.get(result.source, 0) + price_of(result.charge_class)
         if by_source:
             attached.append(_Credits(self.usage.credits(by_source)))

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -57,6 +58,9 @@ accounts = Table(
     Column("secret_hash", LargeBinary(32), nullable=False),
     Column("enabled", Boolean, nullable=False, default=True),
     Column("balance", BigInteger, nullable=False, default=0),
+    # Credits held for running bulk jobs (see ``billing.reservations``): the account
+    # can spend ``balance - reserved``; a job's chunks are charged from its reservation.
+    Column("reserved", BigInteger, nullable=False, default=0, server_default="0"),
     # Per-account price per chargeable number; NULL means the server default.
     Column("price", BigInteger, nullable=True),
     # Per-account status vocabulary; NULL means the server default.
@@ -64,6 +68,9 @@ accounts = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     CheckConstraint("balance >= 0", name="ck_accounts_balance_not_negative"),
+    # PostgreSQL only (migration 0009): SQLite cannot add a table constraint without
+    # rebuilding the table, and rebuilding ``accounts`` would cascade into its children.
+    CheckConstraint("reserved >= 0 AND reserved <= balance", name="ck_accounts_reserved_within_balance"),
 )
 
 allowed_networks = Table(
@@ -190,6 +197,81 @@ source_usage = Table(
     Column("failures", BigInteger, nullable=False),
     Column("cost_micros", BigInteger, nullable=False),
     Column("credits_micros", BigInteger, nullable=False),
+)
+
+# Bulk jobs (see ``numlookup.jobs``). ``public_id`` is what the API shows (``job_…``);
+# ``id`` orders jobs (newest first) and keys their chunks. Prices are the account's
+# per answer class when the job was submitted: the job is charged those. Counts:
+# ``total = valid + invalid + duplicate`` (distinct valid numbers, distinct invalid
+# inputs, repeats of either), known at submit; ``processed_count`` grows per chunk.
+# ``reserved`` is what the job still holds of the account's ``reserved``.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("public_id", String(40), nullable=False, unique=True),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="RESTRICT"), nullable=False),
+    # RECEIVING (an upload in progress: invisible), QUEUED, IN_PROGRESS, COMPLETED, FAILED, STOP_REQUESTED, STOPPED
+    Column("status", String(16), nullable=False),
+    Column("friendly_name", String(200), nullable=True),
+    Column("callback_url", Text, nullable=True),
+    Column("max_age", Float, nullable=True),
+    Column("style", String(16), nullable=False),  # the status words of its results
+    Column("price_offline", BigInteger, nullable=False),
+    Column("price_cache", BigInteger, nullable=False),
+    Column("price_live", BigInteger, nullable=False),
+    Column("total_count", BigInteger, nullable=False),
+    Column("processed_count", BigInteger, nullable=False),
+    Column("valid_count", BigInteger, nullable=False),
+    Column("invalid_count", BigInteger, nullable=False),
+    Column("duplicate_count", BigInteger, nullable=False),
+    Column("reserved", BigInteger, nullable=False),
+    Column("charged", BigInteger, nullable=False),
+    Column("chunks_total", Integer, nullable=False),
+    Column("chunks_done", Integer, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime, nullable=True),
+    Column("completed_at", UTCDateTime, nullable=True),
+    Column("expires_at", UTCDateTime, nullable=True),  # results deleted after this (set when the job ends)
+    Column("claimed_at", UTCDateTime, nullable=False),  # the last claim of a chunk: jobs take turns
+)
+Index("ix_jobs_account_id_id", jobs.c.account_id, jobs.c.id)
+Index("ix_jobs_status", jobs.c.status)
+
+# A job's input in chunks, as the submit resolved it (``prepared``: the resolved
+# columns, compressed; emptied once the chunk is done). ``firsts`` marks the rows
+# charged here (packed bits: a number's first occurrence in the job, if valid),
+# ``reserve`` what the job reserved for them. A worker holds a chunk while
+# ``lease_until`` is in the future; an expired lease is anyone's to take over.
+job_chunks = Table(
+    "job_chunks",
+    metadata,
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("rows", Integer, nullable=False),
+    Column("routed", Integer, nullable=False),  # rows with a live route: only those need the live service
+    Column("state", String(8), nullable=False),  # pending, done
+    Column("reserve", BigInteger, nullable=False),
+    Column("charged", BigInteger, nullable=True),
+    Column("firsts", LargeBinary, nullable=True),
+    Column("lease_owner", String(120), nullable=True),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("prepared", LargeBinary, nullable=False),
+)
+Index("ix_job_chunks_state_job_id", job_chunks.c.state, job_chunks.c.job_id)
+
+# A done chunk's results (see ``jobs.render``): what any node needs to serve them as CSV or JSON lines.
+job_results = Table(
+    "job_results",
+    metadata,
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("rows", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
 )
 
 # Idempotency-Key (see ``api.idempotency``): per account and key, the request's

@@ -83,7 +83,7 @@ def test_a_top_up_refreshes_the_cached_balance(engine: Engine, make_account: Acc
 
     async def scenario() -> None:
         assert await balance() == parse_amount("1")
-        cache.note_balance(creds.api_username, parse_amount("0.5"))  # a charge through this worker
+        cache.note_balance(creds.api_username, parse_amount("0.5"), 0)  # a charge through this worker
         assert await balance() == parse_amount("0.5")
         add_credits(engine, account_id, parse_amount("2"))
         await cache.refresh()
