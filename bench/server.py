@@ -175,6 +175,7 @@ class RunSpec:
     workers: int
     synchronous: str  # SQLite's PRAGMA synchronous; NOT_SQLITE on PostgreSQL
     group_commit: str  # "on" or "off"
+    access_log: str = "on"  # the request log, one line per request (the default), or "off"
 
     @property
     def label(self) -> str:
@@ -182,7 +183,7 @@ class RunSpec:
         return (
             f"{self.database}, {self.nodes} node{'s' if self.nodes > 1 else ''}, "
             f"{self.workers} worker{'s' if self.workers > 1 else ''} per node, {durability}, "
-            f"group commit {self.group_commit}"
+            f"group commit {self.group_commit}, access log {self.access_log}"
         )
 
 
@@ -191,6 +192,7 @@ class RunResult:
     spec: RunSpec
     lookup: WrkResult
     healthz: WrkResult
+    raw: WrkResult  # bench/raw_asgi.py, the same load, right after
     ledger: LedgerCheck
 
 
@@ -288,18 +290,21 @@ class Place:
     env: dict[str, str]
 
 
-def bench_settings(synchronous: str, group_commit: str = "on", database_url: str = "") -> dict[str, str]:
+def bench_settings(
+    synchronous: str, group_commit: str = "on", database_url: str = "", access_log: str = "on"
+) -> dict[str, str]:
     """The bench's settings for the CLI and every node (``tests.support`` adds the data folder).
 
-    With a ``database_url`` the data folder holds only the node's own files and the
-    database is that URL's; without one it is the SQLite file in the data folder.
+    Everything else is the default a new user gets: the request log at ``info`` (a JSON line
+    per request, to the server's log file), metrics on. With a ``database_url`` the data folder
+    holds only the node's own files and the database is that URL's; without one it is the
+    SQLite file in the data folder.
     """
     env = {
         "NUMLOOKUP_GROUP_COMMIT": "true" if group_commit == "on" else "false",
         "NUMLOOKUP_MAX_NUMBERS_PER_REQUEST": str(NUMBERS_PER_REQUEST),
         "NUMLOOKUP_DEFAULT_PRICE": str(PRICE),
-        "NUMLOOKUP_LOG_LEVEL": "warning",
-        "NUMLOOKUP_ACCESS_LOG": "false",
+        "NUMLOOKUP_ACCESS_LOG": "true" if access_log == "on" else "false",
         "NUMLOOKUP_RATE_LIMIT_PER_IP": "0",  # all load comes from one address: measure the server, not its limiter
     }
     if database_url:
@@ -316,7 +321,7 @@ def run_places(tmp: Path, spec: RunSpec, database_url: str) -> tuple[Place, list
     database file. PostgreSQL: each node gets a data folder of its own, as on
     machines of their own, and all of them the same database URL.
     """
-    env = bench_settings(spec.synchronous, spec.group_commit, database_url)
+    env = bench_settings(spec.synchronous, spec.group_commit, database_url, spec.access_log)
     if spec.database == "sqlite":
         place = Place(tmp / "data", env)
         return place, [place] * spec.nodes
@@ -536,7 +541,43 @@ def measure(spec: RunSpec, cluster: PostgresCluster | None, connections: int, du
 
             print(f"  GET /healthz (baseline) on node 1 for {duration} s ...", flush=True)
             healthz = run_wrk(bases[0] + "/healthz", "healthz", connections, duration, None)
-    return RunResult(spec, lookup, healthz, ledger)
+        print(f"  the raw ASGI reference (bench/raw_asgi.py), same body and load, for {duration} s ...", flush=True)
+        with raw_reference(authorization) as raw_base:
+            preflight(raw_base, authorization, body)
+            raw = load_nodes([raw_base], "/v1/hlr/sync", connections, duration, authorization)
+    return RunResult(spec, lookup, healthz, raw, ledger)
+
+
+@contextlib.contextmanager
+def raw_reference(authorization: str) -> Iterator[str]:
+    """``bench/raw_asgi.py`` on uvicorn, one worker, on a free port; yields its URL.
+
+    The credentials go through the environment (``BENCH_AUTHORIZATION``), as to wrk.
+    """
+    port = support.free_port()
+    env = {**os.environ, "BENCH_AUTHORIZATION": authorization}
+    process = subprocess.Popen(
+        [sys.executable, str(HERE / "raw_asgi.py"), "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        if not support.until_healthy(
+            base, process, READY_TIMEOUT_S, lambda: process.stderr.read() if process.stderr else ""
+        ):
+            raise BenchError(f"bench/raw_asgi.py did not answer within {READY_TIMEOUT_S} s")
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
 
 
 def run_specs(args: argparse.Namespace) -> list[RunSpec]:
@@ -547,7 +588,8 @@ def run_specs(args: argparse.Namespace) -> list[RunSpec]:
             for workers in args.workers:
                 for synchronous in args.synchronous if database == "sqlite" else [NOT_SQLITE]:
                     for group_commit in args.group_commit:
-                        specs.append(RunSpec(database, nodes, workers, synchronous, group_commit))
+                        for access_log in args.access_log:
+                            specs.append(RunSpec(database, nodes, workers, synchronous, group_commit, access_log))
     return specs
 
 
@@ -561,6 +603,7 @@ def print_table(results: list[RunResult]) -> None:
         "workers",
         "synchronous",
         "group commit",
+        "access log",
         "lookup req/s",
         "numbers/s",
         "p50 ms",
@@ -569,6 +612,8 @@ def print_table(results: list[RunResult]) -> None:
         "sock err",
         "/healthz req/s",
         "lookup/healthz",
+        "raw ASGI req/s",
+        "lookup/raw",
         "ledger",
     )
     rows = [
@@ -578,6 +623,7 @@ def print_table(results: list[RunResult]) -> None:
             str(r.spec.workers),
             r.spec.synchronous,
             r.spec.group_commit,
+            r.spec.access_log,
             f"{r.lookup.rps:,.0f}",
             f"{r.lookup.rps * NUMBERS_PER_REQUEST:,.0f}",
             f"{r.lookup.p50_ms:.2f}",
@@ -586,6 +632,8 @@ def print_table(results: list[RunResult]) -> None:
             str(r.lookup.socket_errors),
             f"{r.healthz.rps:,.0f}",
             f"{r.lookup.rps / r.healthz.rps:.3f}" if r.healthz.rps else "-",
+            f"{r.raw.rps:,.0f}",
+            f"{r.lookup.rps / r.raw.rps:.3f}" if r.raw.rps else "-",
             r.ledger.cell,
         )
         for r in results
@@ -606,6 +654,9 @@ def print_notes(results: list[RunResult], cpus: int) -> None:
         f"one wrk process with {WRK_THREADS} threads and all connections, measured right after the lookup run\n"
         "(with several nodes the others idle);\n"
         "lookup/healthz = lookup req/s / /healthz req/s;\n"
+        "raw ASGI req/s is bench/raw_asgi.py (Basic auth, msgspec decode and encode of the same body and\n"
+        "a response of the same shape; no framework, no database) on uvicorn, 1 worker, the same wrk load,\n"
+        "measured right after the node stopped; lookup/raw = lookup req/s / raw ASGI req/s;\n"
         "with several nodes: all nodes' lookups against one node's /healthz.\n"
         f"numbers/s = {NUMBERS_PER_REQUEST} x lookup req/s; p50/p99 are wrk's latencies of POST /v1/hlr/sync;\n"
         "non-200 = lookup responses other than 200; sock err = wrk's connect/read/write errors and timeouts"
@@ -665,6 +716,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=["on", "off"],
         choices=["on", "off"],
         help="measure with the charges of concurrent requests committed together, one by one, or both (default)",
+    )
+    parser.add_argument(
+        "--access-log",
+        nargs="+",
+        default=["on", "off"],
+        choices=["on", "off"],
+        help="measure with the request log on (the default setting), off, or both (default)",
     )
     parser.add_argument(
         "--synchronous",
@@ -752,6 +810,8 @@ def main(argv: list[str] | None = None) -> int:
         issues = []
         if r.lookup.non200 or r.lookup.socket_errors:
             issues.append(f"lookup: {r.lookup.non200} non-200, {r.lookup.socket_errors} socket errors")
+        if r.raw.non200 or r.raw.socket_errors:
+            issues.append(f"raw ASGI: {r.raw.non200} non-200, {r.raw.socket_errors} socket errors")
         if r.healthz.non200 or r.healthz.socket_errors:
             issues.append(f"/healthz: {r.healthz.non200} non-200, {r.healthz.socket_errors} socket errors")
         if not r.ledger.ok:

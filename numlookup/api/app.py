@@ -19,14 +19,16 @@ from sqlalchemy import Connection, select
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from numlookup.accounts.cache import AccountCache
 from numlookup.api.admin import ROUTES as ADMIN_ROUTES
 from numlookup.api.coalescer import ResolveCoalescer
+from numlookup.api.direct import DirectRoute
 from numlookup.api.errors import ApiError, ErrorCode, error_response, method_not_allowed, not_found, not_ready
 from numlookup.api.idempotency import Completed, IdempotencyStore
 from numlookup.api.jobs import job_results, jobs_collection, show_job, stop_job
@@ -150,6 +152,26 @@ def _charge_attachments(
     return store
 
 
+class NumlookupApp(Starlette):
+    """Starlette with the app's own edge in place of Starlette's outer error middleware.
+
+    Starlette wraps every app in ``ServerErrorMiddleware``, which answers an
+    unexpected error itself and then re-raises it to the server; the request id
+    middleware already answers such errors with the wire's clean 500 and keeps the
+    connection (see ``api.request_id``), so that layer only cost every request a
+    frame. The stack, outermost first: request id (errors, request log, metrics),
+    the abuse guard, the lookup route called directly (``api.direct``), then
+    Starlette's exception handlers and router for everything else.
+    """
+
+    def __init__(self, *, edge: Callable[[ASGIApp], ASGIApp], **options: Any) -> None:
+        self._edge = edge
+        super().__init__(**options)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return self._edge(ExceptionMiddleware(self.router, handlers=dict(self.exception_handlers)))
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
     document = _encoder.encode(
@@ -224,11 +246,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await state.live.close()
         state.jobs_cpu.close()
         state.engine.dispose()
+        metrics.flush()
         metrics.worker_stopped()
 
-    app = Starlette(
+    lookup_route = Route("/v1/hlr/sync", lookup, methods=["POST"])
+
+    def edge(routed: ASGIApp) -> ASGIApp:
+        # The request id first, so even a refusal by the guard carries one.
+        guarded = AbuseGuard(DirectRoute(routed, lookup_route), settings=settings)
+        return RequestIdMiddleware(guarded, access_log=settings.access_log, metrics=metrics)
+
+    app = NumlookupApp(
+        edge=edge,
         routes=[
-            Route("/v1/hlr/sync", lookup, methods=["POST"]),
+            lookup_route,
             Route("/v1/hlr/jobs", jobs_collection, methods=["GET", "POST"]),  # one route: a 405 names both
             Route("/v1/hlr/jobs/{job_id}", show_job, methods=["GET"]),
             Route("/v1/hlr/jobs/{job_id}/results", job_results, methods=["GET"]),
@@ -238,11 +269,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/metrics", metrics_route, methods=["GET"]),
             *ADMIN_ROUTES,
-        ],
-        # The request id first, so even a refusal by the guard carries one.
-        middleware=[
-            Middleware(RequestIdMiddleware, access_log=settings.access_log, metrics=metrics),
-            Middleware(AbuseGuard, settings=settings),
         ],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error},  # other errors: RequestIdMiddleware
         lifespan=lifespan,

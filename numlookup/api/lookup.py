@@ -115,7 +115,7 @@ async def _charge(
         state.accounts.note_balance(username, exc.balance, exc.reserved)
         raise _no_credits(exc.spendable, exc.amount, exc.reserved) from None
     state.accounts.note_balance(username, charge.balance_after, charge.reserved)
-    state.metrics.credits_spent.inc(amount)  # micro-credits, exact as in the ledger
+    state.metrics.credits_charged(amount)  # micro-credits, exact as in the ledger
 
 
 def _no_credits(spendable: int, amount: int, reserved: int, *, job: bool = False) -> ApiError:
@@ -201,6 +201,5 @@ async def _answer(
     elif completed is not None:
         await state.idempotency.complete(completed)  # nothing to charge: the response is stored on its own
 
-    for item in result:
-        state.metrics.lookups.labels(outcome(item.status), item.source).inc()
+    state.metrics.lookups_answered((outcome(item.status), item.source) for item in result)
     return Response(encoded, media_type=JSON)

@@ -10,10 +10,11 @@ address was written by the client or by proxies we do not know, so it is ignored
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
 
-from numlookup.accounts.allowlist import Address, Network, parse_address, parse_network
+from numlookup.accounts.allowlist import PARSED_ADDRESSES, Address, Network, parse_address, parse_network
 
 
 class TrustedProxies:
@@ -59,6 +60,7 @@ def _hop_address(hop: str) -> Address | None:
     return parse_address(text)
 
 
+@functools.lru_cache(maxsize=PARSED_ADDRESSES)  # every request asks, for the same few addresses
 def limit_key(address: str | None) -> str:
     """The rate-limit and auth-failure key of a client address.
 

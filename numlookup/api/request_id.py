@@ -17,6 +17,7 @@ characters escaped and its length bounded: it is the client's text); never the s
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 
@@ -36,6 +37,33 @@ AUTH_FAILURE = "auth_failure"  # ... why credentials were refused (an accounts.A
 USERNAME = "username"  # ... the username those credentials presented
 # Our usernames have 13 characters; what a client sends beyond this many is not worth a log line's room.
 USERNAME_LOG_CHARACTERS = 64
+# Request ids are random UUIDs (version 4) cut from one read of the OS's random source per
+# this many: ``uuid.uuid4()`` makes a system call for each, a few per cent of a loaded worker.
+IDS_PER_READ = 256
+
+
+class _RequestIds:
+    """Version 4 UUIDs as ``uuid.uuid4()`` makes them (``os.urandom``), the random bytes read in bulk."""
+
+    def __init__(self) -> None:
+        self._pool = b""
+        self._at = 0
+        os.register_at_fork(after_in_child=self._forget)  # a forked worker must not reuse its parent's bytes
+
+    def _forget(self) -> None:
+        self._pool = b""
+        self._at = 0
+
+    def __call__(self) -> str:
+        if self._at >= len(self._pool):
+            self._pool = os.urandom(16 * IDS_PER_READ)
+            self._at = 0
+        chunk = self._pool[self._at : self._at + 16]
+        self._at += 16
+        return str(uuid.UUID(bytes=chunk, version=4))
+
+
+new_request_id = _RequestIds()
 
 
 class RequestIdMiddleware:
@@ -48,7 +76,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         header = (b"x-request-id", request_id.encode())
         status: int | None = None
@@ -143,4 +171,10 @@ def _write(fields: dict[str, object]) -> None:
     if fields.get("auth_failure") is not None:
         message += " auth_failure=%s username=%s"
         values += [fields["auth_failure"], fields.get("username") or "-"]
-    request_log.info(message, *values, extra=fields)
+    if not request_log.isEnabledFor(logging.INFO):
+        return
+    # The record made directly: Logger.info would look up the calling frame for every request.
+    record = request_log.makeRecord(
+        request_log.name, logging.INFO, __file__, 0, message, tuple(values), None, None, fields
+    )
+    request_log.handle(record)

@@ -191,10 +191,10 @@ class LiveService:
         for number, (chain, resolution) in routed.items():
             hit = cached.get(number)
             if hit is not None and self.cache.fresh(hit, now, max_age):
-                self.metrics.cache.labels("hit").inc()
+                self.metrics.count(self.metrics.cache, "hit")
                 results[number] = self._answered(resolution, hit.answer, "cache", hit.checked_at, "cache")
             else:
-                self.metrics.cache.labels("miss").inc()
+                self.metrics.count(self.metrics.cache, "miss")
                 attempts[number] = self._attempt(number, chain, max_age, ends, background)
         if attempts:
             await asyncio.wait([a.future for a in attempts.values()], timeout=max(0.0, ends - loop.time()))

@@ -1,0 +1,42 @@
+"""The request path's counts are written once per event-loop turn, summed; outside a loop at once."""
+
+from __future__ import annotations
+
+import asyncio
+
+from numlookup.metrics import Metrics
+
+
+def _sample(metrics: Metrics, name: str, **labels: str) -> float | None:
+    return metrics.registry.get_sample_value(name, labels)
+
+
+def test_a_loop_turns_counts_are_written_together_right_after_it() -> None:
+    metrics = Metrics()
+
+    async def one_turn() -> tuple[float | None, float | None]:
+        metrics.lookups_answered([("online", "offline"), ("online", "offline"), ("invalid", "offline")])
+        metrics.credits_charged(20_000)
+        metrics.credits_charged(10_000)
+        metrics.request_done("/v1/hlr/sync", "POST", 200, 0.003)
+        during = _sample(metrics, "numlookup_lookups_total", status="online", source="offline")
+        await asyncio.sleep(0)  # the turn ends: the flush it scheduled runs
+        after = _sample(metrics, "numlookup_lookups_total", status="online", source="offline")
+        return during, after
+
+    during, after = asyncio.run(one_turn())
+    assert not during  # not written yet, within the turn (0, or no sample at all)
+    assert after == 2.0
+    assert _sample(metrics, "numlookup_lookups_total", status="invalid", source="offline") == 1.0
+    assert _sample(metrics, "numlookup_credits_spent_micros_total") == 30_000.0
+    assert _sample(metrics, "numlookup_http_requests_total", route="/v1/hlr/sync", method="POST", status="200") == 1.0
+    assert _sample(metrics, "numlookup_http_request_duration_seconds_count", route="/v1/hlr/sync") == 1.0
+    assert _sample(metrics, "numlookup_http_request_duration_seconds_bucket", route="/v1/hlr/sync", le="0.005") == 1.0
+
+
+def test_outside_a_loop_counts_are_written_at_once() -> None:
+    metrics = Metrics()
+    metrics.count(metrics.cache, "miss")
+    metrics.credits_charged(7)
+    assert _sample(metrics, "numlookup_live_cache_lookups_total", result="miss") == 1.0
+    assert _sample(metrics, "numlookup_credits_spent_micros_total") == 7.0
