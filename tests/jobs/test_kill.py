@@ -16,8 +16,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,6 +32,8 @@ from numlookup.accounts import NewCredentials, get_account
 from numlookup.billing import ledger_rows, parse_amount
 from numlookup.store.tables import job_chunks, jobs
 from tests.e2e.conftest import Live, start_live
+from tests.live_config import write_config
+from tests.peers.messente import Peer
 from tests.support import ROOT, environment
 
 PRICE = parse_amount("0.01")
@@ -68,12 +73,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
 class Worker:
     """``numlookup jobs work`` in a process of its own, logging to a file."""
 
-    def __init__(self, live: Live, name: str) -> None:
+    def __init__(self, live: Live, name: str, env: dict[str, str] | None = None) -> None:
         data_dir = live.server.data_dir
         self.log = data_dir / f"{name}.log"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "numlookup", "jobs", "work"],
-            env=environment(data_dir, ENV),
+            env=environment(data_dir, env or ENV),
             stdout=self.log.open("a"),
             stderr=subprocess.STDOUT,
             cwd=ROOT,
@@ -209,7 +214,7 @@ def test_a_worker_killed_mid_chunk_loses_nothing_and_charges_nothing_twice(serve
     # The chunk the dead worker held was taken over, claimed a second time, and settled once.
     taken = next(c for c in chunks(server, job["id"]) if c.seq == held.seq)
     assert (taken.state, taken.attempts, taken.lease_owner) == ("done", 2, None)
-    assert f":{second.pid}:" not in (held.lease_owner or "")
+    assert first.process.returncode == -signal.SIGKILL
     # Credits: one ledger row per charged chunk, none twice, summing to what sync charges; nothing held.
     rows = charges(server, creds)
     refs = [ref for ref, _ in rows]
@@ -226,3 +231,56 @@ def test_a_worker_killed_mid_chunk_loses_nothing_and_charges_nothing_twice(serve
     objects = without_checked_at(results_jsonl)
     assert [o["input"] for o in objects] == NUMBERS
     assert objects == without_checked_at(control_jsonl)
+
+
+LIVE = [f"+3725200{i:04d}" for i in range(6)]
+LIVE_PRICE = parse_amount("0.05")
+
+
+def test_a_worker_killed_waiting_for_live_answers_is_taken_over_and_charged_once(tmp_path: Path) -> None:
+    """The kill comes while the worker's live request is held at the source: nothing of the chunk was committed."""
+    gate = threading.Event()
+    with Peer(gate=gate) as peer:
+        config = write_config(
+            tmp_path / "numlookup.toml",
+            routes=[{"match": "cc:372", "source": "peer"}],
+            upstreams={"peer": {"url": peer.url, "username": "a", "password": "p", "timeout": 60}},
+            price_live="0.05",
+            job_live_deadline_seconds=60.0,  # the held request outlasts no deadline
+        )
+        env = {**ENV, "NUMLOOKUP_CONFIG": str(config)}
+        with closing(start_live(tmp_path / "data", env=env)) as servers:
+            live = next(servers)
+            creds = live.account("10")
+            first = Worker(live, "worker-1", env)
+            second: Worker | None = None
+            try:
+                with live.client(creds) as client:
+                    accepted = client.post("/v1/hlr/jobs", json={"numbers": LIVE, "max_age": 0})
+                    assert accepted.status_code == 202, accepted.text
+                    job = accepted.json()
+                    assert parse_amount(job["reserved"]) == len(LIVE) * LIVE_PRICE
+                    wait_for("the worker's live request", lambda: peer.hits > 0, first)
+                    [held] = chunks(live, job["id"])
+                    assert held.state == "pending" and f":{first.pid}:" in held.lease_owner
+                    first.process.kill()
+                    first.process.wait()
+                    gate.set()
+                    second = Worker(live, "worker-2", env)
+                    wait_for("the job to complete", lambda: job_row(live, job["id"]).status == "COMPLETED", second)
+                    done = client.get(f"/v1/hlr/jobs/{job['id']}").json()
+                    lines = client.get(f"/v1/hlr/jobs/{job['id']}/results", params={"format": "jsonl"}).content
+            finally:
+                gate.set()
+                first.stop()
+                if second is not None:
+                    second.stop()
+            rows = charges(live, creds)
+            assert rows == [(f"{job['id']}/0", len(LIVE) * LIVE_PRICE)]  # one chunk, charged once, by the second
+            assert (done["charged"], done["reserved"]) == ("0.3", "0")
+            assert get_account(live.engine, creds.name).reserved == 0
+            objects = [msgspec.json.decode(line) for line in lines.splitlines()]
+            assert [o["input"] for o in objects] == LIVE
+            assert {o.get("source") for o in objects} == {"upstream:peer"}
+            asked = [n for body in peer.requests for n in body["numbers"]]
+            assert sorted(set(asked)) == LIVE  # asked by the dead worker and again by its successor
