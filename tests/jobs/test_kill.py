@@ -8,6 +8,8 @@ on (SIGCONT) and tries again. A second worker takes the chunk over once its
 lease (1 s here) has run out. The job must end exactly as an uninterrupted run
 of the same file did: the same results, each input once, and the ledger's rows
 for it summing to what the sync API charges for its distinct valid numbers.
+The second test kills a worker while its live request waits at a gated peer:
+nothing of the chunk was committed, its successor asks again and charges once.
 """
 
 from __future__ import annotations
