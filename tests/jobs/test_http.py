@@ -11,8 +11,12 @@ scale the retry schedule down so retries take milliseconds.
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +30,7 @@ from numlookup.accounts import NewCredentials, get_account
 from numlookup.billing import ledger_rows, parse_amount
 from numlookup.jobs import queue
 from numlookup.settings import Settings
-from numlookup.store.tables import jobs
+from numlookup.store.tables import idempotency_keys, jobs
 from tests.e2e.conftest import Live, start_live
 from tests.jobs.local import settings_for, work
 from tests.peers.webhook_receiver import Receiver
@@ -307,6 +311,75 @@ def test_a_retried_submit_with_its_idempotency_key_returns_the_same_job_and_rese
     assert other.status_code == 422 and other.json()["error"]["code"] == 102
     assert [j["id"] for j in listed] == [first.json()["id"]]
     assert held(idle.engine, creds) == (parse_amount("1"), DISTINCT_VALID * PRICE)  # reserved once
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (from /proc: children, their children, ...)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        below = [child for child, parent in parents.items() if parent in frontier]
+        found += below
+        frontier = below
+    return found
+
+
+def cpu_process(live: Live) -> int:
+    """The serve worker's job process (``jobs.cpu.CpuProcess``: a multiprocessing spawn child)."""
+    assert live.server.process is not None
+    spawned = []
+    for pid in descendants(live.server.process.pid):
+        with suppress(OSError):
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                spawned.append(pid)
+    assert len(spawned) == 1, spawned
+    return spawned[0]
+
+
+def test_the_same_key_while_the_first_submit_is_still_staging_is_409(idle: Live) -> None:
+    """The first submit claims its key, then stages in the job process, which the test holds still (SIGSTOP)."""
+    warm, creds = idle.account("1"), idle.account("1")
+    key = {"Idempotency-Key": '"job-in-flight"'}
+    with idle.client(warm) as client:
+        assert submit(client).status_code == 202  # the job process is started by a first submit
+    process = cpu_process(idle)
+    before = job_count(idle.engine)
+    results: list[httpx.Response] = []
+    with idle.client(creds) as client, idle.client(creds) as other:
+        first = threading.Thread(
+            target=lambda: results.append(client.post("/v1/hlr/jobs", json={"numbers": NUMBERS}, headers=key))
+        )
+        os.kill(process, signal.SIGSTOP)
+        try:
+            first.start()
+            wait_for("the first submit's claim", lambda: key_state(idle.engine, "job-in-flight") == "running")
+            busy = other.post("/v1/hlr/jobs", json={"numbers": NUMBERS}, headers=key)
+            staged = job_count(idle.engine)
+        finally:
+            os.kill(process, signal.SIGCONT)
+        first.join(60)
+        replay = other.post("/v1/hlr/jobs", json={"numbers": NUMBERS}, headers=key)
+        listed = other.get("/v1/hlr/jobs").json()["jobs"]
+    assert busy.status_code == 409, busy.text
+    assert busy.json()["error"]["code"] == 106 and busy.headers["retry-after"] == "1"
+    assert staged == before  # nothing of the first had been staged yet: the 409 came while it was resolving
+    [done] = results
+    assert done.status_code == 202, done.text
+    assert replay.status_code == 202 and replay.json() == done.json()
+    assert [j["id"] for j in listed] == [done.json()["id"]]
+    assert held(idle.engine, creds) == (parse_amount("1"), DISTINCT_VALID * PRICE)  # reserved once
+
+
+def key_state(engine: Engine, key: str) -> str | None:
+    with engine.connect() as conn:
+        state: str | None = conn.execute(select(idempotency_keys.c.state).where(idempotency_keys.c.key == key)).scalar()
+    return state
 
 
 def test_a_streamed_file_is_fingerprinted_as_it_is_read(idle: Live) -> None:
