@@ -18,13 +18,16 @@ from tests.support import BACKEND, database_url, stop_cluster
 # database (numbering, parsing, peers' protocols, the layer table, the wheel), or reaches it
 # only through the same ledger, cache and usage paths other files run on both databases
 # (a provider's answers mapped through /v1/hlr/sync, the official clients' vocabularies,
-# a bulk file's shape, a CLI error's wording, TLS in nginx). A new file runs on both unless
-# it is named here.
+# a bulk file's shape, a CLI error's wording, TLS in nginx, refusals before any charge,
+# a columnar file read). A new file runs on both unless it is named here.
 ONE_BACKEND = frozenset(
     {
         "tests/billing/test_money.py",
+        "tests/cli/test_errors.py",
+        "tests/datasets/test_columnar.py",
         "tests/datasets/test_formats.py",
         "tests/deploy/test_wheel.py",
+        "tests/e2e/test_abuse.py",
         "tests/e2e/test_enum.py",
         "tests/e2e/test_hlr_lookups.py",
         "tests/e2e/test_infobip.py",
@@ -33,8 +36,8 @@ ONE_BACKEND = frozenset(
         "tests/e2e/test_shipped_networks.py",
         "tests/e2e/test_twilio.py",
         "tests/e2e/test_tyntec.py",
-        "tests/cli/test_errors.py",
         "tests/fuzz/test_numbers.py",
+        "tests/fuzz/test_request_decoding.py",
         "tests/live/test_enum.py",
         "tests/live/test_hlr_lookups.py",
         "tests/live/test_infobip.py",
@@ -56,11 +59,25 @@ ONE_BACKEND = frozenset(
 )
 
 
+# The files that take longest, run first: the parallel processes (make test's -n) take files
+# in collection order, so a long file collected last would leave the others idle at the end.
+SLOWEST_FIRST = (
+    "tests/cli/test_commands.py",
+    "tests/cli/test_errors.py",
+    "tests/e2e/test_schemathesis.py",
+    "tests/test_bulk.py",
+    "tests/e2e/test_webhooks.py",
+    "tests/e2e/test_operator_data.py",
+)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On PostgreSQL, leave out the files whose outcome the database cannot change (``ONE_BACKEND``)."""
+    """Slowest files first; on PostgreSQL, leave out the files whose outcome the database cannot change."""
+    root = Path(__file__).resolve().parent.parent
+    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.relative_to(root).as_posix(), len(rank)))  # stable: else as found
     if BACKEND == "sqlite":
         return
-    root = Path(__file__).resolve().parent.parent
     one = {id(item) for item in items if item.path.relative_to(root).as_posix() in ONE_BACKEND}
     if one:
         config.hook.pytest_deselected(items=[item for item in items if id(item) in one])
