@@ -21,6 +21,7 @@ import typer.main
 from typer.core import TyperCommand, TyperGroup
 
 from numlookup.cli.base import run
+from numlookup.cli.coercion import convert_plainly
 from numlookup.settings import get_settings
 
 # name -> (module of numlookup.cli, attribute): a function is a command, a Typer a command group.
@@ -50,9 +51,15 @@ class _LazyGroup(TyperGroup):
     def list_commands(self, ctx: Any) -> list[str]:  # click's Context; typer.Context is a subclass of it
         return [*super().list_commands(ctx), *(name for name in _COMMANDS if name not in self.commands)]
 
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        convert_plainly(self)  # its own options (--config); its commands are converted as they load
+        return super().parse_args(ctx, args)
+
     def get_command(self, ctx: Any, cmd_name: str) -> TyperCommand | TyperGroup | None:
         if cmd_name not in self.commands and cmd_name in _COMMANDS:
-            self.add_command(_load(cmd_name), cmd_name)
+            loaded = _load(cmd_name)
+            convert_plainly(loaded)
+            self.add_command(loaded, cmd_name)
         command = super().get_command(ctx, cmd_name)
         assert command is None or isinstance(command, TyperCommand | TyperGroup)
         return command

@@ -189,7 +189,7 @@ def database(config: Settings | None = None, *, create: bool = False) -> Engine:
 
     config = config or settings()
     engine, current = open_engine(config, create=create)
-    if current == head_revision(engine):
+    if current == head_revision():
         return engine
     if engine.dialect.name == "sqlite" and (create or current is not None):
         upgrade(engine)

@@ -19,11 +19,11 @@ from datetime import UTC, datetime, timedelta
 
 import anyio.to_thread
 from sqlalchemy import Connection, Engine, delete, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from numlookup.live.source import LiveAnswer
 from numlookup.store.engine import write_transaction
 from numlookup.store.tables import live_cache
+from numlookup.store.upsert import UPSERT_DIALECTS, upsert
 
 log = logging.getLogger("numlookup.live")
 
@@ -136,10 +136,10 @@ class LiveCache:
             return
         values = list({v["number"]: v for v in values}.values())
         dialect = self.engine.dialect.name
-        if dialect in ("sqlite", "postgresql"):
-            upsert = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(live_cache)
-            columns = {c: upsert.excluded[c] for c in values[0] if c != "number"}
-            conn.execute(upsert.on_conflict_do_update(index_elements=["number"], set_=columns), values)
+        if dialect in UPSERT_DIALECTS:
+            statement = upsert(dialect, live_cache)
+            columns = {c: statement.excluded[c] for c in values[0] if c != "number"}
+            conn.execute(statement.on_conflict_do_update(index_elements=["number"], set_=columns), values)
         else:  # any other SQL database: replace the rows
             conn.execute(delete(live_cache).where(live_cache.c.number.in_([v["number"] for v in values])))
             conn.execute(insert(live_cache), values)

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from sqlalchemy import Connection, Engine, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from numlookup.store.tables import source_usage
+from numlookup.store.upsert import UPSERT_DIALECTS, upsert
 
 FLUSH_SECONDS = 10.0
 _COUNTS = ("queries", "numbers", "answered", "failures", "cost_micros", "credits_micros")
@@ -164,8 +164,8 @@ def store(conn: Connection, taken: Mapping[Key, Counts], pricing: Mapping[str, P
         for (day, source), counts in sorted(taken.items())
     ]
     dialect = conn.dialect.name
-    if dialect in ("sqlite", "postgresql"):
-        insert = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(source_usage)
+    if dialect in UPSERT_DIALECTS:
+        insert = upsert(dialect, source_usage)
         increments = {name: source_usage.c[name] + insert.excluded[name] for name in _COUNTS}
         conn.execute(
             insert.on_conflict_do_update(

@@ -1,18 +1,29 @@
 """Alembic, driven from code so ``numlookup db upgrade`` and start-up need no alembic.ini.
 
-Alembic is imported when a migration or a revision is asked for, not with the
-package: a command that never opens the database (``--help``, ``info``, a
-mistyped option) starts in half the time.
+Alembic is imported when a migration is run or walked, not to check a schema:
+``numlookup serve`` on a database already at the head, and every admin command,
+compare the revision in ``alembic_version`` (read with the store's own engine,
+:func:`current_revision`) with the head of the versions folder (read from the
+migration files' ``revision``/``down_revision`` lines, :func:`head_revision`).
+Importing Alembic for that (its command machinery, Mako, every dialect's DDL)
+was a third of a second of the server's start. ``tests/store/test_migrate.py``
+holds both equal to Alembic's own answers.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import ast
+import functools
+from importlib import resources
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect, text
 
 if TYPE_CHECKING:
     from alembic.config import Config
+
+# Where Alembic records the revision: its default, which env.py keeps.
+VERSION_TABLE = "alembic_version"
 
 
 def _config(engine: Engine) -> Config:
@@ -55,13 +66,42 @@ def older_revisions(engine: Engine) -> list[str]:
 
 
 def current_revision(engine: Engine) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
+    """The revision the database is at, as Alembic records it; None for a database it never migrated."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        if not inspect(conn).has_table(VERSION_TABLE):
+            return None
+        rows = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
+    if len(rows) > 1:  # Alembic refuses such a table too; numlookup's migrations never branch
+        raise RuntimeError(f"{VERSION_TABLE} holds several revisions: {sorted(rows)}")
+    return str(rows[0]) if rows else None
 
 
-def head_revision(engine: Engine) -> str | None:
-    from alembic.script import ScriptDirectory
+@functools.cache
+def head_revision() -> str | None:
+    """The newest migration's revision: the one no other migration revises (None without migrations)."""
+    revises: dict[str, tuple[str, ...]] = {}
+    for path in (resources.files("numlookup.store") / "migrations" / "versions").iterdir():
+        if path.name.endswith(".py") and path.is_file():
+            revision, downs = _revision_of(path.read_text(encoding="utf-8"))
+            if revision is not None:
+                revises[revision] = downs
+    heads = set(revises) - {down for downs in revises.values() for down in downs}
+    if len(heads) > 1:
+        raise RuntimeError(f"the migrations have several heads: {sorted(heads)}")
+    return heads.pop() if heads else None
 
-    return ScriptDirectory.from_config(_config(engine)).get_current_head()
+
+def _revision_of(source: str) -> tuple[str | None, tuple[str, ...]]:
+    """A migration file's ``revision`` and the revisions its ``down_revision`` names, read without running it.
+
+    ``down_revision`` is None for the first migration, a revision, or (a merge) a tuple of them.
+    """
+    values: dict[str, Any] = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and node.targets and isinstance(node.targets[0], ast.Name):
+            if node.targets[0].id in ("revision", "down_revision"):
+                values[node.targets[0].id] = ast.literal_eval(node.value)
+    down = values.get("down_revision")
+    downs = () if down is None else (down,) if isinstance(down, str) else tuple(down)
+    revision = values.get("revision")
+    return (str(revision) if revision is not None else None), tuple(str(d) for d in downs)

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from numlookup.store.engine import write_transaction
 from numlookup.store.tables import account_webhooks
+from numlookup.store.upsert import UPSERT_DIALECTS, upsert
 
 PREFIX = "whsec_"
 SECRET_BYTES = 32
@@ -88,8 +88,8 @@ def ensure(conn: Connection, account_id: int, now: datetime) -> WebhookKeys:
         return found
     values = {"account_id": account_id, "secret": new_secret(), "created_at": now, "updated_at": now}
     dialect = conn.dialect.name
-    if dialect in ("sqlite", "postgresql"):
-        statement = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(account_webhooks)
+    if dialect in UPSERT_DIALECTS:
+        statement = upsert(dialect, account_webhooks)
         conn.execute(statement.on_conflict_do_nothing(index_elements=["account_id"]), values)
     else:
         conn.execute(insert(account_webhooks), values)

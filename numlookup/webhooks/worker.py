@@ -30,15 +30,18 @@ import logging
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import anyio.to_thread
-import httpx
 from sqlalchemy import Engine
 
 from numlookup import __version__
 from numlookup.settings import Settings
 from numlookup.webhooks import guard, outbox, signing
 from numlookup.webhooks.outbox import Claimed, Result
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("numlookup.webhooks")
 USER_AGENT = f"numlookup-webhooks/{__version__}"
@@ -73,15 +76,27 @@ class DeliveryWorker:
         self.scale = settings.webhook_retry_scale
         self.token = secrets.token_hex(16)  # this worker's leases
         self._inflight: dict[asyncio.Task[None], Claimed] = {}
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(self.timeout),
-            follow_redirects=False,
-            trust_env=False,
-            headers={"user-agent": USER_AGENT},
-            # No keep-alive: connections are pooled by address, and two hosts on one address
-            # must not share a TLS connection made for the other's name.
-            limits=httpx.Limits(max_keepalive_connections=0),
-        )
+        self._made: httpx.AsyncClient | None = None
+
+    @property
+    def _client(self) -> httpx.AsyncClient:
+        """Made for the first delivery: a server that sends none (most) is spared importing httpx and its TLS setup.
+
+        Those were a tenth of a second of every server's start (``bench/cli.py``, row 3).
+        """
+        if self._made is None:
+            import httpx
+
+            self._made = httpx.AsyncClient(
+                timeout=httpx.Timeout(self.timeout),
+                follow_redirects=False,
+                trust_env=False,
+                headers={"user-agent": USER_AGENT},
+                # No keep-alive: connections are pooled by address, and two hosts on one address
+                # must not share a TLS connection made for the other's name.
+                limits=httpx.Limits(max_keepalive_connections=0),
+            )
+        return self._made
 
     async def run(self) -> None:
         """Deliver until cancelled (a task of the app's lifespan)."""
@@ -137,6 +152,8 @@ class DeliveryWorker:
 
     async def attempt(self, delivery: Claimed) -> Result:
         """One signed POST of the delivery's exact bytes to the address its URL's host resolves to now."""
+        import httpx
+
         started_at = datetime.now(UTC)
         began = time.monotonic()
 
@@ -194,7 +211,8 @@ class DeliveryWorker:
             await anyio.to_thread.run_sync(outbox.release, self.engine, unfinished, self.token)
         except Exception as exc:  # their leases run out instead
             log.warning("webhook deliveries: could not release %d leases: %s", len(unfinished), exc)
-        await self._client.aclose()
+        if self._made is not None:
+            await self._made.aclose()
 
 
 def _host(url: str) -> str:

@@ -273,7 +273,7 @@ def test_serve_demo_prints_working_credentials_and_curl(data_dir: Path) -> None:
         assert process.stdout is not None
         for line in process.stdout:
             lines.append(line)
-            if "Application startup complete" in line:
+            if "Uvicorn running on" in line:  # listening (the app starts up before the socket is bound)
                 break
         printed = "".join(lines)
         curl = printed[printed.index("curl ") : printed.index("}'") + 2]

@@ -42,7 +42,7 @@ def tables(engine: Engine) -> set[str]:
 def test_a_downgrade_undoes_the_newest_migration_and_keeps_the_money(data_dir: Path, engine: Engine) -> None:
     cli_json(data_dir, "accounts", "create", "kept", "--credits", "12.5", "--allow-ip", "192.0.2.0/24")
     cli_json(data_dir, "credits", "add", "kept", "0.000001", "--note", "before the rollback")
-    head = head_revision(engine)
+    head = head_revision()
     previous = older_revisions(engine)[1]  # the revision below the newest
     before_money, before_tables = money(engine), tables(engine)
 

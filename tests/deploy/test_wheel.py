@@ -147,7 +147,7 @@ def test_the_installed_command_migrates_creates_accounts_and_looks_up_from_its_o
 
     assert "serve" in installed.run(installed.numlookup, "--help").stdout
     engine = make_engine(f"sqlite:///{tmp_path / 'checkout.db'}")  # the checkout's newest migration
-    head = head_revision(engine)
+    head = head_revision()
     engine.dispose()
     upgraded = installed.run(installed.numlookup, "db", "upgrade").stdout.strip()
     assert upgraded.startswith("database sqlite:///") and upgraded.endswith(f"/numlookup.db at revision {head}")

@@ -13,7 +13,7 @@ from numlookup.store.sqlite_read import HEAD_REVISION, open_at_head, sqlite_file
 def test_head_revision_is_alembics(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}", create=True)
     try:
-        assert head_revision(engine) == HEAD_REVISION
+        assert head_revision() == HEAD_REVISION
     finally:
         engine.dispose()
 

@@ -1,0 +1,50 @@
+"""Command-line values converted without pydantic (``numlookup.cli.coercion``), with typer's answers kept."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.support import run_cli
+
+# lookup reads imported data from the database, which must exist: only serve and db upgrade create one.
+pytestmark = pytest.mark.usefixtures("engine")
+
+
+def imported(stderr: str) -> set[str]:
+    """The modules ``PYTHONPROFILEIMPORTTIME`` reports a process imported."""
+    return {line.rsplit("|", 1)[1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
+
+
+def test_lookup_of_a_number_imports_no_pydantic(data_dir: Path) -> None:
+    done = run_cli(data_dir, "lookup", "+37251234567", "--json", env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert json.loads(done.stdout)["result"][0]["currentNetwork"]["mccmnc"] == "24801"
+    modules = imported(done.stderr)
+    assert "numlookup.cli.base" in modules  # the report is there: the absence below means something
+    assert not {m for m in modules if m.split(".")[0] in ("pydantic", "pydantic_core") or m == "typer._adapters"}
+
+
+def test_values_converted_plainly_are_the_values_given(data_dir: Path, tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("id;number\n1;+37251234567\n")
+    done = run_cli(data_dir, "lookup", "--input", str(source), "--column", "1", "--delimiter", ";", "--header")
+    assert done.stdout.splitlines()[1].split(";")[:4] == ["1", "+37251234567", "+37251234567", "true"]
+    done = run_cli(data_dir, "lookup", "--input", str(source), "--column", "2", "--delimiter", ";", check=False)
+    assert done.stderr == "error: line 1 has 2 columns; --column 2 needs at least 3\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("lookup", "--input", "-", "--column", "two"), "Invalid value for '--column'"),
+        (("lookup", "--input", "-", "--column", "-1"), "Invalid value for '--column'"),
+        (("serve", "--port", "70000"), "Invalid value for '--port'"),
+        (("serve", "--workers", "0"), "Invalid value for '--workers'"),
+        (("--config", "/no/such/file.toml", "info"), "Invalid value for '--config'"),
+    ],
+)
+def test_values_it_does_not_convert_get_typers_errors(data_dir: Path, args: tuple[str, ...], message: str) -> None:
+    done = run_cli(data_dir, *args, check=False)
+    assert done.returncode != 0 and message in done.stderr and done.stderr.startswith("error: ")
