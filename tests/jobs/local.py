@@ -7,13 +7,14 @@ database without a server around them (tests/e2e submits over HTTP).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine
 
 from numlookup.accounts import get_account
+from numlookup.billing import ledger_rows
 from numlookup.billing.prices import Prices
 from numlookup.jobs import cpu
 from numlookup.jobs.intake import JobOptions, JobTerms, Stager
@@ -62,3 +63,15 @@ def work(engine: Engine, settings: Settings, chunks: int | None = None) -> int:
         return done
 
     return asyncio.run(run())
+
+
+def job_charges(engine: Engine, account_name: str) -> list[int]:
+    """What the account's jobs were charged, a ledger row each, newest first (micro-credits)."""
+    account = get_account(engine, account_name)
+    return [-r.amount for r in ledger_rows(engine, account.id, None) if r.kind == "job"]
+
+
+def pieces(body: bytes, size: int) -> Iterator[bytes]:
+    """A body as a client streams it, ``size`` bytes at a time (cut mid-line when small)."""
+    for start in range(0, len(body), size):
+        yield body[start : start + size]

@@ -32,7 +32,7 @@ from numlookup.jobs import queue
 from numlookup.settings import Settings
 from numlookup.store.tables import idempotency_keys, jobs
 from tests.e2e.conftest import Live, start_live
-from tests.jobs.local import settings_for, work
+from tests.jobs.local import job_charges, pieces, settings_for, work
 from tests.peers.webhook_receiver import Receiver
 from tests.support import cli_json, run_cli
 
@@ -72,11 +72,6 @@ def wait_for(what: str, check: Callable[[], bool], polls: int = 600) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"gave up waiting for {what}")
-
-
-def job_charges(engine: Engine, creds: NewCredentials) -> list[int]:
-    account = get_account(engine, creds.name)
-    return [-r.amount for r in ledger_rows(engine, account.id, None) if r.kind == "job"]
 
 
 def held(engine: Engine, creds: NewCredentials) -> tuple[int, int]:
@@ -123,9 +118,9 @@ def test_a_job_completes_charges_exactly_and_its_signed_webhook_survives_three_f
     # Credits: exactly the sync API's price for each distinct valid number, one ledger row per chunk, nothing held.
     assert (done["processed_count"], done["charged"], done["reserved"]) == (6, "0.03", "0")
     assert done["started_at"] and done["completed_at"] and done["result"]["expires_at"]
-    assert sum(job_charges(worker.engine, creds)) == DISTINCT_VALID * PRICE
+    assert sum(job_charges(worker.engine, creds.name)) == DISTINCT_VALID * PRICE
     # Chunks of two: (…001, …002), (…001 again, 12345): nothing to charge, no row; (…003, junk).
-    assert job_charges(worker.engine, creds) == [PRICE, 2 * PRICE]  # newest first
+    assert job_charges(worker.engine, creds.name) == [PRICE, 2 * PRICE]  # newest first
     account = get_account(worker.engine, creds.name)
     assert {r.request_id for r in ledger_rows(worker.engine, account.id, None) if r.kind == "job"} == {
         f"{job['id']}/0",
@@ -157,7 +152,7 @@ def test_a_submit_the_balance_cannot_cover_is_402_and_creates_nothing(worker: Li
     assert refused.status_code == 402 and refused.json()["error"]["code"] == 104
     assert listed == {"jobs": [], "next_cursor": None}
     assert job_count(worker.engine) == before
-    assert held(worker.engine, creds) == (parse_amount("0.02"), 0) and job_charges(worker.engine, creds) == []
+    assert held(worker.engine, creds) == (parse_amount("0.02"), 0) and job_charges(worker.engine, creds.name) == []
 
 
 @pytest.mark.parametrize(
@@ -253,7 +248,7 @@ def test_results_while_running_then_stop_mid_way_releases_the_rest(idle: Live) -
         again = client.post(f"/v1/hlr/jobs/{job['id']}/stop")
     assert (stopped.json()["charged"], stopped.json()["reserved"]) == ("0.02", "0")
     assert held(idle.engine, creds) == (parse_amount("1") - 2 * PRICE, 0)  # the rest released
-    assert job_charges(idle.engine, creds) == [2 * PRICE]  # the first chunk's two numbers
+    assert job_charges(idle.engine, creds.name) == [2 * PRICE]  # the first chunk's two numbers
     assert msgspec.json.decode(receiver.requests[0].body)["type"] == "job.stopped"
     assert again.status_code in (200, 409)  # stopping a stopped job changes nothing
     assert held(idle.engine, creds) == (parse_amount("1") - 2 * PRICE, 0)
@@ -292,7 +287,8 @@ def test_a_chunk_whose_worker_died_is_taken_over_once_its_lease_ends(idle: Live)
         theirs = client.get(f"/v1/hlr/jobs/{control['id']}/results").content
     assert ours == theirs  # identical to the uninterrupted run
     assert (
-        sum(job_charges(idle.engine, creds)) == 2 * DISTINCT_VALID * PRICE and len(job_charges(idle.engine, creds)) == 4
+        sum(job_charges(idle.engine, creds.name)) == 2 * DISTINCT_VALID * PRICE
+        and len(job_charges(idle.engine, creds.name)) == 4
     )
     assert held(idle.engine, creds) == (parse_amount("1") - 2 * DISTINCT_VALID * PRICE, 0)
 
@@ -387,13 +383,9 @@ def test_a_streamed_file_is_fingerprinted_as_it_is_read(idle: Live) -> None:
     key = {"Idempotency-Key": "upload-7", "Content-Type": "text/plain"}
     body = ("\n".join(NUMBERS) + "\n").encode()
 
-    def pieces(data: bytes) -> Iterator[bytes]:
-        for start in range(0, len(data), 5):  # a chunked body, cut mid-line
-            yield data[start : start + 5]
-
     with idle.client(creds) as client:
-        first = client.post("/v1/hlr/jobs", content=pieces(body), headers=key)
-        again = client.post("/v1/hlr/jobs", content=pieces(body), headers=key)
+        first = client.post("/v1/hlr/jobs", content=pieces(body, 5), headers=key)
+        again = client.post("/v1/hlr/jobs", content=pieces(body, 5), headers=key)
         other = client.post("/v1/hlr/jobs", content=body + b"+37251000009\n", headers=key)
         options = client.post("/v1/hlr/jobs", content=body, headers=key, params={"friendly_name": "x"})
         listed = client.get("/v1/hlr/jobs").json()["jobs"]

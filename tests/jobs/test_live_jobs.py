@@ -25,9 +25,10 @@ import pytest
 from sqlalchemy import select
 
 from numlookup.accounts import NewCredentials, get_account
-from numlookup.billing import ledger_rows, parse_amount
+from numlookup.billing import parse_amount
 from numlookup.store.tables import source_usage
 from tests.e2e.conftest import Live, start_live
+from tests.jobs.local import job_charges
 from tests.live_config import write_config
 from tests.peers.messente import Peer
 
@@ -108,11 +109,6 @@ def spent(live: Live, creds: NewCredentials, credits: str) -> int:
     return parse_amount(credits) - get_account(live.engine, creds.name).balance
 
 
-def job_charges(live: Live, creds: NewCredentials) -> list[int]:
-    account = get_account(live.engine, creds.name)
-    return [-r.amount for r in ledger_rows(live.engine, account.id, None) if r.kind == "job"]
-
-
 def usage(live: Live) -> dict[str, dict[str, int]]:
     with live.engine.connect() as conn:
         rows = conn.execute(select(source_usage)).mappings().all()
@@ -156,7 +152,7 @@ def test_a_jobs_live_numbers_reserve_the_live_price_and_are_charged_as_sync_char
     after = usage(live)
 
     # Charged exactly what sync charged for the same numbers; the rest of the reservation released.
-    assert sum(job_charges(live, creds)) == sync_cost == spent(live, creds, "10")
+    assert sum(job_charges(live.engine, creds.name)) == sync_cost == spent(live, creds, "10")
     assert parse_amount(done["charged"]) == sync_cost and done["reserved"] == "0"
     assert get_account(live.engine, creds.name).reserved == 0
     # The results: the live answers where the source answered, each input once, as sync answers them.
@@ -210,5 +206,5 @@ def test_a_job_takes_no_more_than_its_share_of_a_source_and_sync_goes_past_it(so
     assert answer.status_code == 200 and answer.json()["result"][0]["source"] == "upstream:gated"
     asked = [n for body in peer.requests for n in body["numbers"]]
     assert sorted(n for n in asked if n in SE) == sorted(SE)  # each job number asked once
-    assert parse_amount(done["charged"]) == len(SE) * micros(PRICE_LIVE) == sum(job_charges(live, creds))
+    assert parse_amount(done["charged"]) == len(SE) * micros(PRICE_LIVE) == sum(job_charges(live.engine, creds.name))
     assert spent(live, sync_creds, "10") == micros(PRICE_LIVE)

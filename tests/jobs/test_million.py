@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from numlookup.accounts import get_account
-from numlookup.billing import ledger_rows, parse_amount
+from numlookup.billing import parse_amount
 from tests.e2e.conftest import Live, start_live
+from tests.jobs.local import job_charges, pieces
 from tests.support import run_cli
 
 PRICE = parse_amount("0.01")
@@ -41,17 +42,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     )
 
 
-def pieces(body: bytes, size: int = 1 << 20) -> Iterator[bytes]:
-    """The upload as a client streams a file: a megabyte at a time, never one buffer."""
-    for start in range(0, len(body), size):
-        yield body[start : start + size]
-
-
 def test_a_million_number_job_streams_in_charges_exactly_and_matches_the_bulk_cli(server: Live, tmp_path: Path) -> None:
     body = contact_list()
     creds = server.account("20000")
     with server.client(creds, timeout=300) as client:
-        accepted = client.post("/v1/hlr/jobs", content=pieces(body), headers={"Content-Type": "text/plain"})
+        accepted = client.post("/v1/hlr/jobs", content=pieces(body, 1 << 20), headers={"Content-Type": "text/plain"})
         assert accepted.status_code == 202, accepted.text
         job = accepted.json()
         assert (job["total_count"], job["valid_count"], job["invalid_count"], job["duplicate_count"]) == (
@@ -83,6 +78,6 @@ def test_a_million_number_job_streams_in_charges_exactly_and_matches_the_bulk_cl
     assert downloaded == expected.read_bytes(), "the job's results are the bulk CLI's, line for line"
 
     account = get_account(server.engine, creds.name)
-    charges = [-row.amount for row in ledger_rows(server.engine, account.id, None) if row.kind == "job"]
+    charges = job_charges(server.engine, creds.name)
     assert sum(charges) == VALID * PRICE and len(charges) >= 2  # settled chunk by chunk
     assert (account.balance, account.reserved) == (parse_amount("20000") - VALID * PRICE, 0)
