@@ -301,7 +301,7 @@ def test_serve_demo_prints_working_credentials_and_curl(data_dir: Path) -> None:
         assert again.stdout is not None
         seen = ""
         deadline = time.monotonic() + 30
-        while "startup complete" not in seen and time.monotonic() < deadline:
+        while "Uvicorn running on" not in seen and time.monotonic() < deadline:  # the socket listens only then
             seen += again.stdout.readline()
         assert f"API username: {username}" in seen and f"API password: {password}" in seen
         response = httpx.post(
