@@ -57,30 +57,42 @@ class NetworkRegistry:
 
     @classmethod
     def shipped(cls) -> Self:
+        """The shipped registry, read from its CSVs by column position.
+
+        Not ``csv.DictReader``: this runs at every process start (each CLI lookup,
+        each server worker), and a dict per row made reading twice as slow.
+        """
         data = resources.files("numlookup.numbering") / "data"
         with _csv(data / "networks.csv") as fh:
-            records = {
-                row["mccmnc"]: NetworkRecord(
-                    row["mccmnc"],
-                    row["country_iso"],
-                    row["network_name"],
-                    row["operator"],
-                    mcc=row.get("mcc") or row["mccmnc"][:3],
-                    mnc=row.get("mnc") or row["mccmnc"][3:],
-                    brand=row.get("brand") or "",
-                    status=row.get("status") or "",
-                    android_name=row.get("android_name") or "",
-                    source=row.get("source") or "",
+            rows = csv.reader(fh)
+            column = {name: i for i, name in enumerate(next(rows))}
+            mccmnc, country, name, operator = (column[c] for c in ("mccmnc", "country_iso", "network_name", "operator"))
+            optional = [column.get(c) for c in ("mcc", "mnc", "brand", "status", "android_name", "source")]
+            records = {}
+            for row in rows:
+                mcc, mnc, brand, status, android_name, source = ("" if i is None else row[i] for i in optional)
+                code = row[mccmnc]
+                records[code] = NetworkRecord(
+                    code,
+                    row[country],
+                    row[name],
+                    row[operator],
+                    mcc=mcc or code[:3],
+                    mnc=mnc or code[3:],
+                    brand=brand,
+                    status=status,
+                    android_name=android_name,
+                    source=source,
                 )
-                for row in csv.DictReader(fh)
-            }
         with _csv(data / "carrier_networks.csv") as fh:
+            rows = csv.reader(fh)
+            column = {name: i for i, name in enumerate(next(rows))}
+            region, carrier, network, note = (column[c] for c in ("region", "carrier_name", "mccmnc", "note"))
             # A row with an empty mccmnc was reviewed and has no MNC of its own (see its note).
-            rows = [row for row in csv.DictReader(fh) if row["mccmnc"]]
-        carriers = {(row["region"], row["carrier_name"]): row["mccmnc"] for row in rows}
+            mapped = [row for row in rows if row[network]]
+        carriers = {(row[region], row[carrier]): row[network] for row in mapped}
         decided_by = {
-            (row["region"], row["carrier_name"]): "override" if row["note"].startswith("override") else "rule"
-            for row in rows
+            (row[region], row[carrier]): "override" if row[note].startswith("override") else "rule" for row in mapped
         }
         unknown = sorted({m for m in carriers.values() if m not in records})
         if unknown:
