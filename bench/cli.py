@@ -15,7 +15,9 @@ a reference measured minutes apart in the same invocation:
    first ``--naive-lines`` lines and is scaled to the whole file (see
    ``naive_seconds``); ``--naive-lines`` as large as ``--lines`` runs it whole.
 3. ``numlookup serve`` with the table cache warm, from the process start to the
-   first 200 of ``GET /healthz`` and of a real ``POST /v1/hlr/sync`` (target ≤ 1 s).
+   first 200 of ``GET /healthz`` and of a real ``POST /v1/hlr/sync`` (target ≤ 1 s),
+   against ``raw_asgi.py`` (a raw ASGI app on uvicorn, ``bench/server.py``'s
+   reference) started and polled the same way: the ratio numlookup / reference.
 
 Every command runs in a fresh interpreter, as a user runs it; each figure is the
 median of ``--repeat`` runs. It is run by hand, never by the test suite::
@@ -189,27 +191,21 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_to_first_200(data_dir: Path, auth: str) -> tuple[float, float]:
-    """Seconds from ``numlookup serve`` starting to its first 200 on /healthz, and on /v1/hlr/sync."""
-    port = _free_port()
+def start_to_first_200(
+    command: Sequence[str], env: dict[str, str], port: int, auth: str, log_path: Path
+) -> tuple[float, float]:
+    """Seconds from ``command`` (a server on ``port``) starting to its first 200 on /healthz, and on /v1/hlr/sync."""
     body = json.dumps({"numbers": [NUMBER]}).encode()
     headers = {"Content-Type": "application/json", "Authorization": f"Basic {auth}"}
-    log = (data_dir / "serve.log").open("ab")
+    log = log_path.open("ab")
     start = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "numlookup", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=environment(data_dir),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-        start_new_session=True,
-    )
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
     try:
         health = sync = None
         deadline = start + 30
         while sync is None and time.perf_counter() < deadline:
             if process.poll() is not None:
-                raise SystemExit(f"numlookup serve exited {process.returncode}: see {data_dir / 'serve.log'}")
+                raise SystemExit(f"{command[1]} exited {process.returncode}: see {log_path}")
             if health is None and _status(port, "GET", "/healthz", None, {}) == 200:
                 health = time.perf_counter() - start
             if health is not None and _status(port, "POST", "/v1/hlr/sync", body, headers) == 200:
@@ -217,7 +213,7 @@ def start_to_first_200(data_dir: Path, auth: str) -> tuple[float, float]:
             if sync is None:
                 time.sleep(0.005)
         if health is None or sync is None:
-            raise SystemExit("numlookup serve gave no 200 within 30 s")
+            raise SystemExit(f"{command[1]} gave no 200 within 30 s: see {log_path}")
         return health, sync
     finally:
         os.killpg(process.pid, signal.SIGTERM)
@@ -226,13 +222,33 @@ def start_to_first_200(data_dir: Path, auth: str) -> tuple[float, float]:
 
 
 def row_three(data_dir: Path, repeat: int) -> None:
+    """``numlookup serve`` against ``raw_asgi.py`` (uvicorn, the same loop and parser, no framework), in turn.
+
+    The reference is the floor of any server on uvicorn: the interpreter, uvicorn's
+    import and its start. It answers /healthz and the sync route as numlookup does.
+    """
     creds = json.loads(numlookup(data_dir, "accounts", "create", "bench", "--credits", "1000", "--json").stdout)
     auth = base64.b64encode(f"{creds['api_username']}:{creds['api_password']}".encode()).decode()
-    runs = [start_to_first_200(data_dir, auth) for _ in range(repeat)]
-    health = statistics.median(r[0] for r in runs)
-    sync = statistics.median(r[1] for r in runs)
-    print(f"(3) numlookup serve, cache warm: first 200 on /healthz {health:.3f} s, on /v1/hlr/sync {sync:.3f} s")
-    print("    (target <= 1 s)")
+    ours: list[tuple[float, float]] = []
+    reference: list[tuple[float, float]] = []
+    for _ in range(repeat):
+        port = _free_port()
+        env = {**environment(data_dir), "BENCH_AUTHORIZATION": f"Basic {auth}"}
+        raw = [sys.executable, str(HERE / "raw_asgi.py"), "--port", str(port)]
+        reference.append(start_to_first_200(raw, env, port, auth, data_dir / "raw.log"))
+        port = _free_port()
+        serve = [sys.executable, "-m", "numlookup", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        ours.append(start_to_first_200(serve, environment(data_dir), port, auth, data_dir / "serve.log"))
+    health, sync = (statistics.median(r[i] for r in ours) for i in (0, 1))
+    raw_health, raw_sync = (statistics.median(r[i] for r in reference) for i in (0, 1))
+    print(
+        f"(3) numlookup serve, cache warm: start to first 200 on /healthz {health:.3f} s (target <= 1 s), "
+        f"on /v1/hlr/sync {sync:.3f} s"
+    )
+    print(f"    reference (raw_asgi.py on uvicorn): start to first 200 {raw_health:.3f} s, sync route {raw_sync:.3f} s")
+    print(
+        f"    ratio numlookup/reference: {health / raw_health:.1f}x on /healthz, {sync / raw_sync:.1f}x on /v1/hlr/sync"
+    )
 
 
 def main() -> None:

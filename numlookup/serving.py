@@ -318,6 +318,9 @@ def config(settings: Settings, *, host: str, port: int, workers: int) -> uvicorn
         workers=workers,
         loop="uvloop",
         http=f"{__name__}:{DrainingHttpToolsProtocol.__name__}",
+        # No route speaks WebSocket; uvicorn's default ("auto") imported the websockets
+        # library at every start for none. An upgrade request is answered as plain HTTP.
+        ws="none",
         log_config=logging_config(resolve_format(settings.log_format), settings.log_level),
         log_level=settings.log_level,
         # The request log is the request-id middleware's (settings.access_log).

@@ -34,7 +34,6 @@ from numlookup.api.idempotency import Completed, IdempotencyStore
 from numlookup.api.jobs import job_results, jobs_collection, show_job, stop_job
 from numlookup.api.limits import AbuseGuard
 from numlookup.api.lookup import lookup
-from numlookup.api.openapi import openapi_document
 from numlookup.api.refusals import LIFESPAN_KEY, ProtocolRefusals
 from numlookup.api.request_id import RequestIdMiddleware
 from numlookup.api.state import AppState
@@ -174,11 +173,15 @@ class NumlookupApp(Starlette):
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
-    document = _encoder.encode(
-        openapi_document(settings.max_numbers_per_request, settings.max_job_numbers, admin=bool(settings.admin_token))
-    )
+    document: bytes | None = None  # built at its first request: its modules (the admin API's) are not a start's
 
     async def openapi(_request: Request) -> Response:
+        nonlocal document
+        if document is None:
+            from numlookup.api.openapi import openapi_document
+
+            limits = settings.max_numbers_per_request, settings.max_job_numbers
+            document = _encoder.encode(openapi_document(*limits, admin=bool(settings.admin_token)))
         return Response(document, media_type="application/json")
 
     engine = make_engine(settings.effective_database_url, sqlite_synchronous=settings.sqlite_synchronous)

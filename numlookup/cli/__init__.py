@@ -100,4 +100,10 @@ def _root(
 
 
 def main() -> None:
+    # numpy's OpenBLAS starts a thread per CPU as numpy is imported. numlookup does no
+    # linear algebra (sorts, binary searches, element-wise work), so those threads were
+    # only start-up cost: tens of milliseconds of `numlookup lookup NUMBER` and of a
+    # server's start on a busy machine. Set before any command imports numpy; serve's
+    # worker processes inherit it. A value the user set wins.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     sys.exit(run(app))

@@ -29,12 +29,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, Protocol, TypeVar, cast
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from numlookup.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from sqlalchemy import Engine
 
 EXIT_USER_ERROR = 1
@@ -44,14 +43,38 @@ EXIT_USAGE_ERROR = 2  # what click and typer use for usage errors
 PIPED_WIDTH = 1 << 16
 
 
-def _console(*, stderr: bool = False) -> Console:
-    """A terminal's own width on a terminal; otherwise no wrapping and no cut tables."""
-    console = Console(stderr=stderr)
-    return console if console.is_terminal else Console(stderr=stderr, width=PIPED_WIDTH)
+class LazyConsole:
+    """A rich ``Console`` made when first used: a terminal's own width on a terminal; otherwise no wrapping.
+
+    Why lazy: importing rich's console costs a tenth of a second or so, and
+    ``numlookup lookup NUMBER`` (which writes its JSON straight to stdout) never
+    prints through one. Give rich itself ``.console`` (a progress bar's).
+    """
+
+    def __init__(self, *, stderr: bool = False) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            console = Console(stderr=self._stderr)
+            self._console = console if console.is_terminal else Console(stderr=self._stderr, width=PIPED_WIDTH)
+        return self._console
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.console.is_terminal
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        """``Console.print``."""
+        self.console.print(*objects, **options)
 
 
-out = _console()
-err = _console(stderr=True)
+out = LazyConsole()
+err = LazyConsole(stderr=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
@@ -101,6 +124,8 @@ class _ClickException(Protocol):
 
 def fail(message: str, status: int = EXIT_USER_ERROR) -> int:
     """Print ``error: message`` as one line on stderr; returns ``status``, the exit status."""
+    from rich.markup import escape
+
     err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     return status
 

@@ -56,7 +56,7 @@ def _import(
     show = out.is_terminal and not as_json
     columns = ("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn())
     with (
-        Progress(*columns, TimeRemainingColumn(), console=out, disable=not show, transient=True) as progress,
+        Progress(*columns, TimeRemainingColumn(), console=out.console, disable=not show, transient=True) as progress,
         file.open("rb") as raw,
     ):
         task = progress.add_task(f"reading {file.name}", total=file.stat().st_size)

@@ -208,7 +208,7 @@ def _bulk(
             BarColumn(),
             "[progress.percentage]{task.percentage:>3.0f}%",
             TimeRemainingColumn(),
-            console=err,
+            console=err.console,
             disable=not err.is_terminal,
             transient=False,
         )

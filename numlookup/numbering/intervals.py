@@ -31,6 +31,18 @@ def pad_high(digits: str) -> int:
 SORT_PROBES_FROM = 4096
 
 
+def distinct_sorted(keys: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """``np.unique(keys)`` without its check for masked arrays, which imports ``numpy.ma``.
+
+    That import was ~15 ms of every process start (the shipped blocks are painted
+    at start); the resolver's own ``np.unique`` calls ask for indices, which skip it.
+    """
+    ordered = np.sort(keys)
+    keep = np.ones(len(ordered), dtype=bool)
+    keep[1:] = ordered[1:] != ordered[:-1]
+    return ordered[keep]
+
+
 def paint(
     low: npt.NDArray[np.int64],
     high: npt.NDArray[np.int64],
@@ -44,7 +56,7 @@ def paint(
     where they overlap; keys no interval covers get ``default``. The segments
     start at key 0, so every non-negative key falls in one.
     """
-    bounds = np.unique(np.concatenate([low, high + 1, np.zeros(1, dtype=np.int64)]))
+    bounds = distinct_sorted(np.concatenate([low, high + 1, np.zeros(1, dtype=np.int64)]))
     segments = np.full(len(bounds), default, dtype=values.dtype)
     first = np.searchsorted(bounds, low[order])
     last = np.searchsorted(bounds, high[order] + 1)

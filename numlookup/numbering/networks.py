@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -42,12 +43,41 @@ def _csv(resource: Traversable) -> io.TextIOWrapper:
     return io.TextIOWrapper(resource.open("rb"), encoding="utf-8", newline="")
 
 
+class _Records(Mapping[str, NetworkRecord]):
+    """The registry's records by MCC/MNC, each made from its CSV row the first time it is asked for.
+
+    Why: a process reads the registry at every start, and making all 3,000-odd
+    records took longer than reading the file; a lookup asks for a handful.
+    Two threads making one record at once make equal ones: either is kept.
+    """
+
+    def __init__(self, rows: dict[str, list[str]], make: Callable[[list[str]], NetworkRecord]) -> None:
+        self._rows = rows
+        self._make = make
+        self._made: dict[str, NetworkRecord] = {}
+
+    def __getitem__(self, mccmnc: str) -> NetworkRecord:
+        record = self._made.get(mccmnc)
+        if record is None:
+            record = self._made[mccmnc] = self._make(self._rows[mccmnc])
+        return record
+
+    def __contains__(self, mccmnc: object) -> bool:
+        return mccmnc in self._rows
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+
 class NetworkRegistry:
     """Read-only after construction; lookups are two dict probes."""
 
     def __init__(
         self,
-        records: dict[str, NetworkRecord],
+        records: Mapping[str, NetworkRecord],
         carriers: dict[tuple[str, str], str],
         decided_by: dict[tuple[str, str], str] | None = None,
     ) -> None:
@@ -57,30 +87,45 @@ class NetworkRegistry:
 
     @classmethod
     def shipped(cls) -> Self:
+        """The shipped registry, read from its CSVs by column position; a record is made when first used.
+
+        Not ``csv.DictReader``: this runs at every process start (each CLI lookup,
+        each server worker), and a dict per row made reading twice as slow.
+        """
         data = resources.files("numlookup.numbering") / "data"
         with _csv(data / "networks.csv") as fh:
-            records = {
-                row["mccmnc"]: NetworkRecord(
-                    row["mccmnc"],
-                    row["country_iso"],
-                    row["network_name"],
-                    row["operator"],
-                    mcc=row.get("mcc") or row["mccmnc"][:3],
-                    mnc=row.get("mnc") or row["mccmnc"][3:],
-                    brand=row.get("brand") or "",
-                    status=row.get("status") or "",
-                    android_name=row.get("android_name") or "",
-                    source=row.get("source") or "",
-                )
-                for row in csv.DictReader(fh)
-            }
+            rows = csv.reader(fh)
+            column = {name: i for i, name in enumerate(next(rows))}
+            mccmnc, country, name, operator = (column[c] for c in ("mccmnc", "country_iso", "network_name", "operator"))
+            optional = [column.get(c) for c in ("mcc", "mnc", "brand", "status", "android_name", "source")]
+            by_code = {row[mccmnc]: row for row in rows}
+
+        def record(row: list[str]) -> NetworkRecord:
+            mcc, mnc, brand, status, android_name, source = ("" if i is None else row[i] for i in optional)
+            code = row[mccmnc]
+            return NetworkRecord(
+                code,
+                row[country],
+                row[name],
+                row[operator],
+                mcc=mcc or code[:3],
+                mnc=mnc or code[3:],
+                brand=brand,
+                status=status,
+                android_name=android_name,
+                source=source,
+            )
+
+        records = _Records(by_code, record)
         with _csv(data / "carrier_networks.csv") as fh:
+            rows = csv.reader(fh)
+            column = {name: i for i, name in enumerate(next(rows))}
+            region, carrier, network, note = (column[c] for c in ("region", "carrier_name", "mccmnc", "note"))
             # A row with an empty mccmnc was reviewed and has no MNC of its own (see its note).
-            rows = [row for row in csv.DictReader(fh) if row["mccmnc"]]
-        carriers = {(row["region"], row["carrier_name"]): row["mccmnc"] for row in rows}
+            mapped = [row for row in rows if row[network]]
+        carriers = {(row[region], row[carrier]): row[network] for row in mapped}
         decided_by = {
-            (row["region"], row["carrier_name"]): "override" if row["note"].startswith("override") else "rule"
-            for row in rows
+            (row[region], row[carrier]): "override" if row[note].startswith("override") else "rule" for row in mapped
         }
         unknown = sorted({m for m in carriers.values() if m not in records})
         if unknown:
