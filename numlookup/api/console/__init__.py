@@ -53,6 +53,7 @@ def console_routes(settings: Settings) -> list[BaseRoute]:
         Route("/logout", page(logins.logout), methods=["POST"]),
         # The account holder's pages.
         Route("/account", page(account.overview), methods=["GET"]),
+        Route("/account/usage.json", page(account.usage_json), methods=["GET"]),
         Route("/account/ledger", page(ledger.ledger_page), methods=["GET"]),
         Route("/account/ledger.csv", page(ledger.ledger_csv), methods=["GET"]),
         Route("/account/security", page(security.security), methods=["GET"]),
