@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from numlookup.api.console.csrf import checked_form
-from numlookup.api.console.guards import ConsoleUser, require_account
+from numlookup.api.console.guards import ConsoleUser, require_account, spend_account_token
 from numlookup.api.console.pages import finish, redirect, refusal, render
 from numlookup.api.errors import ApiError
 from numlookup.api.jobs import READ_BYTES, Upload, _check_callback, _options, results_response, stage_job, stop
@@ -86,6 +86,7 @@ async def _blocks(file: UploadFile) -> AsyncIterator[bytes]:
 async def upload(request: Request) -> Response:
     user = await require_account(request)
     form = await checked_form(request, user.session)
+    spend_account_token(request, user)
     state: AppState = request.app.state.numlookup
     assert user.account is not None
     file = form.get("file")
