@@ -48,7 +48,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))  # the test harness: a throwaway PostgreSQL cluster
 
-from numlookup.billing.rollup import account_usage, roll_up, top_accounts, traffic  # noqa: E402
+from numlookup.billing.rollup import account_usage, last_activity, roll_up, top_accounts, traffic  # noqa: E402
 from numlookup.store import make_engine, upgrade  # noqa: E402
 from numlookup.store.tables import accounts, ledger  # noqa: E402
 
@@ -58,7 +58,18 @@ if TYPE_CHECKING:
 CHUNK = 500_000
 TARGET_MS = 200.0
 CHARTED = 1  # the account charted: the heaviest
-COLUMNS = ("account_id", "kind", "amount", "numbers", "balance_after", "created_at", "offline", "cached", "live", "invalid")
+COLUMNS = (
+    "account_id",
+    "kind",
+    "amount",
+    "numbers",
+    "balance_after",
+    "created_at",
+    "offline",
+    "cached",
+    "live",
+    "invalid",
+)
 
 
 def make_accounts(engine: Engine, count: int) -> None:
@@ -188,7 +199,9 @@ def add_tail(engine: Engine, count: int, n_accounts: int, now: datetime) -> None
             "invalid": 0,
         }
         for a, s in zip(
-            np.floor(n_accounts * rng.random(count) ** 3) + 1, sorted(rng.integers(0, 300, count), reverse=True)
+            np.floor(n_accounts * rng.random(count) ** 3) + 1,
+            sorted(rng.integers(0, 300, count), reverse=True),
+            strict=True,
         )
     ]
     with engine.begin() as conn:
@@ -234,6 +247,10 @@ def run(url: str, label: str, options: argparse.Namespace) -> None:
         with engine.connect() as conn:
             top_accounts(conn, until - timedelta(days=30), until)
 
+    def activity() -> None:
+        with engine.connect() as conn:
+            last_activity(conn)
+
     def reference() -> None:
         with engine.connect() as conn:
             conn.execute(select(func.count()).select_from(ledger).where(ledger.c.account_id == CHARTED)).scalar_one()
@@ -256,6 +273,7 @@ def run(url: str, label: str, options: argparse.Namespace) -> None:
     print(f"  chart 90 days by day (account_usage + traffic): {ours:.1f} ms (target <= {TARGET_MS:.0f} ms)")
     print(f"  chart 24 hours by hour (account_usage + traffic): {median_ms(options.repeat, chart_24h):.1f} ms")
     print(f"  top_accounts, 30 days: {median_ms(options.repeat, top_30d):.1f} ms")
+    print(f"  last_activity of {options.accounts:,} accounts: {median_ms(options.repeat, activity):.1f} ms")
     print(f"  reference: count(*) of account {CHARTED}'s {charted_rows:,} ledger rows: {ref:.1f} ms")
     print(f"    ratio chart/reference: {ours / ref:.3f}")
     engine.dispose()
