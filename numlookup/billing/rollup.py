@@ -4,11 +4,11 @@ Why a rollup: a chart of 90 days read from the ledger scans every charge of
 those days (millions of rows); read from ``usage_rollup`` it reads at most one
 row per hour (2,160), and ``traffic_rollup`` (the same across accounts) one row
 per hour for the operator's chart; ``usage_daily`` (per account and day) lets
-the top accounts of a month read 30 rows per account, hours only at its edges. ``roll_up`` folds the ledger rows past the
-watermark; the readers add the rows not folded yet (the tail past the watermark,
-found by the ledger's primary key or ``(account_id, id)`` index) in the same
-statement, so a chart is exact to the last committed charge and never reads the
-ledger's history.
+the top accounts of a month read 30 rows per account, hours only at its edges.
+``roll_up`` folds the ledger rows past the watermark; the readers add the rows
+not folded yet (the tail past the watermark, found by the ledger's primary key
+or ``(account_id, id)`` index) in the same statement, so a chart is exact to
+the last committed charge and never reads the ledger's history.
 
 Many nodes run ``roll_up``: the watermark row is locked (``FOR UPDATE``; on
 SQLite the write lock) for the fold, so two folds take turns and no row is
