@@ -368,6 +368,21 @@ def test_an_expired_session_goes_back_to_the_login_page_saying_so(live: Live, co
     assert console.get("/console/account").headers["location"].endswith("&m=expired")
 
 
+def test_an_old_anonymous_cookie_is_no_session_not_an_expired_login(live: Live, console: Console) -> None:
+    key = session_key(live.engine)
+    token = console.token("/console/login")
+    payload = URLSafeTimedSerializer(key, salt=SALT).loads(console.http.cookies[COOKIE])
+    assert payload["k"] is None and payload["c"] == token
+    console.http.cookies.clear()
+    console.http.cookies.set(
+        COOKIE, URLSafeTimedSerializer(key, salt=SALT, signer=_OldSigner).dumps(payload), path="/console"
+    )
+    page = console.get("/console/login")
+    assert page.status_code == 200 and "expired" not in page.text
+    assert csrf_token(page.text) != token  # a fresh anonymous session, its own token
+    assert console.get("/console/account").headers["location"] == "/console/login?next=/console/account"
+
+
 def test_a_cookie_naming_another_account_without_its_fingerprint_gets_nothing(live: Live, console: Console) -> None:
     mine, theirs = live.account(), live.account("7")
     console.login(mine)

@@ -85,16 +85,26 @@ class SessionCodec:
         return self._serializer.dumps(session.payload())
 
     def loads(self, text: str) -> ConsoleSession | None:
-        """The session, None for a forged or malformed cookie; ``Expired`` for one past its age."""
+        """The session, None for a forged or malformed cookie; ``Expired`` for a login past its age.
+
+        An old anonymous session (a login form's token only) is simply none: there
+        was no login to say has expired.
+        """
         try:
             data = self._serializer.loads(text, max_age=self.max_age)
-        except SignatureExpired:
+        except SignatureExpired as exc:
+            # Its signature checked out, only its age is wrong: its payload may be read.
+            old = _session(self._serializer.load_payload(exc.payload)) if isinstance(exc.payload, bytes) else None
+            if old is None or old.kind is None:
+                return None
             raise Expired from None
         except BadSignature:
             return None
         session = _session(data)
         # The payload's issue time too: a session re-signed since its login (a secret rotated) ends on time.
         if session is not None and time.time() - session.issued_at > self.max_age:
+            if session.kind is None:
+                return None
             raise Expired
         return session
 
