@@ -46,6 +46,15 @@ UNBOUNDED_BODY_PREFIX = "/admin/v1/datasets/"
 # A bulk job's upload: bounded by max_job_bytes (a JSON body by max_job_json_bytes), not
 # max_body_bytes, and held to body_timeout_seconds between its pieces, not for all of it.
 JOBS_PATH = "/v1/hlr/jobs"
+# The console's upload form (multipart) is a job's upload too: the same limits as a file body.
+CONSOLE_JOBS_PATH = "/console/account/jobs"
+# The console's logins: a POST to one presents credentials as an Authorization header does, so
+# it is refused while the address serves a penalty, and its 401 (a refused login) counts as a
+# failed authentication exactly as the API's does.
+LOGIN_PATHS = frozenset({"/console/login", "/console/operator/login"})
+# The scope state's key holding the guard, for routes that authenticate without a Basic header
+# (the console's lookup box and upload): they spend their account's token through it.
+GUARD = "abuse_guard"
 MAX_KEYS = 100_000  # per table; beyond it the least recently seen key is forgotten
 
 
@@ -213,6 +222,7 @@ class AbuseGuard:
         peer = scope["client"][0] if scope.get("client") else None
         client = self.proxies.client_address(peer, headers.getlist("x-forwarded-for"))
         scope.setdefault("state", {})[CLIENT_IP] = client
+        scope["state"][GUARD] = self
         path: str = scope["path"]
         if path in UNLIMITED_PATHS:
             await self.app(scope, receive, send)
@@ -220,12 +230,12 @@ class AbuseGuard:
 
         key = limit_key(client)
         now = time.monotonic()
-        credentialed = "authorization" in headers
+        credentialed = "authorization" in headers or (path in LOGIN_PATHS and scope["method"] == "POST")
         rated = not path.startswith(ADMIN_PREFIX)
         refusal = self._refusal(key, credentialed, now, rated)
         bounded = not path.startswith(UNBOUNDED_BODY_PREFIX)
         limit, idle = self.max_body, False
-        if path == JOBS_PATH and scope["method"] == "POST":
+        if path in (JOBS_PATH, CONSOLE_JOBS_PATH) and scope["method"] == "POST":
             media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
             limit, idle = (self.max_job_json if media == "application/json" else self.max_job_body), True
         if refusal is None and bounded:
@@ -267,6 +277,12 @@ class AbuseGuard:
                     self.failures.failed(key, time.monotonic())
                 if account is not None and self.per_account is not None:
                     self.per_account.give_back(account)
+
+    def account_wait(self, username: str) -> float:
+        """Spend ``username``'s token as its Basic credentials would have here: 0.0, or the seconds until one."""
+        if self.per_account is None:
+            return 0.0
+        return self.per_account.take(username, time.monotonic())
 
     def _refusal(self, key: str, credentialed: bool, now: float, rated: bool) -> ApiError | None:
         if rated and self.per_ip is not None and (wait := self.per_ip.take(key, now)):

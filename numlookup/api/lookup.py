@@ -18,7 +18,7 @@ for the sum.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 
@@ -35,8 +35,10 @@ from numlookup.api.nesting import MAX_NESTING, nesting_depth_exceeds
 from numlookup.api.state import AppState
 from numlookup.api.wire import LookupSuccess, NumbersToInvestigate
 from numlookup.billing import InsufficientCredits, format_amount
-from numlookup.billing.ledger import balances
+from numlookup.billing.ledger import Counts, balances
+from numlookup.billing.prices import ChargeClass
 from numlookup.live.service import LiveResult
+from numlookup.numbering.models import Resolution
 from numlookup.results import iso_time, number_result
 from numlookup.status import answer_style, outcome
 
@@ -91,12 +93,17 @@ async def _read_body(request: Request, limit: int) -> tuple[bytes, NumbersToInve
     """The body's bytes (an idempotency key's fingerprint covers them) and what they say."""
     _check_content_type(request)
     raw = await request.body()
+    return raw, decode_numbers(raw, limit)
+
+
+def decode_numbers(raw: bytes, limit: int) -> NumbersToInvestigate:
+    """A request body's numbers, checked as the API checks them (102, 103): the console's lookup box sends these."""
     body = _decode(raw)
     if not body.numbers:
         raise invalid_parameters("`numbers` must hold at least one number.")
     if len(body.numbers) > limit:
         raise too_many_numbers(len(body.numbers), limit)
-    return raw, body
+    return body
 
 
 async def _charge(
@@ -107,15 +114,30 @@ async def _charge(
     amount: int,
     numbers: int,
     attached: Sequence[object],
+    counts: Counts,
 ) -> None:
     """Debit and write the ledger row (with the request's fresh live answers); 104 if the balance fell short."""
     try:
-        charge = await state.charger.charge(account.id, request_id, amount, numbers, attached)
+        charge = await state.charger.charge(account.id, request_id, amount, numbers, attached, counts)
     except InsufficientCredits as exc:
         state.accounts.note_balance(username, exc.balance, exc.reserved)
         raise _no_credits(exc.spendable, exc.amount, exc.reserved) from None
     state.accounts.note_balance(username, charge.balance_after, charge.reserved)
     state.metrics.credits_charged(amount)  # micro-credits, exact as in the ledger
+
+
+def _counts(
+    valid: Mapping[str, object], classes: Mapping[str, ChargeClass], resolutions: Sequence[Resolution]
+) -> Counts:
+    """The charged numbers by answer class (no live answer: offline), and the distinct invalid inputs."""
+    cached = live = 0
+    for charge_class in classes.values():
+        if charge_class == "cache":
+            cached += 1
+        elif charge_class == "live":
+            live += 1
+    invalid = len({r.input for r in resolutions if not (r.valid and r.e164 is not None)})
+    return Counts(offline=len(valid) - cached - live, cached=cached, live=live, invalid=invalid)
 
 
 def _no_credits(spendable: int, amount: int, reserved: int, *, job: bool = False) -> ApiError:
@@ -146,7 +168,25 @@ async def lookup(request: Request) -> Response:
     state: AppState = request.app.state.numlookup
     username, account = await _authenticate(request, state)
     raw, body = await _read_body(request, state.settings.max_numbers_per_request)
-    claim = await state.idempotency.begin(request, account.id, ROUTE, raw)
+    return await lookup_for(request, state, username, account, raw, body)
+
+
+async def lookup_for(
+    request: Request,
+    state: AppState,
+    username: str,
+    account: Account,
+    raw: bytes,
+    body: NumbersToInvestigate,
+    idempotency_key: str | None = None,
+) -> Response:
+    """The sync lookup of an authenticated account's checked body: key, resolve, quote, live, render, charge.
+
+    ``POST /v1/hlr/sync`` and the console's lookup box both answer through here,
+    so a console lookup is charged, booked and replayed exactly as an API call.
+    ``idempotency_key`` stands in for the request's ``Idempotency-Key`` header.
+    """
+    claim = await state.idempotency.begin(request, account.id, ROUTE, raw, key=idempotency_key)
     if isinstance(claim, Response):
         return claim  # a completed request's response, replayed: nothing is charged again
     try:
@@ -197,7 +237,9 @@ async def _answer(
         )
         if completed is not None:
             attached.append(completed)
-        await _charge(state, username, account, request_id, amount, len(valid), attached)
+        await _charge(
+            state, username, account, request_id, amount, len(valid), attached, _counts(valid, classes, resolutions)
+        )
     elif completed is not None:
         await state.idempotency.complete(completed)  # nothing to charge: the response is stored on its own
 
