@@ -115,8 +115,90 @@ ledger = Table(
     Column("balance_after", BigInteger, nullable=False),
     Column("note", Text, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # A charge's numbers by answer class (see ``billing.rollup``): offline, from the
+    # live cache, live, and invalid (charged nothing). NULL on credit and adjustment
+    # rows, and on lookup rows written before migration 0010.
+    Column("offline", Integer, nullable=True),
+    Column("cached", Integer, nullable=True),
+    Column("live", Integer, nullable=True),
+    Column("invalid", Integer, nullable=True),
 )
 Index("ix_ledger_account_id_id", ledger.c.account_id, ledger.c.id)
+
+# The ledger's charges (``lookup`` and ``job`` rows) folded per UTC hour and account
+# by ``billing.rollup``, so a chart over months reads hours, not ledger rows.
+# ``credits`` is micro-credits spent (positive). ``traffic_rollup`` is the same
+# per hour across accounts: the operator's chart reads one row per hour.
+usage_rollup = Table(
+    "usage_rollup",
+    metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("hour", UTCDateTime, primary_key=True),
+    Column("requests", BigInteger, nullable=False),
+    Column("offline", BigInteger, nullable=False),
+    Column("cached", BigInteger, nullable=False),
+    Column("live", BigInteger, nullable=False),
+    Column("invalid", BigInteger, nullable=False),
+    Column("credits", BigInteger, nullable=False),
+)
+
+traffic_rollup = Table(
+    "traffic_rollup",
+    metadata,
+    Column("hour", UTCDateTime, primary_key=True),
+    Column("requests", BigInteger, nullable=False),
+    Column("offline", BigInteger, nullable=False),
+    Column("cached", BigInteger, nullable=False),
+    Column("live", BigInteger, nullable=False),
+    Column("invalid", BigInteger, nullable=False),
+    Column("credits", BigInteger, nullable=False),
+)
+
+# The rollup's watermark: one row, every ledger id up to ``last_id`` is folded
+# except those in ``usage_rollup_gaps``. Why gaps: PostgreSQL hands out ids when a
+# row is inserted, not when it commits, so id 7 can become visible after id 8; an
+# id missing below the watermark is kept there (with when it was first missed) and
+# folded when its row appears, or forgotten once no transaction can still hold it.
+usage_rollup_state = Table(
+    "usage_rollup_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("last_id", BigInteger, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+usage_rollup_gaps = Table(
+    "usage_rollup_gaps",
+    metadata,
+    Column("ledger_id", BigInteger, primary_key=True),
+    Column("seen_at", UTCDateTime, nullable=False),
+)
+
+# One row per server worker process (see ``store.nodes``), rewritten by its
+# heartbeat every few seconds: which workers served lately, and whether ready.
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("node_id", String(120), primary_key=True),  # host:pid:random, new at every start
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Column("ready", Boolean, nullable=False),
+    Column("version", String(40), nullable=False),
+    Column("requests", BigInteger, nullable=False),  # requests this worker served since it started
+)
+Index("ix_nodes_last_seen", nodes.c.last_seen)
+
+# The key that signs console sessions (see ``store.console_key``): one row, made by
+# the first worker that needs it, so a session from one node is good on every node.
+console_keys = Table(
+    "console_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", LargeBinary(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
 
 datasets = Table(
     "datasets",
