@@ -36,11 +36,13 @@ check: $(VENV)/.test-installed
 ## server or peer is started once; `make test PYTEST_PARALLEL=` runs them one by one.
 PYTEST_PARALLEL ?= -n 3 --dist loadfile
 ## Run the checks, then the whole test suite twice: on SQLite, then on a throwaway PostgreSQL cluster.
-## Installs osmo-hlr (live-source tests), nginx (load-balancer tests), NSD (ENUM tests) and PostgreSQL when missing.
+## Installs osmo-hlr (live-source tests), nginx (load-balancer tests), NSD (ENUM tests), Chromium (console
+## browser tests) and PostgreSQL when missing.
 test: check
 	sh scripts/ensure-osmo-hlr.sh || echo "osmo-hlr could not be installed: its tests will be skipped"
 	sh scripts/ensure-nginx.sh || echo "nginx could not be installed: its tests will be skipped"
 	sh scripts/ensure-nsd.sh || echo "nsd could not be installed: the ENUM tests will be skipped"
+	sh scripts/ensure-chromium.sh || echo "chromium could not be installed: the browser tests will be skipped"
 	sh scripts/ensure-postgres.sh
 	NUMLOOKUP_TEST_BACKEND=sqlite $(BIN)/python -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 	NUMLOOKUP_TEST_BACKEND=postgresql $(BIN)/python -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)

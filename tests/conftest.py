@@ -24,6 +24,7 @@ from tests.support import BACKEND, database_url, stop_cluster
 ONE_BACKEND = frozenset(
     {
         "tests/billing/test_money.py",
+        "tests/browser/test_chromium.py",
         "tests/cli/test_commands.py::test_lookup_numbers_honour_region",
         "tests/cli/test_commands.py::test_lookup_numbers_in_every_output_format",
         "tests/cli/test_errors.py",
