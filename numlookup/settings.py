@@ -203,6 +203,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # Testing only: multiplies the retry schedule's delays (1: the specification's schedule).
     webhook_retry_scale: float = 1.0
 
+    # The web console under /console/ (see README "Web console"): account holders log in with
+    # their API credentials, the operator with admin_token. false: /console/... is the API's 404.
+    console: bool = True
+    # A console session ends this many hours after its login (checked on every request).
+    console_session_hours: int = 12
+
     def __post_init__(self) -> None:
         if self.data_dir and not Path(self.data_dir).expanduser().is_absolute():
             raise ValueError(f"data_dir must be an absolute path, not {self.data_dir!r}")
@@ -238,6 +244,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ValueError("account_refresh_seconds must be 0 (no cache) or positive")
         self._check_abuse_settings()
         self._check_idempotency_and_webhooks()
+        if self.console_session_hours < 1:
+            raise ValueError("console_session_hours must be at least 1")
 
     def _check_idempotency_and_webhooks(self) -> None:
         """Each refusal names its setting: the message is the operator's only clue."""

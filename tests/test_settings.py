@@ -139,3 +139,22 @@ def test_webhook_and_idempotency_defaults() -> None:
     assert settings.webhook_allow_private is False and settings.webhook_timeout_seconds == 15.0
     assert settings.idempotency_ttl_hours == 24.0 and settings.webhook_retry_scale == 1.0
     assert load_settings(environ={"NUMLOOKUP_WEBHOOK_ALLOW_PRIVATE": "true"}).webhook_allow_private is True
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"NUMLOOKUP_CONSOLE_SESSION_HOURS": "0"}, "console_session_hours"),
+        ({"NUMLOOKUP_CONSOLE_SESSION_HOURS": "1.5"}, "console_session_hours"),
+        ({"NUMLOOKUP_CONSOLE": "maybe"}, "console"),
+    ],
+)
+def test_console_settings_name_themselves(environ: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError, match=named):
+        load_settings(environ=environ)
+
+
+def test_console_defaults() -> None:
+    settings = load_settings(environ={})
+    assert settings.console is True and settings.console_session_hours == 12
+    assert load_settings(environ={"NUMLOOKUP_CONSOLE": "false"}).console is False

@@ -264,6 +264,17 @@ def load_account(conn: Connection, username: str) -> StoredAccount | None:
     )
 
 
+def load_account_by_id(conn: Connection, account_id: int) -> StoredAccount | None:
+    """The same as :func:`load_account`, by id: the console's session names its account by id."""
+    row = conn.execute(select(accounts).where(accounts.c.id == account_id)).first()
+    if row is None:
+        return None
+    account = _account(conn, row)
+    return StoredAccount(
+        account, row.secret_salt, row.secret_hash, tuple(parse_network(c) for c in account.allowed_networks)
+    )
+
+
 class AuthFailure(StrEnum):
     """Why a request's credentials were refused, for the operator's log.
 

@@ -28,6 +28,7 @@ from starlette.types import ASGIApp
 from numlookup.accounts.cache import AccountCache
 from numlookup.api.admin import ROUTES as ADMIN_ROUTES
 from numlookup.api.coalescer import ResolveCoalescer
+from numlookup.api.console import console_routes
 from numlookup.api.direct import DirectRoute
 from numlookup.api.errors import ApiError, ErrorCode, error_response, method_not_allowed, not_found, not_ready
 from numlookup.api.idempotency import Completed, IdempotencyStore
@@ -269,6 +270,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/metrics", metrics_route, methods=["GET"]),
             *ADMIN_ROUTES,
+            *console_routes(settings),
         ],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error},  # other errors: RequestIdMiddleware
         lifespan=lifespan,

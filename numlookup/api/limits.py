@@ -46,6 +46,10 @@ UNBOUNDED_BODY_PREFIX = "/admin/v1/datasets/"
 # A bulk job's upload: bounded by max_job_bytes (a JSON body by max_job_json_bytes), not
 # max_body_bytes, and held to body_timeout_seconds between its pieces, not for all of it.
 JOBS_PATH = "/v1/hlr/jobs"
+# The console's logins: a POST to one presents credentials as an Authorization header does, so
+# it is refused while the address serves a penalty, and its 401 (a refused login) counts as a
+# failed authentication exactly as the API's does.
+LOGIN_PATHS = frozenset({"/console/login", "/console/operator/login"})
 MAX_KEYS = 100_000  # per table; beyond it the least recently seen key is forgotten
 
 
@@ -220,7 +224,7 @@ class AbuseGuard:
 
         key = limit_key(client)
         now = time.monotonic()
-        credentialed = "authorization" in headers
+        credentialed = "authorization" in headers or (path in LOGIN_PATHS and scope["method"] == "POST")
         rated = not path.startswith(ADMIN_PREFIX)
         refusal = self._refusal(key, credentialed, now, rated)
         bounded = not path.startswith(UNBOUNDED_BODY_PREFIX)

@@ -22,6 +22,7 @@ import time
 import uuid
 
 import msgspec
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from numlookup.api.auth import CLIENT_IP
@@ -124,7 +125,14 @@ def _route(scope: Scope) -> str:
     """The route's template (``/admin/v1/datasets/{kind}``), never the raw path: metric labels stay few."""
     route = scope.get("route")
     path = getattr(route, "path", None)
-    return path if isinstance(path, str) else "unmatched"
+    if not isinstance(path, str):
+        return "unmatched"
+    # Inside a Mount (the console's /console) the route's path is the mount's remainder: the mount's own
+    # prefix, what root_path gained below the app's, goes in front.
+    prefix: str = scope.get("root_path", "")[len(scope.get("app_root_path", "")) :]
+    if isinstance(route, Mount) and prefix.endswith(path):
+        prefix = prefix[: len(prefix) - len(path)]  # a mount that matched counts its own path in root_path already
+    return prefix + path
 
 
 def _fields(scope: Scope, status: int | None) -> dict[str, object]:
