@@ -114,8 +114,10 @@ class Metrics:
         self._added: dict[Counter, float] = {}
         self._observed: list[tuple[Histogram, float]] = []
         self._flush_due = False
+        self.served = 0  # requests this worker answered: its heartbeat's count (``store.nodes``)
 
     def request_done(self, route: str, method: str, status: int | None, seconds: float) -> None:
+        self.served += 1
         self._add(self._counter(self.http_requests, route, method, str(status) if status is not None else "none"))
         self._observe(self._histogram(self.http_latency, route), seconds)
 

@@ -25,6 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from numlookup import __version__
 from numlookup.accounts.cache import AccountCache
 from numlookup.api.admin import ROUTES as ADMIN_ROUTES
 from numlookup.api.coalescer import ResolveCoalescer
@@ -39,6 +40,7 @@ from numlookup.api.openapi import openapi_document
 from numlookup.api.refusals import LIFESPAN_KEY, ProtocolRefusals
 from numlookup.api.request_id import RequestIdMiddleware
 from numlookup.api.state import AppState
+from numlookup.billing import rollup
 from numlookup.billing.charger import GroupCharger
 from numlookup.billing.prices import Prices
 from numlookup.datasets.catalog import KINDS
@@ -50,7 +52,7 @@ from numlookup.metrics import CONTENT_TYPE, Metrics
 from numlookup.numbering import Resolver
 from numlookup.numbering.resolver import shared_plan
 from numlookup.settings import Settings, get_settings
-from numlookup.store import make_engine
+from numlookup.store import make_engine, nodes
 from numlookup.store.tables import accounts
 from numlookup.store.write_probe import probe_write
 from numlookup.webhooks.worker import DeliveryWorker
@@ -214,6 +216,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ),
     )
 
+    def node_status() -> tuple[bool, int]:
+        """What the heartbeat says of this worker: ready if the numbering data resolves; requests served."""
+        [probe] = state.resolver.resolve([READY_PROBE_NUMBER])
+        return probe.valid, metrics.served
+
     async def metrics_route(_request: Request) -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
@@ -230,6 +237,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # Every worker process sends due webhooks; leases keep two from sending one row.
         webhooks = DeliveryWorker(engine, settings)
         deliveries = asyncio.create_task(webhooks.run())
+        # The console's data: this worker's row of ``nodes``, and the usage charts' rollup (workers take turns).
+        node_beat = asyncio.create_task(nodes.heartbeat(engine, nodes.Identity.this_process(__version__), node_status))
+        rollup_task = asyncio.create_task(rollup.follow(engine))
         # The server answers headers that never finish itself, in the words built here.
         yield {LIFESPAN_KEY: ProtocolRefusals(metrics, access_log=settings.access_log)}
         if runner is not None and jobs_task is not None:
@@ -238,6 +248,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await asyncio.gather(deliveries, return_exceptions=True)  # a claim in a thread finishes first
         await webhooks.close()
         key_prune.cancel()
+        node_beat.cancel()
+        rollup_task.cancel()
+        await asyncio.gather(node_beat, rollup_task, return_exceptions=True)  # a write in a thread finishes first
         account_poll.cancel()
         follower.cancel()
         if usage_flush is not None:

@@ -18,7 +18,7 @@ for the sum.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 
@@ -35,8 +35,10 @@ from numlookup.api.nesting import MAX_NESTING, nesting_depth_exceeds
 from numlookup.api.state import AppState
 from numlookup.api.wire import LookupSuccess, NumbersToInvestigate
 from numlookup.billing import InsufficientCredits, format_amount
-from numlookup.billing.ledger import balances
+from numlookup.billing.ledger import Counts, balances
+from numlookup.billing.prices import ChargeClass
 from numlookup.live.service import LiveResult
+from numlookup.numbering.models import Resolution
 from numlookup.results import iso_time, number_result
 from numlookup.status import answer_style, outcome
 
@@ -107,15 +109,30 @@ async def _charge(
     amount: int,
     numbers: int,
     attached: Sequence[object],
+    counts: Counts,
 ) -> None:
     """Debit and write the ledger row (with the request's fresh live answers); 104 if the balance fell short."""
     try:
-        charge = await state.charger.charge(account.id, request_id, amount, numbers, attached)
+        charge = await state.charger.charge(account.id, request_id, amount, numbers, attached, counts)
     except InsufficientCredits as exc:
         state.accounts.note_balance(username, exc.balance, exc.reserved)
         raise _no_credits(exc.spendable, exc.amount, exc.reserved) from None
     state.accounts.note_balance(username, charge.balance_after, charge.reserved)
     state.metrics.credits_charged(amount)  # micro-credits, exact as in the ledger
+
+
+def _counts(
+    valid: Mapping[str, object], classes: Mapping[str, ChargeClass], resolutions: Sequence[Resolution]
+) -> Counts:
+    """The charged numbers by answer class (no live answer: offline), and the distinct invalid inputs."""
+    cached = live = 0
+    for charge_class in classes.values():
+        if charge_class == "cache":
+            cached += 1
+        elif charge_class == "live":
+            live += 1
+    invalid = len({r.input for r in resolutions if not (r.valid and r.e164 is not None)})
+    return Counts(offline=len(valid) - cached - live, cached=cached, live=live, invalid=invalid)
 
 
 def _no_credits(spendable: int, amount: int, reserved: int, *, job: bool = False) -> ApiError:
@@ -197,7 +214,9 @@ async def _answer(
         )
         if completed is not None:
             attached.append(completed)
-        await _charge(state, username, account, request_id, amount, len(valid), attached)
+        await _charge(
+            state, username, account, request_id, amount, len(valid), attached, _counts(valid, classes, resolutions)
+        )
     elif completed is not None:
         await state.idempotency.complete(completed)  # nothing to charge: the response is stored on its own
 

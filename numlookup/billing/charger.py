@@ -32,7 +32,7 @@ from typing import Any
 import anyio.to_thread
 from sqlalchemy import Connection, Engine
 
-from numlookup.billing.ledger import Charge, Debit, InsufficientCredits, debit_batch
+from numlookup.billing.ledger import Charge, Counts, Debit, InsufficientCredits, debit_batch
 from numlookup.store.engine import write_transaction
 
 MAX_BATCH = 512
@@ -45,6 +45,7 @@ class _Pending:
     amount: int
     numbers: int
     attached: Sequence[Any]
+    counts: Counts | None
     future: asyncio.Future[Charge] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -81,13 +82,14 @@ class GroupCharger:
         amount: int,
         numbers: int,
         attached: Sequence[Any] = (),
+        counts: Counts | None = None,
     ) -> Charge:
         """Debit and write the ledger row; returns once committed (raises InsufficientCredits).
 
         ``attached`` items are handed to ``store_attached`` in the same transaction,
-        if this charge succeeds.
+        if this charge succeeds; ``counts`` (the numbers by answer class) go in the ledger row.
         """
-        pending = _Pending(account_id, request_id, amount, numbers, attached)
+        pending = _Pending(account_id, request_id, amount, numbers, attached, counts)
         if not self.enabled:
             self._settle([pending], await anyio.to_thread.run_sync(self._commit, [pending]))
             return await pending.future
@@ -124,7 +126,9 @@ class GroupCharger:
     def _commit(self, batch: list[_Pending]) -> list[Charge | InsufficientCredits]:
         """One transaction for the batch, in a worker thread; its outcomes, once it committed."""
         with write_transaction(self.engine) as conn:
-            outcomes = debit_batch(conn, [Debit(p.account_id, p.request_id, p.amount, p.numbers) for p in batch])
+            outcomes = debit_batch(
+                conn, [Debit(p.account_id, p.request_id, p.amount, p.numbers, p.counts) for p in batch]
+            )
             attached = [
                 item for p, o in zip(batch, outcomes, strict=True) if isinstance(o, Charge) for item in p.attached
             ]

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, insert, update
 
-from numlookup.billing.ledger import InsufficientCredits, LedgerKind, balances
+from numlookup.billing.ledger import Counts, InsufficientCredits, LedgerKind, balances
 from numlookup.store.tables import accounts, ledger
 
 JOB_KIND: LedgerKind = "job"  # the ledger kind of a job's chunk charges
@@ -58,7 +58,14 @@ def release(conn: Connection, account_id: int, amount: int) -> None:
 
 
 def settle(
-    conn: Connection, account_id: int, reference: str, amount: int, numbers: int, held: int, now: datetime | None = None
+    conn: Connection,
+    account_id: int,
+    reference: str,
+    amount: int,
+    numbers: int,
+    held: int,
+    now: datetime | None = None,
+    counts: Counts | None = None,
 ) -> int | None:
     """Charge ``amount`` for ``numbers`` lookups out of ``held`` (what was reserved for them), releasing the rest.
 
@@ -87,6 +94,10 @@ def settle(
             numbers=numbers,
             balance_after=balance_after,
             created_at=now or datetime.now(UTC),
+            offline=None if counts is None else counts.offline,
+            cached=None if counts is None else counts.cached,
+            live=None if counts is None else counts.live,
+            invalid=None if counts is None else counts.invalid,
         )
         .returning(ledger.c.id)
     ).scalar_one()

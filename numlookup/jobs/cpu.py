@@ -193,9 +193,16 @@ def routed(blob: bytes) -> list[tuple[int, Resolution]]:
     return [(row, chunk.columns.resolution(row)) for row in rows]
 
 
-def render_chunk(blob: bytes, style: StatusStyle, checked_at: str, live: dict[int, LiveResult]) -> bytes:
-    """A stored chunk's results (``render.build``), with its live rows' answers."""
-    return render.build(prepared.decode(blob).columns, style, checked_at, live)
+def render_chunk(blob: bytes, style: StatusStyle, checked_at: str, live: dict[int, LiveResult]) -> tuple[bytes, int]:
+    """A stored chunk's results (``render.build``), with its live rows' answers, and its distinct invalid inputs.
+
+    The count is for the chunk's ledger row (``billing.ledger.Counts``), taken
+    here because the chunk is decoded here anyway; a blank line is no input.
+    """
+    columns = prepared.decode(blob).columns
+    inputs = columns.inputs
+    invalid = {inputs[i] for i in np.flatnonzero(~prepared.chargeable(columns)).tolist() if inputs[i].strip()}
+    return render.build(columns, style, checked_at, live), len(invalid)
 
 
 # ---------------------------------------------------------------------------------------------- per process

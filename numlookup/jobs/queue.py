@@ -35,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import ColumnElement, Connection, Engine, and_, case, delete, exists, func, insert, or_, select, update
 
 from numlookup.billing import reservations
+from numlookup.billing.ledger import Counts
 from numlookup.jobs import events
 from numlookup.jobs.model import ACTIVE, FINISHED, RECEIVING, SETTLEABLE, JobRecord
 from numlookup.store.engine import write_transaction
@@ -183,8 +184,11 @@ def settle(
     numbers: int,
     retention: timedelta,
     store: Store | None = None,
+    counts: Counts | None = None,
 ) -> tuple[JobRecord, Callable[[], None] | None] | None:
     """Store the chunk's results and charge it (``amount`` for ``numbers`` lookups) from its reservation.
+
+    ``counts`` (the numbers by answer class) go in the chunk's ledger row.
 
     One transaction; None (nothing written) when the chunk is no longer this
     worker's or its job has ended. ``store`` adds the live layer's rows (fresh
@@ -204,7 +208,7 @@ def settle(
         if done.rowcount != 1:
             return None
         conn.execute(insert(job_results).values(job_id=claim.job.id, seq=claim.seq, rows=claim.rows, data=data))
-        reservations.settle(conn, claim.job.account_id, claim.reference, amount, numbers, claim.reserve, now)
+        reservations.settle(conn, claim.job.account_id, claim.reference, amount, numbers, claim.reserve, now, counts)
         conn.execute(
             update(jobs)
             .where(jobs.c.id == claim.job.id)

@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection, Engine
 
+from numlookup.billing.ledger import Counts
 from numlookup.billing.money import format_amount
 from numlookup.billing.prices import Prices
 from numlookup.jobs import cpu, queue
@@ -138,10 +139,13 @@ class JobRunner:
             live_rows, answers, charged_live = await self._ask(candidates, firsts, job.max_age)
         prices = Prices(offline=job.price_offline, cache=job.price_cache, live=job.price_live)
         charged_rows = np.flatnonzero(firsts).tolist()
-        amount = sum(
-            prices.of(live_rows[row].charge_class if row in live_rows else "offline", None) for row in charged_rows
+        classes = [live_rows[row].charge_class if row in live_rows else "offline" for row in charged_rows]
+        amount = sum(prices.of(charge_class, None) for charge_class in classes)
+        data, invalid = await self.cpu.run(
+            cpu.render_chunk, claim.prepared, job.style, iso_time(job.created_at), live_rows
         )
-        data = await self.cpu.run(cpu.render_chunk, claim.prepared, job.style, iso_time(job.created_at), live_rows)
+        cached, live = classes.count("cache"), classes.count("live")
+        counts = Counts(offline=len(classes) - cached - live, cached=cached, live=live, invalid=invalid)
         store = None
         if self.live is not None and answers:
             attached = self.live.attachment(answers, partial(prices.of, account_price=None), charged=charged_live)
@@ -155,6 +159,7 @@ class JobRunner:
                 data=data,
                 amount=amount,
                 numbers=len(charged_rows),
+                counts=counts,
                 retention=self.retention,
                 store=store,
             )

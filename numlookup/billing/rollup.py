@@ -1,0 +1,428 @@
+"""Usage over time, for the console's charts: the ledger's charges folded per hour, and read back in buckets.
+
+Why a rollup: a chart of 90 days read from the ledger scans every charge of
+those days (millions of rows); read from ``usage_rollup`` it reads at most one
+row per hour (2,160), and ``traffic_rollup`` (the same across accounts) one row
+per hour for the operator's chart. ``roll_up`` folds the ledger rows past the
+watermark; the readers add the rows not folded yet (the tail past the watermark,
+found by the ledger's primary key or ``(account_id, id)`` index) in the same
+statement, so a chart is exact to the last committed charge and never reads the
+ledger's history.
+
+Many nodes run ``roll_up``: the watermark row is locked (``FOR UPDATE``; on
+SQLite the write lock) for the fold, so two folds take turns and no row is
+folded twice. PostgreSQL hands out ids at insert, not at commit: id 7's
+transaction can commit after id 8 was folded. So an id missing below the new
+watermark is remembered in ``usage_rollup_gaps``; when its row appears it is
+folded (and the readers count it meanwhile), and once no charge transaction can
+still be open (``GAP_TTL``) the id is forgotten (a transaction that rolled back
+used it). Each fold is one short transaction of at most ``batch`` rows, so on
+SQLite (one writer at a time) charges wait for it no longer than for a big batch
+of their own.
+
+Credits and adjustments are not usage: only ``lookup`` and ``job`` rows are
+folded. A charge written before the answer classes were recorded (its class
+columns NULL) counts its numbers as offline, the class prices call "everything else".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import anyio.to_thread
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Integer,
+    Select,
+    bindparam,
+    delete,
+    func,
+    literal,
+    select,
+    union_all,
+    update,
+)
+
+from numlookup.billing.reservations import JOB_KIND
+from numlookup.store.engine import write_transaction
+from numlookup.store.tables import (
+    accounts,
+    ledger,
+    traffic_rollup,
+    usage_rollup,
+    usage_rollup_gaps,
+    usage_rollup_state,
+)
+from numlookup.store.upsert import upsert
+
+log = logging.getLogger(__name__)
+
+Bucket = Literal["hour", "day"]
+CHARGE_KINDS = ("lookup", JOB_KIND)  # the ledger kinds that are usage
+FOLD_BATCH = 2000  # ledger rows per fold transaction
+ROLLUP_SECONDS = 5.0  # how often each worker folds
+# How long an id missing below the watermark is waited for. A charge's transaction
+# lasts milliseconds (a batch of group commit, a job chunk's settlement); one open
+# for ten minutes is gone, and its id will never appear.
+GAP_TTL = timedelta(minutes=10)
+_STATE_ID = 1
+_COUNTERS = ("requests", "offline", "cached", "live", "invalid", "credits")
+_HOUR = timedelta(hours=1)
+_DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageBucket:
+    """One bucket of a chart: the charges whose row was written in ``[start, start + an hour or a day)``."""
+
+    start: datetime  # UTC start of the hour or day
+    requests: int  # lookup ledger rows (sync requests and job chunks)
+    offline: int
+    cached: int
+    live: int
+    invalid: int
+    credits: int  # micro-credits spent, positive
+
+    @property
+    def numbers(self) -> int:
+        """The charged numbers (every answer class but invalid, which is free)."""
+        return self.offline + self.cached + self.live
+
+
+@dataclass(frozen=True, slots=True)
+class AccountTotals:
+    account_id: int
+    name: str
+    requests: int
+    numbers: int  # charged numbers: offline + cached + live
+    credits: int
+    last_activity: datetime | None  # the account's newest ledger row, of any kind
+
+
+# ------------------------------------------------------------------------------------------------- folding
+
+
+def roll_up(engine: Engine, *, batch: int = FOLD_BATCH, now: datetime | None = None) -> int:
+    """Fold every ledger row past the watermark (and every gap's row that appeared); the charges folded.
+
+    One short transaction per ``batch`` rows, until the tail is empty.
+    """
+    if batch < 1:
+        raise ValueError("batch must be at least 1")
+    if not _pending(engine):
+        return 0  # nothing to fold: no write transaction, so an idle fold never holds SQLite's writer lock
+    folded = 0
+    while True:
+        charges, more = _fold(engine, batch, now or datetime.now(UTC))
+        folded += charges
+        if not more:
+            return folded
+
+
+def _pending(engine: Engine) -> bool:
+    """Whether a ledger row is past the watermark, or an id is waited for (a read: no lock)."""
+    past, _ = _unfolded()
+    with engine.connect() as conn:
+        return (
+            conn.execute(select(ledger.c.id).where(past).limit(1)).first() is not None
+            or conn.execute(select(usage_rollup_gaps.c.ledger_id).limit(1)).first() is not None
+        )
+
+
+async def follow(engine: Engine, interval: float = ROLLUP_SECONDS) -> None:
+    """Fold every ``interval`` seconds while the worker runs (a lifespan task of every worker: they take turns)."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            folded = await anyio.to_thread.run_sync(roll_up, engine)
+        except Exception as exc:  # the database is away, or busy: the readers count the tail meanwhile
+            log.warning("usage roll-up did not run: %s", exc)
+            continue
+        if folded:
+            log.debug("usage roll-up folded %d charges", folded)
+
+
+def _fold(engine: Engine, batch: int, now: datetime) -> tuple[int, bool]:
+    """One fold transaction: (charges folded, whether rows past the watermark are left)."""
+    dialect = engine.dialect.name
+    with write_transaction(engine) as conn:
+        # The row exists from the first fold on; creating it may race another node's: ON CONFLICT settles it.
+        conn.execute(
+            upsert(dialect, usage_rollup_state)
+            .values(id=_STATE_ID, last_id=0, updated_at=now)
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+        last_id = conn.execute(
+            select(usage_rollup_state.c.last_id).where(usage_rollup_state.c.id == _STATE_ID).with_for_update()
+        ).scalar_one()
+        gaps = {int(r.ledger_id): r.seen_at for r in conn.execute(select(usage_rollup_gaps))}
+        rows = list(
+            conn.execute(
+                select(*_FOLDED).where(ledger.c.id > last_id).order_by(ledger.c.id).limit(batch),
+            )
+        )
+        appeared = list(conn.execute(select(*_FOLDED).where(ledger.c.id.in_(list(gaps))))) if gaps else []
+        # Ids skipped below the new watermark: their transactions may still commit.
+        new_gaps: list[int] = []
+        expected = last_id + 1
+        for row in rows:
+            new_gaps.extend(range(expected, row.id))
+            expected = row.id + 1
+        found = {row.id for row in appeared}
+        expired = [i for i, seen in gaps.items() if i not in found and seen < now - GAP_TTL]
+        if found or expired:
+            conn.execute(delete(usage_rollup_gaps).where(usage_rollup_gaps.c.ledger_id.in_([*found, *expired])))
+        if new_gaps:
+            conn.execute(usage_rollup_gaps.insert(), [{"ledger_id": i, "seen_at": now} for i in new_gaps])
+        charges = _add(conn, dialect, [*rows, *appeared])
+        if rows:
+            conn.execute(
+                update(usage_rollup_state)
+                .where(usage_rollup_state.c.id == _STATE_ID)
+                .values(last_id=rows[-1].id, updated_at=now)
+            )
+    return charges, len(rows) == batch
+
+
+_FOLDED = (
+    ledger.c.id,
+    ledger.c.account_id,
+    ledger.c.kind,
+    ledger.c.created_at,
+    ledger.c.amount,
+    ledger.c.numbers,
+    ledger.c.offline,
+    ledger.c.cached,
+    ledger.c.live,
+    ledger.c.invalid,
+)
+
+
+def _add(conn: Connection, dialect: str, rows: Iterable[Any]) -> int:
+    """Add the charges among ``rows`` to both rollups; how many there were."""
+    per_account: dict[tuple[int, datetime], list[int]] = {}
+    per_hour: dict[datetime, list[int]] = {}
+    charges = 0
+    for row in rows:
+        if row.kind not in CHARGE_KINDS:
+            continue
+        charges += 1
+        hour = _floor(row.created_at, "hour")
+        values = _values(row)
+        for sums in (per_account.setdefault((row.account_id, hour), [0] * 6), per_hour.setdefault(hour, [0] * 6)):
+            for i, v in enumerate(values):
+                sums[i] += v
+    if per_account:
+        _increment(
+            conn,
+            dialect,
+            usage_rollup,
+            ["account_id", "hour"],
+            [{"account_id": a, "hour": h, **dict(zip(_COUNTERS, s, strict=True))} for (a, h), s in per_account.items()],
+        )
+        _increment(
+            conn,
+            dialect,
+            traffic_rollup,
+            ["hour"],
+            [{"hour": h, **dict(zip(_COUNTERS, s, strict=True))} for h, s in per_hour.items()],
+        )
+    return charges
+
+
+def _values(row: Any) -> tuple[int, int, int, int, int, int]:
+    """A charge's counters, in ``_COUNTERS`` order."""
+    if row.offline is None:  # written before the classes were recorded
+        return 1, row.numbers, 0, 0, 0, -row.amount
+    return 1, row.offline, row.cached or 0, row.live or 0, row.invalid or 0, -row.amount
+
+
+def _increment(conn: Connection, dialect: str, table: Any, keys: list[str], rows: list[dict[str, Any]]) -> None:
+    insert = upsert(dialect, table)
+    conn.execute(
+        insert.on_conflict_do_update(
+            index_elements=keys, set_={name: table.c[name] + insert.excluded[name] for name in _COUNTERS}
+        ),
+        rows,
+    )
+
+
+# ------------------------------------------------------------------------------------------------- reading
+
+
+def _floor(moment: datetime, bucket: Bucket) -> datetime:
+    moment = moment.astimezone(UTC)
+    if bucket == "day":
+        return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def _starts(since: datetime, until: datetime, bucket: Bucket) -> list[datetime]:
+    """Every bucket's start from the one holding ``since`` to the last one starting before ``until``."""
+    if bucket not in ("hour", "day"):
+        raise ValueError(f"bucket must be 'hour' or 'day', not {bucket!r}")
+    if since.tzinfo is None or until.tzinfo is None:
+        raise ValueError("since and until must be aware datetimes")
+    if since >= until:
+        return []
+    step = _DAY if bucket == "day" else _HOUR
+    start, starts = _floor(since, bucket), []
+    while start < until:
+        starts.append(start)
+        start += step
+    return starts
+
+
+def _unfolded() -> tuple[Any, Any]:
+    """The two conditions of the ledger rows not folded yet: past the watermark; a gap's row that appeared.
+
+    Two, each a range or a list of the primary key, for two selects rather than
+    one ``OR``, which SQLite plans as a walk over all of an account's rows.
+    """
+    watermark = select(func.coalesce(func.max(usage_rollup_state.c.last_id), 0)).scalar_subquery()
+    return ledger.c.id > watermark, ledger.c.id.in_(select(usage_rollup_gaps.c.ledger_id))
+
+
+def _tail(where: Sequence[Any]) -> list[Select[Any]]:
+    """The unfolded charges as rollup-shaped rows (one per charge), NULL classes counted offline."""
+    columns = (
+        ledger.c.created_at.label("start"),
+        literal(1, Integer).label("requests"),
+        func.coalesce(ledger.c.offline, ledger.c.numbers).label("offline"),
+        func.coalesce(ledger.c.cached, 0).label("cached"),
+        func.coalesce(ledger.c.live, 0).label("live"),
+        func.coalesce(ledger.c.invalid, 0).label("invalid"),
+        (-ledger.c.amount).label("credits"),
+    )
+    return [select(*columns).where(ledger.c.kind.in_(CHARGE_KINDS), part, *where) for part in _unfolded()]
+
+
+def _buckets(rows: Iterable[Any], starts: list[datetime], bucket: Bucket) -> list[UsageBucket]:
+    sums = {start: [0] * 6 for start in starts}
+    for row in rows:
+        found = sums.get(_floor(row.start, bucket))
+        if found is None:
+            continue  # the tail's rows past the last bucket
+        for i, name in enumerate(_COUNTERS):
+            found[i] += int(row._mapping[name])
+    return [UsageBucket(start, *s) for start, s in sums.items()]
+
+
+def _range(starts: list[datetime], bucket: Bucket) -> tuple[datetime, datetime]:
+    return starts[0], starts[-1] + (_DAY if bucket == "day" else _HOUR)
+
+
+def account_usage(
+    conn: Connection, account_id: int, since: datetime, until: datetime, bucket: Bucket
+) -> list[UsageBucket]:
+    """The account's charges per bucket, every bucket from the one holding ``since`` to ``until`` (zeros too).
+
+    A bucket is whole: its first and last hours count in full, since the rollup
+    knows hours, not moments.
+    """
+    starts = _starts(since, until, bucket)
+    if not starts:
+        return []
+    low, high = _range(starts, bucket)
+    folded = select(usage_rollup.c.hour.label("start"), *(usage_rollup.c[n] for n in _COUNTERS)).where(
+        usage_rollup.c.account_id == account_id, usage_rollup.c.hour >= low, usage_rollup.c.hour < high
+    )
+    tail = _tail([ledger.c.account_id == account_id, ledger.c.created_at >= low, ledger.c.created_at < high])
+    # One statement: the rollup and the tail from one snapshot, so a fold committing in between counts once.
+    return _buckets(conn.execute(union_all(folded, *tail)), starts, bucket)
+
+
+def traffic(conn: Connection, since: datetime, until: datetime, bucket: Bucket) -> list[UsageBucket]:
+    """Every account's charges per bucket, as ``account_usage`` buckets them."""
+    starts = _starts(since, until, bucket)
+    if not starts:
+        return []
+    low, high = _range(starts, bucket)
+    folded = select(traffic_rollup.c.hour.label("start"), *(traffic_rollup.c[n] for n in _COUNTERS)).where(
+        traffic_rollup.c.hour >= low, traffic_rollup.c.hour < high
+    )
+    tail = _tail([ledger.c.created_at >= low, ledger.c.created_at < high])
+    return _buckets(conn.execute(union_all(folded, *tail)), starts, bucket)
+
+
+def top_accounts(conn: Connection, since: datetime, until: datetime, limit: int = 10) -> list[AccountTotals]:
+    """The accounts that spent the most credits in the hours from the one holding ``since`` to ``until``.
+
+    Ties go to more requests, then the lower account id; accounts with no charge
+    in the range are left out.
+    """
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    starts = _starts(since, until, "hour")
+    if not starts:
+        return []
+    low, high = _range(starts, "hour")
+    folded = select(
+        usage_rollup.c.account_id,
+        usage_rollup.c.requests,
+        (usage_rollup.c.offline + usage_rollup.c.cached + usage_rollup.c.live).label("numbers"),
+        usage_rollup.c.credits,
+    ).where(usage_rollup.c.hour >= low, usage_rollup.c.hour < high)
+    tail = [
+        select(
+            ledger.c.account_id,
+            literal(1, Integer).label("requests"),
+            func.coalesce(ledger.c.offline + ledger.c.cached + ledger.c.live, ledger.c.numbers).label("numbers"),
+            (-ledger.c.amount).label("credits"),
+        ).where(ledger.c.kind.in_(CHARGE_KINDS), part, ledger.c.created_at >= low, ledger.c.created_at < high)
+        for part in _unfolded()
+    ]
+    both = union_all(folded, *tail).subquery()
+    sums = (
+        select(
+            both.c.account_id,
+            func.sum(both.c.requests).label("requests"),
+            func.sum(both.c.numbers).label("numbers"),
+            func.sum(both.c.credits).label("credits"),
+        )
+        .group_by(both.c.account_id)
+        .subquery()
+    )
+    query = (
+        select(accounts.c.id, accounts.c.name, sums.c.requests, sums.c.numbers, sums.c.credits)
+        .join(sums, sums.c.account_id == accounts.c.id)
+        .order_by(sums.c.credits.desc(), sums.c.requests.desc(), accounts.c.id)
+        .limit(limit)
+    )
+    found = list(conn.execute(query))
+    newest = _newest(conn, [r.id for r in found])
+    return [
+        AccountTotals(r.id, r.name, int(r.requests), int(r.numbers), int(r.credits), newest.get(r.id)) for r in found
+    ]
+
+
+_NEWEST = (
+    select(ledger.c.created_at)
+    .where(ledger.c.account_id == accounts.c.id)
+    .order_by(ledger.c.id.desc())
+    .limit(1)
+    .correlate(accounts)
+    .scalar_subquery()
+)
+
+
+def _newest(conn: Connection, account_ids: Sequence[int] | None) -> dict[int, datetime]:
+    """Each account's newest ledger row's time: one seek of ``(account_id, id)`` per account, no scan."""
+    query = select(accounts.c.id, _NEWEST.label("newest"))
+    if account_ids is not None:
+        if not account_ids:
+            return {}
+        query = query.where(accounts.c.id.in_(bindparam("ids", expanding=True)))
+    rows = conn.execute(query, {"ids": list(account_ids)} if account_ids is not None else {})
+    return {int(row.id): row.newest for row in rows if row.newest is not None}
+
+
+def last_activity(conn: Connection) -> dict[int, datetime]:
+    """Account id → its newest ledger row's time (any kind); accounts without a row are left out."""
+    return _newest(conn, None)
