@@ -16,6 +16,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from numlookup.api.console import account, logins
+from numlookup.api.console.operator import OPERATOR_ROUTES
 from numlookup.api.console.pages import HEADERS, page
 from numlookup.settings import Settings
 
@@ -54,6 +55,7 @@ def console_routes(settings: Settings) -> list[BaseRoute]:
         # The account holder's pages.
         Route("/account", page(account.overview), methods=["GET"]),
         # The operator's pages (console-ops) go here.
+        *OPERATOR_ROUTES,
         Mount(
             "/static", app=_StaticHeaders(StaticFiles(packages=[("numlookup.api.console", "static")])), name="static"
         ),

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Literal
 
 from sqlalchemy import Engine
@@ -28,6 +30,7 @@ from numlookup.accounts.allowlist import AllowListError
 from numlookup.billing import BelowZero, LedgerError
 from numlookup.billing.ledger import Charge
 from numlookup.billing.money import AmountError, format_amount, parse_amount
+from numlookup.billing.rollup import UsageBucket
 from numlookup.datasets import catalog
 from numlookup.live import usage
 from numlookup.live.breaker import CircuitState
@@ -35,6 +38,7 @@ from numlookup.live.kinds import kind_of
 from numlookup.live.service import LiveService
 from numlookup.metrics import Metrics
 from numlookup.settings import UPSTREAM_PREFIX, Settings
+from numlookup.store.nodes import STALE_AFTER, Node
 
 # ------------------------------------------------------------------------------------------ ranges
 
@@ -56,6 +60,29 @@ class Span:
     since: datetime
     until: datetime
     bucket: Bucket
+
+
+def chart_data(buckets: Sequence[UsageBucket], chosen: Span) -> dict[str, object]:
+    """The JSON ``console.js`` draws: ``x`` (each bucket's start, Unix seconds) and one series per figure.
+
+    Credits are exact: ``credits_micros`` in integers, and ``credits`` as a
+    decimal the encoder writes as a JSON number with no binary rounding
+    (``0.05``, never ``0.05000000000000000277``).
+    """
+    return {
+        "range": chosen.name,
+        "bucket": chosen.bucket,
+        "x": [int(b.start.timestamp()) for b in buckets],
+        "series": {
+            "requests": [b.requests for b in buckets],
+            "offline": [b.offline for b in buckets],
+            "cached": [b.cached for b in buckets],
+            "live": [b.live for b in buckets],
+            "invalid": [b.invalid for b in buckets],
+            "credits": [Decimal(format_amount(b.credits)) for b in buckets],
+            "credits_micros": [b.credits for b in buckets],
+        },
+    }
 
 
 def span(name: str | None, now: datetime | None = None) -> Span | None:
@@ -144,6 +171,18 @@ def top_up(engine: Engine, name: str, amount: str, note: str) -> Charge:
     return service.top_up(engine, name, micros, note.strip() or None)
 
 
+def account_named(engine: Engine, name: str) -> service.Account:
+    return service.get_account(engine, name)
+
+
+# What the accounts page says after a change it redirected from (``?done=…``): fixed words, never the query's.
+DONE = {
+    "top-up": "Credits added.",
+    "disabled": "Account disabled: its API requests are refused from now on.",
+    "enabled": "Account enabled.",
+}
+
+
 def set_enabled(engine: Engine, name: str, enabled: bool) -> service.Account:
     service.set_enabled(engine, name, enabled)
     return service.get_account(engine, name)
@@ -224,7 +263,7 @@ def source_totals(days: list[SourceDay]) -> list[SourceDay]:
             sums[i] += value
         first[key] = min(first.get(key, d.day), d.day)
     return [
-        SourceDay(first[key], key[0], key[1], *sums)  # type: ignore[arg-type]  # six ints, in field order
+        SourceDay(first[key], key[0], key[1], *sums)  # the six sums, in field order
         for key, sums in sorted(total.items())
     ]
 
@@ -387,3 +426,42 @@ COVERAGE = CoverageCache()
 def money(micros: int) -> str:
     """Micro-credits as the exact decimal the CLI prints."""
     return format_amount(micros)
+
+
+# ------------------------------------------------------------------------------------------ nodes
+
+
+@dataclass(frozen=True, slots=True)
+class NodeLine:
+    """One server worker seen lately, and whether its heartbeat is stale; ``this``: the worker answering now."""
+
+    node_id: str
+    host: str
+    pid: int
+    version: str
+    started_at: datetime
+    last_seen: datetime
+    ready: bool
+    requests: int
+    stale: bool
+    this: bool
+
+
+def node_lines(found: Sequence[Node], now: datetime, host: str, pid: int) -> list[NodeLine]:
+    """``found`` (``store.nodes.recent_nodes``) as lines, freshest first; ``host``, ``pid``: this worker."""
+    lines = [
+        NodeLine(
+            node_id=n.node_id,
+            host=n.host,
+            pid=n.pid,
+            version=n.version,
+            started_at=n.started_at,
+            last_seen=n.last_seen,
+            ready=bool(n.ready),
+            requests=int(n.requests),
+            stale=now - n.last_seen > STALE_AFTER,  # the heartbeat's own rule
+            this=(n.host, n.pid) == (host, pid),
+        )
+        for n in found
+    ]
+    return sorted(lines, key=lambda n: (n.last_seen, n.node_id), reverse=True)
