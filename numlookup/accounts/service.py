@@ -230,6 +230,22 @@ def deny_network(engine: Engine, name: str, cidr: str) -> str:
     return network
 
 
+def replace_networks(engine: Engine, name: str, cidrs: Sequence[str]) -> tuple[str, ...]:
+    """The allow-list of ``name`` becomes exactly ``cidrs`` (each checked as ``allow_network`` checks it), at once.
+
+    One transaction: a typo in any of them raises before anything changed, and no
+    request sees half a list. Duplicates count once.
+    """
+    networks = tuple(dict.fromkeys(str(parse_network(cidr)) for cidr in cidrs))
+    account = get_account(engine, name)
+    with write_transaction(engine) as conn:
+        conn.execute(delete(allowed_networks).where(allowed_networks.c.account_id == account.id))
+        if networks:
+            conn.execute(insert(allowed_networks), [{"account_id": account.id, "cidr": n} for n in networks])
+        account_epoch.bump(conn)
+    return networks
+
+
 def top_up(engine: Engine, name: str, amount: int, note: str | None = None) -> Charge:
     """Add credits to the account named ``name`` (a ``credit`` row): ``credits add``, and the admin top-up."""
     return add_credits(engine, get_account(engine, name).id, amount, note)

@@ -166,13 +166,17 @@ class IdempotencyStore:
         self.ttl = ttl
         self.lease = lease
 
-    async def begin(self, request: Request, account_id: int, route: str, body: bytes) -> Claim | Response | None:
+    async def begin(
+        self, request: Request, account_id: int, route: str, body: bytes, *, key: str | None = None
+    ) -> Claim | Response | None:
         """None without a key; the replayed response of a completed request; else this request's claim.
 
-        Raises ``ApiError``: 400 for a malformed key, 409 while another request
-        holds it, 422 when it was used with another body or route.
+        The key is the request's ``Idempotency-Key`` header, or ``key`` (the
+        console's lookup form carries one in a field). Raises ``ApiError``: 400
+        for a malformed key, 409 while another request holds it, 422 when it was
+        used with another body or route.
         """
-        key = parse_key(request.headers.getlist(HEADER))
+        key = parse_key([key] if key is not None else request.headers.getlist(HEADER))
         if key is None:
             return None
         outcome = await anyio.to_thread.run_sync(self._claim, account_id, key, route, fingerprint(route, body))

@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 
@@ -155,7 +156,12 @@ async def _stage(cpu: Cpu, stager: Stager, lines: Lines | None, chunk_numbers: i
 
 
 async def _read_upload(
-    request: Request, reader: LineReader, stager: Stager, cpu: Cpu, settings: Settings, digest: hashlib._Hash
+    blocks: AsyncIterator[bytes],
+    reader: LineReader,
+    stager: Stager,
+    cpu: Cpu,
+    settings: Settings,
+    digest: hashlib._Hash,
 ) -> None:
     """Stream the file into the intake; about two ``READ_BYTES`` blocks of it (and their chunks) in memory at a time.
 
@@ -175,7 +181,7 @@ async def _read_upload(
         staging = asyncio.create_task(_stage(cpu, stager, lines, chunk_numbers))
 
     try:
-        async for block in request.stream():
+        async for block in blocks:
             received += len(block)
             if received > limit:
                 raise body_too_large(limit)
@@ -206,9 +212,18 @@ async def _check_callback(settings: Settings, url: str | None) -> None:
         raise invalid_parameters(f"{exc}.") from None
 
 
-def _file_print(media: str, request: Request, digest: hashlib._Hash) -> bytes:
-    """What an uploaded file's Idempotency-Key fingerprint covers: its type, its query (the options), its bytes."""
-    return b"\n".join([media.encode(), request.url.query.encode(), digest.hexdigest().encode()])
+def _file_head(media: str, request: Request) -> bytes:
+    """What a file's Idempotency-Key fingerprint covers besides its bytes: its type, its query (the options)."""
+    return b"\n".join([media.encode(), request.url.query.encode()])
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A file to read into a job: its blocks as they arrive, how its lines are read, and what its key's print covers."""
+
+    blocks: AsyncIterator[bytes]
+    reader: LineReader
+    head: bytes  # with the file's SHA-256, the Idempotency-Key fingerprint
 
 
 async def submit_job(request: Request) -> Response:
@@ -226,7 +241,7 @@ async def submit_job(request: Request) -> Response:
     username, account = await _authenticate(request, state)
     media = _media_type(request)
     numbers: list[str] = []
-    reader: LineReader | None = None
+    upload: Upload | None = None
     claim: Claim | None = None
     if media == "application/json":
         if given := [name for name in FILE_OPTIONS if name in request.query_params]:
@@ -246,6 +261,30 @@ async def submit_job(request: Request) -> Response:
     else:
         options, reader = _file_options(request.query_params)
         await _check_callback(settings, options.callback_url)
+        upload = Upload(request.stream(), reader, _file_head(media, request))
+    return await stage_job(request, state, username, account, options, numbers=numbers, upload=upload, claim=claim)
+
+
+async def stage_job(
+    request: Request,
+    state: AppState,
+    username: str,
+    account: Account,
+    options: JobOptions,
+    *,
+    numbers: list[str] | None = None,
+    upload: Upload | None = None,
+    claim: Claim | None = None,
+    idempotency_key: str | None = None,
+) -> Response:
+    """Stage the numbers (or the upload), reserve and queue the job: the 202, or the ``ApiError`` why not.
+
+    The job API and the console's upload form both submit through here, so a
+    job from either gets the same checks, the same reservation and the same 402.
+    An upload's key (``Idempotency-Key``, or ``idempotency_key``) is claimed
+    once its last byte was read; ``claim`` is a JSON body's, claimed before.
+    """
+    settings = state.settings
     stager = Stager(
         state.engine,
         _terms(state, account, request),
@@ -266,15 +305,16 @@ async def submit_job(request: Request) -> Response:
 
     cpu = state.jobs_cpu
     try:
-        if reader is None:
+        if upload is None:
             step = settings.job_chunk_numbers
-            for start in range(0, len(numbers), step):
-                staged = await cpu.run(stage_numbers, numbers[start : start + step], step)
+            for start in range(0, len(numbers or ()), step):
+                staged = await cpu.run(stage_numbers, (numbers or [])[start : start + step], step)
                 await anyio.to_thread.run_sync(stager.add, staged)
         else:
             digest = hashlib.sha256()
-            await _read_upload(request, reader, stager, cpu, settings, digest)
-            began = await state.idempotency.begin(request, account.id, ROUTE, _file_print(media, request, digest))
+            await _read_upload(upload.blocks, upload.reader, stager, cpu, settings, digest)
+            fingerprinted = upload.head + b"\n" + digest.hexdigest().encode()
+            began = await state.idempotency.begin(request, account.id, ROUTE, fingerprinted, key=idempotency_key)
             if isinstance(began, Response):
                 await anyio.to_thread.run_sync(stager.discard)
                 return began
@@ -356,8 +396,12 @@ async def job_results(request: Request) -> Response:
     if fmt not in render.RESULT_FORMATS:
         raise invalid_parameters(f"format must be csv or jsonl (got {fmt!r}).")
     state, job = await _job(request)
+    return await results_response(state, job, "csv" if fmt == "csv" else "jsonl")
+
+
+async def results_response(state: AppState, job: JobRecord, chosen: render.ResultFormat) -> StreamingResponse:
+    """A job's results streamed a chunk at a time (the job API's and the console's download)."""
     chunks = await anyio.to_thread.run_sync(queue.result_chunks, state.engine, job.id)
-    chosen: render.ResultFormat = "csv" if fmt == "csv" else "jsonl"
 
     async def lines() -> AsyncIterator[bytes]:
         head = render.header(chosen)
@@ -379,12 +423,16 @@ async def stop_job(request: Request) -> Response:
     """``POST /v1/hlr/jobs/{job_id}/stop``: STOPPED at once if no chunk is in a worker's hands, else STOP_REQUESTED."""
     state: AppState = request.app.state.numlookup
     _, account = await _authenticate(request, state)
-    job_id: str = request.path_params["job_id"]
+    return _json(job_object(await stop(state, request.path_params["job_id"], account.id)))
+
+
+async def stop(state: AppState, job_id: str, account_id: int) -> JobRecord:
+    """Stop the account's job: the job as it is now; 404 for another account's or none, 409 once it ended."""
     retention = timedelta(days=state.settings.job_retention_days)
-    stopped = await anyio.to_thread.run_sync(queue.stop, state.engine, job_id, account.id, retention)
+    stopped = await anyio.to_thread.run_sync(queue.stop, state.engine, job_id, account_id, retention)
     if stopped is None:
         raise job_not_found(job_id)
     job, before = stopped
     if before in ("COMPLETED", "FAILED"):
         raise job_ended(job_id, before)
-    return _json(job_object(job))
+    return job

@@ -46,6 +46,8 @@ UNBOUNDED_BODY_PREFIX = "/admin/v1/datasets/"
 # A bulk job's upload: bounded by max_job_bytes (a JSON body by max_job_json_bytes), not
 # max_body_bytes, and held to body_timeout_seconds between its pieces, not for all of it.
 JOBS_PATH = "/v1/hlr/jobs"
+# The console's upload form (multipart) is a job's upload too: the same limits as a file body.
+CONSOLE_JOBS_PATH = "/console/account/jobs"
 # The console's logins: a POST to one presents credentials as an Authorization header does, so
 # it is refused while the address serves a penalty, and its 401 (a refused login) counts as a
 # failed authentication exactly as the API's does.
@@ -229,7 +231,7 @@ class AbuseGuard:
         refusal = self._refusal(key, credentialed, now, rated)
         bounded = not path.startswith(UNBOUNDED_BODY_PREFIX)
         limit, idle = self.max_body, False
-        if path == JOBS_PATH and scope["method"] == "POST":
+        if path in (JOBS_PATH, CONSOLE_JOBS_PATH) and scope["method"] == "POST":
             media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
             limit, idle = (self.max_job_json if media == "application/json" else self.max_job_body), True
         if refusal is None and bounded:

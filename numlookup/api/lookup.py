@@ -93,12 +93,17 @@ async def _read_body(request: Request, limit: int) -> tuple[bytes, NumbersToInve
     """The body's bytes (an idempotency key's fingerprint covers them) and what they say."""
     _check_content_type(request)
     raw = await request.body()
+    return raw, decode_numbers(raw, limit)
+
+
+def decode_numbers(raw: bytes, limit: int) -> NumbersToInvestigate:
+    """A request body's numbers, checked as the API checks them (102, 103): the console's lookup box sends these."""
     body = _decode(raw)
     if not body.numbers:
         raise invalid_parameters("`numbers` must hold at least one number.")
     if len(body.numbers) > limit:
         raise too_many_numbers(len(body.numbers), limit)
-    return raw, body
+    return body
 
 
 async def _charge(
@@ -163,7 +168,25 @@ async def lookup(request: Request) -> Response:
     state: AppState = request.app.state.numlookup
     username, account = await _authenticate(request, state)
     raw, body = await _read_body(request, state.settings.max_numbers_per_request)
-    claim = await state.idempotency.begin(request, account.id, ROUTE, raw)
+    return await lookup_for(request, state, username, account, raw, body)
+
+
+async def lookup_for(
+    request: Request,
+    state: AppState,
+    username: str,
+    account: Account,
+    raw: bytes,
+    body: NumbersToInvestigate,
+    idempotency_key: str | None = None,
+) -> Response:
+    """The sync lookup of an authenticated account's checked body: key, resolve, quote, live, render, charge.
+
+    ``POST /v1/hlr/sync`` and the console's lookup box both answer through here,
+    so a console lookup is charged, booked and replayed exactly as an API call.
+    ``idempotency_key`` stands in for the request's ``Idempotency-Key`` header.
+    """
+    claim = await state.idempotency.begin(request, account.id, ROUTE, raw, key=idempotency_key)
     if isinstance(claim, Response):
         return claim  # a completed request's response, replayed: nothing is charged again
     try:

@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from numlookup.api.console import account, logins
+from numlookup.api.console import account, jobs, ledger, logins, lookup, security
 from numlookup.api.console.operator import OPERATOR_ROUTES
 from numlookup.api.console.pages import HEADERS, page
 from numlookup.settings import Settings
@@ -54,6 +54,21 @@ def console_routes(settings: Settings) -> list[BaseRoute]:
         Route("/logout", page(logins.logout), methods=["POST"]),
         # The account holder's pages.
         Route("/account", page(account.overview), methods=["GET"]),
+        Route("/account/usage.json", page(account.usage_json), methods=["GET"]),
+        Route("/account/ledger", page(ledger.ledger_page), methods=["GET"]),
+        Route("/account/ledger.csv", page(ledger.ledger_csv), methods=["GET"]),
+        Route("/account/security", page(security.security), methods=["GET"]),
+        Route("/account/security/secret", page(security.rotate_api_secret), methods=["POST"]),
+        Route("/account/security/networks", page(security.save_networks), methods=["POST"]),
+        Route("/account/security/webhook", page(security.rotate_webhook_secret), methods=["POST"]),
+        Route("/account/lookup", page(lookup.lookup_page), methods=["GET"]),
+        Route("/account/lookup", page(lookup.run_lookup), methods=["POST"]),
+        Route("/account/jobs", page(jobs.jobs_page), methods=["GET"]),
+        Route("/account/jobs", page(jobs.upload), methods=["POST"]),
+        Route("/account/jobs/{job_id}", page(jobs.job_page), methods=["GET"]),
+        Route("/account/jobs/{job_id}/progress", page(jobs.job_progress), methods=["GET"]),
+        Route("/account/jobs/{job_id}/results", page(jobs.job_results), methods=["GET"]),
+        Route("/account/jobs/{job_id}/stop", page(jobs.stop_job), methods=["POST"]),
         # The operator's pages (console-ops) go here.
         *OPERATOR_ROUTES,
         Mount(

@@ -79,7 +79,7 @@ async def login(request: Request) -> Response:
         request.state.auth_failure = verdict if isinstance(verdict, AuthFailure) else AuthFailure.UNKNOWN_USERNAME
         if username:
             request.state.username = username
-        return render(request, "login.html", 401, next=target, message=REFUSED, username=username)
+        return render(request, "login.html", 401, next=target, error=REFUSED, username=username)
     sessions = await codec(request)
     request.state.account = stored.account.name
     use_session(
@@ -112,7 +112,7 @@ async def operator_login(request: Request) -> Response:
     presented = str(form.get("token", ""))
     if not hmac.compare_digest(presented.encode(), token.encode()):
         request.state.auth_failure = AuthFailure.MISSING_CREDENTIALS if not presented else AuthFailure.WRONG_SECRET
-        return render(request, "operator_login.html", 401, enabled=True, next=target, message="Wrong token.")
+        return render(request, "operator_login.html", 401, enabled=True, next=target, error="Wrong token.")
     sessions = await codec(request)
     use_session(
         request, ConsoleSession("operator", None, new_token(), int(time.time()), sessions.fingerprint(token.encode()))

@@ -28,6 +28,7 @@ from starlette.responses import Response
 
 from numlookup.accounts.allowlist import parse_address
 from numlookup.api.proxies import TrustedProxies
+from numlookup.store.console_key import session_key
 
 COOKIE = "numlookup_console"
 PATH = "/console"
@@ -55,14 +56,6 @@ class ConsoleSession:
 
 class Expired(Exception):
     """The cookie was good but is older than ``console_session_hours``."""
-
-
-_PROCESS_KEY = secrets.token_bytes(32)
-
-
-def session_key(_engine: object) -> bytes:
-    """Until ``store.console_key`` is merged: a key of this process's own (one worker's cookies only)."""
-    return _PROCESS_KEY
 
 
 async def codec(request: Request) -> SessionCodec:
