@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -40,11 +40,14 @@ from sqlalchemy import (
     Engine,
     Integer,
     Select,
+    and_,
     bindparam,
     delete,
     func,
     literal,
+    or_,
     select,
+    type_coerce,
     union_all,
     update,
 )
@@ -52,6 +55,7 @@ from sqlalchemy import (
 from numlookup.billing.reservations import JOB_KIND
 from numlookup.store.engine import write_transaction
 from numlookup.store.tables import (
+    UTCDateTime,
     accounts,
     ledger,
     traffic_rollup,
@@ -149,7 +153,14 @@ async def follow(engine: Engine, interval: float = ROLLUP_SECONDS) -> None:
 
 
 def _fold(engine: Engine, batch: int, now: datetime) -> tuple[int, bool]:
-    """One fold transaction: (charges folded, whether rows past the watermark are left)."""
+    """One fold transaction: (charges folded, whether rows past the watermark are left).
+
+    The ids are read first (one small column), the sums are the database's own
+    (``INSERT … SELECT … GROUP BY … ON CONFLICT``). The sums take exactly the ids
+    read (those up to the new watermark, less the gaps they left, plus the gaps'
+    rows that appeared): on PostgreSQL a row that commits between the two
+    statements is a gap of this fold, and folded by a later one.
+    """
     dialect = engine.dialect.name
     with write_transaction(engine) as conn:
         # The row exists from the first fold on; creating it may race another node's: ON CONFLICT settles it.
@@ -162,25 +173,37 @@ def _fold(engine: Engine, batch: int, now: datetime) -> tuple[int, bool]:
             select(usage_rollup_state.c.last_id).where(usage_rollup_state.c.id == _STATE_ID).with_for_update()
         ).scalar_one()
         gaps = {int(r.ledger_id): r.seen_at for r in conn.execute(select(usage_rollup_gaps))}
-        rows = list(
-            conn.execute(
-                select(*_FOLDED).where(ledger.c.id > last_id).order_by(ledger.c.id).limit(batch),
-            )
+        rows = conn.execute(
+            select(ledger.c.id, ledger.c.kind).where(ledger.c.id > last_id).order_by(ledger.c.id).limit(batch)
+        ).all()
+        appeared = (
+            conn.execute(select(ledger.c.id, ledger.c.kind).where(ledger.c.id.in_(list(gaps)))).all() if gaps else []
         )
-        appeared = list(conn.execute(select(*_FOLDED).where(ledger.c.id.in_(list(gaps))))) if gaps else []
         # Ids skipped below the new watermark: their transactions may still commit.
         new_gaps: list[int] = []
         expected = last_id + 1
         for row in rows:
-            new_gaps.extend(range(expected, row.id))
+            if row.id != expected:
+                new_gaps.extend(range(expected, row.id))
             expected = row.id + 1
-        found = {row.id for row in appeared}
-        expired = [i for i, seen in gaps.items() if i not in found and seen < now - GAP_TTL]
+        found = [row.id for row in appeared]
+        expired = [i for i, seen in gaps.items() if i not in set(found) and seen < now - GAP_TTL]
+        charges = sum(1 for row in (*rows, *appeared) if row.kind in CHARGE_KINDS)
+        if charges:
+            taken: list[Any] = []
+            if rows:
+                taken.append(
+                    and_(ledger.c.id > last_id, ledger.c.id <= rows[-1].id, ledger.c.id.not_in(new_gaps))
+                    if new_gaps
+                    else and_(ledger.c.id > last_id, ledger.c.id <= rows[-1].id)
+                )
+            if found:
+                taken.append(ledger.c.id.in_(found))
+            _add(conn, dialect, or_(*taken))
         if found or expired:
             conn.execute(delete(usage_rollup_gaps).where(usage_rollup_gaps.c.ledger_id.in_([*found, *expired])))
         if new_gaps:
             conn.execute(usage_rollup_gaps.insert(), [{"ledger_id": i, "seen_at": now} for i in new_gaps])
-        charges = _add(conn, dialect, [*rows, *appeared])
         if rows:
             conn.execute(
                 update(usage_rollup_state)
@@ -190,67 +213,52 @@ def _fold(engine: Engine, batch: int, now: datetime) -> tuple[int, bool]:
     return charges, len(rows) == batch
 
 
-_FOLDED = (
-    ledger.c.id,
-    ledger.c.account_id,
-    ledger.c.kind,
-    ledger.c.created_at,
-    ledger.c.amount,
-    ledger.c.numbers,
-    ledger.c.offline,
-    ledger.c.cached,
-    ledger.c.live,
-    ledger.c.invalid,
-)
+def _charge_sums() -> list[Any]:
+    """A charge's counters summed, in ``_COUNTERS`` order; NULL classes (older rows) count as offline."""
+    return [
+        func.count().label("requests"),
+        func.sum(func.coalesce(ledger.c.offline, ledger.c.numbers)).label("offline"),
+        func.sum(func.coalesce(ledger.c.cached, 0)).label("cached"),
+        func.sum(func.coalesce(ledger.c.live, 0)).label("live"),
+        func.sum(func.coalesce(ledger.c.invalid, 0)).label("invalid"),
+        func.sum(-ledger.c.amount).label("credits"),
+    ]
 
 
-def _add(conn: Connection, dialect: str, rows: Iterable[Any]) -> int:
-    """Add the charges among ``rows`` to both rollups; how many there were."""
-    per_account: dict[tuple[int, datetime], list[int]] = {}
-    per_hour: dict[datetime, list[int]] = {}
-    charges = 0
-    for row in rows:
-        if row.kind not in CHARGE_KINDS:
-            continue
-        charges += 1
-        hour = _floor(row.created_at, "hour")
-        values = _values(row)
-        for sums in (per_account.setdefault((row.account_id, hour), [0] * 6), per_hour.setdefault(hour, [0] * 6)):
-            for i, v in enumerate(values):
-                sums[i] += v
-    if per_account:
-        _increment(
-            conn,
-            dialect,
+def _add(conn: Connection, dialect: str, taken: Any) -> None:
+    """Add the charges among the ledger rows ``taken`` selects to both rollups, summed by the database."""
+    hour = _truncate(dialect, ledger.c.created_at, "hour")
+    charges = (ledger.c.kind.in_(CHARGE_KINDS), taken)
+    for table, keys, query in (
+        (
             usage_rollup,
             ["account_id", "hour"],
-            [{"account_id": a, "hour": h, **dict(zip(_COUNTERS, s, strict=True))} for (a, h), s in per_account.items()],
-        )
-        _increment(
-            conn,
-            dialect,
-            traffic_rollup,
-            ["hour"],
-            [{"hour": h, **dict(zip(_COUNTERS, s, strict=True))} for h, s in per_hour.items()],
-        )
-    return charges
-
-
-def _values(row: Any) -> tuple[int, int, int, int, int, int]:
-    """A charge's counters, in ``_COUNTERS`` order."""
-    if row.offline is None:  # written before the classes were recorded
-        return 1, row.numbers, 0, 0, 0, -row.amount
-    return 1, row.offline, row.cached or 0, row.live or 0, row.invalid or 0, -row.amount
-
-
-def _increment(conn: Connection, dialect: str, table: Any, keys: list[str], rows: list[dict[str, Any]]) -> None:
-    insert = upsert(dialect, table)
-    conn.execute(
-        insert.on_conflict_do_update(
-            index_elements=keys, set_={name: table.c[name] + insert.excluded[name] for name in _COUNTERS}
+            select(ledger.c.account_id, hour, *_charge_sums()).where(*charges).group_by(ledger.c.account_id, hour),
         ),
-        rows,
-    )
+        (traffic_rollup, ["hour"], select(hour, *_charge_sums()).where(*charges).group_by(hour)),
+    ):
+        insert = upsert(dialect, table)
+        conn.execute(
+            insert.from_select([*keys, *_COUNTERS], query).on_conflict_do_update(
+                index_elements=keys, set_={name: table.c[name] + insert.excluded[name] for name in _COUNTERS}
+            )
+        )
+
+
+def _truncate(dialect: str, column: Any, bucket: Bucket) -> Any:
+    """The UTC hour or day a moment falls in, as SQL, in the form the column stores (so it compares and groups).
+
+    SQLite stores ``UTCDateTime`` as text, ``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC;
+    PostgreSQL as ``timestamptz``, truncated in UTC whatever the session's zone.
+    """
+    if dialect == "sqlite":
+        if bucket == "day":
+            return type_coerce(func.substr(column, 1, 10).op("||")(" 00:00:00.000000"), UTCDateTime)
+        return type_coerce(func.substr(column, 1, 13).op("||")(":00:00.000000"), UTCDateTime)
+    if dialect == "postgresql":
+        utc = func.timezone("UTC", column)
+        return type_coerce(func.timezone("UTC", func.date_trunc(bucket, utc)), UTCDateTime)
+    raise ValueError(f"the usage rollup has no {dialect} form")
 
 
 # ------------------------------------------------------------------------------------------------- reading
@@ -303,14 +311,22 @@ def _tail(where: Sequence[Any]) -> list[Select[Any]]:
     return [select(*columns).where(ledger.c.kind.in_(CHARGE_KINDS), part, *where) for part in _unfolded()]
 
 
-def _buckets(rows: Iterable[Any], starts: list[datetime], bucket: Bucket) -> list[UsageBucket]:
+def _buckets(
+    conn: Connection, parts: Sequence[Select[Any]], starts: list[datetime], bucket: Bucket
+) -> list[UsageBucket]:
+    """The parts' rows summed per bucket by the database (one statement, one snapshot), every bucket present.
+
+    One statement: the rollup and the tail are read from one snapshot, so a fold
+    committing in between is counted once.
+    """
+    both = union_all(*parts).subquery()
+    start = _truncate(conn.dialect.name, both.c.start, bucket)
+    query = select(start.label("start"), *(func.sum(both.c[n]).label(n) for n in _COUNTERS)).group_by(start)
     sums = {start: [0] * 6 for start in starts}
-    for row in rows:
-        found = sums.get(_floor(row.start, bucket))
-        if found is None:
-            continue  # the tail's rows past the last bucket
-        for i, name in enumerate(_COUNTERS):
-            found[i] += int(row._mapping[name])
+    for row in conn.execute(query):
+        found = sums.get(row.start.astimezone(UTC))
+        if found is not None:  # None: the tail's rows past the last bucket
+            found[:] = [int(v) for v in row[1:]]
     return [UsageBucket(start, *s) for start, s in sums.items()]
 
 
@@ -334,8 +350,7 @@ def account_usage(
         usage_rollup.c.account_id == account_id, usage_rollup.c.hour >= low, usage_rollup.c.hour < high
     )
     tail = _tail([ledger.c.account_id == account_id, ledger.c.created_at >= low, ledger.c.created_at < high])
-    # One statement: the rollup and the tail from one snapshot, so a fold committing in between counts once.
-    return _buckets(conn.execute(union_all(folded, *tail)), starts, bucket)
+    return _buckets(conn, [folded, *tail], starts, bucket)
 
 
 def traffic(conn: Connection, since: datetime, until: datetime, bucket: Bucket) -> list[UsageBucket]:
@@ -348,7 +363,7 @@ def traffic(conn: Connection, since: datetime, until: datetime, bucket: Bucket) 
         traffic_rollup.c.hour >= low, traffic_rollup.c.hour < high
     )
     tail = _tail([ledger.c.created_at >= low, ledger.c.created_at < high])
-    return _buckets(conn.execute(union_all(folded, *tail)), starts, bucket)
+    return _buckets(conn, [folded, *tail], starts, bucket)
 
 
 def top_accounts(conn: Connection, since: datetime, until: datetime, limit: int = 10) -> list[AccountTotals]:
