@@ -19,12 +19,14 @@ from tests.support import BACKEND, database_url, stop_cluster
 # only through the same ledger, cache and usage paths other files run on both databases
 # (a provider's answers mapped through /v1/hlr/sync, the official clients' vocabularies,
 # a bulk file's shape, a CLI error's wording, TLS in nginx, refusals before any charge,
-# a columnar file read). A new file runs on both unless it is named here; an entry with
-# ``::`` names one test of a file (output formats: the PostgreSQL pass keeps one lookup).
+# a columnar file read, the console in a browser: tests/console runs its pages on both).
+# A new file runs on both unless it is named here; an entry with ``::`` names one test of
+# a file (output formats: the PostgreSQL pass keeps one lookup).
 ONE_BACKEND = frozenset(
     {
         "tests/billing/test_money.py",
         "tests/browser/test_chromium.py",
+        "tests/browser/test_console_account.py",
         "tests/cli/test_commands.py::test_lookup_numbers_honour_region",
         "tests/cli/test_commands.py::test_lookup_numbers_in_every_output_format",
         "tests/cli/test_errors.py",

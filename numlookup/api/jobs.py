@@ -87,7 +87,8 @@ def _media_type(request: Request) -> str:
     return media
 
 
-def _options(friendly_name: str | None, callback_url: str | None, max_age: float | None) -> JobOptions:
+def job_options(friendly_name: str | None, callback_url: str | None, max_age: float | None) -> JobOptions:
+    """A job's options, checked (400, code 102, naming what is wrong): the job API's and the console's upload's."""
     try:
         if callback_url is not None:
             check_callback_url(callback_url)
@@ -122,7 +123,7 @@ def _file_options(params: QueryParams) -> tuple[JobOptions, LineReader]:
             max_age = float(params["max_age"])
         except ValueError:
             raise invalid_parameters("max_age must be a number of seconds, 0 or more.") from None
-    options = _options(params.get("friendly_name"), params.get("callback_url"), max_age)
+    options = job_options(params.get("friendly_name"), params.get("callback_url"), max_age)
     return options, LineReader(column, _flag(params, "header"))
 
 
@@ -202,7 +203,7 @@ async def _read_upload(
                 await staging
 
 
-async def _check_callback(settings: Settings, url: str | None) -> None:
+async def check_callback(settings: Settings, url: str | None) -> None:
     """400 (code 102) for a callback URL the webhook guard refuses: it resolves the host, so in a worker thread."""
     if url is None:
         return
@@ -251,16 +252,16 @@ async def submit_job(request: Request) -> Response:
         raw, submission = await _submission_body(request, settings.max_job_json_bytes)
         if len(submission.numbers) > settings.max_job_numbers:
             raise too_many_job_numbers(settings.max_job_numbers)
-        options = _options(submission.friendly_name, submission.callback_url, submission.max_age)
+        options = job_options(submission.friendly_name, submission.callback_url, submission.max_age)
         numbers = submission.numbers
-        await _check_callback(settings, options.callback_url)
+        await check_callback(settings, options.callback_url)
         began = await state.idempotency.begin(request, account.id, ROUTE, media.encode() + b"\n" + raw)
         if isinstance(began, Response):
             return began  # the job this key already made: nothing is reserved again
         claim = began
     else:
         options, reader = _file_options(request.query_params)
-        await _check_callback(settings, options.callback_url)
+        await check_callback(settings, options.callback_url)
         upload = Upload(request.stream(), reader, _file_head(media, request))
     return await stage_job(request, state, username, account, options, numbers=numbers, upload=upload, claim=claim)
 

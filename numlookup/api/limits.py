@@ -52,6 +52,9 @@ CONSOLE_JOBS_PATH = "/console/account/jobs"
 # it is refused while the address serves a penalty, and its 401 (a refused login) counts as a
 # failed authentication exactly as the API's does.
 LOGIN_PATHS = frozenset({"/console/login", "/console/operator/login"})
+# The scope state's key holding the guard, for routes that authenticate without a Basic header
+# (the console's lookup box and upload): they spend their account's token through it.
+GUARD = "abuse_guard"
 MAX_KEYS = 100_000  # per table; beyond it the least recently seen key is forgotten
 
 
@@ -219,6 +222,7 @@ class AbuseGuard:
         peer = scope["client"][0] if scope.get("client") else None
         client = self.proxies.client_address(peer, headers.getlist("x-forwarded-for"))
         scope.setdefault("state", {})[CLIENT_IP] = client
+        scope["state"][GUARD] = self
         path: str = scope["path"]
         if path in UNLIMITED_PATHS:
             await self.app(scope, receive, send)
@@ -273,6 +277,12 @@ class AbuseGuard:
                     self.failures.failed(key, time.monotonic())
                 if account is not None and self.per_account is not None:
                     self.per_account.give_back(account)
+
+    def account_wait(self, username: str) -> float:
+        """Spend ``username``'s token as its Basic credentials would have here: 0.0, or the seconds until one."""
+        if self.per_account is None:
+            return 0.0
+        return self.per_account.take(username, time.monotonic())
 
     def _refusal(self, key: str, credentialed: bool, now: float, rated: bool) -> ApiError | None:
         if rated and self.per_ip is not None and (wait := self.per_ip.take(key, now)):

@@ -3,11 +3,12 @@
 Why a rollup: a chart of 90 days read from the ledger scans every charge of
 those days (millions of rows); read from ``usage_rollup`` it reads at most one
 row per hour (2,160), and ``traffic_rollup`` (the same across accounts) one row
-per hour for the operator's chart. ``roll_up`` folds the ledger rows past the
-watermark; the readers add the rows not folded yet (the tail past the watermark,
-found by the ledger's primary key or ``(account_id, id)`` index) in the same
-statement, so a chart is exact to the last committed charge and never reads the
-ledger's history.
+per hour for the operator's chart; ``usage_daily`` (per account and day) lets
+the top accounts of a month read 30 rows per account, hours only at its edges.
+``roll_up`` folds the ledger rows past the watermark; the readers add the rows
+not folded yet (the tail past the watermark, found by the ledger's primary key
+or ``(account_id, id)`` index) in the same statement, so a chart is exact to
+the last committed charge and never reads the ledger's history.
 
 Many nodes run ``roll_up``: the watermark row is locked (``FOR UPDATE``; on
 SQLite the write lock) for the fold, so two folds take turns and no row is
@@ -59,6 +60,7 @@ from numlookup.store.tables import (
     accounts,
     ledger,
     traffic_rollup,
+    usage_daily,
     usage_rollup,
     usage_rollup_gaps,
     usage_rollup_state,
@@ -226,14 +228,20 @@ def _charge_sums() -> list[Any]:
 
 
 def _add(conn: Connection, dialect: str, taken: Any) -> None:
-    """Add the charges among the ledger rows ``taken`` selects to both rollups, summed by the database."""
+    """Add the charges among the ledger rows ``taken`` selects to the rollups, summed by the database."""
     hour = _truncate(dialect, ledger.c.created_at, "hour")
+    day = _truncate(dialect, ledger.c.created_at, "day")
     charges = (ledger.c.kind.in_(CHARGE_KINDS), taken)
     for table, keys, query in (
         (
             usage_rollup,
             ["account_id", "hour"],
             select(ledger.c.account_id, hour, *_charge_sums()).where(*charges).group_by(ledger.c.account_id, hour),
+        ),
+        (
+            usage_daily,
+            ["account_id", "day"],
+            select(ledger.c.account_id, day, *_charge_sums()).where(*charges).group_by(ledger.c.account_id, day),
         ),
         (traffic_rollup, ["hour"], select(hour, *_charge_sums()).where(*charges).group_by(hour)),
     ):
@@ -378,12 +386,16 @@ def top_accounts(conn: Connection, since: datetime, until: datetime, limit: int 
     if not starts:
         return []
     low, high = _range(starts, "hour")
-    folded = select(
-        usage_rollup.c.account_id,
-        usage_rollup.c.requests,
-        (usage_rollup.c.offline + usage_rollup.c.cached + usage_rollup.c.live).label("numbers"),
-        usage_rollup.c.credits,
-    ).where(usage_rollup.c.hour >= low, usage_rollup.c.hour < high)
+    # Whole days from the daily rollup, the hours before the first and after the last from the hourly one.
+    first_day = _floor(low + _DAY - _HOUR, "day")  # the first midnight at or after low
+    last_day = _floor(high, "day")  # the last midnight at or before high
+    folded: list[Select[Any]] = []
+    if first_day < last_day:
+        folded.append(_totals(usage_daily, usage_daily.c.day, first_day, last_day))
+        edges = [(low, first_day), (last_day, high)]
+    else:
+        edges = [(low, high)]
+    folded.extend(_totals(usage_rollup, usage_rollup.c.hour, a, b) for a, b in edges if a < b)
     tail = [
         select(
             ledger.c.account_id,
@@ -393,7 +405,7 @@ def top_accounts(conn: Connection, since: datetime, until: datetime, limit: int 
         ).where(ledger.c.kind.in_(CHARGE_KINDS), part, ledger.c.created_at >= low, ledger.c.created_at < high)
         for part in _unfolded()
     ]
-    both = union_all(folded, *tail).subquery()
+    both = union_all(*folded, *tail).subquery()
     sums = (
         select(
             both.c.account_id,
@@ -415,6 +427,16 @@ def top_accounts(conn: Connection, since: datetime, until: datetime, limit: int 
     return [
         AccountTotals(r.id, r.name, int(r.requests), int(r.numbers), int(r.credits), newest.get(r.id)) for r in found
     ]
+
+
+def _totals(table: Any, start: Any, low: datetime, high: datetime) -> Select[Any]:
+    """An account's requests, charged numbers and credits from a rollup's rows in ``[low, high)``."""
+    return select(
+        table.c.account_id,
+        table.c.requests,
+        (table.c.offline + table.c.cached + table.c.live).label("numbers"),
+        table.c.credits,
+    ).where(start >= low, start < high)
 
 
 _NEWEST = (

@@ -18,7 +18,7 @@ from urllib.parse import quote
 # The newest migration's revision; tests/store/test_sqlite_read.py holds it equal to
 # Alembic's head, so a new migration cannot leave it behind unnoticed (a stale value
 # is only slow: the revision differs and the caller takes the SQLAlchemy path).
-HEAD_REVISION = "0010"
+HEAD_REVISION = "0011"
 _PREFIX = "sqlite:///"
 
 

@@ -24,8 +24,10 @@ from numlookup.billing.rollup import (
     top_accounts,
     traffic,
 )
+from numlookup.store import upgrade
 from numlookup.store.engine import write_transaction
-from numlookup.store.tables import ledger, usage_rollup_gaps, usage_rollup_state
+from numlookup.store.migrate import downgrade
+from numlookup.store.tables import ledger, usage_daily, usage_rollup_gaps, usage_rollup_state
 from tests.conftest import AccountFactory
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -120,6 +122,58 @@ def test_charts_equal_the_ledger_unfolded_partly_folded_and_folded(
     assert roll_up(engine) > 0
     assert roll_up(engine) == 0  # nothing left: an idle fold folds nothing
     assert_charts_match(engine, ids)
+
+
+def expected_totals(engine: Engine, low: datetime, high: datetime) -> dict[int, tuple[int, int, int]]:
+    """Per account: requests, charged numbers and credits of the charges in ``[low, high)``, from every ledger row."""
+    out: dict[int, tuple[int, int, int]] = {}
+    with engine.connect() as conn:
+        for r in conn.execute(select(ledger).where(ledger.c.kind.in_(("lookup", "job")))):
+            if low <= r.created_at < high:
+                numbers = r.numbers if r.offline is None else r.offline + r.cached + r.live
+                requests, counted, credits = out.get(r.account_id, (0, 0, 0))
+                out[r.account_id] = (requests + 1, counted + numbers, credits - r.amount)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("since", "until"),
+    [
+        (START + timedelta(hours=5, minutes=30), START + timedelta(days=2, hours=3)),  # days with hours either side
+        (START, START + timedelta(days=DAYS)),  # whole days only
+        (START + timedelta(hours=20), START + timedelta(days=1, hours=2)),  # across one midnight, no whole day
+        (START + timedelta(hours=1), START + timedelta(hours=4)),  # within one day
+    ],
+)
+def test_top_accounts_sum_the_ledger_over_days_and_hours(
+    engine: Engine, make_account: AccountFactory, since: datetime, until: datetime
+) -> None:
+    ids = [get_account(engine, make_account(credits="0").name).id for _ in range(4)]
+    add_rows(engine, ids, 500, seed=3)
+    roll_up(engine)
+    add_rows(engine, ids, 100, seed=4)  # and a tail
+    low = since.replace(minute=0)
+    high = until if until.minute == 0 else until.replace(minute=0) + timedelta(hours=1)
+    want = expected_totals(engine, low, high)
+    with engine.connect() as conn:
+        top = top_accounts(conn, since, until, limit=10)
+    assert {t.account_id: (t.requests, t.numbers, t.credits) for t in top} == want
+    assert [t.credits for t in top] == sorted((t.credits for t in top), reverse=True)
+
+
+def test_the_daily_rollup_is_filled_from_the_hourly_one_on_upgrade(
+    engine: Engine, make_account: AccountFactory
+) -> None:
+    ids = [get_account(engine, make_account(credits="0").name).id for _ in range(2)]
+    add_rows(engine, ids, 300, seed=5)
+    roll_up(engine)
+    with engine.connect() as conn:
+        before = sorted(tuple(r) for r in conn.execute(select(usage_daily)))
+    assert before  # the fold wrote days
+    downgrade(engine, "0010")
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert sorted(tuple(r) for r in conn.execute(select(usage_daily))) == before
 
 
 def test_a_bucket_is_whole_and_an_empty_range_has_none(engine: Engine, make_account: AccountFactory) -> None:

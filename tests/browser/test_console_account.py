@@ -208,7 +208,7 @@ def test_an_expired_session_is_sent_to_log_in_again(page: Page, live: Live) -> N
     key = session_key(live.engine)
     payload = URLSafeTimedSerializer(key, salt=SALT).loads(cookie["value"])
     old = URLSafeTimedSerializer(key, salt=SALT, signer=_OldSigner).dumps(payload)
-    page.context.add_cookies([{**cookie, "value": old}])  # type: ignore[list-item]  # the cookie read back, as written
+    page.context.add_cookies([{"name": COOKIE, "value": old, "url": live.url + "/console", "httpOnly": True}])
     page.goto(live.url + "/console/account/ledger")
     expect(page).to_have_url(live.url + "/console/login?next=/console/account/ledger&m=expired")
     expect(page.locator(".flash")).to_have_text("Your session expired; log in again.")

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -205,6 +206,8 @@ def test_the_webhook_secret_is_shown_and_rotated_with_its_grace(live: Live, cons
     shown = console.get(rotated.headers["location"]).text
     assert f'id="webhook-secret">{after.secret}<' in shown and 'id="webhook-grace"' in shown
     assert current.secret not in shown  # the old one is not shown again
+    text = live.server.log_path.read_text()
+    assert current.secret not in text and after.secret not in text and "whsec_" not in text
 
 
 def test_the_lookup_box_answers_and_charges_exactly_as_the_api(live: Live, console: Console) -> None:
@@ -358,6 +361,11 @@ def test_an_expired_session_goes_back_to_the_login_page_saying_so(live: Live, co
     assert answer.status_code == 303
     assert answer.headers["location"] == "/console/login?next=/console/account&m=expired"
     assert "Your session expired; log in again." in console.get(answer.headers["location"]).text
+    # Re-signed since (a rotation re-issues the cookie): the login's own time still ends it.
+    resigned = URLSafeTimedSerializer(key, salt=SALT).dumps({**payload, "t": payload["t"] - 13 * 3600})
+    console.http.cookies.clear()
+    console.http.cookies.set(COOKIE, resigned, path="/console")
+    assert console.get("/console/account").headers["location"].endswith("&m=expired")
 
 
 def test_a_cookie_naming_another_account_without_its_fingerprint_gets_nothing(live: Live, console: Console) -> None:
@@ -381,3 +389,26 @@ def test_console_routes_with_ids_are_metered_by_their_template(live: Live, conso
     assert 'route="/console/account/jobs/{job_id}"' in metrics
     assert 'route="/console/account/jobs/{job_id}/progress"' in metrics
     assert "J1" not in metrics and "J2" not in metrics
+
+
+def test_the_console_spends_the_accounts_request_rate_as_the_api_does(tmp_path: Path) -> None:
+    env = {**ENV, "NUMLOOKUP_RATE_LIMIT_PER_ACCOUNT": "0.001", "NUMLOOKUP_RATE_LIMIT_PER_ACCOUNT_BURST": "2"}
+    for limited in start_live(tmp_path / "limited", env=env):
+        creds = limited.account()
+        console = Console(limited.url)
+        try:
+            console.login(creds)
+            token = console.token("/console/account/lookup")
+            assert console.post("/console/account/lookup", {"numbers": "+37251000001"}, token=token).status_code == 200
+            assert _sync(limited, creds, ["+37251000001"]).status_code == 200  # the burst of two is spent
+            refused = console.post("/console/account/lookup", {"numbers": "+37251000001"}, token=token)
+            assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+            upload = console.http.post(
+                "/console/account/jobs", data={"csrf_token": token}, files={"file": ("n.txt", b"+37251000001\n")}
+            )
+            assert upload.status_code == 429
+            assert _sync(limited, creds, ["+37251000001"]).status_code == 429  # one allowance for both
+        finally:
+            console.close()
+        account = get_account(limited.engine, creds.name)
+        assert [row.kind for row in ledger_rows(limited.engine, account.id, None)].count("lookup") == 2

@@ -259,3 +259,43 @@ def test_console_false_leaves_the_apis_404(tmp_path: Path) -> None:
                 answer.headers["content-type"] == "application/json" and "content-security-policy" not in answer.headers
             )
         assert httpx.post(live.url + "/console/login", data={"username": "u", "password": "p"}).status_code == 404
+
+
+ACCOUNT_PAGES = (
+    "/console/account",
+    "/console/account/usage.json?range=24h",
+    "/console/account/ledger",
+    "/console/account/ledger.csv",
+    "/console/account/security",
+    "/console/account/lookup",
+    "/console/account/jobs",
+)
+ACCOUNT_POSTS = (
+    "/console/account/security/secret",
+    "/console/account/security/networks",
+    "/console/account/security/webhook",
+    "/console/account/lookup",
+    "/console/account/jobs",
+    "/console/account/jobs/J1/stop",
+)
+
+
+def test_every_account_page_answers_by_audience(live: Live, console: Console) -> None:
+    """Anonymous: to the login page and back; the operator: 403; the account: the page, with the console's headers."""
+    for path in ACCOUNT_PAGES:
+        anonymous = console.get(path)
+        assert anonymous.status_code == 303, path
+        assert anonymous.headers["location"] == f"/console/login?next={path.split('?', 1)[0]}", path
+    for path in ACCOUNT_POSTS:
+        assert console.http.post(path, data={"csrf_token": "x"}).status_code == 303, path
+    console.operator_login()
+    token = console.token("/console/login")
+    for path in ACCOUNT_PAGES:
+        assert console.get(path).status_code == 403, path
+    for path in ACCOUNT_POSTS:
+        assert console.http.post(path, data={"csrf_token": token}).status_code == 403, path
+    console.login(live.account())
+    for path in ACCOUNT_PAGES:
+        answer = console.get(path)
+        assert answer.status_code == 200, path
+        assert answer.headers["content-security-policy"] == CSP and answer.headers["cache-control"] == "no-store", path

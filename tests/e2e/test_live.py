@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from numlookup.accounts import NewCredentials, get_account
 from numlookup.billing import ledger_rows, parse_amount
+from numlookup.billing.ledger import Counts
 from numlookup.live.service import OFFLINE_USED
 from tests.e2e.clients import OfficialClient, fetch_info, prepare
 from tests.e2e.conftest import Live, start_live
@@ -155,6 +156,10 @@ def last_charge(live: Live, creds: NewCredentials) -> tuple[Decimal, int]:
     return Decimal(-row.amount) / 1_000_000, row.numbers
 
 
+def last_counts(live: Live, creds: NewCredentials) -> Counts | None:
+    return ledger_rows(live.engine, get_account(live.engine, creds.name).id, limit=1)[0].counts
+
+
 def test_live_answers_through_a_second_numlookup_then_the_cache(chain: Chain) -> None:
     creds = chain.a.account()
     before = len(chain.peer.requests)
@@ -180,12 +185,14 @@ def test_live_answers_through_a_second_numlookup_then_the_cache(chain: Chain) ->
     assert (offline_only["status"], offline_only["source"]) == ("UNKNOWN", "offline") and "error" not in offline_only
     assert invalid["status"] == "INVALID" and invalid["source"] == "offline"
     assert last_charge(chain.a, creds) == (3 * PRICE_LIVE + 2 * PRICE_OFFLINE, 5)
+    assert last_counts(chain.a, creds) == Counts(offline=2, live=3, invalid=1)  # what the usage charts count
 
     again = lookup(chain.a, creds, [ONLINE, ROAMING, UNKNOWN])
     assert [r["source"] for r in again] == ["cache", "cache", "offline"]
     assert again[0]["checkedAt"] == online["checkedAt"] and again[1]["roamingNetwork"] == roaming["roamingNetwork"]
     assert again[0]["status"] == "ONLINE"
     assert last_charge(chain.a, creds) == (2 * PRICE_CACHE + PRICE_OFFLINE, 3)
+    assert last_counts(chain.a, creds) == Counts(offline=1, cached=2)
 
     asked = len(chain.peer.requests)
     [fresh] = lookup(chain.a, creds, [ONLINE], max_age=0)

@@ -25,6 +25,7 @@ from numlookup.accounts.service import Account, StoredAccount, load_account_by_i
 from numlookup.api.auth import client_ip
 from numlookup.api.console.pages import SESSION, PageExit, redirect, refusal, use_session
 from numlookup.api.console.session import COOKIE, ConsoleSession, Expired, Kind, codec
+from numlookup.api.limits import GUARD, AbuseGuard, retry_after
 from numlookup.api.state import AppState
 
 LOGIN = {"account": "/console/login", "operator": "/console/operator/login"}
@@ -133,3 +134,22 @@ async def require_operator(request: Request) -> ConsoleUser:
 
 def _same(kept: str | None, current: str) -> bool:
     return kept is not None and hmac.compare_digest(kept.encode(), current.encode())
+
+
+def spend_account_token(request: Request, user: ConsoleUser) -> None:
+    """The account's request rate (``rate_limit_per_account``), spent as an API call with its credentials spends it.
+
+    The abuse guard keys that limit by a Basic username before any route runs;
+    the console's requests carry none, so the pages that do an API call's work
+    (a lookup, a job's upload) spend the token here, or are refused with 429.
+    """
+    guard = request.scope.get("state", {}).get(GUARD)
+    if not isinstance(guard, AbuseGuard) or user.account is None:
+        return
+    wait = guard.account_wait(user.account.api_username)
+    if wait:
+        exit_ = refusal(
+            request, 429, "Too many requests", "This account's request rate limit is exceeded; try again shortly."
+        )
+        exit_.response.headers["Retry-After"] = str(retry_after(wait))
+        raise exit_

@@ -20,10 +20,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from numlookup.api.console.csrf import checked_form
-from numlookup.api.console.guards import ConsoleUser, require_account
+from numlookup.api.console.guards import ConsoleUser, require_account, spend_account_token
 from numlookup.api.console.pages import finish, redirect, refusal, render
 from numlookup.api.errors import ApiError
-from numlookup.api.jobs import READ_BYTES, Upload, _check_callback, _options, results_response, stage_job, stop
+from numlookup.api.jobs import READ_BYTES, Upload, check_callback, job_options, results_response, stage_job, stop
 from numlookup.api.state import AppState
 from numlookup.billing import format_amount
 from numlookup.jobs import queue
@@ -86,6 +86,7 @@ async def _blocks(file: UploadFile) -> AsyncIterator[bytes]:
 async def upload(request: Request) -> Response:
     user = await require_account(request)
     form = await checked_form(request, user.session)
+    spend_account_token(request, user)
     state: AppState = request.app.state.numlookup
     assert user.account is not None
     file = form.get("file")
@@ -97,8 +98,8 @@ async def upload(request: Request) -> Response:
         return await _list(request, user, 400, error="Choose a file of numbers to upload.", form=kept)
     key = str(form.get("idempotency_key", "")) or None
     try:
-        options = _options(friendly, callback, None)
-        await _check_callback(state.settings, options.callback_url)
+        options = job_options(friendly, callback, None)
+        await check_callback(state.settings, options.callback_url)
         head = b"console\n" + json.dumps([friendly, callback, header]).encode()
         answer = await stage_job(
             request,

@@ -64,18 +64,20 @@ async def login(request: Request) -> Response:
     form = await checked_form(request, await read_session(request))
     username, password = str(form.get("username", "")), str(form.get("password", ""))
     target = safe_next(str(form.get("next", ""))) or HOME["account"]
-    verdict: object = AuthFailure.MISSING_CREDENTIALS
-    if username and password:
-        verdict = await state.accounts.authenticate(username, password, client_ip(request))
-    stored = None
-    if not isinstance(verdict, AuthFailure):
+    verdict = (
+        await state.accounts.authenticate(username, password, client_ip(request))
+        if username and password
+        else AuthFailure.MISSING_CREDENTIALS
+    )
 
-        def load(account_id: int) -> StoredAccount | None:
-            with state.engine.connect() as conn:
-                return load_account_by_id(conn, account_id)
+    def load(account_id: int) -> StoredAccount | None:
+        with state.engine.connect() as conn:
+            return load_account_by_id(conn, account_id)
 
-        stored = await anyio.to_thread.run_sync(load, verdict.id)  # type: ignore[attr-defined]  # an Account
+    # The secret's hash, for the session's fingerprint (the cache's copy is the one just verified, but private).
+    stored = None if isinstance(verdict, AuthFailure) else await anyio.to_thread.run_sync(load, verdict.id)
     if stored is None:
+        # Deleted since it was authenticated (stored None): as unknown as a username never made.
         request.state.auth_failure = verdict if isinstance(verdict, AuthFailure) else AuthFailure.UNKNOWN_USERNAME
         if username:
             request.state.username = username

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from numlookup.api.console.csrf import checked_form
-from numlookup.api.console.guards import require_account
+from numlookup.api.console.guards import require_account, spend_account_token
 from numlookup.api.console.pages import render
 from numlookup.api.errors import ApiError
 from numlookup.api.lookup import decode_numbers, lookup_for
@@ -44,6 +44,7 @@ async def lookup_page(request: Request) -> Response:
 async def run_lookup(request: Request) -> Response:
     user = await require_account(request)
     form = await checked_form(request, user.session)
+    spend_account_token(request, user)
     state: AppState = request.app.state.numlookup
     assert user.account is not None
     text = str(form.get("numbers", ""))

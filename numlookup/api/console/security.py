@@ -10,7 +10,6 @@ secret is shown once, on the answer page, which is never cached.
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 
 import anyio.to_thread
@@ -85,7 +84,7 @@ async def rotate_api_secret(request: Request) -> Response:
             "account",
             user.account_id,
             user.session.csrf_token,
-            int(time.time()),
+            user.session.issued_at,  # still as old as its login: console_session_hours counts from there
             sessions.fingerprint(stored.secret_hash),
         ),
     )

@@ -92,7 +92,11 @@ class SessionCodec:
             raise Expired from None
         except BadSignature:
             return None
-        return _session(data)
+        session = _session(data)
+        # The payload's issue time too: a session re-signed since its login (a secret rotated) ends on time.
+        if session is not None and time.time() - session.issued_at > self.max_age:
+            raise Expired
+        return session
 
     def fingerprint(self, credential: bytes) -> str:
         """What a session remembers of the secret it was made with: changes when the secret does."""

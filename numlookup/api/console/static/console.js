@@ -16,15 +16,24 @@
     });
   }
 
+  // Charts drawn from one URL share one request.
+  var loading = {};
+  function load(src) {
+    if (!loading[src]) {
+      loading[src] = fetch(src, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+        .then(function (response) {
+          if (!response.ok) { throw new Error(src + " answered " + response.status); }
+          return response.json();
+        });
+    }
+    return loading[src];
+  }
+
   function draw(element) {
     if (typeof uPlot === "undefined") { return; }
     var src = element.getAttribute("data-src");
     var wanted = parseSeries(element.getAttribute("data-series"));
-    fetch(src, { credentials: "same-origin", headers: { "Accept": "application/json" } })
-      .then(function (response) {
-        if (!response.ok) { throw new Error(src + " answered " + response.status); }
-        return response.json();
-      })
+    load(src)
       .then(function (data) {
         element.chartData = data;
         var body = element.querySelector(".plot") || element;
@@ -58,5 +67,5 @@
   } else {
     drawAll(document);
   }
-  document.addEventListener("htmx:afterSwap", function (event) { drawAll(event.target); });
+  document.addEventListener("htmx:afterSwap", function (event) { loading = {}; drawAll(event.target); });
 })();
