@@ -25,12 +25,15 @@ from typing import Any
 
 import httpx
 import pytest
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import func, select
 
 from numlookup.accounts import NewCredentials, get_account, list_accounts
+from numlookup.api.console.session import COOKIE, SALT
 from numlookup.billing import ledger_rows, parse_amount
 from numlookup.billing.money import format_amount
 from numlookup.live import usage
+from numlookup.store.console_key import session_key
 from numlookup.store.tables import ledger
 from tests.console.conftest import ADMIN_TOKEN, Console
 from tests.e2e.conftest import Live, start_live
@@ -188,14 +191,40 @@ def test_every_operator_page_answers_with_the_consoles_headers(operator: Console
     assert operator.get("/console/operator/traffic.json?range=7d").status_code == 400
 
 
-def test_an_operator_session_ends_when_the_admin_token_changes(live: Live) -> None:
-    """A cookie signed for another token (as after the operator changed ``admin_token``) opens nothing."""
+def test_a_forged_cookie_opens_no_operator_page(live: Live) -> None:
+    """A cookie not signed with the server's key, in place of the operator's good one, sends to the login."""
     with closing(Console(live.url)) as console:
         console.operator_login()
         assert console.get("/console/operator").status_code == 200
         console.http.cookies.set("numlookup_console", "forged." + "x" * 40, domain="127.0.0.1", path="/console")
         answer = console.get("/console/operator/accounts")
         assert answer.status_code == 303 and answer.headers["location"].startswith("/console/operator/login")
+
+
+class _ThirteenHoursAgo(TimestampSigner):
+    def get_timestamp(self) -> int:
+        return int(time.time() - 13 * 3600)
+
+
+def test_an_expired_operator_session_is_sent_to_log_in_again(live: Live) -> None:
+    """The operator's cookie re-signed 13 hours ago (``console_session_hours`` is 12) opens nothing."""
+    with closing(Console(live.url)) as console:
+        console.operator_login()
+        key = session_key(live.engine)
+        payload = URLSafeTimedSerializer(key, salt=SALT).loads(console.http.cookies[COOKIE])
+        old = URLSafeTimedSerializer(key, salt=SALT, signer=_ThirteenHoursAgo).dumps(payload)
+        console.http.cookies.clear()
+        console.http.cookies.set(COOKIE, old, domain="127.0.0.1", path="/console")
+        answer = console.get("/console/operator/accounts")
+        assert answer.status_code == 303
+        assert answer.headers["location"] == "/console/operator/login?next=/console/operator/accounts&m=expired"
+        assert "Your session expired; log in again." in console.get(answer.headers["location"]).text
+
+
+def test_the_metrics_name_operator_routes_by_their_template(live: Live, operator: Console) -> None:
+    assert operator.get("/console/operator/nodes").status_code == 200
+    text = httpx.get(live.url + "/metrics", timeout=30).text
+    assert 'numlookup_http_requests_total{method="GET",route="/console/operator/nodes",status="200"}' in text
 
 
 # ------------------------------------------------------------------------------------------ traffic
