@@ -268,6 +268,15 @@ def test_traffic_is_the_ledgers_sums_by_answer_class(live: Live, operator: Conso
     assert tuple(classes) == (2, 1, 1, 1)
     home = operator.get("/console/operator?range=24h").text
     assert 'data-src="/console/operator/traffic.json?range=24h"' in home
+    day = json.loads(operator.get("/console/operator/traffic.json?range=24h").text)
+    sums = ledger_sums(live, datetime.fromtimestamp(day["x"][0], UTC))
+    figures = dict(re.findall(r'id="total-([a-z]+)">([^<]*)<', home))
+    assert figures == {
+        "requests": str(sums["requests"]),
+        "numbers": str(sums["offline"] + sums["cached"] + sums["live"]),
+        "invalid": str(sums["invalid"]),
+        "credits": format_amount(sums["credits"]),
+    }
     spent = -sum(r.amount for r in charges)
     assert spent == 2 * parse_amount("0.01") + parse_amount("0.002") + parse_amount("0.05")
     top = re.search(r'<table id="top-accounts">(.*?)</table>', home, re.S)

@@ -74,7 +74,8 @@ async def home(request: Request) -> Response:
     buckets, top = await run_in_threadpool(read)
     totals = {
         "requests": sum(b.requests for b in buckets),
-        "numbers": sum(b.offline + b.cached + b.live + b.invalid for b in buckets),
+        "numbers": sum(b.offline + b.cached + b.live for b in buckets),  # charged, as the top accounts count them
+        "invalid": sum(b.invalid for b in buckets),
         "credits": sum(b.credits for b in buckets),
     }
     return _page(request, "operator/home.html", span=chosen, ranges=list(views.RANGES), totals=totals, top=top)
