@@ -33,6 +33,7 @@ from numlookup.api.console.session import COOKIE, SALT
 from numlookup.billing import ledger_rows, parse_amount
 from numlookup.billing.money import format_amount
 from numlookup.live import usage
+from numlookup.store import nodes
 from numlookup.store.console_key import session_key
 from numlookup.store.tables import ledger
 from tests.console.conftest import ADMIN_TOKEN, Console
@@ -451,11 +452,21 @@ def test_data_lists_the_imports_and_the_coverage_computed_once(live: Live, opera
     assert 'id="coverage-table"' in operator.get("/console/operator/data").text  # now part of the page itself
 
 
-def test_nodes_show_this_worker_ready(live: Live, operator: Console) -> None:
+def test_nodes_show_this_worker_ready_and_others_as_their_heartbeats_say(live: Live, operator: Console) -> None:
+    now = datetime.now(UTC)
+    gone = nodes.Identity("elsewhere:41:aa", "elsewhere", 41, now - timedelta(minutes=30), "0.0.9")
+    nodes.beat(live.engine, gone, ready=True, requests=7, now=now - timedelta(minutes=5))  # its last beat
+    starting = nodes.Identity("elsewhere:42:bb", "elsewhere", 42, now, "0.1.0")
+    nodes.beat(live.engine, starting, ready=False, requests=0, now=now)
+    long_gone = nodes.Identity("elsewhere:40:cc", "elsewhere", 40, now - timedelta(hours=3), "0.0.9")
+    nodes.beat(live.engine, long_gone, ready=True, requests=1, now=now - timedelta(hours=2))  # outside the hour
     page = operator.get("/console/operator/nodes").text
-    rows = re.findall(r'<tr data-node="([^"]+)">(.*?)</tr>', page, re.S)
-    assert rows, page
-    assert any("ready (this worker)" in body for _, body in rows), page
+    found = re.findall(r'<tr data-node="([^"]+)">', page)
+    assert "elsewhere:40:cc" not in found
+    assert cell(page, "elsewhere:41:aa", 5) == "stale" and cell(page, "elsewhere:41:aa", 6) == "7"
+    assert cell(page, "elsewhere:42:bb", 5) == "not ready"
+    mine = [n for n in found if not n.startswith("elsewhere:")]
+    assert len(mine) == 1 and cell(page, mine[0], 5) == "ready (this worker)"
 
 
 def test_no_secret_reaches_the_log(live: Live, operator: Console) -> None:
