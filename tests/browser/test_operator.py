@@ -195,9 +195,13 @@ def test_an_account_holder_is_refused_the_operator_pages(refused_page: Page, liv
     expect(page.locator("main")).to_contain_text("This page is not part of an account holder's console.")
 
 
-def test_the_accounts_page_works_on_a_phone(phone_page: Page, live: Live) -> None:
+def test_the_traffic_and_accounts_pages_work_on_a_phone(phone_page: Page, live: Live) -> None:
     live.account("1")
     log_in(phone_page, live)
+    for chart in ("#chart-lookups", "#chart-requests", "#chart-credits"):
+        expect(phone_page.locator(f"{chart} canvas").first).to_be_attached()
+    assert phone_page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    screenshot(phone_page, "operator-traffic-phone")
     phone_page.goto(f"{live.url}/console/operator/accounts")
     expect(phone_page.locator("#accounts")).to_be_visible()
     widths = phone_page.evaluate(
