@@ -16,6 +16,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from numlookup.api.console import account, jobs, ledger, logins, lookup, security
+from numlookup.api.console.operator import OPERATOR_ROUTES
 from numlookup.api.console.pages import HEADERS, page
 from numlookup.settings import Settings
 
@@ -69,6 +70,7 @@ def console_routes(settings: Settings) -> list[BaseRoute]:
         Route("/account/jobs/{job_id}/results", page(jobs.job_results), methods=["GET"]),
         Route("/account/jobs/{job_id}/stop", page(jobs.stop_job), methods=["POST"]),
         # The operator's pages (console-ops) go here.
+        *OPERATOR_ROUTES,
         Mount(
             "/static", app=_StaticHeaders(StaticFiles(packages=[("numlookup.api.console", "static")])), name="static"
         ),
