@@ -27,6 +27,7 @@ ONE_BACKEND = frozenset(
         "tests/billing/test_money.py",
         "tests/browser/test_chromium.py",
         "tests/browser/test_console_account.py",
+        "tests/browser/test_operator.py",
         "tests/cli/test_commands.py::test_lookup_numbers_honour_region",
         "tests/cli/test_commands.py::test_lookup_numbers_in_every_output_format",
         "tests/cli/test_errors.py",
