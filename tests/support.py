@@ -195,3 +195,12 @@ def metric(url: str, name: str, **labels: str) -> float:
             if sample.name == name and sample.labels == labels:
                 return float(sample.value)
     raise AssertionError(f"{name}{labels} not in /metrics:\n{text}")
+
+
+def wait_for(what: str, check: Callable[[], bool], polls: int = 1200) -> None:
+    """Poll every 50 ms, at most ``polls`` times (a bound on waiting, not a measured time)."""
+    for _ in range(polls):
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"gave up waiting for {what}")

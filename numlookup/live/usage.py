@@ -191,6 +191,8 @@ def store(conn: Connection, taken: Mapping[Key, Counts], pricing: Mapping[str, P
 
 @dataclass(frozen=True, slots=True)
 class DayUsage:
+    """One (day, source) row of ``source_usage``: what the source did, what it cost, what customers paid."""
+
     day: date
     source: str
     currency: str
@@ -200,6 +202,19 @@ class DayUsage:
     failures: int
     cost_micros: int
     credits_micros: int
+
+    @property
+    def answer_rate(self) -> str:
+        """Numbers answered of numbers asked, to a tenth of a per cent (computed in integers: exact rounding)."""
+        if not self.numbers:
+            return "–"
+        tenths = (2000 * self.answered + self.numbers) // (2 * self.numbers)
+        return f"{tenths // 10}.{tenths % 10}%"
+
+    @property
+    def margin_micros(self) -> int:
+        """Credits charged less the provider's cost, one credit taken as one unit of the source's currency."""
+        return self.credits_micros - self.cost_micros
 
 
 def read(engine: Engine, since: date) -> list[DayUsage]:

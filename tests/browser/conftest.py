@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Response, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTEFACTS = Path(__file__).parent / "artefacts"
@@ -81,11 +81,27 @@ def screenshot(page: Page, name: str) -> Path:
     return path
 
 
-def _watched_page(browser: Browser, request: pytest.FixtureRequest, viewport: dict[str, int]) -> Iterator[Page]:
+def _watched_page(
+    browser: Browser, request: pytest.FixtureRequest, viewport: dict[str, int], *, refusals: bool = False
+) -> Iterator[Page]:
     context = browser.new_context(viewport=viewport)  # type: ignore[arg-type]  # ViewportSize is a TypedDict of these two keys
     page = context.new_page()
     watched = Watched()
-    page.on("console", watched.console)
+    refused: set[str] = set()
+
+    def document(response: Response) -> None:
+        if response.request.resource_type == "document" and response.status >= 400:
+            refused.add(response.url)
+
+    def console(message: ConsoleMessage) -> None:
+        # Chromium reports a document answered 4xx as "Failed to load resource": for a refusal
+        # the test navigated to, that is the answer it checks, not an error of the page.
+        if refusals and message.text.startswith("Failed to load resource") and message.location.get("url") in refused:
+            return
+        watched.console(message)
+
+    page.on("response", document)
+    page.on("console", console)
     page.on("pageerror", watched.exception)
     try:
         yield page
@@ -106,3 +122,14 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
 def phone_page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     """The same at a phone's size, for the pages that must work on one."""
     yield from _watched_page(browser, request, PHONE)
+
+
+@pytest.fixture
+def refused_page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """``page``, for tests whose pages are refusals: a document answered 401, 403 or 404 is what they check.
+
+    Only Chromium's report of such a document, for a document the test navigated
+    to, is let through; any other error (a script's, a resource's, the CSP's)
+    still fails the test.
+    """
+    yield from _watched_page(browser, request, DESKTOP, refusals=True)

@@ -16,13 +16,13 @@ from pathlib import Path
 import httpx
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
-from playwright.sync_api import Browser, ConsoleMessage, Page, Response, expect
+from playwright.sync_api import Page, expect
 
 from numlookup.accounts import NewCredentials, get_account
 from numlookup.api.console.session import COOKIE, SALT
 from numlookup.billing import format_amount, ledger_rows, parse_amount
 from numlookup.store.console_key import session_key
-from tests.browser.conftest import DESKTOP, Watched, artefact_name, screenshot
+from tests.browser.conftest import screenshot
 from tests.e2e.conftest import Live, start_live
 
 ENV = {
@@ -32,39 +32,6 @@ ENV = {
     "NUMLOOKUP_JOB_POLL_SECONDS": "0.05",
 }
 NUMBERS = ["+37251000001", "+37251000002", "+372 5100 0001", "12345", "+37251000003", "not a number"]
-
-
-@pytest.fixture
-def refused_page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
-    """``page``, for tests whose pages are refusals: a document answered 401, 403 or 404 is what they check.
-
-    Chromium reports such a document as a console error ("Failed to load
-    resource"); only those are let through, for the documents the test navigated
-    to. Any other error (a script's, a resource's, the CSP's) still fails the test.
-    """
-    context = browser.new_context(viewport=DESKTOP)  # type: ignore[arg-type]  # a dict of width and height
-    page = context.new_page()
-    watched = Watched()
-    refused: set[str] = set()
-
-    def document(response: Response) -> None:
-        if response.request.resource_type == "document" and response.status >= 400:
-            refused.add(response.url)
-
-    def console(message: ConsoleMessage) -> None:
-        if message.text.startswith("Failed to load resource") and message.location.get("url") in refused:
-            return
-        watched.console(message)
-
-    page.on("response", document)
-    page.on("console", console)
-    page.on("pageerror", watched.exception)
-    try:
-        yield page
-        screenshot(page, artefact_name(request.node.nodeid))
-    finally:
-        context.close()
-    assert not watched.errors, "JavaScript errors on the page:\n" + "\n".join(watched.errors)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,6 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from numlookup.accounts import NewCredentials, get_account
-from tests.browser import test_console_account
 from tests.browser.conftest import screenshot
 from tests.console.conftest import ADMIN_TOKEN
 from tests.console.test_operator import (
@@ -35,8 +34,6 @@ from tests.console.test_operator import (
 )
 from tests.e2e.conftest import Live
 
-# The account pages' fixture for pages that are refusals (a 401, 403 or 400 document is what those tests check).
-refused_page = test_console_account.refused_page
 COVERAGE_WAIT_MS = 300_000  # the coverage table is computed once per worker, seconds of CPU on a busy machine
 
 

@@ -13,7 +13,7 @@ import html
 import io
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -32,6 +32,7 @@ from numlookup.store.tables import jobs
 from numlookup.webhooks import keys
 from tests.console.conftest import ADMIN_TOKEN, Console, csrf_token
 from tests.e2e.conftest import Live, start_live
+from tests.support import wait_for
 
 ENV = {
     "NUMLOOKUP_ADMIN_TOKEN": ADMIN_TOKEN,
@@ -47,15 +48,6 @@ NUMBERS = ["+37251000001", "+37251000002", "+372 5100 0001", "12345", "+37251000
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     yield from start_live(tmp_path_factory.mktemp("console-account"), env=ENV)
-
-
-def wait_for(what: str, check: Callable[[], bool], polls: int = 600) -> None:
-    """Poll every 50 ms, at most ``polls`` times (a bound on waiting, not a measured time)."""
-    for _ in range(polls):
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 def _sync(live: Live, creds: NewCredentials, numbers: list[str]) -> httpx.Response:

@@ -8,8 +8,7 @@ heartbeat row says it is ready and counts the requests it served.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -23,6 +22,7 @@ from numlookup.billing.rollup import account_usage, traffic
 from numlookup.store.nodes import Node, recent_nodes
 from numlookup.store.tables import usage_rollup_state
 from tests.e2e.conftest import Live, start_live
+from tests.support import wait_for
 
 ENV = {
     "NUMLOOKUP_OFFLINE_PRICE": "0.01",
@@ -38,15 +38,6 @@ JOB = ["+37251000001", "12345", "+37251000002", "not a number"]
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     yield from start_live(tmp_path_factory.mktemp("usage"), workers=2, env=ENV)
-
-
-def wait_for(what: str, check: Callable[[], bool], polls: int = 1200) -> None:
-    """Poll every 50 ms, at most ``polls`` times (a bound on waiting: the server's tasks run every 5 s)."""
-    for _ in range(polls):
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 def watermark(live: Live) -> int:

@@ -9,7 +9,6 @@ duration beyond the floors the schedule and Retry-After promise.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -26,7 +25,7 @@ from numlookup.webhooks import keys, outbox
 from numlookup.webhooks.guard import UnsafeUrl, check_url
 from tests.e2e.conftest import Live, start_live
 from tests.peers.webhook_receiver import Receiver
-from tests.support import Server, cli_json, run_cli
+from tests.support import Server, cli_json, run_cli, wait_for
 
 FAST = {
     "NUMLOOKUP_WEBHOOK_ALLOW_PRIVATE": "true",  # the receiver is on 127.0.0.1
@@ -64,15 +63,6 @@ def attempts(engine: Engine, webhook_id: str) -> list[Any]:
                 .order_by(webhook_attempts.c.attempt)
             )
         )
-
-
-def wait_for(what: str, check: Callable[[], bool], polls: int = 1200) -> None:
-    """Poll every 50 ms, at most ``polls`` times (a bound on waiting, not a measured time)."""
-    for _ in range(polls):
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 def state_is(engine: Engine, webhook_id: str, *states: str) -> Callable[[], bool]:

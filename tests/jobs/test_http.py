@@ -15,7 +15,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import suppress
 from datetime import timedelta
 from pathlib import Path
@@ -34,7 +34,7 @@ from numlookup.store.tables import idempotency_keys, jobs
 from tests.e2e.conftest import Live, start_live
 from tests.jobs.local import job_charges, pieces, settings_for, work
 from tests.peers.webhook_receiver import Receiver
-from tests.support import cli_json, run_cli
+from tests.support import cli_json, run_cli, wait_for
 
 PRICE = parse_amount("0.01")
 ENV = {
@@ -63,15 +63,6 @@ def idle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
 def local_settings(live: Live) -> Settings:
     """Settings for a JobRunner of this test process on the server's database."""
     return settings_for(live.server.data_dir, str(live.engine.url.render_as_string(hide_password=False)))
-
-
-def wait_for(what: str, check: Callable[[], bool], polls: int = 600) -> None:
-    """Poll every 50 ms, at most ``polls`` times (a bound on waiting, not a measured time)."""
-    for _ in range(polls):
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 def held(engine: Engine, creds: NewCredentials) -> tuple[int, int]:

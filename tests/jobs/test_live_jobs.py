@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -31,6 +31,7 @@ from tests.e2e.conftest import Live, start_live
 from tests.jobs.local import job_charges
 from tests.live_config import write_config
 from tests.peers.messente import Peer
+from tests.support import wait_for
 
 SECRET = "s3cr3t-PASSWORD-never-shown"
 PRICE_OFFLINE, PRICE_CACHE, PRICE_LIVE = Decimal("0.01"), Decimal("0.002"), Decimal("0.05")
@@ -94,15 +95,6 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sources]:
 
 def micros(amount: Decimal) -> int:
     return int(amount * 1_000_000)
-
-
-def wait_for(what: str, check: Callable[[], bool], polls: int = 600) -> None:
-    """Poll every 50 ms, at most ``polls`` times (a bound on waiting, not a measured time)."""
-    for _ in range(polls):
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 def spent(live: Live, creds: NewCredentials, credits: str) -> int:

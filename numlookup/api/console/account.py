@@ -9,17 +9,17 @@ yet, so a chart is exact to the last committed charge without scanning the ledge
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 import anyio.to_thread
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from numlookup.api.console.charts import chart_data
 from numlookup.api.console.guards import require_account
 from numlookup.api.console.pages import finish, refusal, render
 from numlookup.api.state import AppState
-from numlookup.billing import MICROS, format_amount
+from numlookup.billing import format_amount
 from numlookup.billing.prices import CHARGE_CLASSES
 from numlookup.billing.rollup import Bucket, UsageBucket, account_usage
 
@@ -37,24 +37,6 @@ def window(chosen: str, now: datetime) -> tuple[datetime, datetime, Bucket]:
     if bucket == "day":
         current = current.replace(hour=0)
     return current - step * (count - 1), current + step, bucket
-
-
-def chart_data(buckets: list[UsageBucket]) -> dict[str, object]:
-    """uPlot's columns: bucket starts (unix seconds) and one series per figure; credits in decimal credits."""
-    numbers = [b.offline + b.cached + b.live + b.invalid for b in buckets]
-    return {
-        "x": [int(b.start.timestamp()) for b in buckets],
-        "series": {
-            "requests": [b.requests for b in buckets],
-            "offline": [b.offline for b in buckets],
-            "cached": [b.cached for b in buckets],
-            "live": [b.live for b in buckets],
-            "invalid": [b.invalid for b in buckets],
-            "credits": [Decimal(b.credits) / MICROS for b in buckets],
-            # Per cent of the numbers asked that were INVALID (0 where none were asked).
-            "invalid_share": [round(100 * b.invalid / n, 2) if n else 0 for b, n in zip(buckets, numbers, strict=True)],
-        },
-    }
 
 
 async def overview(request: Request) -> Response:

@@ -20,13 +20,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from typing import Literal
 
 from sqlalchemy import Engine
 
 from numlookup.accounts import AccountConflict, AccountError, NotFound, UnknownAccount, service
 from numlookup.accounts.allowlist import AllowListError
+from numlookup.api.console import charts
 from numlookup.billing import BelowZero, LedgerError
 from numlookup.billing.ledger import Charge
 from numlookup.billing.money import AmountError, format_amount, parse_amount
@@ -63,26 +63,8 @@ class Span:
 
 
 def chart_data(buckets: Sequence[UsageBucket], chosen: Span) -> dict[str, object]:
-    """The JSON ``console.js`` draws: ``x`` (each bucket's start, Unix seconds) and one series per figure.
-
-    Credits are exact: ``credits_micros`` in integers, and ``credits`` as a
-    decimal the encoder writes as a JSON number with no binary rounding
-    (``0.05``, never ``0.05000000000000000277``).
-    """
-    return {
-        "range": chosen.name,
-        "bucket": chosen.bucket,
-        "x": [int(b.start.timestamp()) for b in buckets],
-        "series": {
-            "requests": [b.requests for b in buckets],
-            "offline": [b.offline for b in buckets],
-            "cached": [b.cached for b in buckets],
-            "live": [b.live for b in buckets],
-            "invalid": [b.invalid for b in buckets],
-            "credits": [Decimal(format_amount(b.credits)) for b in buckets],
-            "credits_micros": [b.credits for b in buckets],
-        },
-    }
+    """The charts' JSON (``console.charts``) with the range and bucket it covers."""
+    return {"range": chosen.name, "bucket": chosen.bucket, **charts.chart_data(buckets)}
 
 
 def span(name: str | None, now: datetime | None = None) -> Span | None:
@@ -191,32 +173,8 @@ def set_enabled(engine: Engine, name: str, enabled: bool) -> service.Account:
 # ------------------------------------------------------------------------------------------ live sources
 
 
-@dataclass(frozen=True, slots=True)
-class SourceDay:
-    """One (day, source) row of ``source_usage``: what the source did, what it cost, what customers paid."""
-
-    day: date
-    source: str
-    currency: str
-    queries: int
-    numbers: int
-    answered: int
-    failures: int
-    cost_micros: int
-    credits_micros: int
-
-    @property
-    def answer_rate(self) -> str:
-        """Numbers answered of numbers asked, to a tenth of a per cent (computed in integers: exact rounding)."""
-        if not self.numbers:
-            return "–"
-        tenths = (2000 * self.answered + self.numbers) // (2 * self.numbers)
-        return f"{tenths // 10}.{tenths % 10}%"
-
-    @property
-    def margin_micros(self) -> int:
-        """Credits charged less the provider's cost, one credit taken as one unit of the source's currency."""
-        return self.credits_micros - self.cost_micros
+# One (day, source) row of ``source_usage``, as the live layer reads it (answer rate and margin included).
+SourceDay = usage.DayUsage
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,9 +205,7 @@ class SourceNow:
 def source_days(engine: Engine, days: int, today: date | None = None) -> list[SourceDay]:
     """The last ``days`` UTC days of ``source_usage`` (today included), newest day first."""
     since = (today or datetime.now(UTC).date()) - timedelta(days=days - 1)
-    return [
-        SourceDay(**{name: getattr(row, name) for name in SourceDay.__slots__}) for row in usage.read(engine, since)
-    ]
+    return usage.read(engine, since)
 
 
 def source_totals(days: list[SourceDay]) -> list[SourceDay]:
