@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, delete, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from numlookup.accounts import credentials
@@ -271,18 +271,16 @@ class StoredAccount:
 
 
 def load_account(conn: Connection, username: str) -> StoredAccount | None:
-    row = conn.execute(select(accounts).where(accounts.c.api_username == username)).first()
-    if row is None:
-        return None
-    account = _account(conn, row)
-    return StoredAccount(
-        account, row.secret_salt, row.secret_hash, tuple(parse_network(c) for c in account.allowed_networks)
-    )
+    return _load(conn, accounts.c.api_username == username)
 
 
 def load_account_by_id(conn: Connection, account_id: int) -> StoredAccount | None:
     """The same as :func:`load_account`, by id: the console's session names its account by id."""
-    row = conn.execute(select(accounts).where(accounts.c.id == account_id)).first()
+    return _load(conn, accounts.c.id == account_id)
+
+
+def _load(conn: Connection, which: ColumnElement[bool]) -> StoredAccount | None:
+    row = conn.execute(select(accounts).where(which)).first()
     if row is None:
         return None
     account = _account(conn, row)

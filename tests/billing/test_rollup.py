@@ -247,25 +247,24 @@ def test_an_id_committed_after_a_higher_one_is_not_lost(engine: Engine, make_acc
     first = get_account(engine, make_account(credits="1").name)
     second = get_account(engine, make_account(credits="1").name)
     roll_up(engine)
+    late_charge = {
+        "account_id": first.id,
+        "kind": "lookup",
+        "request_id": "late",
+        "amount": -40_000,
+        "numbers": 4,
+        "balance_after": 0,
+        "created_at": datetime.now(UTC),
+        "offline": 4,
+        "cached": 0,
+        "live": 0,
+        "invalid": 0,
+    }
     if engine.dialect.name == "postgresql":
         late = engine.connect()
         held = late.begin()
         charge_row = late.execute(  # takes its id now, commits last
-            insert(ledger)
-            .values(
-                account_id=first.id,
-                kind="lookup",
-                request_id="late",
-                amount=-40_000,
-                numbers=4,
-                balance_after=0,
-                created_at=datetime.now(UTC),
-                offline=4,
-                cached=0,
-                live=0,
-                invalid=0,
-            )
-            .returning(ledger.c.id)
+            insert(ledger).values(**late_charge).returning(ledger.c.id)
         ).scalar_one()
         charge(engine, second.id, "early", 10_000, 1, Counts(offline=1))
         roll_up(engine)
@@ -279,22 +278,7 @@ def test_an_id_committed_after_a_higher_one_is_not_lost(engine: Engine, make_acc
         roll_up(engine)
         charge_row = early
         with write_transaction(engine) as conn:
-            conn.execute(
-                insert(ledger).values(
-                    id=charge_row,
-                    account_id=first.id,
-                    kind="lookup",
-                    request_id="late",
-                    amount=-40_000,
-                    numbers=4,
-                    balance_after=0,
-                    created_at=datetime.now(UTC),
-                    offline=4,
-                    cached=0,
-                    live=0,
-                    invalid=0,
-                )
-            )
+            conn.execute(insert(ledger).values(id=charge_row, **late_charge))
     assert watermark(engine) > charge_row
     with engine.connect() as conn:
         assert charge_row in set(conn.execute(select(usage_rollup_gaps.c.ledger_id)).scalars())

@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 import anyio.to_thread
+from starlette.datastructures import FormData
 from starlette.requests import Request
 
 from numlookup.accounts.allowlist import in_networks
 from numlookup.accounts.service import Account, StoredAccount, load_account_by_id
 from numlookup.api.auth import client_ip
+from numlookup.api.console.csrf import checked_form
 from numlookup.api.console.pages import SESSION, PageExit, redirect, refusal, use_session
 from numlookup.api.console.session import COOKIE, ConsoleSession, Expired, Kind, codec
 from numlookup.api.limits import GUARD, AbuseGuard, retry_after
@@ -153,3 +155,16 @@ def spend_account_token(request: Request, user: ConsoleUser) -> None:
         )
         exit_.response.headers["Retry-After"] = str(retry_after(wait))
         raise exit_
+
+
+async def api_work_form(request: Request) -> tuple[ConsoleUser, Account, FormData]:
+    """The account holder, their account and their checked form, for a page that does an API call's work.
+
+    Such a page (a lookup, a job's upload) is refused as the API would refuse
+    the call: not logged in, a bad CSRF token, or the account's request rate spent.
+    """
+    user = await require_account(request)
+    form = await checked_form(request, user.session)
+    spend_account_token(request, user)
+    assert user.account is not None
+    return user, user.account, form

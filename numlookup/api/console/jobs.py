@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from numlookup.api.console.csrf import checked_form
-from numlookup.api.console.guards import ConsoleUser, require_account, spend_account_token
+from numlookup.api.console.guards import ConsoleUser, api_work_form, require_account
 from numlookup.api.console.pages import finish, redirect, refusal, render
 from numlookup.api.errors import ApiError
 from numlookup.api.jobs import READ_BYTES, Upload, check_callback, job_options, results_response, stage_job, stop
@@ -84,11 +84,8 @@ async def _blocks(file: UploadFile) -> AsyncIterator[bytes]:
 
 
 async def upload(request: Request) -> Response:
-    user = await require_account(request)
-    form = await checked_form(request, user.session)
-    spend_account_token(request, user)
+    user, account, form = await api_work_form(request)
     state: AppState = request.app.state.numlookup
-    assert user.account is not None
     file = form.get("file")
     friendly = str(form.get("friendly_name", "")).strip() or None
     callback = str(form.get("callback_url", "")).strip() or None
@@ -104,8 +101,8 @@ async def upload(request: Request) -> Response:
         answer = await stage_job(
             request,
             state,
-            user.account.api_username,
-            user.account,
+            account.api_username,
+            account,
             options,
             upload=Upload(_blocks(file), LineReader(None, header), head),
             idempotency_key=key,

@@ -18,8 +18,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from numlookup.api.console.csrf import checked_form
-from numlookup.api.console.guards import require_account, spend_account_token
+from numlookup.api.console.guards import api_work_form, require_account
 from numlookup.api.console.pages import render
 from numlookup.api.errors import ApiError
 from numlookup.api.lookup import decode_numbers, lookup_for
@@ -42,18 +41,15 @@ async def lookup_page(request: Request) -> Response:
 
 
 async def run_lookup(request: Request) -> Response:
-    user = await require_account(request)
-    form = await checked_form(request, user.session)
-    spend_account_token(request, user)
+    _, account, form = await api_work_form(request)
     state: AppState = request.app.state.numlookup
-    assert user.account is not None
     text = str(form.get("numbers", ""))
     key = str(form.get("idempotency_key", "")) or None
     raw = msgspec.json.encode({"numbers": _numbers(text)})
     limit = state.settings.max_numbers_per_request
     try:
         body = decode_numbers(raw, limit)
-        answer = await lookup_for(request, state, user.account.api_username, user.account, raw, body, key)
+        answer = await lookup_for(request, state, account.api_username, account, raw, body, key)
         status, payload = answer.status_code, bytes(answer.body)
     except ApiError as exc:
         status, payload = exc.http_status, msgspec.json.encode(exc.body())
