@@ -50,6 +50,7 @@ ONE_BACKEND = frozenset(
         "tests/fuzz/test_request_decoding.py",
         "tests/live/test_enum.py",
         "tests/live/test_hlr_lookups.py",
+        "tests/live/test_http.py",
         "tests/live/test_infobip.py",
         "tests/live/test_messente.py",
         "tests/live/test_naptr.py",
