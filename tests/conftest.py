@@ -48,6 +48,7 @@ ONE_BACKEND = frozenset(
         "tests/e2e/test_tyntec.py",
         "tests/fuzz/test_numbers.py",
         "tests/fuzz/test_request_decoding.py",
+        "tests/live/test_dispatcher_batches.py",
         "tests/live/test_enum.py",
         "tests/live/test_hlr_lookups.py",
         "tests/live/test_http.py",
