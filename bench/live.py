@@ -35,6 +35,7 @@ import base64
 import json
 import multiprocessing
 import multiprocessing.connection
+import os
 import statistics
 import sys
 import tempfile
@@ -243,6 +244,25 @@ def sequential(url: str, auth: tuple[str, str], numbers: list[str]) -> tuple[lis
     return latencies, items
 
 
+def server_cpu(pid: int) -> float:
+    """CPU seconds the server's processes have used (Linux ``/proc``): the work, whatever the machine's load.
+
+    Wall times on a shared machine vary with the other processes' load; the CPU a
+    burst cost the server varies much less, so it is printed beside them.
+    """
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending.extend(int(child) for child in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # a process that ended meanwhile
+    return total
+
+
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f} ms"
 
@@ -302,21 +322,29 @@ def main() -> None:
             assert set(statuses) == {200}, statuses
             # Each live burst is set against a floor measured the same way just before it: the machine's
             # load changes from minute to minute, and a best-of-3 floor against one burst counted its luck.
-            floors, walls, overs = [], [], []
+            floors, walls, overs, cpu_floors, cpu_bursts = [], [], [], [], []
+            assert server.process is not None
+            pid = server.process.pid
             for r in range(args.repeat):
+                cpu = server_cpu(pid)
                 floors.append(asyncio.run(healthz_floor(server.url, n, args.client)))
+                cpu_floors.append(server_cpu(pid) - cpu)
                 before = upstream.requests()
                 fresh = LIVE[(r + 1) * n : (r + 2) * n]  # numbers no earlier burst asked: every one a cache miss
+                cpu = server_cpu(pid)
                 wall, statuses, lat = asyncio.run(burst(server.url, auth, fresh, args.client))
+                cpu_bursts.append(server_cpu(pid) - cpu)
                 assert set(statuses) == {200}, statuses
                 asked = upstream.requests() - before
                 walls.append(wall)
                 overs.append(wall - (floors[-1] + args.delay))
                 print(
                     f"   burst {r + 1}: floor {ms(floors[-1])}, live burst {ms(wall)}, "
-                    f"over floor + upstream latency {ms(overs[-1])}"
+                    f"over floor + upstream latency {ms(overs[-1])}; upstream requests {asked}; "
+                    f"server CPU: floor {cpu_floors[-1] * 1000:.0f} ms, burst {cpu_bursts[-1] * 1000:.0f} ms"
                 )
             floor, wall, over = (statistics.median(x) for x in (floors, walls, overs))
+            cpu_floor, cpu_burst = statistics.median(cpu_floors), statistics.median(cpu_bursts)
             print(f"\n1. {n} concurrent single-number requests, every number a cache miss (median of {args.repeat})")
             print(
                 f"   wall time {ms(wall)}; target 1.5 x {ms(args.delay)} = {ms(1.5 * args.delay)}; "
@@ -338,6 +366,10 @@ def main() -> None:
                 f"floor + upstream latency {ms(floor + args.delay)}; each burst over its own floor + upstream "
                 f"latency, median {ms(over)} "
                 f"(target <= {ms(OVER_FLOOR_TARGET_S)}: {'met' if over <= OVER_FLOOR_TARGET_S else 'NOT met'})"
+            )
+            print(
+                f"   server CPU (median): floor {cpu_floor * 1000:.0f} ms, live burst {cpu_burst * 1000:.0f} ms, "
+                f"{(cpu_burst - cpu_floor) / n * 1e6:.0f} µs per request over the floor's"
             )
 
             k = min(args.sequential, n)
