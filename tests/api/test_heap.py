@@ -23,7 +23,7 @@ def test_the_objects_alive_once_the_app_has_started_are_frozen(tmp_path: Path) -
     engine = make_engine(url)
     upgrade(engine)
     engine.dispose()
-    settings = Settings(data_dir=str(tmp_path), database_url=url)  # type: ignore[arg-type]  # Settings' own fields
+    settings = Settings(data_dir=str(tmp_path), database_url=url)
     app = create_app(settings)
     started = [settings]  # made before the start and alive through it: frozen by it
     gc.unfreeze()
