@@ -8,9 +8,14 @@ reset, timed out, 401/403 for our credentials, 402 for our credit, 429 with a
 back-off the dispatcher applies.
 
 Connections: httpcore's pool matches every waiting request against every
-connection on each change, so its cost grows with the square of its size (with
-one pool of 128 connections, half of a worker's time under a burst went there,
-py-spy). Pools of ``CONNECTIONS_PER_POOL``, taken in turn, keep that small.
+connection on each change, and asks each connection's socket whether it is
+still readable, so its cost grows with the square of its size (with one pool of
+128 connections, half of a worker's time under a burst went there, py-spy; with
+pools of 8 taken in turn, still 1.5 ms of the event loop per request). So each
+pool holds one connection, and a request takes the pool that most recently
+finished one (a stack of idle pools): sequential requests keep reusing one warm
+connection, concurrent ones get a connection each, and only when every pool is
+busy does a request queue, in turn, behind one.
 """
 
 from __future__ import annotations
@@ -25,14 +30,13 @@ import httpx
 
 from numlookup.live.source import SourceError
 
-CONNECTIONS_PER_POOL = 8
 # A Retry-After we honour at most this long: a provider's typo must not silence a source for a day.
 MAX_RETRY_AFTER_SECONDS = 300.0
 DEFAULT_RETRY_AFTER_SECONDS = 1.0
 
 
 class HttpClients:
-    """Pools of HTTP/1.1 connections to one provider, used in turn."""
+    """Pools of one HTTP/1.1 connection each to one provider, the most recently idle taken first."""
 
     def __init__(
         self,
@@ -45,19 +49,24 @@ class HttpClients:
     ) -> None:
         self.name = name
         self.timeout = timeout
-        pools = max(1, -(-max_connections // CONNECTIONS_PER_POOL))
-        per_pool = -(-max_connections // pools)
+        # One TLS context for all of them, made as httpx makes its default one (SSL_CERT_FILE, SSL_CERT_DIR,
+        # else certifi's bundle): loading the CA bundle takes 40 ms, which each client did on its own.
+        tls = httpx.create_ssl_context()
         self._clients = [
             httpx.AsyncClient(
+                verify=tls,
                 auth=auth,
                 timeout=timeout,
-                limits=httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool),
+                limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
                 headers={"Accept": "application/json", **(headers or {})},
                 follow_redirects=False,
             )
-            for _ in range(pools)
+            for _ in range(max(1, max_connections))
         ]
-        self._next = itertools.cycle(self._clients)
+        # Pools with no request in flight, the most recently used on top; a pool is on it at most once.
+        self._idle = list(reversed(self._clients))
+        self._in_flight = dict.fromkeys(map(id, self._clients), 0)
+        self._next = itertools.cycle(self._clients)  # when every pool is busy: queue behind each in turn
 
     async def send(
         self,
@@ -74,8 +83,10 @@ class HttpClients:
         401, 402, 403 and 429, which some providers use for a per-number answer
         (the caller reads those).
         """
+        client = self._idle.pop() if self._idle else next(self._next)
+        self._in_flight[id(client)] += 1
         try:
-            response = await next(self._next).request(method, url, content=content, params=params, headers=headers)
+            response = await client.request(method, url, content=content, params=params, headers=headers)
         except httpx.TimeoutException:
             raise SourceError(f"{self.name} timed out after {self.timeout:g} s") from None
         except httpx.ConnectError:
@@ -84,6 +95,10 @@ class HttpClients:
             raise SourceError(f"{self.name} broke the connection") from None
         except httpx.HTTPError as exc:
             raise SourceError(f"{self.name} failed ({type(exc).__name__})") from None
+        finally:
+            self._in_flight[id(client)] -= 1
+            if not self._in_flight[id(client)]:
+                self._idle.append(client)
         check_status(self.name, response)
         return response
 

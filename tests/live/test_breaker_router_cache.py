@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -140,6 +141,40 @@ def test_cache_upserts_and_judges_age_per_field_class(tmp_path: Path) -> None:
     assert cache.fresh(row, now + timedelta(seconds=5), 10) and not cache.fresh(row, now + timedelta(seconds=5), 1)
     assert cache.read(["+1"], now + timedelta(seconds=3601)) == {}
     assert cache.prune(now + timedelta(seconds=3601)) == 1
+    engine.dispose()
+
+
+def test_reads_asked_while_one_runs_share_the_next_select(tmp_path: Path) -> None:
+    """One read at a time: the requests of later loop turns wait for it and then go in one SELECT together."""
+    engine = make_engine(database_url(tmp_path / "db"))
+    upgrade(engine)
+    cache = LiveCache(engine, ttl_reachability=300, ttl_network=3600)
+    now = datetime.now(UTC)
+    stored = [f"+37251{i:06d}" for i in range(0, 12, 2)]
+    cache.write([("upstream:a", LiveAnswer(n, True, checked_at=now)) for n in stored], now)
+    asked = [[f"+37251{i:06d}", f"+37251{i + 6:06d}"] for i in range(6)]
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    held = threading.Event()
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        executor.submit(held.wait, 60)  # the reader thread is busy: the first read stays in flight
+        reads = CoalescedReads(cache, executor)
+
+        async def turns() -> list[dict[str, Any]]:
+            first = reads.read(asked[0])
+            await asyncio.sleep(0)  # the first read has started
+            later = []
+            for numbers in asked[1:]:  # one request per loop turn while the first read runs
+                later.append(reads.read(numbers))
+                await asyncio.sleep(0)
+            held.set()
+            return [await first, *[await future for future in later]]
+
+        found = asyncio.run(turns())
+    assert (reads.reads, reads.requests) == (2, len(asked))
+    assert sum("FROM live_cache" in s for s in statements) == 2
+    for numbers, rows in zip(asked, found, strict=True):
+        assert {n for n in numbers if n in rows} == {n for n in numbers if int(n[-6:]) % 2 == 0}
     engine.dispose()
 
 
