@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +35,7 @@ MAX_NETWORKS = 65_536  # network indices are uint16
 _BITS = 13  # the network index inside a packed row; 10**15 << 13 still fits an int64
 _MASK = (1 << _BITS) - 1  # also the packed value of a removal
 _WINDOW = 1 << 20  # rows per step where a whole-array temporary would cost 8 bytes a row more
+_Int = TypeVar("_Int", bound=np.integer[Any])
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -104,7 +106,7 @@ def _first_seen(local: npt.NDArray[np.int32], count: int) -> list[int]:
                 firsts.append((at, name))
         return [name for _, name in sorted(firsts)]
     used = local[local != REMOVE]
-    names, first = np.unique(used, return_index=True)
+    names, first = _first_of_each(used)
     return [int(n) for n in names[np.argsort(first)]]
 
 
@@ -240,7 +242,7 @@ def _repeated(ordered: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     for start in range(0, max(len(ordered) - 1, 0), _WINDOW):
         numbers = ordered[start : start + _WINDOW + 1] >> _BITS
         found.append(numbers[1:][numbers[1:] == numbers[:-1]])
-    return np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
+    return _first_of_each(np.concatenate(found))[0] if found else np.zeros(0, dtype=np.int64)
 
 
 def _last_values(packed: npt.NDArray[np.int64], repeated: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
@@ -268,9 +270,21 @@ def _last_values(packed: npt.NDArray[np.int64], repeated: npt.NDArray[np.int64])
         slot = np.minimum(np.searchsorted(repeated, numbers), len(repeated) - 1)
         hit = repeated[slot] == numbers
         slots, values = slot[hit][::-1], rows[hit][::-1] & _MASK
-        seen, first_from_end = np.unique(slots, return_index=True)
+        seen, first_from_end = _first_of_each(slots)
         last[seen] = values[first_from_end]
     return last
+
+
+def _first_of_each(values: npt.NDArray[_Int]) -> tuple[npt.NDArray[_Int], npt.NDArray[np.intp]]:
+    """``np.unique(values, return_index=True)``: the distinct values, sorted, and where each first occurs.
+
+    Not ``np.unique`` itself: numpy 2's imports ``numpy.ma`` on first use (~15 ms of every import).
+    """
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    first = np.ones(len(ordered), dtype=bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    return ordered[first], order[first]
 
 
 def _dedup(ordered: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
