@@ -26,8 +26,9 @@ for ``ported.build``: the same records the per-line reader gives, as arrays.
 from __future__ import annotations
 
 import io
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
@@ -41,7 +42,9 @@ from numlookup.datasets.ported import REMOVE, PortedBlock, blocks
 if TYPE_CHECKING:
     import pyarrow as pa
 
-CHUNK_BYTES = 8 << 20  # a block of whole lines: ~400,000 rows; its arrays are freed before the next one
+CHUNK_BYTES = 8 << 20  # a block of whole lines: ~400,000 rows; its arrays are freed once it is built
+_WORKERS = 2  # threads that parse and check blocks (the machine this was measured on has two cores)
+_AHEAD = 3  # blocks read and in work at once: one more than the workers, so neither waits for the reader
 _SAMPLE_BYTES = 1 << 12  # read to guess a block's field count
 _REGROUP = 256  # rows of another field count worth a columnar pass of their own
 _BOM = b"\xef\xbb\xbf"
@@ -56,24 +59,72 @@ _ADD, _REMOVE_ROW = 1, 2
 
 
 def read_ported_csv(raw: IO[bytes], *, delta: bool = False) -> Iterator[PortedBlock | LineError]:
-    """The blocks and bad lines of our ported-number CSV (UTF-8, a BOM allowed), in line order."""
-    arrow = _Arrow()
-    chunks = _Chunks(raw)
-    for first, buf in chunks:
-        if first == 1:
-            buf = buf.removeprefix(_BOM)
-        chunk = _Chunk(first, buf, delta, arrow)
-        yield from chunk.items()
-        if chunk.handover is not None:
-            line, offset = chunk.handover
-            # The BOM is gone already: decode the rest as plain UTF-8 (the same codec, by the same name).
-            rest = formats.text_stream(chunks.rest(buf[offset:]), "utf-8", first_line=line)
-            yield from blocks(formats.read_ported_csv(rest, delta=delta, first_line=line))
-            return
-        if chunk.failure is not None:
-            raise chunk.failure
-        if chunk.undecodable is not None:
-            raise chunk.undecodable
+    """The blocks and bad lines of our ported-number CSV (UTF-8, a BOM allowed), in line order.
+
+    Blocks are read in order on the caller's thread and parsed and checked on
+    ``_WORKERS`` threads (pyarrow and numpy let go of the GIL while they work),
+    ``_AHEAD`` at a time; their results come out in line order, and what a block
+    decides (a handover to the per-line reader, an error that stops the import)
+    takes effect exactly where it did when blocks were read one after the other:
+    the blocks read ahead of it are dropped unread and their bytes go to the
+    per-line reader.
+
+    The first blocks are read and handed to the workers now, before the first
+    item is asked for: while the caller gets ready (imports the database layer,
+    opens the database) they are being parsed. Every error still comes out of
+    the iterator, at its place in line order.
+    """
+    return _Reader(raw, delta).items()
+
+
+class _Reader:
+    """The blocks in work, in line order, each with its bytes as read (a handover gives them back)."""
+
+    def __init__(self, raw: IO[bytes], delta: bool) -> None:
+        self.delta = delta
+        self.arrow = _Arrow()
+        self.chunks = _Chunks(raw)
+        self.source = iter(self.chunks)
+        self.pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="ported-csv")
+        self.ahead: deque[tuple[bytes, Future[_Chunk]]] = deque()
+        self._submit(_AHEAD)
+
+    def _submit(self, count: int) -> None:
+        """Read up to ``count`` more blocks and hand them to the workers."""
+        for _ in range(count):
+            read = next(self.source, None)
+            if read is None:
+                return
+            first, buf = read
+            self.ahead.append((buf, self.pool.submit(_checked, first, buf, self.delta, self.arrow)))
+
+    def items(self) -> Iterator[PortedBlock | LineError]:
+        try:
+            while self.ahead:
+                chunk = self.ahead.popleft()[1].result()
+                yield from chunk.results
+                if chunk.handover is not None:
+                    line, offset = chunk.handover
+                    unread = [chunk.buf[offset:], *(buf for buf, _ in self.ahead)]
+                    self.ahead.clear()
+                    # The BOM is gone already: decode the rest as plain UTF-8 (the same codec, by the same name).
+                    rest = formats.text_stream(self.chunks.rest(b"".join(unread)), "utf-8", first_line=line)
+                    yield from blocks(formats.read_ported_csv(rest, delta=self.delta, first_line=line))
+                    return
+                if chunk.failure is not None:
+                    raise chunk.failure
+                if chunk.undecodable is not None:
+                    raise chunk.undecodable
+                self._submit(1)
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _checked(first: int, buf: bytes, delta: bool, arrow: _Arrow) -> _Chunk:
+    """One block read through (on a worker thread): its results, and what it decided, are on the chunk."""
+    chunk = _Chunk(first, buf.removeprefix(_BOM) if first == 1 else buf, delta, arrow)
+    chunk.results = list(chunk.items())
+    return chunk
 
 
 class _Chunks:
@@ -185,6 +236,7 @@ class _Chunk:
         self.name_index: dict[str, int] = {}
         self.parts: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int32]]] = []
         self.odd: list[tuple[int, str, int]] = []  # (line, text, byte offset or -1) for the per-line reader
+        self.results: list[PortedBlock | LineError] = []  # what ``items`` gave, once a worker has read it
 
     def items(self) -> Iterator[PortedBlock | LineError]:
         buf = self._decodable(self.buf)
