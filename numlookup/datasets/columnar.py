@@ -176,10 +176,33 @@ class _Arrow:
 
     def __init__(self) -> None:
         import pyarrow as pa
-        import pyarrow.compute as pc
+        import pyarrow._compute as compute
         import pyarrow.csv as pa_csv
 
-        self.pa, self.pc, self.csv = pa, pc, pa_csv
+        self.pa, self.compute, self.csv = pa, compute, pa_csv
+
+    # pyarrow's compute kernels called by name, as ``pyarrow.compute``'s wrappers call them (same kernels, same
+    # default options), without importing that module: it builds a Python wrapper of every kernel, ~50 ms.
+
+    def cast_int64(self, column: pa.Array) -> pa.Array:
+        """``pyarrow.compute.cast(column, pa.int64())``: a safe cast, refusing what is not an integer."""
+        return self.compute.call_function("cast", [column], self.compute.CastOptions.safe(self.pa.int64()))
+
+    def ltrim(self, column: pa.Array, characters: str) -> pa.Array:
+        """``pyarrow.compute.utf8_ltrim``."""
+        return self.compute.call_function("utf8_ltrim", [column], self.compute.TrimOptions(characters))
+
+    def filter(self, column: pa.Array, mask: pa.Array) -> pa.Array:
+        """``pyarrow.compute.filter``."""
+        return self.compute.call_function("filter", [column, mask])
+
+    def take(self, column: pa.ChunkedArray, rows: pa.Array) -> pa.ChunkedArray:
+        """``column.take(rows)``."""
+        return self.compute.call_function("take", [column, rows])
+
+    def dictionary_encode(self, column: pa.Array) -> pa.DictionaryArray:
+        """``pyarrow.compute.dictionary_encode``."""
+        return self.compute.call_function("dictionary_encode", [column])
 
     def parse(self, data: bytes, fields: int, lines: int) -> tuple[pa.Table, list[tuple[int, str]]] | None:
         """``data`` as ``fields`` string columns, and the rows of another field count (row number, text).
@@ -370,7 +393,7 @@ class _Chunk:
         refused = np.flatnonzero(~ok)
         if len(refused):  # with quoting off a row is its fields joined by commas: the line, for the reader
             taken = pa.array(refused)
-            fields = [column.take(taken).to_pylist() for column in table.columns]
+            fields = [self.arrow.take(column, taken).to_pylist() for column in table.columns]
             for line, parts in zip(lines[refused].tolist(), zip(*fields, strict=True), strict=True):
                 self.odd.append((line, ",".join(parts), -1))
 
@@ -382,19 +405,19 @@ class _Chunk:
         and its value has as many digits as that (so no sign, no byte the cast skipped). A column
         the cast refuses (a letter, a space, ...) is checked byte by byte instead.
         """
-        pa, pc = self.arrow.pa, self.arrow.pc
+        arrow, pa = self.arrow, self.arrow.pa
         lengths, first = _lengths_and_first_bytes(column)
         digits, digit_lengths, single_plus = column, lengths, None
         if ((lengths > 0) & (first == _PLUS)).any():
-            digits = pc.utf8_ltrim(column, "+")
+            digits = arrow.ltrim(column, "+")
             digit_lengths, first = _lengths_and_first_bytes(digits)
             single_plus = lengths - digit_lengths <= 1  # ltrim takes every +; the per-line reader one
         try:
-            values = np.asarray(pc.cast(digits, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+            values = np.asarray(arrow.cast_int64(digits).to_numpy(zero_copy_only=False), dtype=np.int64)
         except pa.ArrowInvalid:
             ok, _ = _e164(column)
             keys = np.zeros(len(column), dtype=np.int64)
-            keys[ok] = np.asarray(pc.cast(pc.filter(digits, pa.array(ok)), pa.int64()).to_numpy(zero_copy_only=False))
+            keys[ok] = np.asarray(arrow.cast_int64(arrow.filter(digits, pa.array(ok))).to_numpy(zero_copy_only=False))
             return keys, ok
         sized = (digit_lengths >= 7) & (digit_lengths <= 15) & (first != _ZERO)
         width = np.where(sized, digit_lengths, 1)
@@ -405,7 +428,7 @@ class _Chunk:
 
     def _networks(self, column: pa.Array) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int32]]:
         """Per row: whether its MCC/MNC is one, and its index into ``self.names`` (the few distinct ones checked)."""
-        encoded = self.arrow.pc.dictionary_encode(column)
+        encoded = self.arrow.dictionary_encode(column)
         valid, index = [], []
         for text in encoded.dictionary.to_pylist():
             mccmnc = formats.mccmnc_of(text)
@@ -416,7 +439,7 @@ class _Chunk:
 
     def _actions(self, column: pa.Array) -> npt.NDArray[np.int8]:
         """Per row: _ADD, _REMOVE_ROW, or 0 for an action the per-line reader refuses."""
-        encoded = self.arrow.pc.dictionary_encode(column)
+        encoded = self.arrow.dictionary_encode(column)
         kinds = {"add": _ADD, "remove": _REMOVE_ROW}
         codes = np.array(
             [kinds.get(formats.action_of(text) or "", 0) for text in encoded.dictionary.to_pylist()], dtype=np.int8
