@@ -344,6 +344,49 @@ def test_a_quoted_field_over_two_lines_is_read_as_one_record(tmp_path: Path, blo
     both_ways(tmp_path, content, delta=False, skip_invalid=True)
 
 
+@pytest.mark.parametrize("skip_invalid", [False, True], ids=["abort", "skip-invalid"])
+@pytest.mark.parametrize("quoted", [True, False], ids=["handover", "no-handover"])
+@pytest.mark.parametrize("where", [3, 9_000, 19_998], ids=["first block", "a middle block", "the last block"])
+def test_blocks_read_ahead_of_a_handover_or_a_stop_go_to_the_per_line_reader_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: int, quoted: bool, skip_invalid: bool
+) -> None:
+    """Worker threads hold the blocks read ahead of the one that hands over (a quoted field over two lines) or
+    stops the import (a bad line, a CR inside a line, bytes that are not UTF-8): what they hold is read exactly
+    as if the blocks had been read one after the other. Blocks of 4 KiB, so ~90 of them; no final newline."""
+    monkeypatch.setattr(columnar, "CHUNK_BYTES", 4096)
+    lines = [f"49{i:010d},2620{i % 4 + 1}" for i in range(20_000)]
+    for at, bad in ((where + 700, "49123,26201"), (where + 1_400, "4900000000\r7,26201")):
+        if at < len(lines):
+            lines[at] = bad
+    if quoted:
+        lines[where : where + 1] = ['"4912', '34567890",26202']  # one record over two lines
+    else:
+        lines[where : where + 1] = ["4912", "34567890,26202"]  # a line of one field, then a good line
+    content = "\n".join(lines).encode() + b"\n\xff\xfe,26201\n4900000000001,26203"
+    got = both_ways(tmp_path, content, delta=False, skip_invalid=skip_invalid)
+    if not quoted:  # the columns stop the import (a bad line, or the CR) while later blocks are in work
+        if not skip_invalid:
+            assert (got.failure or "").startswith(f"ImportFailed: line {where + 1}: ")
+        elif where + 1_400 < len(lines):
+            assert [line for line, _ in got.errors] == [where + 1, where + 702]
+            assert (got.failure or "").startswith(f"FormatError: line {where + 1_402}: not readable as csv")
+        else:
+            assert [line for line, _ in got.errors] == [where + 1]
+            assert (got.failure or "").startswith(f"FormatError: line {len(lines) + 1}: ")
+        return
+    quoted = f"line {where + 2}: number '4912\\n34567890' is not an E.164 number or prefix"  # the record's last line
+    if not skip_invalid:
+        assert (got.failure or "").startswith(f"ImportFailed: {quoted}")
+        return
+    assert got.errors[0] == (where + 2, quoted.split(": ", 1)[1] + " (1-15 digits, no leading 0)")
+    if where + 1_400 < len(lines):
+        assert [line for line, _ in got.errors] == [where + 2, where + 702]
+        assert (got.failure or "").startswith(f"FormatError: line {where + 1_402}: not readable as csv")
+    else:
+        assert [line for line, _ in got.errors] == [where + 2]
+        assert (got.failure or "").startswith(f"FormatError: line {len(lines) + 1}: ")  # the bytes not UTF-8
+
+
 def test_a_delta_of_adds_and_removes_in_columns(tmp_path: Path, block_size: int) -> None:
     lines = [f"add,3725600{i:04d},24801" if i % 3 else f"remove,3725600{i:04d}" for i in range(3000)]
     items = rows(read(tmp_path, ("\n".join(lines) + "\n").encode(), delta=True))
