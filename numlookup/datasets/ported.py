@@ -237,16 +237,21 @@ def _latest_packed(rows: _Rows) -> Latest:
 
 
 def _repeated(ordered: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """The numbers that have more than one row in the sorted packed rows."""
+    """The numbers whose rows disagree: more than one row, not all with the same network (or removal).
+
+    A number repeated on identical rows needs no search for its last line: its row in the
+    sorted packed rows is that line's (a file that repeats lines costs no scan of all rows).
+    """
     found: list[npt.NDArray[np.int64]] = []
     for start in range(0, max(len(ordered) - 1, 0), _WINDOW):
-        numbers = ordered[start : start + _WINDOW + 1] >> _BITS
-        found.append(numbers[1:][numbers[1:] == numbers[:-1]])
+        rows = ordered[start : start + _WINDOW + 1]
+        numbers = rows >> _BITS
+        found.append(numbers[1:][(numbers[1:] == numbers[:-1]) & (rows[1:] != rows[:-1])])
     return _first_of_each(np.concatenate(found))[0] if found else np.zeros(0, dtype=np.int64)
 
 
 def _last_values(packed: npt.NDArray[np.int64], repeated: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """Per repeated number (sorted), the packed network of its last row in line order.
+    """Per repeated number whose rows disagree (sorted), the packed network of its last row in line order.
 
     A table of the repeated numbers' low bits picks the few rows that may be one
     of them; only those are looked up (a binary search of every row costs seconds).

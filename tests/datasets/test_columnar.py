@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from numlookup.datasets import catalog, columnar, sources
+from numlookup.datasets import catalog, columnar, ported, sources
 from numlookup.datasets.catalog import PORTED
 from numlookup.datasets.follower import load_operator_data
 from numlookup.datasets.formats import FormatError, LineError, PortedRecord
@@ -505,6 +505,29 @@ def test_the_last_line_of_a_repeated_number_decides(tmp_path: Path, block_size: 
     got = both_ways(tmp_path, ("\n".join(delta) + "\n").encode(), delta=True, skip_invalid=False)
     table = dict(zip(got.keys, (got.networks[v].mccmnc for v in got.values), strict=True))
     assert table.get(37256000001) == "24802" and 37256000002 not in table and len(table) == 201
+
+
+@pytest.mark.parametrize("window", [ported._WINDOW, 5], ids=["own windows", "windows of 5 rows"])
+def test_repeats_on_identical_rows_and_on_rows_that_disagree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, window: int
+) -> None:
+    """Only the numbers whose rows disagree are searched for their last line; identical repeats need not be."""
+    monkeypatch.setattr(ported, "_WINDOW", window)
+    filler = [f"4915{i:08d},2620{i % 3 + 1}" for i in range(300)]
+    same = ["37251000003,24802"] * 3  # one number, identical rows
+    agree_then_not = ["37251000004,24801", "37251000004,24801", "37251000004,24802"]
+    full = [*same, *filler[:100], *agree_then_not[:2], *filler[100:200], *same, agree_then_not[2], *filler[200:]]
+    full += ["37251000005,24803", "37251000005,24801", "37251000005,24803"]  # disagree, then the first again
+    got = both_ways(tmp_path, ("\n".join(full) + "\n").encode(), delta=False, skip_invalid=False)
+    table = dict(zip(got.keys, (got.networks[v].mccmnc for v in got.values), strict=True))
+    assert (table[37251000003], table[37251000004], table[37251000005]) == ("24802", "24802", "24803")
+    assert len(table) == 303
+
+    delta = ["add,37256000001,24801", *(f"add,{line}" for line in filler), "remove,37256000001", "remove,37256000001"]
+    delta += ["add,37256000002,24801", "add,37256000002,24801", "remove,37256000002"]
+    got = both_ways(tmp_path, ("\n".join(delta) + "\n").encode(), delta=True, skip_invalid=False)
+    table = dict(zip(got.keys, (got.networks[v].mccmnc for v in got.values), strict=True))
+    assert 37256000001 not in table and 37256000002 not in table and len(table) == 300
 
 
 # ---------------------------------------------------------------- the shapes a file comes in
