@@ -428,6 +428,17 @@ class _Chunk:
 
     def _networks(self, column: pa.Array) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int32]]:
         """Per row: whether its MCC/MNC is one, and its index into ``self.names`` (the few distinct ones checked)."""
+        fixed = _fixed_width_digits(column)
+        if fixed is not None:  # every field 5 (or every one 6) digits: read as numbers, no dictionary to build
+            width, codes = fixed
+            seen = np.zeros(10**width, dtype=bool)
+            seen[codes] = True
+            name_of = np.zeros(10**width, dtype=np.int32)
+            for code in np.flatnonzero(seen).tolist():
+                mccmnc = formats.mccmnc_of(f"{code:0{width}d}")  # the field itself: digits at their width
+                assert mccmnc is not None, "5 or 6 digits are an MCC/MNC"
+                name_of[code] = self._name(mccmnc)
+            return np.ones(len(codes), dtype=bool), name_of[codes]
         encoded = self.arrow.dictionary_encode(column)
         valid, index = [], []
         for text in encoded.dictionary.to_pylist():
@@ -512,6 +523,32 @@ class _Chunk:
         keys = np.concatenate([keys_of, *(part[1] for part in self.parts)])[order]
         networks = np.concatenate([networks_of, *(part[2] for part in self.parts)])[order]
         return names, lines[order], keys, networks
+
+
+def _fixed_width_digits(column: pa.Array) -> tuple[int, npt.NDArray[np.int32]] | None:
+    """Per row of a string column whose fields are all 5, or all 6, ASCII digits: its value; else None.
+
+    Why: an MCC/MNC column is almost always one width of digits, and its values then
+    name its fields exactly (``f"{value:0{width}d}"`` is the field), so the few distinct
+    ones come from a table of 10**width slots instead of pyarrow's dictionary encoding.
+    """
+    rows = len(column)
+    _, offsets_buffer, data_buffer = column.buffers()
+    if rows == 0 or data_buffer is None:
+        return None
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int32, count=rows + 1, offset=column.offset * 4)
+    width = int(offsets[1] - offsets[0])
+    if width not in (5, 6) or int(offsets[-1] - offsets[0]) != width * rows or (np.diff(offsets) != width).any():
+        return None
+    digits = np.frombuffer(data_buffer, dtype=np.uint8, count=width * rows, offset=int(offsets[0])).reshape(rows, width)
+    digits = digits - np.uint8(_ZERO)  # a byte below "0" wraps to above 9
+    if (digits > 9).any():
+        return None
+    codes = digits[:, 0].astype(np.int32)
+    for place in range(1, width):
+        codes *= 10
+        codes += digits[:, place]
+    return width, codes
 
 
 def _newlines(data: bytes) -> int:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from sqlalchemy import Engine
 
@@ -528,6 +529,33 @@ def test_repeats_on_identical_rows_and_on_rows_that_disagree(
     got = both_ways(tmp_path, ("\n".join(delta) + "\n").encode(), delta=True, skip_invalid=False)
     table = dict(zip(got.keys, (got.networks[v].mccmnc for v in got.values), strict=True))
     assert 37256000001 not in table and 37256000002 not in table and len(table) == 300
+
+
+@pytest.mark.parametrize(
+    ("networks", "fixed"),
+    [
+        (["26201", "26202", "00101", "99999"], True),
+        (["310012", "310410", "001001", "999999"], True),
+        (["26201", "262010", "26202"], False),  # two widths
+        (["26201", "2620x", "26202"], False),  # a letter
+        (["26201", "2620/", "26202"], False),  # a byte just below "0"
+        (["26201", "2620:", "26202"], False),  # a byte just above "9"
+        (["26201", " 2620", "26202"], False),  # a space
+        (["2620", "2621", "2622"], False),  # 4 digits: not an MCC/MNC
+        (["2620111", "2620122", "2620133"], False),  # 7 digits
+    ],
+)
+def test_mccmnc_columns_of_one_width_read_as_numbers_the_same(
+    tmp_path: Path, block_size: int, networks: list[str], fixed: bool
+) -> None:
+    """A column of 5 (or 6) digits throughout is read as numbers; every other column is dictionary-encoded:
+    both give the per-line reader's networks, errors and line numbers."""
+    lines = [f"4915{i:08d},{networks[i % len(networks)]}" for i in range(500)]
+    got = both_ways(tmp_path, ("\n".join(lines) + "\n").encode(), delta=False, skip_invalid=True)
+    delta = [f"add,{line}" if i % 4 else f"remove,{line.split(',')[0]}" for i, line in enumerate(lines)]
+    both_ways(tmp_path, ("\n".join(delta) + "\n").encode(), delta=True, skip_invalid=True)
+    assert (columnar._fixed_width_digits(pa.array(networks * 3)) is not None) == fixed
+    assert got.records + got.skipped == 500
 
 
 # ---------------------------------------------------------------- the shapes a file comes in
