@@ -5,10 +5,13 @@ Why: typer (0.2x) converts every non-flag parameter through a pydantic
 not given; importing pydantic and building the adapters was more than a quarter
 of ``numlookup lookup NUMBER``. A parameter not given stays ``None`` (typer's
 own rule, kept by its ``RuntimeParam.coerce``), a ``str`` given is itself, and
-a ``list[str]`` given is the list of them, and digits given for an ``int`` are that number
-when it is within the parameter's range: for those no adapter is built. Every
-other value (a path, a number, bytes) goes to typer's own conversion, built
-only then, so its checks and error messages are typer's.
+a ``list[str]`` given is the list of them, digits given for an ``int`` are that number
+when it is within the parameter's range, and a ``Path`` given as a string is
+checked by typer's own path checks (``coerce_cli_path``: exists, file or folder,
+with typer's messages) once it is a ``Path``: for those no adapter is built
+(a path was ~0.13 s of every ``data import-ported``). Every other value (a
+number out of range, bytes) goes to typer's own conversion, built only then,
+so its checks and error messages are typer's.
 
 This reaches into typer's coercion layer (``typer._coercion``); on a typer
 without it, :func:`convert_plainly` leaves the command as typer built it
@@ -18,10 +21,12 @@ without it, :func:`convert_plainly` leaves the command as typer built it
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 try:
     from typer._coercion import RuntimeParam, TypeDescriptor, build_runtime_param
+    from typer._param_types import coerce_cli_path
 except ImportError:  # pragma: no cover - a typer whose coercion is not pydantic's: nothing to spare
     RuntimeParam = None  # type: ignore[assignment,misc]  # reason: the fallback is "leave typer alone"
 
@@ -50,9 +55,27 @@ if RuntimeParam is not None:
             if self.descriptor.is_list and isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
                 if self.annotation == list[str]:
                     return list(value)
+            if self.annotation is Path and isinstance(value, str) and self._plain_path(value):
+                # typer's own checks (exists, file or folder, readable...) and messages; only its str -> Path
+                # step, pydantic's ``TypeAdapter(Path)``, is skipped: for a str that is ``Path(value)``.
+                return coerce_cli_path(Path(value), self.parameter_info, path_type=Path, param=param, ctx=ctx)
             if not self._typer:
                 self._typer.append(build_runtime_param(self.descriptor))
             return self._typer[0].coerce(value, param=param, ctx=ctx)
+
+        def _plain_path(self, value: str) -> bool:
+            """Whether typer would take ``value`` as a plain ``Path``: no parser, no ``path_type``, no dash.
+
+            And ``value`` is its ``Path`` written out (no ``./``, ``//``, trailing ``/``, empty string): typer's
+            messages name the value given, and from a ``Path`` they would name its normal form.
+            """
+            info = self.parameter_info
+            return (
+                info.parser is None
+                and info.path_type is None
+                and not (info.allow_dash and value == "-")
+                and str(Path(value)) == value
+            )
 
 
 def convert_plainly(command: Any) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, cast
 
 import typer
 
@@ -45,23 +46,18 @@ def _import(
     as_json: bool,
     **maps: Path | None,
 ) -> None:
-    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
-
     from numlookup.datasets import sources
-    from numlookup.datasets.importer import ImportFailed, import_dataset, line_errors
 
     chosen = sources.source_format(fmt)
     config = settings()
-    engine = database(config)
-    show = out.is_terminal and not as_json
-    columns = ("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn())
-    with (
-        Progress(*columns, TimeRemainingColumn(), console=out.console, disable=not show, transient=True) as progress,
-        file.open("rb") as raw,
-    ):
-        task = progress.add_task(f"reading {file.name}", total=file.stat().st_size)
-        stream = io.BufferedReader(_Progress(raw, lambda n: progress.advance(task, n)), buffer_size=1 << 20)
+    show = not as_json and out.is_terminal  # --json first: deciding about the terminal imports rich
+    with file.open("rb") as raw, _progress(file, raw, show) as (stream, on_built):
+        # The reader starts now (ported CSV: its first blocks are parsed on worker threads meanwhile), and only
+        # then the importer and the database layer are imported and the database opened.
         records = sources.import_stream(kind, chosen, stream, delta=delta, **maps)
+        from numlookup.datasets.importer import ImportFailed, import_dataset, line_errors
+
+        engine = database(config)
         try:
             report = import_dataset(
                 engine,
@@ -73,7 +69,7 @@ def _import(
                 delta=delta,
                 skip_invalid=skip_invalid,
                 publish=config.publishes_datasets,
-                on_built=lambda: progress.update(task, description="activating"),
+                on_built=on_built,
             )
         except ImportFailed as exc:
             if as_json:
@@ -91,6 +87,24 @@ def _import(
         f"({version.records} records read, {version.skipped} skipped) in {report.seconds:.2f}s",
         highlight=False,
     )
+
+
+@contextmanager
+def _progress(file: Path, raw: BinaryIO, show: bool) -> Iterator[tuple[BinaryIO, Callable[[], None] | None]]:
+    """The file to read, through a progress bar on a terminal, and what to call once the data is built.
+
+    Off a terminal (or with ``--json``) the file is read as it is: rich's progress bar is not even imported.
+    """
+    if not show:
+        yield raw, None
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+    columns = ("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    with Progress(*columns, TimeRemainingColumn(), console=out.console, transient=True) as progress:
+        task = progress.add_task(f"reading {file.name}", total=file.stat().st_size)
+        stream = io.BufferedReader(_Progress(raw, lambda n: progress.advance(task, n)), buffer_size=1 << 20)
+        yield cast(BinaryIO, stream), lambda: progress.update(task, description="activating")
 
 
 FileArgument = Annotated[Path, typer.Argument(exists=True, dir_okay=False)]

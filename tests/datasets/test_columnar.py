@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from sqlalchemy import Engine
 
-from numlookup.datasets import catalog, columnar, sources
+from numlookup.datasets import catalog, columnar, ported, sources
 from numlookup.datasets.catalog import PORTED
 from numlookup.datasets.follower import load_operator_data
 from numlookup.datasets.formats import FormatError, LineError, PortedRecord
@@ -344,6 +345,49 @@ def test_a_quoted_field_over_two_lines_is_read_as_one_record(tmp_path: Path, blo
     both_ways(tmp_path, content, delta=False, skip_invalid=True)
 
 
+@pytest.mark.parametrize("skip_invalid", [False, True], ids=["abort", "skip-invalid"])
+@pytest.mark.parametrize("quoted", [True, False], ids=["handover", "no-handover"])
+@pytest.mark.parametrize("where", [3, 9_000, 19_998], ids=["first block", "a middle block", "the last block"])
+def test_blocks_read_ahead_of_a_handover_or_a_stop_go_to_the_per_line_reader_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: int, quoted: bool, skip_invalid: bool
+) -> None:
+    """Worker threads hold the blocks read ahead of the one that hands over (a quoted field over two lines) or
+    stops the import (a bad line, a CR inside a line, bytes that are not UTF-8): what they hold is read exactly
+    as if the blocks had been read one after the other. Blocks of 4 KiB, so ~90 of them; no final newline."""
+    monkeypatch.setattr(columnar, "CHUNK_BYTES", 4096)
+    lines = [f"49{i:010d},2620{i % 4 + 1}" for i in range(20_000)]
+    for at, bad in ((where + 700, "49123,26201"), (where + 1_400, "4900000000\r7,26201")):
+        if at < len(lines):
+            lines[at] = bad
+    if quoted:
+        lines[where : where + 1] = ['"4912', '34567890",26202']  # one record over two lines
+    else:
+        lines[where : where + 1] = ["4912", "34567890,26202"]  # a line of one field, then a good line
+    content = "\n".join(lines).encode() + b"\n\xff\xfe,26201\n4900000000001,26203"
+    got = both_ways(tmp_path, content, delta=False, skip_invalid=skip_invalid)
+    if not quoted:  # the columns stop the import (a bad line, or the CR) while later blocks are in work
+        if not skip_invalid:
+            assert (got.failure or "").startswith(f"ImportFailed: line {where + 1}: ")
+        elif where + 1_400 < len(lines):
+            assert [line for line, _ in got.errors] == [where + 1, where + 702]
+            assert (got.failure or "").startswith(f"FormatError: line {where + 1_402}: not readable as csv")
+        else:
+            assert [line for line, _ in got.errors] == [where + 1]
+            assert (got.failure or "").startswith(f"FormatError: line {len(lines) + 1}: ")
+        return
+    reason = "number '4912\\n34567890' is not an E.164 number or prefix (1-15 digits, no leading 0)"
+    if not skip_invalid:  # the record's last line
+        assert (got.failure or "").startswith(f"ImportFailed: line {where + 2}: {reason}")
+        return
+    assert got.errors[0] == (where + 2, reason)
+    if where + 1_400 < len(lines):
+        assert [line for line, _ in got.errors] == [where + 2, where + 702]
+        assert (got.failure or "").startswith(f"FormatError: line {where + 1_402}: not readable as csv")
+    else:
+        assert [line for line, _ in got.errors] == [where + 2]
+        assert (got.failure or "").startswith(f"FormatError: line {len(lines) + 1}: ")  # the bytes not UTF-8
+
+
 def test_a_delta_of_adds_and_removes_in_columns(tmp_path: Path, block_size: int) -> None:
     lines = [f"add,3725600{i:04d},24801" if i % 3 else f"remove,3725600{i:04d}" for i in range(3000)]
     items = rows(read(tmp_path, ("\n".join(lines) + "\n").encode(), delta=True))
@@ -462,6 +506,56 @@ def test_the_last_line_of_a_repeated_number_decides(tmp_path: Path, block_size: 
     got = both_ways(tmp_path, ("\n".join(delta) + "\n").encode(), delta=True, skip_invalid=False)
     table = dict(zip(got.keys, (got.networks[v].mccmnc for v in got.values), strict=True))
     assert table.get(37256000001) == "24802" and 37256000002 not in table and len(table) == 201
+
+
+@pytest.mark.parametrize("window", [ported._WINDOW, 5], ids=["own windows", "windows of 5 rows"])
+def test_repeats_on_identical_rows_and_on_rows_that_disagree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, window: int
+) -> None:
+    """Only the numbers whose rows disagree are searched for their last line; identical repeats need not be."""
+    monkeypatch.setattr(ported, "_WINDOW", window)
+    filler = [f"4915{i:08d},2620{i % 3 + 1}" for i in range(300)]
+    same = ["37251000003,24802"] * 3  # one number, identical rows
+    agree_then_not = ["37251000004,24801", "37251000004,24801", "37251000004,24802"]
+    full = [*same, *filler[:100], *agree_then_not[:2], *filler[100:200], *same, agree_then_not[2], *filler[200:]]
+    full += ["37251000005,24803", "37251000005,24801", "37251000005,24803"]  # disagree, then the first again
+    got = both_ways(tmp_path, ("\n".join(full) + "\n").encode(), delta=False, skip_invalid=False)
+    table = dict(zip(got.keys, (got.networks[v].mccmnc for v in got.values), strict=True))
+    assert (table[37251000003], table[37251000004], table[37251000005]) == ("24802", "24802", "24803")
+    assert len(table) == 303
+
+    delta = ["add,37256000001,24801", *(f"add,{line}" for line in filler), "remove,37256000001", "remove,37256000001"]
+    delta += ["add,37256000002,24801", "add,37256000002,24801", "remove,37256000002"]
+    got = both_ways(tmp_path, ("\n".join(delta) + "\n").encode(), delta=True, skip_invalid=False)
+    table = dict(zip(got.keys, (got.networks[v].mccmnc for v in got.values), strict=True))
+    assert 37256000001 not in table and 37256000002 not in table and len(table) == 300
+
+
+@pytest.mark.parametrize(
+    ("networks", "fixed"),
+    [
+        (["26201", "26202", "00101", "99999"], True),
+        (["310012", "310410", "001001", "999999"], True),
+        (["26201", "262010", "26202"], False),  # two widths
+        (["26201", "2620x", "26202"], False),  # a letter
+        (["26201", "2620/", "26202"], False),  # a byte just below "0"
+        (["26201", "2620:", "26202"], False),  # a byte just above "9"
+        (["26201", " 2620", "26202"], False),  # a space
+        (["2620", "2621", "2622"], False),  # 4 digits: not an MCC/MNC
+        (["2620111", "2620122", "2620133"], False),  # 7 digits
+    ],
+)
+def test_mccmnc_columns_of_one_width_read_as_numbers_the_same(
+    tmp_path: Path, block_size: int, networks: list[str], fixed: bool
+) -> None:
+    """A column of 5 (or 6) digits throughout is read as numbers; every other column is dictionary-encoded:
+    both give the per-line reader's networks, errors and line numbers."""
+    lines = [f"4915{i:08d},{networks[i % len(networks)]}" for i in range(500)]
+    got = both_ways(tmp_path, ("\n".join(lines) + "\n").encode(), delta=False, skip_invalid=True)
+    delta = [f"add,{line}" if i % 4 else f"remove,{line.split(',')[0]}" for i, line in enumerate(lines)]
+    both_ways(tmp_path, ("\n".join(delta) + "\n").encode(), delta=True, skip_invalid=True)
+    assert (columnar._fixed_width_digits(pa.array(networks * 3)) is not None) == fixed
+    assert got.records + got.skipped == 500
 
 
 # ---------------------------------------------------------------- the shapes a file comes in
