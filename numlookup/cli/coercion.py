@@ -5,8 +5,10 @@ Why: typer (0.2x) converts every non-flag parameter through a pydantic
 not given; importing pydantic and building the adapters was more than a quarter
 of ``numlookup lookup NUMBER``. A parameter not given stays ``None`` (typer's
 own rule, kept by its ``RuntimeParam.coerce``), a ``str`` given is itself, and
-a ``list[str]`` given is the list of them, and digits given for an ``int`` are that number
-when it is within the parameter's range: for those no adapter is built. Every
+a ``list[str]`` given is the list of them, digits given for an ``int`` are that number
+when it is within the parameter's range, and a ``Path`` given with typer's default
+checks is ``Path(value)`` (a file that exists and cannot be read excepted): for
+those no adapter is built. Every
 other value (a path, a number, bytes) goes to typer's own conversion, built
 only then, so its checks and error messages are typer's.
 
@@ -17,7 +19,9 @@ without it, :func:`convert_plainly` leaves the command as typer built it
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 try:
@@ -47,12 +51,33 @@ if RuntimeParam is not None:
                     and (info.max is None or number <= info.max)
                 ):
                     return number
+            if self.annotation is Path and isinstance(value, str) and _plain_path(self.parameter_info, Path(value)):
+                return Path(value)
             if self.descriptor.is_list and isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
                 if self.annotation == list[str]:
                     return list(value)
             if not self._typer:
                 self._typer.append(build_runtime_param(self.descriptor))
             return self._typer[0].coerce(value, param=param, ctx=ctx)
+
+
+def _plain_path(info: Any, path: Path) -> bool:
+    """Whether typer's conversion of a path given is ``path`` itself: its checks all off, or passed.
+
+    With its defaults (``exists=False``, files and folders allowed, ``readable=True``)
+    typer makes the path (pydantic: ``Path(value)``) and refuses only one that exists
+    but cannot be read; that one goes to typer, for typer's message.
+    """
+    defaults = (
+        not info.exists
+        and info.file_okay
+        and info.dir_okay
+        and not info.writable
+        and not info.resolve_path
+        and not info.allow_dash
+        and info.path_type is None
+    )
+    return defaults and (not info.readable or not os.path.exists(path) or os.access(path, os.R_OK))
 
 
 def convert_plainly(command: Any) -> None:
