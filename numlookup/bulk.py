@@ -240,32 +240,46 @@ def _pieces(
     texts: dict[int, str],
     spelled: npt.NDArray[np.bool_],
     spell: Callable[[str], bytes],
-) -> tuple[list[bytes], list[bytes]]:
+) -> tuple[list[bytes], list[bytes], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Each row's input and number as the output spells them (``spell``: a JSON string body, a CSV field).
 
     ``spelled``: the rows whose input needs ``spell`` (the rest are their own
     bytes). A number is its input's piece where it is the input: a ``+`` line
     whose digits the tables kept as they were, or an input that does not parse.
+    Also the pieces' sizes (for ``write_pieces``), from the scan but where replaced.
     """
     inputs = lines  # the block's own list: replaced in place where spelled
+    input_sizes = scan.ends - scan.starts
     for i in np.flatnonzero(spelled).tolist():
         text = texts.get(i)
         inputs[i] = spell(text if text is not None else lines[i].decode("ascii"))
+        input_sizes[i] = len(inputs[i])
     digits = columns.batch.digits
     second = scan.buffer[np.minimum(scan.starts + 1, len(scan.buffer) - 1)]  # a "+" line's first digit
     as_written = scan.plus & (digits == scan.value) & (second != 48)  # "+0…" is not "+…"
     numbers = list(inputs)
+    number_sizes = input_sizes.copy()
     rows = np.flatnonzero((digits != 0) & ~as_written)
     for i, d in zip(rows.tolist(), digits[rows].tolist(), strict=True):
         numbers[i] = b"+%d" % d
+        number_sizes[i] = len(numbers[i])
     for i, long in columns.batch.long_e164.items():
         numbers[i] = long.encode("utf-8")
-    return inputs, numbers
+        number_sizes[i] = len(numbers[i])
+    return inputs, numbers, input_sizes, number_sizes
+
+
+@dataclass
+class Pieces:
+    """A block's output as the pieces to join (``parts``) and each one's size in bytes."""
+
+    parts: list[bytes]
+    sizes: npt.NDArray[np.int64]
 
 
 def format_block(
     resolver: Resolver, block: LineBlock, region: str | None, fmt: OutputFormat, style: StatusStyle
-) -> tuple[list[bytes], int]:
+) -> tuple[Pieces, int]:
     """A plain input's block as the pieces of its output lines, and how many of its numbers are valid.
 
     The pieces joined are the bytes ``format_csv``/``format_jsonl`` write for
@@ -277,18 +291,18 @@ def format_block(
     """
     lines = block.lines()
     if not lines:
-        return [], 0
+        return Pieces([], np.zeros(0, dtype=np.int64)), 0
     scan = scan_lines(block.data, MAX_DIGITS)
     columns, texts = block_columns(resolver, lines, scan, region)
     codes, representatives = combinations(columns)
     if fmt == "csv":
         tails = [b"," + csv_tail(columns, i).encode("utf-8") + b"\n" for i in representatives]
         spelled = ~scan.plain | scan.holding(b",")
-        inputs, numbers = _pieces(lines, scan, columns, texts, spelled, _csv_bytes)
+        inputs, numbers, input_sizes, number_sizes = _pieces(lines, scan, columns, texts, spelled, _csv_bytes)
         first, middle, following = b"", b",", b""
     else:
         tails = [b'"' + json_tail(columns, i, style) + b"\n" for i in representatives]
-        inputs, numbers = _pieces(lines, scan, columns, texts, ~scan.plain, _json_body)
+        inputs, numbers, input_sizes, number_sizes = _pieces(lines, scan, columns, texts, ~scan.plain, _json_body)
         first, middle, following = b'{"input":"', b'","number":"', b'{"input":"'
     ends = [tail + following for tail in tails]
     count = len(lines)
@@ -298,17 +312,24 @@ def format_block(
     parts[3::4] = numbers
     parts[4::4] = np.array(ends, dtype=object)[codes].tolist()
     parts[-1] = tails[int(codes[-1])]
-    return parts, int(columns.batch.valid.sum())
+    sizes = np.full(len(parts), len(middle), dtype=np.int64)
+    sizes[0] = len(first)
+    sizes[1::4] = input_sizes
+    sizes[3::4] = number_sizes
+    sizes[4::4] = np.array([len(end) for end in ends], dtype=np.int64)[codes]
+    sizes[-1] = len(parts[-1])
+    return Pieces(parts, sizes), int(columns.batch.valid.sum())
 
 
-def write_pieces(sink: IO[bytes], pieces: list[bytes]) -> None:
+def write_pieces(sink: IO[bytes], pieces: list[bytes], sizes: npt.NDArray[np.int64] | None = None) -> None:
     """``sink.write(b"".join(pieces))``, written from the pieces themselves where ``sink`` is a file.
 
     Joined, a 300,000-line block of JSON lines is 130 MB built only to be
     copied to the kernel, and building it (the fresh memory's page faults
     included) costs more than the write. ``os.writev`` hands the kernel up to
-    ``IOV_MAX`` pieces a call instead; what a call does not take (a pipe that is
-    full, a signal) is written as the rest of its batch. Other sinks (``BytesIO``) get the join.
+    ``IOV_MAX`` pieces a call instead; what a call does not take (a signal, a
+    full disk) is written as the rest of its batch, which ``sizes`` (each piece's
+    length, else measured here) tells. Other sinks (``BytesIO``) get the join.
     """
     try:
         fd = sink.fileno()
@@ -318,10 +339,14 @@ def write_pieces(sink: IO[bytes], pieces: list[bytes]) -> None:
         sink.write(b"".join(pieces))
         return
     sink.flush()  # what it holds (the CSV header) goes first
-    for k in range(0, len(pieces), _IOV_MAX):
+    if not pieces:
+        return
+    if sizes is None:
+        sizes = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+    starts = range(0, len(pieces), _IOV_MAX)
+    for k, size in zip(starts, np.add.reduceat(sizes, np.array(starts)).tolist(), strict=True):
         batch = pieces[k : k + _IOV_MAX]
         done = os.writev(fd, batch)
-        size = sum(map(len, batch))
         if done < size:
             rest = memoryview(b"".join(batch))[done:]
             while rest:
@@ -490,7 +515,7 @@ def lookup_file(
                 started = True
                 stats.bytes_read += block.consumed
                 output, valid = format_block(resolver, block, region, fmt, style)
-                write_pieces(sink, output)
+                write_pieces(sink, output.parts, output.sizes)
                 count = block.data.count(b"\n")
                 stats.numbers += count
                 stats.valid += valid

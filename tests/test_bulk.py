@@ -15,7 +15,7 @@ import numpy as np
 import phonenumbers
 import pytest
 
-from numlookup import bulk_input
+from numlookup import bulk, bulk_input
 from numlookup.bulk import (
     CSV_HEADER,
     LOOKUP_COLUMNS,
@@ -569,6 +569,10 @@ def test_writing_from_pieces_to_a_file_a_pipe_and_a_buffer(tmp_path: Path) -> No
     buffer = io.BytesIO()
     write_pieces(buffer, pieces)
     assert buffer.getvalue() == whole
+    sizes = np.array([len(piece) for piece in pieces], dtype=np.int64)
+    with target.open("wb") as sink:
+        write_pieces(sink, pieces, sizes)
+    assert target.read_bytes() == whole
     read_end, write_end = os.pipe()  # it holds 64 KiB: each writev waits for the reader
     received = bytearray()
 
@@ -583,3 +587,19 @@ def test_writing_from_pieces_to_a_file_a_pipe_and_a_buffer(tmp_path: Path) -> No
         write_pieces(sink, pieces)
     reader.join()
     assert bytes(received) == whole
+
+
+def test_a_short_writev_is_finished_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel may take part of a batch (a signal, a full disk): the rest follows before the next batch."""
+    import os
+
+    def partial(fd: int, buffers: list[bytes]) -> int:  # what os.writev may do: take fewer bytes than given
+        first = bytes(buffers[0])
+        return os.write(fd, first[: max(1, len(first) // 2)])
+
+    monkeypatch.setattr(bulk.os, "writev", partial)
+    pieces = [b"%d," % i * (i % 5 + 1) for i in range(3000)]
+    target = tmp_path / "out"
+    with target.open("wb") as sink:
+        write_pieces(sink, pieces)
+    assert target.read_bytes() == b"".join(pieces)
