@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from numlookup.bulk_input import BulkReader, LineBlock, LineScan, scan_lines
+from numlookup.numbering.interning import group
 from numlookup.numbering.layout import MAX_DIGITS, REASONS, TYPE_NAMES
 from numlookup.numbering.models import Network
 from numlookup.numbering.resolver import Columns, Resolver, international_form
@@ -119,8 +120,8 @@ def combinations(columns: Columns) -> tuple[np.ndarray, list[int]]:
         + columns.ported
         + 1
     ) * 2 + columns.porting_known  # known "not ported" and unknown print differently
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    return inverse.ravel(), first.tolist()
+    codes, one = group(key)
+    return codes, one.tolist()
 
 
 def numbers_column(columns: Columns) -> list[str]:

@@ -15,7 +15,7 @@ import numpy as np
 import phonenumbers
 import pytest
 
-from numlookup import bulk, bulk_input
+from numlookup import bulk_input
 from numlookup.bulk import (
     CSV_HEADER,
     LOOKUP_COLUMNS,
@@ -597,7 +597,7 @@ def test_a_short_writev_is_finished_in_order(tmp_path: Path, monkeypatch: pytest
         first = bytes(buffers[0])
         return os.write(fd, first[: max(1, len(first) // 2)])
 
-    monkeypatch.setattr(bulk.os, "writev", partial)
+    monkeypatch.setattr(os, "writev", partial)
     pieces = [b"%d," % i * (i % 5 + 1) for i in range(3000)]
     target = tmp_path / "out"
     with target.open("wb") as sink:

@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from numlookup.numbering.blocks import ShippedBlocks
 from numlookup.numbering.countries import NON_GEOGRAPHIC, country_for
-from numlookup.numbering.interning import Interner
+from numlookup.numbering.interning import Interner, group
 from numlookup.numbering.intervals import NO_NETWORK, POW10, WIDTH
 from numlookup.numbering.layout import CARRIER_TYPES, REASONS, TYPE_NAMES
 from numlookup.numbering.models import Country, Network, Resolution
@@ -174,8 +174,8 @@ class Resolver:
             digits = batch.digits[rows][non_geo]
             code[non_geo] = digits // POW10[np.searchsorted(POW10, digits, side="right") - 3]
         key = (region * (len(batch.carriers) + 1) + carrier + 1) * 1000 + code
-        uniques, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-        index = np.empty(len(uniques), dtype=np.int32)
+        inverse, first = group(key)
+        index = np.empty(len(first), dtype=np.int32)
         calling = self._calling_codes(batch.digits[rows[first]])
         for u, j in enumerate(first.tolist()):
             name = batch.regions[int(region[j])]
@@ -183,7 +183,7 @@ class Resolver:
             carrier_name = batch.carriers[int(carrier[j])] if carrier[j] >= 0 else ""
             mccmnc, network_name = self.networks.network_for_carrier(name, carrier_name)
             index[u] = interner(Network(mccmnc=mccmnc, name=network_name, country=country))
-        original[rows] = index[inverse.ravel()]
+        original[rows] = index[inverse]
         if len(self.blocks):
             self._block_networks(batch, rows, original, interner)
 
@@ -218,8 +218,8 @@ class Resolver:
         mobile, hits = mobile[found], hits[found].astype(np.int64)
         # One Network per distinct (prefix network, holder): the country comes from the first.
         key = original[mobile].astype(np.int64) * len(self.blocks.holders) + hits
-        uniques, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-        index = np.empty(len(uniques), dtype=np.int32)
+        inverse, first = group(key)
+        index = np.empty(len(first), dtype=np.int32)
         for u, j in enumerate(first.tolist()):
             before = interner.items[int(original[mobile[j]])]
             holder = self.blocks.holders[int(hits[j])]
@@ -233,7 +233,7 @@ class Resolver:
             else:  # never the prefix's network (it has an MNC the block's holder does not): the source's identifier
                 name = holder.holder
             index[u] = interner(Network(mccmnc=holder.mccmnc, name=name, country=before.country))
-        original[mobile] = index[inverse.ravel()]
+        original[mobile] = index[inverse]
 
     def _data_network(self, network: DataNetwork, country: Country) -> Network:
         record = self.networks.records.get(network.mccmnc)
