@@ -249,7 +249,7 @@ def _pieces(
     whose digits the tables kept as they were, or an input that does not parse.
     Also the pieces' sizes (for ``write_pieces``), from the scan but where replaced.
     """
-    inputs = lines  # the block's own list: replaced in place where spelled
+    inputs = list(lines)  # a copy: the columns' inputs still read the block's lines
     input_sizes = scan.ends - scan.starts
     for i in np.flatnonzero(spelled).tolist():
         text = texts.get(i)
