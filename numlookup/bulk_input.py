@@ -8,7 +8,9 @@ input has lines. Lines end in ``\\n``, ``\\r\\n`` or a lone ``\\r``;
 a UTF-8 byte order mark at the start is dropped.
 
 Plain input (one number a line) stays on the fast path: blocks of
-``CHUNK_BYTES`` decoded and split in C, one string per line and nothing else.
+``CHUNK_BYTES`` of whole lines (``LineBlock``), kept as bytes; ``scan_lines``
+tells, with numpy over the block, which lines are ``+`` and digits (and their
+value) and which are their own text, so only the others are ever decoded.
 CSV input (``column``) needs the csv module's record reading (quoted delimiters
 and newlines), and each row's fields are kept for the output, so it pays a
 little Python per row. The delimiter is ``;`` when the first line, outside
@@ -31,6 +33,10 @@ from dataclasses import dataclass
 from itertools import chain, islice
 from typing import IO, TYPE_CHECKING
 
+import numpy as np
+import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
+
 if TYPE_CHECKING:
     from _csv import Reader
 
@@ -41,6 +47,17 @@ CHUNK_ROWS = 100_000  # CSV records per chunk at most (small rows)
 _BATCH = 4096  # records taken from the csv reader at a time
 _QUOTED = re.compile(r'"[^"]*(?:"|$)')
 _LINE_END = re.compile(r"\r\n|\r|\n")
+_BOM = "\ufeff".encode()
+# Bytes that make a line not plain (LineScan): controls but "\n", DEL and beyond ASCII, '"' and '\\'.
+_ODD = np.zeros(256, dtype=np.bool_)
+_ODD[:32] = _ODD[127:] = _ODD[34] = _ODD[92] = True
+_ODD[10] = False
+# For a 64-bit word of eight bytes: _KEEP[j] keeps its last j bytes (the highest, little-endian), the digits.
+_KEEP = np.array([((1 << 64) - 1) ^ ((1 << (8 * (8 - j))) - 1) for j in range(9)], dtype=np.uint64)
+_ZEROS = np.uint64(0x3030303030303030)  # "00000000"
+_SIXES = np.uint64(0x0606060606060606)
+_HIGH_NIBBLES = np.uint64(0xF0F0F0F0F0F0F0F0)
+_LOW_NIBBLES = np.uint64(0x0F0F0F0F0F0F0F0F)
 
 
 class BulkInputError(ValueError):
@@ -62,20 +79,116 @@ class Chunk:
     consumed: int
 
 
+@dataclass(frozen=True, slots=True)
+class LineBlock:
+    """Consecutive lines of a plain input, as read: ``data`` is whole lines, each ending in ``\\n``.
+
+    Line ends are made ``\\n`` (``\\r\\n`` and a lone ``\\r`` are one too), the
+    byte order mark and a header line are gone; nothing is decoded or stripped
+    yet: ``numbers`` does that, :func:`scan_lines` tells which lines need it.
+    ``consumed`` is the bytes of input read for it (progress).
+    """
+
+    data: bytes
+    consumed: int
+
+    def lines(self) -> list[bytes]:
+        """Each line's bytes, without its end: one ``bytes.split`` in C."""
+        return self.data.split(b"\n")[:-1]
+
+    def numbers(self) -> list[str]:
+        """Each line decoded (a bad UTF-8 sequence as U+FFFD) and stripped: ``Chunk.numbers``."""
+        return [line.strip() for line in self.data.decode("utf-8", "replace").split("\n")[:-1]]
+
+
+@dataclass(frozen=True, slots=True)
+class LineScan:
+    """What a block's bytes say of each line, found with numpy over the whole block, no string per line.
+
+    ``plain``: every byte is printable ASCII (space to ``~``) other than ``"`` and
+    ``\\``, and the line neither starts nor ends with a space, so its bytes are its
+    stripped text and their own JSON string body. ``plus``: the line is ``+``
+    followed by 1 to ``max_digits`` ASCII digits (an E.164 number as written),
+    with ``value`` the digits as an integer (0 on other lines) and ``digits``
+    their count. ``starts``/``ends``: where each line starts and where its ``\\n`` is.
+    """
+
+    buffer: npt.NDArray[np.uint8]
+    starts: npt.NDArray[np.int64]
+    ends: npt.NDArray[np.int64]
+    plain: npt.NDArray[np.bool_]
+    plus: npt.NDArray[np.bool_]
+    value: npt.NDArray[np.int64]
+    digits: npt.NDArray[np.int64]
+
+    def holding(self, byte: bytes) -> npt.NDArray[np.bool_]:
+        """Per line: does it hold ``byte`` (one byte)?"""
+        return self.count(self.buffer == ord(byte)) > 0
+
+    def count(self, mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
+        """Per line, the bytes of it (its ``\\n`` included) where ``mask`` holds."""
+        if not len(self.starts):
+            return np.zeros(0, dtype=np.int64)
+        # Every line holds at least its "\n", so no segment of reduceat is empty.
+        return np.add.reduceat(mask, self.starts, dtype=np.int64)
+
+
+def scan_lines(data: bytes, max_digits: int) -> LineScan:
+    """:class:`LineScan` of a :class:`LineBlock`'s ``data``: a few passes of numpy over the block, none per line.
+
+    A ``+`` line's digits are read eight at a time: the 16 bytes before its line
+    end, as two little-endian 64-bit words, checked to be digits and turned into
+    a number with three multiply-and-shift steps (SWAR), the bytes before its
+    digits masked off; ``max_digits`` is at most 15 (the ``+`` is one of the 16).
+    """
+    assert max_digits <= 15
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(buffer == 10)
+    count = len(ends)
+    starts = np.zeros(count, dtype=np.int64)
+    starts[1:] = ends[:-1] + 1
+    length = ends - starts
+    plain = np.ones(count, dtype=np.bool_)
+    plain[np.searchsorted(ends, np.flatnonzero(_ODD[buffer]))] = False
+    first = buffer[starts]  # an empty line's is its "\n"
+    plain &= (first != 32) & (buffer[np.where(length > 0, ends - 1, ends)] != 32)
+    plus = np.zeros(count, dtype=np.bool_)
+    value = np.zeros(count, dtype=np.int64)
+    digits = np.zeros(count, dtype=np.int64)
+    rows = np.flatnonzero((first == 43) & (length >= 2) & (length <= max_digits + 1))
+    if len(rows):
+        padded = np.concatenate([np.zeros(16, dtype=np.uint8), buffer])
+        words = np.ascontiguousarray(sliding_window_view(padded, 16)[ends[rows]]).view("<u8")  # buffer[end-16:end]
+        n = length[rows] - 1
+        high = _digit_words(words[:, 0], _KEEP[np.clip(n - 8, 0, 8)])
+        low = _digit_words(words[:, 1], _KEEP[np.minimum(n, 8)])
+        ok = (high >= 0) & (low >= 0)
+        rows = rows[ok]
+        plus[rows] = True
+        value[rows] = high[ok] * 100_000_000 + low[ok]
+        digits[rows] = n[ok]
+    return LineScan(buffer, starts, ends, plain, plus, value, digits)
+
+
+def _digit_words(word: npt.NDArray[np.uint64], keep: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
+    """Eight ASCII bytes per word (the first one lowest), those ``keep`` leaves out read as "0": their number, or -1.
+
+    -1 where a byte kept is not a digit. The SWAR steps: pairs (``a*10 + b``), then
+    fours (``ab*100 + cd``), then the eight (``abcd*10000 + efgh``).
+    """
+    word = (word & keep) | (_ZEROS & ~keep)
+    digit = ((word & _HIGH_NIBBLES) == _ZEROS) & (((word + _SIXES) & _HIGH_NIBBLES) == _ZEROS)
+    word = word & _LOW_NIBBLES
+    word = (word * np.uint64(10) + (word >> np.uint64(8))) & np.uint64(0x00FF00FF00FF00FF)
+    word = (word * np.uint64(100) + (word >> np.uint64(16))) & np.uint64(0x0000FFFF0000FFFF)
+    word = (word * np.uint64(10000) + (word >> np.uint64(32))) & np.uint64(0xFFFFFFFF)
+    return np.where(digit, word.astype(np.int64), -1)
+
+
 def detect_delimiter(first_line: str) -> str:
     """``;`` when ``first_line`` has one outside double-quoted fields and no ``,`` there; else ``,``."""
     outside = _QUOTED.sub("", first_line)
     return ";" if ";" in outside and "," not in outside else ","
-
-
-def _split_lines(text: str) -> list[str]:
-    """``text``'s lines without their ends; ``str.splitlines`` would also split on form feeds and U+2028."""
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    lines = text.split("\n")
-    if lines[-1] == "":  # text ends with a line end (or is empty): no line after it
-        lines.pop()
-    return lines
 
 
 def _blank(row: list[str]) -> bool:
@@ -140,6 +253,12 @@ class BulkReader:
         return self._plain() if self.column is None else self._csv(self.column)
 
     def _plain(self) -> Iterator[Chunk]:
+        for block in self.blocks():
+            yield Chunk(block.numbers(), None, block.consumed)
+
+    def blocks(self) -> Iterator[LineBlock]:
+        """Plain input (no ``column``) as blocks of whole lines, in bytes: what ``chunks`` decodes and strips."""
+        assert self.column is None, "a CSV input is read as records: chunks()"
         rest = b""
         first = True
         while True:
@@ -156,14 +275,20 @@ class BulkReader:
             else:
                 cut = len(data)
             rest = data[cut:]
-            lines = _split_lines(data[:cut].decode("utf-8", "replace"))
+            lines = data[:cut]
+            if b"\r" in lines:
+                lines = lines.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            if lines and not lines.endswith(b"\n"):  # the input's last line, without its end
+                lines += b"\n"
             if first:
                 first = False
-                if lines and lines[0].startswith("\ufeff"):
-                    lines[0] = lines[0][1:]
+                if lines.startswith(_BOM):
+                    lines = lines[len(_BOM) :]
                 if self.skip_header and lines:
-                    self.header = [lines.pop(0).strip()]
-            yield Chunk([line.strip() for line in lines], None, len(block))
+                    end = lines.index(b"\n") + 1
+                    self.header = [lines[:end].decode("utf-8", "replace").strip()]
+                    lines = lines[end:]
+            yield LineBlock(lines, len(block))
             if not block:
                 break
 

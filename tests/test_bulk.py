@@ -6,6 +6,7 @@ import csv
 import gc
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,17 @@ import numpy as np
 import phonenumbers
 import pytest
 
-from numlookup.bulk import CSV_HEADER, LOOKUP_COLUMNS, lookup_file
+from numlookup import bulk_input
+from numlookup.bulk import (
+    CSV_HEADER,
+    LOOKUP_COLUMNS,
+    OutputFormat,
+    csv_header,
+    format_csv,
+    format_jsonl,
+    lookup_file,
+    write_pieces,
+)
 from numlookup.bulk_input import CHUNK_ROWS, BulkInputError, BulkReader
 from numlookup.numbering import Resolver
 from numlookup.numbering.operator_data import DataNetwork, OperatorData, PortedMap
@@ -400,3 +411,195 @@ def test_jsonl_lines_are_what_msgspec_encodes(inputs: list[str]) -> None:
         assert decoded == {"input": inputs[i], **result}
         expected = msgspec.json.encode({"input": inputs[i], **result})
         assert line == expected
+
+
+# Lines a user's file holds, beside every region's numbers: spacing, separators, prefixes, garbage, escapes.
+_ODD_LINES = [
+    "",
+    "   ",
+    "hello",
+    "+",
+    "++",
+    "+0123456",
+    "+1234567890123456",  # 16 digits: past the tables, phonenumbers decides
+    "+" + "1" * 40,
+    "+37251000001",
+    " +37251000001",
+    "+37251000001 ",
+    "\t+37251000001\t",
+    "\x1c+37251000001\x1f",  # str.strip strips these, bytes.strip does not
+    "\u00a0+372 5100 0001\u00a0",
+    "\u3000+37251000001",
+    "+３７２５１０００００１",
+    "+٣٧٢٥١٠٠٠٠٠١",
+    "(+372) 5100-0001",
+    "+372 5100 0001 ext. 12",
+    "00372 5100 0001",
+    "0037251000001",
+    "372.5100.0001",
+    "+1-800-FLOWERS",
+    "tel:+441234567890",
+    "+44 (0) 20 7946 0958",
+    '"+37251000001"',
+    'say "hi"',
+    "back\\slash",
+    "12,34",
+    "a;b",
+    "x\u2028y",
+    "form\x0cfeed",
+    "del\x7f",
+    "Zoë +372 5100 0001",
+    "0151 12345678",
+    "5123 4567",
+]
+
+
+def _every_region_lines() -> list[str]:
+    """Each region's example numbers (mobile, fixed line) as people write them, and near misses."""
+    lines = []
+    formats = phonenumbers.PhoneNumberFormat
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE):
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is None:
+                continue
+            e164 = phonenumbers.format_number(example, formats.E164)
+            lines += [
+                e164,
+                "00" + e164[1:],
+                e164[1:],
+                phonenumbers.format_number(example, formats.INTERNATIONAL),
+                phonenumbers.format_number(example, formats.RFC3966),
+                phonenumbers.format_number(example, formats.NATIONAL),
+                e164 + "1",
+                e164[:-2],
+            ]
+    return lines
+
+
+def _mixed_file(lines: list[str]) -> bytes:
+    """``lines`` with a byte order mark, every kind of line end, blank lines, and no end after the last."""
+    ends = ["\n", "\r\n", "\r", "\n\n"]
+    text = "".join(line + ends[i % len(ends)] for i, line in enumerate(lines))
+    return ("\ufeff" + text.rstrip("\r\n")).encode("utf-8") + b"\xff\xfe+372\n+37251000001"  # bad UTF-8 too
+
+
+def _read_as_documented(content: bytes) -> list[str]:
+    """bulk_input's rule spelled out: UTF-8 (bad bytes as U+FFFD), no BOM, \\n, \\r\\n or \\r end a line, stripped."""
+    text = content.decode("utf-8", "replace").removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line.strip() for line in lines]
+
+
+def _timeless(output: bytes) -> bytes:
+    """JSON lines with each ``checkedAt`` (the time of the answer, which two runs do not share) made one value."""
+    return re.sub(rb'"checkedAt":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"', b'"checkedAt":"T"', output)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+@pytest.mark.parametrize("region", [None, "DE"])
+def test_a_file_is_written_as_the_same_numbers_given_one_by_one(
+    data_dir: Path, tmp_path: Path, fmt: str, region: str | None
+) -> None:
+    """``lookup --input FILE`` (read and written from the file's bytes) against ``lookup NUMBERS`` (the general path).
+
+    The numbers given are the file's lines as the reader documents them, so both
+    commands resolve the same strings; their outputs must be the same bytes but
+    for the time of the answer.
+    """
+    content = _mixed_file(_every_region_lines() + _ODD_LINES)
+    numbers = _read_as_documented(content)
+    assert len(numbers) > 3000 and "" in numbers
+    source, fast, general = tmp_path / "numbers.txt", tmp_path / "fast", tmp_path / "general"
+    source.write_bytes(content)
+    options = ["--format", fmt, *(["--region", region] if region else [])]
+    run_cli(data_dir, "lookup", "--input", str(source), "--output", str(fast), *options)
+    run_cli(data_dir, "lookup", "--output", str(general), *options, "--", *numbers)
+    out = fast.read_bytes()
+    assert out.count(b"\n") == len(numbers) + (fmt == "csv")
+    if fmt == "jsonl":
+        assert b'"checkedAt":"T"' not in out and _timeless(out).count(b'"checkedAt":"T"') == len(numbers)
+    assert _timeless(out) == _timeless(general.read_bytes())
+
+
+def _general_path(content: bytes, fmt: OutputFormat, region: str | None, header: bool) -> bytes:
+    """What ``lookup_file`` wrote for plain input before its block path: decoded lines resolved and formatted."""
+    resolver = Resolver()
+    reader = BulkReader(io.BytesIO(content), header=header)
+    out: list[bytes] = []
+    for chunk in reader.chunks():
+        if fmt == "csv" and not out:
+            out.append(csv_header(reader).encode())
+        columns = resolver.resolve_columns(chunk.numbers, region)
+        out.append(format_csv(columns).encode() if fmt == "csv" else format_jsonl(columns, "seed"))
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+@pytest.mark.parametrize(("region", "header"), [(None, False), ("EE", True)])
+def test_blocks_read_from_bytes_write_what_the_general_path_writes(
+    monkeypatch: pytest.MonkeyPatch, fmt: OutputFormat, region: str | None, header: bool
+) -> None:
+    """Small reads, so lines (and ``\\r\\n`` pairs) are cut between blocks; a NUL and other controls too."""
+    monkeypatch.setattr(bulk_input, "CHUNK_BYTES", 4096)
+    lines = _every_region_lines()[:1500] + _ODD_LINES + ["nul\x00byte", "\x01", "+37251000001\x00"]
+    content = _mixed_file(lines) + b"\n\n"  # a blank last line: a block's last byte is a line's start
+    sink = io.BytesIO()
+    stats = lookup_file(Resolver(), io.BytesIO(content), sink, fmt=fmt, region=region, header=header)
+    expected = _general_path(content, fmt, region, header)
+    assert stats.numbers == len(_read_as_documented(content)) - header
+    assert _timeless(sink.getvalue()) == _timeless(expected)
+
+
+def test_writing_from_pieces_to_a_file_a_pipe_and_a_buffer(tmp_path: Path) -> None:
+    """``write_pieces`` by ``os.writev`` (a file after buffered bytes, a pipe smaller than a batch) and by a join."""
+    import os
+    import threading
+
+    pieces = [b"x" * (i % 700) + b"\n" for i in range(5000)]
+    whole = b"".join(pieces)
+    target = tmp_path / "out"
+    with target.open("wb") as sink:
+        sink.write(b"head\n")  # buffered: it must come first
+        write_pieces(sink, pieces)
+        sink.write(b"tail\n")
+    assert target.read_bytes() == b"head\n" + whole + b"tail\n"
+    buffer = io.BytesIO()
+    write_pieces(buffer, pieces)
+    assert buffer.getvalue() == whole
+    sizes = np.array([len(piece) for piece in pieces], dtype=np.int64)
+    with target.open("wb") as sink:
+        write_pieces(sink, pieces, sizes)
+    assert target.read_bytes() == whole
+    read_end, write_end = os.pipe()  # it holds 64 KiB: each writev waits for the reader
+    received = bytearray()
+
+    def drain() -> None:
+        with os.fdopen(read_end, "rb", buffering=0) as source:
+            while chunk := source.read(1000):
+                received.extend(chunk)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    with os.fdopen(write_end, "wb") as sink:
+        write_pieces(sink, pieces)
+    reader.join()
+    assert bytes(received) == whole
+
+
+def test_a_short_writev_is_finished_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel may take part of a batch (a signal, a full disk): the rest follows before the next batch."""
+    import os
+
+    def partial(fd: int, buffers: list[bytes]) -> int:  # what os.writev may do: take fewer bytes than given
+        first = bytes(buffers[0])
+        return os.write(fd, first[: max(1, len(first) // 2)])
+
+    monkeypatch.setattr(os, "writev", partial)
+    pieces = [b"%d," % i * (i % 5 + 1) for i in range(3000)]
+    target = tmp_path / "out"
+    with target.open("wb") as sink:
+        write_pieces(sink, pieces)
+    assert target.read_bytes() == b"".join(pieces)

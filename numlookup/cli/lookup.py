@@ -12,6 +12,9 @@ from numlookup.cli.base import CliError, JsonOption, database, err, print_json, 
 from numlookup.status import STATUS_STYLES, StatusStyle, answer_style, status_style
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from contextlib import ExitStack
+
     from numlookup.bulk import OutputFormat
     from numlookup.numbering import Resolver
     from numlookup.numbering.operator_data import OperatorData
@@ -192,8 +195,6 @@ def _bulk(
     import time
     from contextlib import ExitStack
 
-    from rich.progress import BarColumn, Progress, TimeRemainingColumn
-
     from numlookup.bulk import lookup_file
     from numlookup.bulk_input import BulkInputError
 
@@ -202,27 +203,8 @@ def _bulk(
     with ExitStack() as stack:
         source = sys.stdin.buffer if from_stdin else stack.enter_context(input_file.open("rb"))
         sink = sys.stdout.buffer if output_file is None or to_stdout else stack.enter_context(output_file.open("wb"))
-        total = None if from_stdin else input_file.stat().st_size
-        progress = Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            "[progress.percentage]{task.percentage:>3.0f}%",
-            TimeRemainingColumn(),
-            console=err.console,
-            disable=not err.is_terminal,
-            transient=False,
-        )
-        stack.enter_context(progress)
-        task = progress.add_task("looking up", total=total)
         started = time.perf_counter()
-        done = 0
-
-        def advance(count: int, consumed: int) -> None:
-            nonlocal done
-            done += count
-            rate = done / max(time.perf_counter() - started, 1e-9)
-            progress.update(task, advance=consumed, description=f"{done:,} numbers, {rate:,.0f}/s")
-
+        advance = _progress_bar(stack, None if from_stdin else input_file.stat().st_size, started)
         try:
             stats = lookup_file(
                 resolver,
@@ -248,3 +230,32 @@ def _bulk(
             f"{stats.numbers / max(elapsed, 1e-9):,.0f}/s; slow path: {resolver.plan.stats.slow:,}",
             highlight=False,
         )
+
+
+def _progress_bar(stack: ExitStack, total: int | None, started: float) -> Callable[[int, int], None] | None:
+    """A progress bar on a terminal (``None`` elsewhere: rich's progress module is not even imported)."""
+    if not err.is_terminal:
+        return None
+    import time
+
+    from rich.progress import BarColumn, Progress, TimeRemainingColumn
+
+    progress = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        "[progress.percentage]{task.percentage:>3.0f}%",
+        TimeRemainingColumn(),
+        console=err.console,
+        transient=False,
+    )
+    stack.enter_context(progress)
+    task = progress.add_task("looking up", total=total)
+    done = 0
+
+    def advance(count: int, consumed: int) -> None:
+        nonlocal done
+        done += count
+        rate = done / max(time.perf_counter() - started, 1e-9)
+        progress.update(task, advance=consumed, description=f"{done:,} numbers, {rate:,.0f}/s")
+
+    return advance

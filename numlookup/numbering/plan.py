@@ -209,6 +209,23 @@ class NumberingPlan:
         ``hints`` gives, per input, the region to read a national-format number
         in (phonenumbers.parse's second argument); it does not affect ``+`` input.
         """
+        return self.resolve_scanned(numbers, *self.scan(numbers), hints)
+
+    def resolve_scanned(
+        self,
+        numbers: Sequence[str],
+        fast_idx: npt.NDArray[np.int64],
+        fast_digits: npt.NDArray[np.int64],
+        fast_len: npt.NDArray[np.int64],
+        hints: Sequence[str | None] | None = None,
+    ) -> BatchResult:
+        """:meth:`resolve_e164` once the ``+``-and-digits rows are known: their positions, values and digit counts.
+
+        Why apart: a bulk file's reader finds those rows in its own bytes, without
+        a string per line (``bulk_input.LineBlock``). ``numbers[i]`` is read only
+        for the rows the tables leave to phonenumbers (the rest of the inputs, and
+        the scanned ones the arrays cannot decide), so it may build them lazily.
+        """
         count = len(numbers)
         valid = np.zeros(count, dtype=bool)
         reason = np.zeros(count, dtype=np.int8)
@@ -217,7 +234,6 @@ class NumberingPlan:
         carrier_col = np.full(count, -1, dtype=np.int32)
         digits = np.zeros(count, dtype=np.int64)
 
-        fast_idx, fast_digits, fast_len = self._scan(numbers)
         slow_mask = np.ones(count, dtype=bool)
         if len(fast_idx):
             decided = self._fast(fast_idx, fast_digits, fast_len, valid, reason, ntype, region, carrier_col, digits)
@@ -274,7 +290,7 @@ class NumberingPlan:
             long_e164,
         )
 
-    def _scan(
+    def scan(
         self, numbers: Sequence[str]
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """Positions, integer digits and digit counts of the inputs that are ``+`` and 1–15 ASCII digits.

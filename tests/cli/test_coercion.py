@@ -32,6 +32,25 @@ def test_lookup_of_a_number_imports_no_pydantic(data_dir: Path) -> None:
     assert not {m for m in modules if m.split(".")[0] in ("pydantic", "pydantic_core") or m == "typer._adapters"}
 
 
+def test_a_file_lookup_imports_neither_pydantic_nor_rich_progress(data_dir: Path, tmp_path: Path) -> None:
+    """``--input``/``--output`` paths become ``Path``s without typer's adapter; no progress bar off a terminal."""
+    source, target = tmp_path / "in.txt", tmp_path / "out.jsonl"
+    source.write_text("+37251234567\n")
+    args = ("lookup", "--input", str(source), "--output", str(target), "--format", "jsonl")
+    done = run_cli(data_dir, *args, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert json.loads(target.read_text())["currentNetwork"]["mccmnc"] == "24801"
+    modules = imported(done.stderr)
+    assert "numlookup.bulk" in modules
+    assert not {m for m in modules if m.split(".")[0] in ("pydantic", "pydantic_core") or m == "typer._adapters"}
+    assert "rich.progress" not in modules
+
+
+def test_paths_typer_would_refuse_get_typers_errors(data_dir: Path, tmp_path: Path) -> None:
+    """``--config`` must exist and be a file: typer's own checks, so its own messages."""
+    done = run_cli(data_dir, "--config", str(tmp_path), "info", check=False)
+    assert done.returncode != 0 and "Invalid value for '--config'" in done.stderr and "is a directory" in done.stderr
+
+
 def test_values_converted_plainly_are_the_values_given(data_dir: Path, tmp_path: Path) -> None:
     source = tmp_path / "in.csv"
     source.write_text("id;number\n1;+37251234567\n")

@@ -144,3 +144,33 @@ def test_ported_is_known_only_where_porting_data_covers_the_country() -> None:
     assert latvia.valid and germany.valid and (latvia.ported, germany.ported, invalid.ported) == (None, None, None)
     columns = resolver.resolve_columns(numbers)
     assert columns.porting_known.tolist() == [True, True, False, True, False, False]
+
+
+def test_every_regions_country_has_the_calling_code_phonenumbers_gives_it(resolver: Resolver) -> None:
+    """The resolver reads a valid number's calling code from the plan's table; phonenumbers asks the region's."""
+    numbers = []
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE):
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is not None:
+                numbers.append(phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164))
+    results = resolver.resolve(numbers)
+    valid = [r for r in results if r.valid]
+    assert len(valid) > 400
+    for result in valid:
+        assert result.country is not None and result.e164 is not None
+        where = phonenumbers.region_code_for_number(phonenumbers.parse(result.e164))
+        assert where is not None
+        assert result.country.calling_code == str(phonenumbers.country_code_for_region(where)), result.e164
+
+
+def test_group_gives_np_uniques_codes_and_a_key_of_each() -> None:
+    from numlookup.numbering.interning import group
+
+    rng = np.random.default_rng(7)
+    for size in (0, 1, 2, 5_000):
+        keys = rng.integers(0, 40, size).astype(np.int64) * 1_000_003
+        codes, one = group(keys)
+        uniques, inverse = np.unique(keys, return_inverse=True)
+        assert codes.tolist() == inverse.ravel().tolist()
+        assert keys[one].tolist() == uniques.tolist()
