@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import delete, event, insert, select
 
 from numlookup.live.breaker import CircuitBreaker, CircuitState
 from numlookup.live.cache import LiveCache
@@ -20,6 +20,8 @@ from numlookup.live.source import LiveAnswer
 from numlookup.numbering import Resolver
 from numlookup.settings import SettingsError, load_settings
 from numlookup.store import make_engine, upgrade
+from numlookup.store.engine import write_transaction
+from numlookup.store.tables import live_cache
 from tests.support import database_url
 
 
@@ -141,6 +143,45 @@ def test_cache_upserts_and_judges_age_per_field_class(tmp_path: Path) -> None:
     assert cache.fresh(row, now + timedelta(seconds=5), 10) and not cache.fresh(row, now + timedelta(seconds=5), 1)
     assert cache.read(["+1"], now + timedelta(seconds=3601)) == {}
     assert cache.prune(now + timedelta(seconds=3601)) == 1
+    engine.dispose()
+
+
+def test_cache_upsert_through_the_driver_stores_what_sqlalchemy_stores(tmp_path: Path) -> None:
+    """The upsert's own parameters (LiveCache.upsert) against ``insert(live_cache)``: the same stored values."""
+    engine = make_engine(database_url(tmp_path / "db"))
+    upgrade(engine)
+    cache = LiveCache(engine, ttl_reachability=300, ttl_network=3600)
+    plus_two = timezone(timedelta(hours=2))
+    now = datetime.now(UTC)
+    answers = [
+        LiveAnswer("+10", True, roaming=True, roaming_mccmnc="24405", roaming_gt="358401234567", ported_mccmnc="24803"),
+        LiveAnswer("+11", False, checked_at=datetime(2026, 3, 4, 5, 6, 7, 89, tzinfo=plus_two)),
+        LiveAnswer("+12", None, ported_mccmnc="20404", ported_known=True, ported_name="Ned", ported_country="31"),
+        LiveAnswer("+13", None, invalid=True, roaming_name="Roam", roaming_country="44", roaming=False),
+    ]
+    values = cache.values([("upstream:a", a) for a in answers], now)
+    mirrored = [{**v, "number": "+2" + str(v["number"])[1:]} for v in values]
+    with write_transaction(engine) as conn:
+        cache.upsert(conn, values)
+        conn.execute(insert(live_cache), mirrored)
+
+    def stored(prefix: str) -> list[tuple[Any, ...]]:
+        with engine.connect() as conn:
+            raw = conn.exec_driver_sql("SELECT * FROM live_cache ORDER BY number").all()  # as the database holds them
+            typed = conn.execute(select(live_cache).order_by(live_cache.c.number)).all()
+        return [(*r[1:],) for r in raw if r[0].startswith(prefix)] + [
+            (*r[1:],) for r in typed if r[0].startswith(prefix)
+        ]
+
+    assert stored("+1") == stored("+2") and len(stored("+1")) == 8
+    # An upsert over existing rows replaces every column, in the same form.
+    again = cache.values([("osmo-hlr", LiveAnswer(a.number, True, checked_at=now)) for a in answers], now)
+    with write_transaction(engine) as conn:
+        cache.upsert(conn, again)
+        conn.execute(delete(live_cache).where(live_cache.c.number.like("+2%")))
+        conn.execute(insert(live_cache), [{**v, "number": "+2" + str(v["number"])[1:]} for v in again])
+    assert stored("+1") == stored("+2")
+    assert {row.source for row in cache.read([a.number for a in answers], now).values()} == {"osmo-hlr"}
     engine.dispose()
 
 
