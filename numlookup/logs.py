@@ -15,10 +15,12 @@ the context, so records from those threads carry it too.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from threading import get_ident
 from typing import Any, Literal
 
 import msgspec
@@ -99,6 +101,80 @@ class TextFormatter(logging.Formatter):
         return text if request_id is None else f"{text} request_id={request_id}"
 
 
+class TurnStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]  # typeshed: generic over the stream
+    """A stream handler that writes the lines logged on an event loop once per turn of that loop.
+
+    Why: the request log is a line per request, and stderr is line-buffered, so
+    each line was a ``write`` system call of its own, made on the event loop with
+    the GIL held. Lines logged while a loop runs in this thread are formatted at
+    once (their content and order are what ``StreamHandler`` writes) and kept;
+    the first of a turn schedules one write of them all for the loop's next turn,
+    which comes as soon as the turn's callbacks are done. A line from anywhere
+    else (a worker thread, no loop) first writes what is kept, then itself, so the
+    stream's order is the order of the records. ``flush`` (logging's shutdown
+    calls it) writes what is kept, and so does a turn that kept
+    ``MAX_KEPT_LINES``.
+    """
+
+    MAX_KEPT_LINES = 1024
+
+    def __init__(self, stream: Any = None) -> None:
+        super().__init__(stream)
+        self._kept: list[str] = []
+        self._kept_by = 0  # the thread whose loop will write the kept lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+        except RecursionError:  # as StreamHandler: see CPython issue 36272
+            raise
+        except Exception:
+            self.handleError(record)
+            return
+        kept = self._kept
+        if kept and get_ident() == self._kept_by:  # a write is due on this thread's loop: join it
+            kept.append(line)
+            if len(kept) >= self.MAX_KEPT_LINES:
+                self._write_kept(record)
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            kept.append(line)
+            self._write_kept(record)
+            return
+        kept.append(line)
+        if len(kept) == 1:
+            self._kept_by = get_ident()
+            loop.call_soon(self.flush)
+        elif len(kept) >= self.MAX_KEPT_LINES:
+            self._write_kept(record)
+
+    def flush(self) -> None:
+        self.acquire()
+        try:
+            self._write_kept(None)
+        finally:
+            self.release()
+
+    def _write_kept(self, record: logging.LogRecord | None) -> None:
+        """Write and flush the kept lines; the caller holds the handler's lock."""
+        kept, self._kept = self._kept, []
+        stream = self.stream
+        if not stream:
+            return
+        try:
+            if kept:
+                stream.write("".join(kept))
+            if hasattr(stream, "flush"):
+                stream.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            if record is not None:
+                self.handleError(record)
+
+
 def printable(text: str, limit: int) -> str:
     """``text`` fit for a log line whoever wrote it: at most ``limit`` characters of it, then ``…``.
 
@@ -129,10 +205,11 @@ def logging_config(log_format: LogFormat, level: str) -> dict[str, Any]:
 
     Plain data naming classes by import path: uvicorn pickles it into each worker
     process and applies it there. Everything propagates to one stderr handler on
-    the root logger; ``uvicorn`` and ``numlookup`` log at ``level``, libraries
-    (httpx logs every request at INFO) only from WARNING. uvicorn then sets its
-    ``uvicorn.error`` level itself, and silences ``uvicorn.access`` because serve
-    passes ``access_log=False``.
+    the root logger (a :class:`TurnStreamHandler`: one write per loop turn);
+    ``uvicorn`` and ``numlookup`` log at ``level``, libraries (httpx logs every
+    request at INFO) only from WARNING. uvicorn then sets its ``uvicorn.error``
+    level itself, and silences ``uvicorn.access`` because serve passes
+    ``access_log=False``.
     """
     formatter = "numlookup.logs.JsonFormatter" if log_format == "json" else "numlookup.logs.TextFormatter"
     upper = level.upper()
@@ -143,7 +220,7 @@ def logging_config(log_format: LogFormat, level: str) -> dict[str, Any]:
         "formatters": {"main": {"()": formatter}},
         "handlers": {
             "stderr": {
-                "class": "logging.StreamHandler",
+                "class": "numlookup.logs.TurnStreamHandler",
                 "stream": "ext://sys.stderr",
                 "formatter": "main",
                 "filters": ["request_id"],

@@ -14,8 +14,9 @@ uvicorn's own handling are closed here:
   still accepted: clients reconnecting from a draining worker were taken into
   the queue just before the last worker left it (see :class:`Supervisor`).
 
-And one in its protocol: a header block sent slowly, or never finished, held a
-connection open for as long as the client liked (see :class:`DrainingHttpToolsProtocol`).
+And two in its protocol: a header block sent slowly, or never finished, held a
+connection open for as long as the client liked (see :class:`DrainingHttpToolsProtocol`);
+and a response's head and body went out in two socket writes (see :class:`HeadWithBody`).
 
 A graceful stop exits 0, with one worker or many.
 """
@@ -35,7 +36,7 @@ from types import FrameType
 from typing import Any, Protocol
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.supervisors import Multiprocess, multiprocess
 
 from numlookup.listen_queue import Listener, new_connections_stopped, settled, stop_new_connections
@@ -81,6 +82,58 @@ class _Refusals(Protocol):
     def header_timeout(
         self, seconds: float, client: str | None, waited: float, default_headers: list[tuple[bytes, bytes]]
     ) -> bytes: ...
+
+
+class HeadWithBody:
+    """A request's view of the connection's transport: the response's head goes out with its first body bytes.
+
+    Why: uvicorn writes the status line and headers when the app sends
+    ``http.response.start`` and the body when it sends ``http.response.body``, and
+    uvloop's transport makes a system call for each write at once. On loopback
+    (a proxy in front, or the benchmark) that send runs the receiver's side of TCP
+    too, and a client reading the head alone wakes up twice. Here the head is held
+    until the next write, and both go out in one; if nothing follows in the same
+    turn of the event loop (a streamed body still on its way), the head goes out
+    on its own at the next turn, as it would have. ``close`` writes a held head
+    first. Only the head is held: a ``100 Continue`` (written before the response
+    starts) and every body chunk go out when written.
+    """
+
+    __slots__ = ("_transport", "_cycle", "_loop", "_held", "_head_seen")
+
+    def __init__(self, transport: Transport, cycle: RequestResponseCycle, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._cycle = cycle
+        self._loop = loop
+        self._held: bytes | None = None
+        self._head_seen = False
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._transport.write(held + data)
+        elif not self._head_seen and self._cycle.response_started:
+            # uvicorn marks the response started just before it writes the head: this is the head.
+            self._head_seen = True
+            self._held = data
+            self._loop.call_soon(self._release)
+        else:
+            self._transport.write(data)
+
+    def _release(self) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            if not self._transport.is_closing():
+                self._transport.write(held)
+
+    def close(self) -> None:
+        self._release()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
 
 
 class DrainingHttpToolsProtocol(HttpToolsProtocol):
@@ -133,7 +186,11 @@ class DrainingHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._cancel_header_timer()
+        before = self.cycle
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle is not before:  # a request to answer (not an upgrade): see HeadWithBody
+            cycle.transport = HeadWithBody(self.transport, cycle, self.loop)  # type: ignore[assignment]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_timer()
