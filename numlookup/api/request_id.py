@@ -75,7 +75,9 @@ class _RequestIds:
             at = 0
         self._at = at + 32
         h = self._pool
-        return f"{h[at : at + 8]}-{h[at + 8 : at + 12]}-{h[at + 12 : at + 16]}-{h[at + 16 : at + 20]}-{h[at + 20 : at + 32]}"  # noqa: E501
+        return "-".join(
+            (h[at : at + 8], h[at + 8 : at + 12], h[at + 12 : at + 16], h[at + 16 : at + 20], h[at + 20 : at + 32])
+        )
 
 
 new_request_id = _RequestIds()
