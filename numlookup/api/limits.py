@@ -15,9 +15,11 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+import types
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Awaitable, Coroutine, Generator, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -359,14 +361,52 @@ class _BoundedBody:
         now = time.monotonic()
         if self.deadline is None or self.idle:
             self.deadline = now + self.timeout
-        try:
-            async with asyncio.timeout(max(self.deadline - now, 0.001)):  # no extra task, unlike wait_for
-                message = await self._receive()
-        except TimeoutError:
-            raise (body_stalled(self.timeout) if self.idle else body_timeout(self.timeout)) from None
+        # Step the server's receive once: a body already read (nearly every request's) is
+        # answered without waiting, and needs no timer. Only one that must wait is timed.
+        pending = self._receive()
+        message: Message | None = None
+        rest: Awaitable[Message] = pending
+        if isinstance(pending, types.CoroutineType):  # uvicorn's: else, the whole of it is timed
+            try:
+                rest = _resumed(pending, pending.send(None))
+            except StopIteration as answered:
+                message = answered.value
+        if message is None:
+            try:
+                async with asyncio.timeout(max(self.deadline - now, 0.001)):  # no extra task, unlike wait_for
+                    message = await rest
+            except TimeoutError:
+                raise (body_stalled(self.timeout) if self.idle else body_timeout(self.timeout)) from None
         if message["type"] == "http.request":
             self.received += len(message.get("body", b""))
             if self.received > self.limit:
                 raise body_too_large(self.limit)
             self.complete = not message.get("more_body", False)
         return message
+
+
+@types.coroutine
+def _resumed(coroutine: Coroutine[Any, Any, Message], awaited: Any) -> Generator[Any, Any, Message]:
+    """Await the rest of ``coroutine``, which was stepped once and is waiting on ``awaited``.
+
+    What ``await coroutine`` would have done from there (PEP 380's delegation): what
+    the task sends or throws goes to the coroutine, what it waits on goes to the task.
+    """
+    while True:
+        try:
+            sent = yield awaited
+        except GeneratorExit:
+            coroutine.close()
+            raise
+        except BaseException as exc:  # a cancellation (the timeout's included): the coroutine's to handle
+            try:
+                awaited = coroutine.throw(exc)
+            except StopIteration as done:
+                result: Message = done.value
+                return result
+        else:
+            try:
+                awaited = coroutine.send(sent)
+            except StopIteration as done:
+                result = done.value
+                return result
