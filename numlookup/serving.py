@@ -169,22 +169,32 @@ class DrainingHttpToolsProtocol(HttpToolsProtocol):
     _draining = False
     _header_timer: TimerHandle | None = None
     _header_started = 0.0
+    _awaiting_headers = False  # a header block has begun and not finished
 
     def connection_made(self, transport: Transport) -> None:  # type: ignore[override]  # uvicorn narrows it too
         super().connection_made(transport)
         self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
 
     def data_received(self, data: bytes) -> None:
-        if self._header_timer is None and (self.cycle is None or self.cycle.response_complete):
-            self._arm_header_timer()  # between requests: this is the next one's first byte
+        if (
+            not self._awaiting_headers
+            and self._header_timer is None
+            and (self.cycle is None or self.cycle.response_complete)
+        ):
+            self._headers_begin()  # between requests: this is the next one's first byte
         super().data_received(data)
+        # The timer only for a header block these bytes left unfinished: nearly every one
+        # arrives whole, and a timer armed and cancelled per request was a cost of its own.
+        if self._awaiting_headers and self._header_timer is None and not self.transport.is_closing():
+            self._arm_header_timer()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if self._header_timer is None:
-            self._arm_header_timer()  # a pipelined request, begun within an earlier one's bytes
+        if not self._awaiting_headers and self._header_timer is None:
+            self._headers_begin()  # a pipelined request, begun within an earlier one's bytes
 
     def on_headers_complete(self) -> None:
+        self._awaiting_headers = False
         self._cancel_header_timer()
         before = self.cycle
         super().on_headers_complete()
@@ -196,9 +206,17 @@ class DrainingHttpToolsProtocol(HttpToolsProtocol):
         self._cancel_header_timer()
         super().connection_lost(exc)
 
-    def _arm_header_timer(self) -> None:
+    def _headers_begin(self) -> None:
+        """A header block's first byte is here: its deadline runs from now (the timer once it is needed)."""
         self._header_started = self.loop.time()
-        self._header_timer = self.loop.call_later(self._header_timeout(), self._headers_timed_out)
+        self._awaiting_headers = True
+
+    def _arm_header_timer(self, *, restart: bool = False) -> None:
+        """The timer for the header block under way; ``restart``: its deadline runs from now again."""
+        if restart or not self._awaiting_headers:
+            self._headers_begin()
+        deadline = self._header_started + self._header_timeout()
+        self._header_timer = self.loop.call_at(deadline, self._headers_timed_out)
 
     def _cancel_header_timer(self) -> None:
         if self._header_timer is not None:
@@ -213,10 +231,11 @@ class DrainingHttpToolsProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         if self.flow.read_paused:  # the server is not reading: no fault of the client's
-            self._arm_header_timer()
+            self._arm_header_timer(restart=True)
             return
         if self.cycle is not None and not self.cycle.response_complete:
             self.cycle.keep_alive = False  # an earlier request's response is under way: end after it
+            self._awaiting_headers = False
             return
         refusals: _Refusals | None = self.app_state.get(REFUSALS_STATE_KEY)
         if refusals is not None:
