@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -188,7 +189,30 @@ def printable(text: str, limit: int) -> str:
 
 
 def _utc_iso(created: float) -> str:
+    """``2026-12-06T10:15:30.123Z``: what ``datetime.fromtimestamp(created, UTC)`` prints to the millisecond.
+
+    Every record's line starts with it, and a loaded server writes thousands a second:
+    the text up to the second is made once per second, the milliseconds per record,
+    rounded as ``datetime`` rounds (its microseconds half to even, then cut).
+    """
+    fraction, whole = math.modf(created)
+    micros = round(fraction * 1e6)
+    if micros >= 1_000_000:
+        whole, micros = whole + 1, micros - 1_000_000
+    if created < 0 or micros < 0:  # before 1970: not worth a fast path
+        return _iso_from_datetime(created)
+    second = int(whole)
+    last = _last_second[0]  # one read of the pair: another thread may be replacing it
+    if last[0] != second:
+        last = _last_second[0] = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S."))
+    return f"{last[1]}{micros // 1000:03d}Z"
+
+
+def _iso_from_datetime(created: float) -> str:
     return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_last_second: list[tuple[int, str]] = [(-1, "")]  # the second last printed, and its text up to the milliseconds
 
 
 def resolve_format(setting: Literal["auto", "json", "text"], stream: Any = None) -> LogFormat:

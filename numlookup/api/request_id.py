@@ -109,7 +109,10 @@ class RequestIdMiddleware:
                 status = message["status"]
                 headers = message.get("headers", [])
                 # A replayed response (Idempotency-Key) keeps the id of the request that made it.
-                if not any(name.lower() == b"x-request-id" for name, _ in headers):
+                for name, _ in headers:
+                    if name.lower() == b"x-request-id":
+                        break
+                else:
                     message["headers"] = [*headers, header]
             await send(message)
 
