@@ -19,6 +19,7 @@ import asyncio
 import logging
 import math
 import sys
+import weakref
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from threading import get_ident
@@ -114,7 +115,9 @@ class TurnStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]  # typ
     else (a worker thread, no loop) first writes what is kept, then itself, so the
     stream's order is the order of the records. ``flush`` (logging's shutdown
     calls it) writes what is kept, and so does a turn that kept
-    ``MAX_KEPT_LINES``.
+    ``MAX_KEPT_LINES``; :func:`flush_kept_lines` is for a process ending without
+    ``atexit`` (a uvicorn worker: ``serving`` calls it). A process killed
+    outright (SIGKILL) loses the lines of the turn it was killed in.
     """
 
     MAX_KEPT_LINES = 1024
@@ -123,6 +126,7 @@ class TurnStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]  # typ
         super().__init__(stream)
         self._kept: list[str] = []
         self._kept_by = 0  # the thread whose loop will write the kept lines
+        _turn_handlers.add(self)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -174,6 +178,15 @@ class TurnStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]  # typ
         except Exception:
             if record is not None:
                 self.handleError(record)
+
+
+_turn_handlers: weakref.WeakSet[TurnStreamHandler] = weakref.WeakSet()
+
+
+def flush_kept_lines() -> None:
+    """Write the lines every :class:`TurnStreamHandler` keeps: for a process about to end without ``atexit``."""
+    for handler in list(_turn_handlers):
+        handler.flush()
 
 
 def printable(text: str, limit: int) -> str:

@@ -24,6 +24,7 @@ A graceful stop exits 0, with one worker or many.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -31,7 +32,7 @@ import socket
 import sys
 import tempfile
 from asyncio import TimerHandle, Transport
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from types import FrameType
 from typing import Any, Protocol
 
@@ -40,7 +41,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 from uvicorn.supervisors import Multiprocess, multiprocess
 
 from numlookup.listen_queue import Listener, new_connections_stopped, settled, stop_new_connections
-from numlookup.logs import logging_config, resolve_format
+from numlookup.logs import flush_kept_lines, logging_config, resolve_format
 from numlookup.settings import Settings
 
 # How long a connection idle when the shutdown begins may still bring one request.
@@ -287,6 +288,17 @@ class DrainingServer(uvicorn.Server):
     within ``LISTEN_DRAIN_SECONDS`` is being retired alone (SIGHUP, SIGTTOU) and
     closes its copy of the socket, which the other workers go on serving.
     """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                # uvicorn raises the signal that stopped it again once it has left the block, inside
+                # the loop's last turn: a worker dies of it there, with the lines that turn kept for
+                # its write (logs.TurnStreamHandler) unwritten. They go out first.
+                flush_kept_lines()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         listeners = [sock for server in self.servers for sock in server.sockets]

@@ -14,7 +14,7 @@ import logging
 import threading
 from datetime import UTC, datetime
 
-from numlookup.logs import TurnStreamHandler, _utc_iso
+from numlookup.logs import TurnStreamHandler, _utc_iso, flush_kept_lines
 
 
 def _logger(stream: io.StringIO) -> tuple[logging.Logger, TurnStreamHandler]:
@@ -98,3 +98,20 @@ def test_the_line_time_is_what_datetime_prints() -> None:
         expected = datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         assert _utc_iso(moment) == expected, moment
     assert _utc_iso(-1.5) == datetime.fromtimestamp(-1.5, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def test_flush_kept_lines_writes_what_a_last_turn_kept() -> None:
+    """A worker's loop ends and its process exits without atexit: serving flushes what the last turn kept."""
+    stream = io.StringIO()
+    logger, _ = _logger(stream)
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.call_soon(logger.info, "finished")
+        loop.call_soon(loop.stop)  # the loop's last turn: the write it scheduled never runs
+        loop.run_forever()
+    finally:
+        loop.close()
+    assert stream.getvalue() == ""
+    flush_kept_lines()
+    assert stream.getvalue() == "finished\n"
