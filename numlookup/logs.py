@@ -15,10 +15,14 @@ the context, so records from those threads carry it too.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import sys
+import weakref
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from threading import get_ident
 from typing import Any, Literal
 
 import msgspec
@@ -99,6 +103,92 @@ class TextFormatter(logging.Formatter):
         return text if request_id is None else f"{text} request_id={request_id}"
 
 
+class TurnStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]  # typeshed: generic over the stream
+    """A stream handler that writes the lines logged on an event loop once per turn of that loop.
+
+    Why: the request log is a line per request, and stderr is line-buffered, so
+    each line was a ``write`` system call of its own, made on the event loop with
+    the GIL held. Lines logged while a loop runs in this thread are formatted at
+    once (their content and order are what ``StreamHandler`` writes) and kept;
+    the first of a turn schedules one write of them all for the loop's next turn,
+    which comes as soon as the turn's callbacks are done. A line from anywhere
+    else (a worker thread, no loop) first writes what is kept, then itself, so the
+    stream's order is the order of the records. ``flush`` (logging's shutdown
+    calls it) writes what is kept, and so does a turn that kept
+    ``MAX_KEPT_LINES``; :func:`flush_kept_lines` is for a process ending without
+    ``atexit`` (a uvicorn worker: ``serving`` calls it). A process killed
+    outright (SIGKILL) loses the lines of the turn it was killed in.
+    """
+
+    MAX_KEPT_LINES = 1024
+
+    def __init__(self, stream: Any = None) -> None:
+        super().__init__(stream)
+        self._kept: list[str] = []
+        self._kept_by = 0  # the thread whose loop will write the kept lines
+        _turn_handlers.add(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+        except RecursionError:  # as StreamHandler: see CPython issue 36272
+            raise
+        except Exception:
+            self.handleError(record)
+            return
+        kept = self._kept
+        if kept and get_ident() == self._kept_by:  # a write is due on this thread's loop: join it
+            kept.append(line)
+            if len(kept) >= self.MAX_KEPT_LINES:
+                self._write_kept(record)
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            kept.append(line)
+            self._write_kept(record)
+            return
+        kept.append(line)
+        if len(kept) == 1:
+            self._kept_by = get_ident()
+            loop.call_soon(self.flush)
+        elif len(kept) >= self.MAX_KEPT_LINES:
+            self._write_kept(record)
+
+    def flush(self) -> None:
+        self.acquire()
+        try:
+            self._write_kept(None)
+        finally:
+            self.release()
+
+    def _write_kept(self, record: logging.LogRecord | None) -> None:
+        """Write and flush the kept lines; the caller holds the handler's lock."""
+        kept, self._kept = self._kept, []
+        stream = self.stream
+        if not stream:
+            return
+        try:
+            if kept:
+                stream.write("".join(kept))
+            if hasattr(stream, "flush"):
+                stream.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            if record is not None:
+                self.handleError(record)
+
+
+_turn_handlers: weakref.WeakSet[TurnStreamHandler] = weakref.WeakSet()
+
+
+def flush_kept_lines() -> None:
+    """Write the lines every :class:`TurnStreamHandler` keeps: for a process about to end without ``atexit``."""
+    for handler in list(_turn_handlers):
+        handler.flush()
+
+
 def printable(text: str, limit: int) -> str:
     """``text`` fit for a log line whoever wrote it: at most ``limit`` characters of it, then ``…``.
 
@@ -112,7 +202,30 @@ def printable(text: str, limit: int) -> str:
 
 
 def _utc_iso(created: float) -> str:
+    """``2026-12-06T10:15:30.123Z``: what ``datetime.fromtimestamp(created, UTC)`` prints to the millisecond.
+
+    Every record's line starts with it, and a loaded server writes thousands a second:
+    the text up to the second is made once per second, the milliseconds per record,
+    rounded as ``datetime`` rounds (its microseconds half to even, then cut).
+    """
+    fraction, whole = math.modf(created)
+    micros = round(fraction * 1e6)
+    if micros >= 1_000_000:
+        whole, micros = whole + 1, micros - 1_000_000
+    if created < 0 or micros < 0:  # before 1970: not worth a fast path
+        return _iso_from_datetime(created)
+    second = int(whole)
+    last = _last_second[0]  # one read of the pair: another thread may be replacing it
+    if last[0] != second:
+        last = _last_second[0] = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S."))
+    return f"{last[1]}{micros // 1000:03d}Z"
+
+
+def _iso_from_datetime(created: float) -> str:
     return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_last_second: list[tuple[int, str]] = [(-1, "")]  # the second last printed, and its text up to the milliseconds
 
 
 def resolve_format(setting: Literal["auto", "json", "text"], stream: Any = None) -> LogFormat:
@@ -129,10 +242,11 @@ def logging_config(log_format: LogFormat, level: str) -> dict[str, Any]:
 
     Plain data naming classes by import path: uvicorn pickles it into each worker
     process and applies it there. Everything propagates to one stderr handler on
-    the root logger; ``uvicorn`` and ``numlookup`` log at ``level``, libraries
-    (httpx logs every request at INFO) only from WARNING. uvicorn then sets its
-    ``uvicorn.error`` level itself, and silences ``uvicorn.access`` because serve
-    passes ``access_log=False``.
+    the root logger (a :class:`TurnStreamHandler`: one write per loop turn);
+    ``uvicorn`` and ``numlookup`` log at ``level``, libraries (httpx logs every
+    request at INFO) only from WARNING. uvicorn then sets its ``uvicorn.error``
+    level itself, and silences ``uvicorn.access`` because serve passes
+    ``access_log=False``.
     """
     formatter = "numlookup.logs.JsonFormatter" if log_format == "json" else "numlookup.logs.TextFormatter"
     upper = level.upper()
@@ -143,7 +257,7 @@ def logging_config(log_format: LogFormat, level: str) -> dict[str, Any]:
         "formatters": {"main": {"()": formatter}},
         "handlers": {
             "stderr": {
-                "class": "logging.StreamHandler",
+                "class": "numlookup.logs.TurnStreamHandler",
                 "stream": "ext://sys.stderr",
                 "formatter": "main",
                 "filters": ["request_id"],

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterable
+from threading import get_ident
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
@@ -114,6 +115,7 @@ class Metrics:
         self._added: dict[Counter, float] = {}
         self._observed: list[tuple[Histogram, float]] = []
         self._flush_due = False
+        self._flush_thread = 0  # the thread whose loop runs the due flush
         self.served = 0  # requests this worker answered: its heartbeat's count (``store.nodes``)
 
     def request_done(self, route: str, method: str, status: int | None, seconds: float) -> None:
@@ -123,8 +125,11 @@ class Metrics:
 
     def lookups_answered(self, answers: Iterable[tuple[str, str]]) -> None:
         """Numbers answered, one ``(status, source)`` each: the ``numlookup_lookups`` counter."""
-        for status, source in answers:
-            self._add(self._counter(self.lookups, status, source))
+        counted: dict[tuple[str, str], int] = {}
+        for answer in answers:  # a request's numbers mostly share one label pair: one addition each
+            counted[answer] = counted.get(answer, 0) + 1
+        for (status, source), count in counted.items():
+            self._add(self._counter(self.lookups, status, source), count)
 
     def credits_charged(self, micros: int) -> None:
         self._add(self.credits_spent, micros)
@@ -160,7 +165,14 @@ class Metrics:
         return child
 
     def _deferred(self) -> bool:
-        """Whether the event is left to this loop turn's flush; False outside a loop (a thread): write it now."""
+        """Whether the event is left to this loop turn's flush; False outside a loop (a thread): write it now.
+
+        Once a flush is due, an event from the thread that scheduled it (the loop's) joins it
+        without asking for the running loop again: on Python 3.11 that asks the OS for the
+        process id each time, and a request counted a dozen events.
+        """
+        if self._flush_due and get_ident() == self._flush_thread:
+            return True
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -168,6 +180,7 @@ class Metrics:
         if not self._flush_due:
             loop.call_soon(self.flush)
             self._flush_due = True
+            self._flush_thread = get_ident()
         return True
 
     def _add(self, counter: Counter, amount: float = 1.0) -> None:

@@ -95,14 +95,17 @@ def number_result(
     original = resolution.original_network
     ported = resolution.ported_network
     if live is None:
+        # The current network is the ported one or the original: its object is shared, not built twice.
+        original_object = mobile_network(original)
+        ported_object = mobile_network(ported)
         return NumberResult(
             number=number,
             status=status_word(True, None, style),
             ported=resolution.ported,
             roaming=None,
-            currentNetwork=mobile_network(resolution.current_network),
-            originalNetwork=mobile_network(original),
-            portedNetwork=mobile_network(ported),
+            currentNetwork=ported_object if ported is not None else original_object,
+            originalNetwork=original_object,
+            portedNetwork=ported_object,
             roamingNetwork=None,
             checkedAt=checked_at,
             source=OFFLINE,

@@ -14,8 +14,9 @@ uvicorn's own handling are closed here:
   still accepted: clients reconnecting from a draining worker were taken into
   the queue just before the last worker left it (see :class:`Supervisor`).
 
-And one in its protocol: a header block sent slowly, or never finished, held a
-connection open for as long as the client liked (see :class:`DrainingHttpToolsProtocol`).
+And two in its protocol: a header block sent slowly, or never finished, held a
+connection open for as long as the client liked (see :class:`DrainingHttpToolsProtocol`);
+and a response's head and body went out in two socket writes (see :class:`HeadWithBody`).
 
 A graceful stop exits 0, with one worker or many.
 """
@@ -23,6 +24,7 @@ A graceful stop exits 0, with one worker or many.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -30,16 +32,16 @@ import socket
 import sys
 import tempfile
 from asyncio import TimerHandle, Transport
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from types import FrameType
 from typing import Any, Protocol
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.supervisors import Multiprocess, multiprocess
 
 from numlookup.listen_queue import Listener, new_connections_stopped, settled, stop_new_connections
-from numlookup.logs import logging_config, resolve_format
+from numlookup.logs import flush_kept_lines, logging_config, resolve_format
 from numlookup.settings import Settings
 
 # How long a connection idle when the shutdown begins may still bring one request.
@@ -83,6 +85,58 @@ class _Refusals(Protocol):
     ) -> bytes: ...
 
 
+class HeadWithBody:
+    """A request's view of the connection's transport: the response's head goes out with its first body bytes.
+
+    Why: uvicorn writes the status line and headers when the app sends
+    ``http.response.start`` and the body when it sends ``http.response.body``, and
+    uvloop's transport makes a system call for each write at once. On loopback
+    (a proxy in front, or the benchmark) that send runs the receiver's side of TCP
+    too, and a client reading the head alone wakes up twice. Here the head is held
+    until the next write, and both go out in one; if nothing follows in the same
+    turn of the event loop (a streamed body still on its way), the head goes out
+    on its own at the next turn, as it would have. ``close`` writes a held head
+    first. Only the head is held: a ``100 Continue`` (written before the response
+    starts) and every body chunk go out when written.
+    """
+
+    __slots__ = ("_transport", "_cycle", "_loop", "_held", "_head_seen")
+
+    def __init__(self, transport: Transport, cycle: RequestResponseCycle, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._cycle = cycle
+        self._loop = loop
+        self._held: bytes | None = None
+        self._head_seen = False
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._transport.write(held + data)
+        elif not self._head_seen and self._cycle.response_started:
+            # uvicorn marks the response started just before it writes the head: this is the head.
+            self._head_seen = True
+            self._held = data
+            self._loop.call_soon(self._release)
+        else:
+            self._transport.write(data)
+
+    def _release(self) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            if not self._transport.is_closing():
+                self._transport.write(held)
+
+    def close(self) -> None:
+        self._release()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+
 class DrainingHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, with a deadline for headers and a shutdown that cuts no request off.
 
@@ -116,32 +170,54 @@ class DrainingHttpToolsProtocol(HttpToolsProtocol):
     _draining = False
     _header_timer: TimerHandle | None = None
     _header_started = 0.0
+    _awaiting_headers = False  # a header block has begun and not finished
 
     def connection_made(self, transport: Transport) -> None:  # type: ignore[override]  # uvicorn narrows it too
         super().connection_made(transport)
         self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
 
     def data_received(self, data: bytes) -> None:
-        if self._header_timer is None and (self.cycle is None or self.cycle.response_complete):
-            self._arm_header_timer()  # between requests: this is the next one's first byte
+        if (
+            not self._awaiting_headers
+            and self._header_timer is None
+            and (self.cycle is None or self.cycle.response_complete)
+        ):
+            self._headers_begin()  # between requests: this is the next one's first byte
         super().data_received(data)
+        # The timer only for a header block these bytes left unfinished: nearly every one
+        # arrives whole, and a timer armed and cancelled per request was a cost of its own.
+        if self._awaiting_headers and self._header_timer is None and not self.transport.is_closing():
+            self._arm_header_timer()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if self._header_timer is None:
-            self._arm_header_timer()  # a pipelined request, begun within an earlier one's bytes
+        if not self._awaiting_headers and self._header_timer is None:
+            self._headers_begin()  # a pipelined request, begun within an earlier one's bytes
 
     def on_headers_complete(self) -> None:
+        self._awaiting_headers = False
         self._cancel_header_timer()
+        before = self.cycle
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle is not before:  # a request to answer (not an upgrade): see HeadWithBody
+            cycle.transport = HeadWithBody(self.transport, cycle, self.loop)  # type: ignore[assignment]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_timer()
         super().connection_lost(exc)
 
-    def _arm_header_timer(self) -> None:
+    def _headers_begin(self) -> None:
+        """A header block's first byte is here: its deadline runs from now (the timer once it is needed)."""
         self._header_started = self.loop.time()
-        self._header_timer = self.loop.call_later(self._header_timeout(), self._headers_timed_out)
+        self._awaiting_headers = True
+
+    def _arm_header_timer(self, *, restart: bool = False) -> None:
+        """The timer for the header block under way; ``restart``: its deadline runs from now again."""
+        if restart or not self._awaiting_headers:
+            self._headers_begin()
+        deadline = self._header_started + self._header_timeout()
+        self._header_timer = self.loop.call_at(deadline, self._headers_timed_out)
 
     def _cancel_header_timer(self) -> None:
         if self._header_timer is not None:
@@ -156,10 +232,11 @@ class DrainingHttpToolsProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         if self.flow.read_paused:  # the server is not reading: no fault of the client's
-            self._arm_header_timer()
+            self._arm_header_timer(restart=True)
             return
         if self.cycle is not None and not self.cycle.response_complete:
             self.cycle.keep_alive = False  # an earlier request's response is under way: end after it
+            self._awaiting_headers = False
             return
         refusals: _Refusals | None = self.app_state.get(REFUSALS_STATE_KEY)
         if refusals is not None:
@@ -211,6 +288,17 @@ class DrainingServer(uvicorn.Server):
     within ``LISTEN_DRAIN_SECONDS`` is being retired alone (SIGHUP, SIGTTOU) and
     closes its copy of the socket, which the other workers go on serving.
     """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                # uvicorn raises the signal that stopped it again once it has left the block, inside
+                # the loop's last turn: a worker dies of it there, with the lines that turn kept for
+                # its write (logs.TurnStreamHandler) unwritten. They go out first.
+                flush_kept_lines()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         listeners = [sock for server in self.servers for sock in server.sockets]

@@ -76,6 +76,7 @@ def reachability(status: str | bool | None) -> bool | None:
     return _FACTS.get(status.strip().upper())
 
 
+@lru_cache(maxsize=256)  # metrics ask for every number answered, and the words are few
 def outcome(status: str) -> Outcome:
     """The class of a status word in any style, so metrics count the same thing whatever the account reads."""
     if status == INVALID:

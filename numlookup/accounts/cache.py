@@ -27,7 +27,6 @@ then fails with 104 as it must.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 
@@ -116,8 +115,8 @@ class AccountCache:
         """The balance (and what jobs hold of it) a charge through this worker found: after it, or not covering it."""
         stored = self._entries.get(username)
         if stored is not None:
-            account = dataclasses.replace(stored.account, balance=balance, reserved=reserved)
-            self._entries[username] = dataclasses.replace(stored, account=account)
+            account = stored.account.with_balance(balance, reserved)
+            self._entries[username] = StoredAccount(account, stored.secret_salt, stored.secret_hash, stored.networks)
 
     async def refresh(self) -> None:
         """Read the counter once; drop every entry if it moved."""

@@ -15,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+import types
 from collections import OrderedDict, deque
+from collections.abc import Awaitable, Coroutine, Generator, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from numlookup.api.auth import CLIENT_IP, parse_basic
@@ -218,9 +220,9 @@ class AbuseGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
+        headers = _GuardHeaders(scope["headers"])
         peer = scope["client"][0] if scope.get("client") else None
-        client = self.proxies.client_address(peer, headers.getlist("x-forwarded-for"))
+        client = self.proxies.client_address(peer, headers.forwarded_for)
         scope.setdefault("state", {})[CLIENT_IP] = client
         scope["state"][GUARD] = self
         path: str = scope["path"]
@@ -230,13 +232,13 @@ class AbuseGuard:
 
         key = limit_key(client)
         now = time.monotonic()
-        credentialed = "authorization" in headers or (path in LOGIN_PATHS and scope["method"] == "POST")
+        credentialed = headers.authorization is not None or (path in LOGIN_PATHS and scope["method"] == "POST")
         rated = not path.startswith(ADMIN_PREFIX)
         refusal = self._refusal(key, credentialed, now, rated)
         bounded = not path.startswith(UNBOUNDED_BODY_PREFIX)
         limit, idle = self.max_body, False
         if path in (JOBS_PATH, CONSOLE_JOBS_PATH) and scope["method"] == "POST":
-            media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            media = (headers.content_type or "").split(";", 1)[0].strip().lower()
             limit, idle = (self.max_job_json if media == "application/json" else self.max_job_body), True
         if refusal is None and bounded:
             refusal = self._declared_too_large(headers, limit)
@@ -245,13 +247,13 @@ class AbuseGuard:
             refusal is None
             and rated
             and self.per_account is not None
-            and (presented := parse_basic(headers.get("authorization")))
+            and (presented := parse_basic(headers.authorization))
         ):
             if wait := self.per_account.take(presented[0], now):
                 refusal = too_many_requests(retry_after(wait), "this account's request rate limit is exceeded.")
             else:
                 account = presented[0]
-        body = _BoundedBody(receive, limit, self.body_timeout, _has_body(headers) and bounded, idle=idle)
+        body = _BoundedBody(receive, limit, self.body_timeout, headers.has_body() and bounded, idle=idle)
         status = 0
 
         async def watch(message: Message) -> None:
@@ -291,15 +293,47 @@ class AbuseGuard:
             return too_many_requests(retry_after(left), "too many failed authentications from this client address.")
         return None
 
-    def _declared_too_large(self, headers: Headers, limit: int) -> ApiError | None:
-        declared = headers.get("content-length", "")
+    def _declared_too_large(self, headers: _GuardHeaders, limit: int) -> ApiError | None:
+        declared = headers.content_length or ""
         if declared.isdigit() and int(declared) > limit:
             return body_too_large(limit)
         return None
 
 
-def _has_body(headers: Headers) -> bool:
-    return headers.get("content-length", "0") not in ("", "0") or "transfer-encoding" in headers
+class _GuardHeaders:
+    """The request headers the guard reads, found in one pass over the scope's (first value of each, as Starlette's).
+
+    Why: each lookup through Starlette's ``Headers`` scans and decodes every header
+    again, and the guard asked five times per request.
+    """
+
+    __slots__ = ("authorization", "content_length", "content_type", "forwarded_for", "transfer_encoding")
+
+    def __init__(self, raw: Iterable[tuple[bytes, bytes]]) -> None:
+        self.authorization: str | None = None
+        self.content_length: str | None = None
+        self.content_type: str | None = None
+        self.forwarded_for: list[str] = []
+        self.transfer_encoding = False
+        for name, value in raw:  # ASGI servers give the names in lower case, as Starlette's Headers assumes
+            if name == b"authorization":
+                if self.authorization is None:
+                    self.authorization = value.decode("latin-1")
+            elif name == b"content-length":
+                if self.content_length is None:
+                    self.content_length = value.decode("latin-1")
+            elif name == b"content-type":
+                if self.content_type is None:
+                    self.content_type = value.decode("latin-1")
+            elif name == b"x-forwarded-for":
+                self.forwarded_for.append(value.decode("latin-1"))
+            elif name == b"transfer-encoding":
+                self.transfer_encoding = True
+
+    def has_body(self) -> bool:
+        return (self.content_length if self.content_length is not None else "0") not in ("", "0") or (
+            self.transfer_encoding
+        )
 
 
 class _BoundedBody:
@@ -327,14 +361,52 @@ class _BoundedBody:
         now = time.monotonic()
         if self.deadline is None or self.idle:
             self.deadline = now + self.timeout
-        try:
-            async with asyncio.timeout(max(self.deadline - now, 0.001)):  # no extra task, unlike wait_for
-                message = await self._receive()
-        except TimeoutError:
-            raise (body_stalled(self.timeout) if self.idle else body_timeout(self.timeout)) from None
+        # Step the server's receive once: a body already read (nearly every request's) is
+        # answered without waiting, and needs no timer. Only one that must wait is timed.
+        pending = self._receive()
+        message: Message | None = None
+        rest: Awaitable[Message] = pending
+        if isinstance(pending, types.CoroutineType):  # uvicorn's: else, the whole of it is timed
+            try:
+                rest = _resumed(pending, pending.send(None))
+            except StopIteration as answered:
+                message = answered.value
+        if message is None:
+            try:
+                async with asyncio.timeout(max(self.deadline - now, 0.001)):  # no extra task, unlike wait_for
+                    message = await rest
+            except TimeoutError:
+                raise (body_stalled(self.timeout) if self.idle else body_timeout(self.timeout)) from None
         if message["type"] == "http.request":
             self.received += len(message.get("body", b""))
             if self.received > self.limit:
                 raise body_too_large(self.limit)
             self.complete = not message.get("more_body", False)
         return message
+
+
+@types.coroutine
+def _resumed(coroutine: Coroutine[Any, Any, Message], awaited: Any) -> Generator[Any, Any, Message]:
+    """Await the rest of ``coroutine``, which was stepped once and is waiting on ``awaited``.
+
+    What ``await coroutine`` would have done from there (PEP 380's delegation): what
+    the task sends or throws goes to the coroutine, what it waits on goes to the task.
+    """
+    while True:
+        try:
+            sent = yield awaited
+        except GeneratorExit:
+            coroutine.close()
+            raise
+        except BaseException as exc:  # a cancellation (the timeout's included): the coroutine's to handle
+            try:
+                awaited = coroutine.throw(exc)
+            except StopIteration as done:
+                result: Message = done.value
+                return result
+        else:
+            try:
+                awaited = coroutine.send(sent)
+            except StopIteration as done:
+                result = done.value
+                return result

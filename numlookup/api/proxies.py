@@ -36,7 +36,7 @@ class TrustedProxies:
         if current is None:
             return peer
         if not self.networks or not self.trusts(current):
-            return str(current)
+            return address_text(current)
         hops = [part.strip() for value in forwarded_for for part in value.split(",")]
         for hop in reversed(hops):
             address = _hop_address(hop)
@@ -73,3 +73,9 @@ def limit_key(address: str | None) -> str:
     if isinstance(parsed, ipaddress.IPv6Address):
         return str(ipaddress.IPv6Network((parsed, 64), strict=False))
     return str(parsed)
+
+
+@functools.lru_cache(maxsize=PARSED_ADDRESSES)
+def address_text(address: Address) -> str:
+    """``str(address)``, kept for the addresses seen lately: ``ipaddress`` builds the text in Python each time."""
+    return str(address)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import uuid
 
 import msgspec
 from starlette.routing import Mount
@@ -44,24 +43,41 @@ IDS_PER_READ = 256
 
 
 class _RequestIds:
-    """Version 4 UUIDs as ``uuid.uuid4()`` makes them (``os.urandom``), the random bytes read in bulk."""
+    """Version 4 UUIDs as ``uuid.uuid4()`` makes them (``os.urandom``), the random bytes read in bulk.
+
+    Each read is stamped and written out as text at once: the version (4) and
+    variant (RFC 4122) bits set in every 16 bytes as ``uuid.UUID(bytes=…,
+    version=4)`` sets them, the whole pool turned to hex in one call, so an id is
+    five slices of that text rather than a ``UUID`` object built and printed.
+    """
 
     def __init__(self) -> None:
-        self._pool = b""
+        self._pool = ""
         self._at = 0
         os.register_at_fork(after_in_child=self._forget)  # a forked worker must not reuse its parent's bytes
 
     def _forget(self) -> None:
-        self._pool = b""
+        self._pool = ""
         self._at = 0
 
+    @staticmethod
+    def stamped(random: bytes) -> str:
+        """``random`` (a multiple of 16 bytes) as the hex of as many version 4 UUIDs."""
+        pool = bytearray(random)
+        pool[6::16] = bytes((b & 0x0F) | 0x40 for b in pool[6::16])  # version 4
+        pool[8::16] = bytes((b & 0x3F) | 0x80 for b in pool[8::16])  # variant RFC 4122
+        return pool.hex()
+
     def __call__(self) -> str:
-        if self._at >= len(self._pool):
-            self._pool = os.urandom(16 * IDS_PER_READ)
-            self._at = 0
-        chunk = self._pool[self._at : self._at + 16]
-        self._at += 16
-        return str(uuid.UUID(bytes=chunk, version=4))
+        at = self._at
+        if at >= len(self._pool):
+            self._pool = self.stamped(os.urandom(16 * IDS_PER_READ))
+            at = 0
+        self._at = at + 32
+        h = self._pool
+        return "-".join(
+            (h[at : at + 8], h[at + 8 : at + 12], h[at + 12 : at + 16], h[at + 16 : at + 20], h[at + 20 : at + 32])
+        )
 
 
 new_request_id = _RequestIds()
@@ -93,7 +109,10 @@ class RequestIdMiddleware:
                 status = message["status"]
                 headers = message.get("headers", [])
                 # A replayed response (Idempotency-Key) keeps the id of the request that made it.
-                if not any(name.lower() == b"x-request-id" for name, _ in headers):
+                for name, _ in headers:
+                    if name.lower() == b"x-request-id":
+                        break
+                else:
                     message["headers"] = [*headers, header]
             await send(message)
 
@@ -167,6 +186,8 @@ def log_unread_request(request_id: str, status: int, client: str | None, seconds
 
 
 def _write(fields: dict[str, object]) -> None:
+    if not request_log.isEnabledFor(logging.INFO):
+        return
     message = "%s %s %s %.1fms client=%s account=%s"
     values: list[object] = [
         fields.get("method") or "-",
@@ -179,8 +200,6 @@ def _write(fields: dict[str, object]) -> None:
     if fields.get("auth_failure") is not None:
         message += " auth_failure=%s username=%s"
         values += [fields["auth_failure"], fields.get("username") or "-"]
-    if not request_log.isEnabledFor(logging.INFO):
-        return
     # The record made directly: Logger.info would look up the calling frame for every request.
     record = request_log.makeRecord(
         request_log.name, logging.INFO, __file__, 0, message, tuple(values), None, None, fields

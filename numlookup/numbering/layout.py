@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import numpy.typing as npt
 from phonenumbers import PhoneNumberType
 
@@ -29,6 +30,22 @@ REASONS: tuple[InvalidReason | None, ...] = (None, *InvalidReason)
 REASON_CODE = {reason: code for code, reason in enumerate(REASONS)}
 # carrier._is_mobile: only these types get a carrier name.
 CARRIER_TYPES = (int(PhoneNumberType.MOBILE), int(PhoneNumberType.FIXED_LINE_OR_MOBILE), int(PhoneNumberType.PAGER))
+# CARRIER_TYPES as a table over every one-byte type code (the plan's arrays are int8).
+_CARRIER_TYPE_TABLE = np.zeros(256, dtype=np.bool_)
+_CARRIER_TYPE_TABLE[list(CARRIER_TYPES)] = True
+
+
+def carrier_typed(kinds: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
+    """``np.isin(kinds, CARRIER_TYPES)``, by table lookup for one-byte codes.
+
+    Why: ``np.isin`` sorts its inputs, a fixed cost of some 20 µs that every
+    resolved batch paid twice, a one-request batch of ten numbers included.
+    """
+    if kinds.dtype.itemsize != 1:
+        return np.isin(kinds, CARRIER_TYPES)
+    return _CARRIER_TYPE_TABLE[kinds.view(np.uint8)]
+
+
 TYPE_NAMES: dict[int, str] = {
     int(v): k.lower() for k, v in vars(PhoneNumberType).items() if k.isupper() and isinstance(v, int)
 }

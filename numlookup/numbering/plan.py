@@ -37,7 +37,6 @@ from numlookup.numbering import countries, plan_cache
 from numlookup.numbering.intervals import POW10
 from numlookup.numbering.layout import (
     ARRAYS,
-    CARRIER_TYPES,
     E15,
     MAX_DIGITS,
     MAX_NSN,
@@ -47,6 +46,7 @@ from numlookup.numbering.layout import (
     SLOW,
     UNKNOWN,
     Array,
+    carrier_typed,
 )
 from numlookup.numbering.models import InvalidReason
 
@@ -398,7 +398,7 @@ class NumberingPlan:
 
         # carrier.name_for_number: longest 'en' prefix of the E.164 digits, for mobile-like types.
         carrier_out = np.where(ok, 0, -1)
-        sub = np.flatnonzero(ok & np.isin(kind, CARRIER_TYPES))
+        sub = np.flatnonzero(ok & carrier_typed(kind))
         if len(sub):
             padded = value[sub] * POW10[np.maximum(MAX_DIGITS - length[sub], 0)]
             entry = _lookup(self.carrier_starts, self.carrier_entry, padded)

@@ -23,7 +23,7 @@ from numlookup.numbering.blocks import ShippedBlocks
 from numlookup.numbering.countries import NON_GEOGRAPHIC, country_for
 from numlookup.numbering.interning import Interner, group
 from numlookup.numbering.intervals import NO_NETWORK, POW10, WIDTH
-from numlookup.numbering.layout import CARRIER_TYPES, REASONS, TYPE_NAMES
+from numlookup.numbering.layout import REASONS, TYPE_NAMES, carrier_typed
 from numlookup.numbering.models import Country, Network, Resolution
 from numlookup.numbering.networks import NetworkRegistry
 from numlookup.numbering.operator_data import DataNetwork, OperatorData, PortedMap
@@ -206,7 +206,7 @@ class Resolver:
         interner: Interner[Network],
     ) -> None:
         """A shipped block's holder replaces the prefix's carrier, for the numbers carrier data would name."""
-        mobile = rows[np.isin(batch.number_type[rows], CARRIER_TYPES)]
+        mobile = rows[carrier_typed(batch.number_type[rows])]
         if not len(mobile):
             return
         digits = batch.digits[mobile]

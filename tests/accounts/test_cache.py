@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Iterator
 
@@ -11,6 +12,7 @@ from sqlalchemy import Engine, event
 
 from numlookup.accounts import Account, AuthFailure, get_account, rotate_secret, set_enabled
 from numlookup.accounts.cache import AccountCache
+from numlookup.accounts.service import StoredAccount
 from numlookup.billing import add_credits, parse_amount
 from tests.conftest import AccountFactory
 
@@ -137,3 +139,33 @@ def test_a_burst_on_a_cold_cache_reads_the_account_once(
     statements.clear()
     asyncio.run(scenario())
     assert sum("FROM accounts" in s for s in statements) == 1, statements
+
+
+def test_a_noted_balance_changes_the_balance_and_what_jobs_hold_and_nothing_else(
+    engine: Engine, make_account: AccountFactory
+) -> None:
+    """``note_balance`` builds the entry field by field (for speed): it must be what ``dataclasses.replace`` makes."""
+    creds = make_account(credits="1")
+    cache = AccountCache(engine, refresh_seconds=1.0)
+
+    async def scenario() -> None:
+        assert isinstance(await cache.authenticate(creds.api_username, creds.api_password, LOOPBACK), Account)
+        stored = cache._entries[creds.api_username]
+        # Every field of both is named here: a new one must be carried over by with_balance and note_balance too.
+        assert [f.name for f in dataclasses.fields(Account)] == [
+            "id", "name", "api_username", "enabled", "balance", "price",
+            "status_style", "allowed_networks", "created_at", "reserved",
+        ]  # fmt: skip
+        assert [f.name for f in dataclasses.fields(StoredAccount)] == [
+            "account", "secret_salt", "secret_hash", "networks",
+        ]  # fmt: skip
+        # Every field away from its default, so a field dropped on the way would show.
+        unusual = dataclasses.replace(stored.account, price=7, status_style="auto", allowed_networks=("10.0.0.0/8",))
+        assert unusual.with_balance(123, 45) == dataclasses.replace(unusual, balance=123, reserved=45)
+        cache.note_balance(creds.api_username, 456, 78)
+        noted = cache._entries[creds.api_username]
+        assert noted == dataclasses.replace(
+            stored, account=dataclasses.replace(stored.account, balance=456, reserved=78)
+        )
+
+    asyncio.run(scenario())

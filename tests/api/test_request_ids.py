@@ -18,6 +18,15 @@ def test_ids_are_distinct_version_4_uuids_across_refills() -> None:
         assert parsed.variant == uuid.RFC_4122
 
 
+def test_ids_are_the_uuids_uuid_makes_of_the_same_bytes() -> None:
+    random = os.urandom(16 * 64) + bytes(16) + b"\xff" * 16  # all bits clear and all set, too
+    text = new_request_id.stamped(random)
+    for n in range(len(random) // 16):
+        h = text[32 * n : 32 * n + 32]
+        ours = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        assert ours == str(uuid.UUID(bytes=random[16 * n : 16 * n + 16], version=4))
+
+
 def test_a_forked_process_does_not_repeat_its_parents_ids() -> None:
     new_request_id()  # the pool holds bytes the child must not reuse
     read_end, write_end = os.pipe()

@@ -135,6 +135,10 @@ def test_json_logs_name_every_request_by_its_id(json_live: Live) -> None:
     assert sum("Application startup complete" in m for m in uvicorn_messages) == 2
     assert any("Shutting down" in m for m in uvicorn_messages)
     assert len({r["pid"] for r in records}) == 3
+    # Each worker's last words, logged in its loop's last turn, are written before the process exits.
+    finished = [r["pid"] for r in records if r["message"].startswith("Finished server process")]
+    workers = {r["pid"] for r in records if "Application startup complete" in r["message"]}
+    assert workers <= set(finished), (finished, workers)
     assert not [r for r in records if r["logger"] == "uvicorn.access"]
 
 
