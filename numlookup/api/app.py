@@ -40,6 +40,7 @@ from numlookup.api.lookup import lookup
 from numlookup.api.refusals import LIFESPAN_KEY, ProtocolRefusals
 from numlookup.api.request_id import RequestIdMiddleware
 from numlookup.api.state import AppState
+from numlookup.api.sync_edge import SyncEdge
 from numlookup.billing import rollup
 from numlookup.billing.charger import GroupCharger
 from numlookup.billing.prices import Prices
@@ -193,7 +194,9 @@ class NumlookupApp(Starlette):
         return self._edge(ExceptionMiddleware(self.router, handlers=dict(self.exception_handlers)))
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, *, fused_sync: bool = True) -> Starlette:
+    """The app; ``fused_sync=False`` answers ``POST /v1/hlr/sync`` through the general stack instead of
+    ``api.sync_edge`` (only the test that holds the two equal asks for it)."""
     settings = settings or get_settings()
     document: bytes | None = None  # built at its first request: its modules (the admin API's) are not a start's
 
@@ -291,8 +294,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     def edge(routed: ASGIApp) -> ASGIApp:
         # The request id first, so even a refusal by the guard carries one.
-        guarded = AbuseGuard(DirectRoute(routed, lookup_route), settings=settings)
-        return RequestIdMiddleware(guarded, access_log=settings.access_log, metrics=metrics)
+        guard = AbuseGuard(DirectRoute(routed, lookup_route), settings=settings)
+        general = RequestIdMiddleware(guard, access_log=settings.access_log, metrics=metrics)
+        if not fused_sync:
+            return general
+        # POST /v1/hlr/sync in one frame (api.sync_edge), sharing the guard's state with everything else.
+        return SyncEdge(general, state=state, guard=guard, route=lookup_route, access_log=settings.access_log)
 
     app = NumlookupApp(
         edge=edge,

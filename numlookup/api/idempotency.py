@@ -129,9 +129,12 @@ class Stored:
     body: bytes = field(repr=False)
     request_id: str
 
+    def replayed_headers(self) -> dict[str, str]:
+        """The headers a replay answers with: those stored, said to be replayed, and the first request's id."""
+        return {**self.headers, REPLAYED: "true", "X-Request-Id": self.request_id}
+
     def response(self) -> Response:
-        headers = {**self.headers, REPLAYED: "true", "X-Request-Id": self.request_id}
-        return Response(self.body, status_code=self.status, headers=headers)
+        return Response(self.body, status_code=self.status, headers=self.replayed_headers())
 
 
 class _InFlight:
@@ -176,14 +179,22 @@ class IdempotencyStore:
         for a malformed key, 409 while another request holds it, 422 when it was
         used with another body or route.
         """
-        key = parse_key([key] if key is not None else request.headers.getlist(HEADER))
+        began = await self.claim(account_id, route, body, [key] if key is not None else request.headers.getlist(HEADER))
+        return began.response() if isinstance(began, Stored) else began
+
+    async def claim(self, account_id: int, route: str, body: bytes, values: Sequence[str]) -> Claim | Stored | None:
+        """``begin`` for a caller holding the header's ``values`` rather than a Starlette request.
+
+        The sync route's fused edge (``api.sync_edge``) reads its headers in one pass
+        and writes a replayed response's bytes itself, so it takes the stored response,
+        not a ``Response`` built from it.
+        """
+        key = parse_key(values)
         if key is None:
             return None
         outcome = await anyio.to_thread.run_sync(self._claim, account_id, key, route, fingerprint(route, body))
-        if isinstance(outcome, Claim):
+        if isinstance(outcome, Claim | Stored):
             return outcome
-        if isinstance(outcome, Stored):
-            return outcome.response()
         if isinstance(outcome, _Mismatch):
             raise idempotency_key_reused()
         raise idempotency_key_in_use()

@@ -220,7 +220,7 @@ class AbuseGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = _GuardHeaders(scope["headers"])
+        headers = GuardHeaders(scope["headers"])
         peer = scope["client"][0] if scope.get("client") else None
         client = self.proxies.client_address(peer, headers.forwarded_for)
         scope.setdefault("state", {})[CLIENT_IP] = client
@@ -234,26 +234,15 @@ class AbuseGuard:
         now = time.monotonic()
         credentialed = headers.authorization is not None or (path in LOGIN_PATHS and scope["method"] == "POST")
         rated = not path.startswith(ADMIN_PREFIX)
-        refusal = self._refusal(key, credentialed, now, rated)
         bounded = not path.startswith(UNBOUNDED_BODY_PREFIX)
         limit, idle = self.max_body, False
         if path in (JOBS_PATH, CONSOLE_JOBS_PATH) and scope["method"] == "POST":
             media = (headers.content_type or "").split(";", 1)[0].strip().lower()
             limit, idle = (self.max_job_json if media == "application/json" else self.max_job_body), True
-        if refusal is None and bounded:
-            refusal = self._declared_too_large(headers, limit)
-        account: str | None = None
-        if (
-            refusal is None
-            and rated
-            and self.per_account is not None
-            and (presented := parse_basic(headers.authorization))
-        ):
-            if wait := self.per_account.take(presented[0], now):
-                refusal = too_many_requests(retry_after(wait), "this account's request rate limit is exceeded.")
-            else:
-                account = presented[0]
-        body = _BoundedBody(receive, limit, self.body_timeout, headers.has_body() and bounded, idle=idle)
+        refusal, account = self.admit(
+            headers, key, now, credentialed=credentialed, rated=rated, limit=limit if bounded else None
+        )
+        body = BoundedBody(receive, limit, self.body_timeout, headers.has_body() and bounded, idle=idle)
         status = 0
 
         async def watch(message: Message) -> None:
@@ -275,10 +264,39 @@ class AbuseGuard:
             await self.app(scope, body.receive if bounded else receive, watch)
         finally:
             if status == 401 and credentialed:
-                if self.failures is not None:
-                    self.failures.failed(key, time.monotonic())
-                if account is not None and self.per_account is not None:
-                    self.per_account.give_back(account)
+                self.refused_credentials(key, account)
+
+    def admit(
+        self, headers: GuardHeaders, key: str, now: float, *, credentialed: bool, rated: bool, limit: int | None
+    ) -> tuple[ApiError | None, str | None]:
+        """The guard's checks, in order: its refusal (None: let it in), and the account whose token it spent.
+
+        ``limit`` is the body limit a declared ``Content-Length`` is held to (None: the
+        body is unbounded). The sync route's fused edge (``api.sync_edge``) makes the
+        same checks through here, so the two paths cannot drift apart.
+        """
+        refusal = self._refusal(key, credentialed, now, rated)
+        if refusal is None and limit is not None:
+            refusal = self._declared_too_large(headers, limit)
+        account: str | None = None
+        if (
+            refusal is None
+            and rated
+            and self.per_account is not None
+            and (presented := parse_basic(headers.authorization))
+        ):
+            if wait := self.per_account.take(presented[0], now):
+                refusal = too_many_requests(retry_after(wait), "this account's request rate limit is exceeded.")
+            else:
+                account = presented[0]
+        return refusal, account
+
+    def refused_credentials(self, key: str, account: str | None) -> None:
+        """A credentialed request was answered 401: count the failure, give the account's token back."""
+        if self.failures is not None:
+            self.failures.failed(key, time.monotonic())
+        if account is not None and self.per_account is not None:
+            self.per_account.give_back(account)
 
     def account_wait(self, username: str) -> float:
         """Spend ``username``'s token as its Basic credentials would have here: 0.0, or the seconds until one."""
@@ -293,14 +311,14 @@ class AbuseGuard:
             return too_many_requests(retry_after(left), "too many failed authentications from this client address.")
         return None
 
-    def _declared_too_large(self, headers: _GuardHeaders, limit: int) -> ApiError | None:
+    def _declared_too_large(self, headers: GuardHeaders, limit: int) -> ApiError | None:
         declared = headers.content_length or ""
         if declared.isdigit() and int(declared) > limit:
             return body_too_large(limit)
         return None
 
 
-class _GuardHeaders:
+class GuardHeaders:
     """The request headers the guard reads, found in one pass over the scope's (first value of each, as Starlette's).
 
     Why: each lookup through Starlette's ``Headers`` scans and decodes every header
@@ -331,12 +349,13 @@ class _GuardHeaders:
                 self.transfer_encoding = True
 
     def has_body(self) -> bool:
+        """Whether the request declares a body (a length above zero, or chunks): one the guard must bound."""
         return (self.content_length if self.content_length is not None else "0") not in ("", "0") or (
             self.transfer_encoding
         )
 
 
-class _BoundedBody:
+class BoundedBody:
     """The route's ``receive``: counts body bytes and holds the body to its deadline.
 
     The deadline starts when the route first asks for the body, so time the

@@ -28,9 +28,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from numlookup.accounts import Account, AuthFailure
-from numlookup.api.auth import basic_credentials, client_ip
+from numlookup.api.auth import client_ip, parse_basic
 from numlookup.api.errors import ApiError, invalid_parameters, no_credits, too_many_numbers, unauthorized
-from numlookup.api.idempotency import Claim
+from numlookup.api.idempotency import HEADER, Claim, Stored
 from numlookup.api.nesting import MAX_NESTING, nesting_depth_exceeds
 from numlookup.api.state import AppState
 from numlookup.api.wire import LookupSuccess, NumbersToInvestigate
@@ -48,8 +48,8 @@ ROUTE = "POST /v1/hlr/sync"  # what an idempotency key's fingerprint names besid
 JSON = "application/json"
 
 
-def _check_content_type(request: Request) -> None:
-    content_type = request.headers.get("content-type", "")
+def check_content_type(content_type: str) -> None:
+    """102 unless the request's ``Content-Type`` (its first, "" without one) names JSON."""
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type != "application/json":
         shown = content_type or "none"
@@ -75,23 +75,37 @@ async def _authenticate(request: Request, state: AppState) -> tuple[str, Account
     Why it was refused goes to the request log only (RequestIdMiddleware), with the
     username presented; the client gets the one 101 whatever the reason.
     """
-    presented = basic_credentials(request)
-    if isinstance(presented, AuthFailure):
-        request.state.auth_failure = presented
-        raise unauthorized()
-    username, password = presented
-    verdict = await state.accounts.authenticate(username, password, client_ip(request))
+    username, verdict = await verify_basic(state, request.headers.get("authorization"), client_ip(request))
     if isinstance(verdict, AuthFailure):
         request.state.auth_failure = verdict
-        request.state.username = username
+        if username is not None:
+            request.state.username = username
         raise unauthorized()
+    assert username is not None  # an account was found by it
     request.state.account = verdict.name  # for the request log (RequestIdMiddleware)
     return username, verdict
 
 
+async def verify_basic(
+    state: AppState, authorization: str | None, client: str | None
+) -> tuple[str | None, Account | AuthFailure]:
+    """The username presented (None: none could be read) and its account, or why the credentials were refused.
+
+    From the ``Authorization`` header's value, so the fused edge (``api.sync_edge``),
+    which holds no Starlette request, checks credentials exactly as ``_authenticate``.
+    """
+    if authorization is None:
+        return None, AuthFailure.MISSING_CREDENTIALS
+    presented = parse_basic(authorization)
+    if presented is None:
+        return None, AuthFailure.MALFORMED_CREDENTIALS
+    username, password = presented
+    return username, await state.accounts.authenticate(username, password, client)
+
+
 async def _read_body(request: Request, limit: int) -> tuple[bytes, NumbersToInvestigate]:
     """The body's bytes (an idempotency key's fingerprint covers them) and what they say."""
-    _check_content_type(request)
+    check_content_type(request.headers.get("content-type", ""))
     raw = await request.body()
     return raw, decode_numbers(raw, limit)
 
@@ -186,11 +200,35 @@ async def lookup_for(
     so a console lookup is charged, booked and replayed exactly as an API call.
     ``idempotency_key`` stands in for the request's ``Idempotency-Key`` header.
     """
-    claim = await state.idempotency.begin(request, account.id, ROUTE, raw, key=idempotency_key)
-    if isinstance(claim, Response):
+    keys = [idempotency_key] if idempotency_key is not None else request.headers.getlist(HEADER)
+    answer = await answer_lookup(
+        state, username, account, raw, body, request.state.request_id, request.headers.get("user-agent"), keys
+    )
+    if isinstance(answer, Stored):
+        return answer.response()  # a completed request's response, replayed: nothing is charged again
+    return Response(answer, media_type=JSON)
+
+
+async def answer_lookup(
+    state: AppState,
+    username: str,
+    account: Account,
+    raw: bytes,
+    body: NumbersToInvestigate,
+    request_id: str,
+    user_agent: str | None,
+    idempotency_keys: Sequence[str],
+) -> bytes | Stored:
+    """``lookup_for`` without a Starlette request: the 200's JSON body, or the stored response a key replays.
+
+    The fused edge (``api.sync_edge``) answers through here with the values it read
+    in its one pass over the headers, and writes the bytes itself.
+    """
+    claim = await state.idempotency.claim(account.id, ROUTE, raw, idempotency_keys)
+    if isinstance(claim, Stored):
         return claim  # a completed request's response, replayed: nothing is charged again
     try:
-        return await _answer(request, state, username, account, body, claim)
+        return await _answer(state, username, account, body, claim, request_id, user_agent)
     except asyncio.CancelledError:
         raise  # its charge may still commit: the key stays held until its lease ends
     except BaseException:
@@ -200,14 +238,14 @@ async def lookup_for(
 
 
 async def _answer(
-    request: Request,
     state: AppState,
     username: str,
     account: Account,
     body: NumbersToInvestigate,
     claim: Claim | None,
-) -> Response:
-    request_id: str = request.state.request_id
+    request_id: str,
+    user_agent: str | None,
+) -> bytes:
     resolutions = await state.coalescer.resolve(body.numbers)
     checked_at = iso_time(datetime.now(UTC))
     valid = {r.e164: r for r in resolutions if r.valid and r.e164 is not None}  # a number listed twice counts once
@@ -222,7 +260,7 @@ async def _answer(
         live = await state.live.lookup(list(valid.values()), body.max_age, body.deadline)
 
     # An account's own style wins; else the server's, which by default ("auto") follows the client's User-Agent.
-    style = answer_style(account.status_style or state.settings.status_style, request.headers.get("user-agent"))
+    style = answer_style(account.status_style or state.settings.status_style, user_agent)
     result = [number_result(r, style, checked_at, live.get(r.e164) if r.e164 else None) for r in resolutions]
     encoded = _encoder.encode(LookupSuccess(request_id=request_id, result=result))
     completed = claim.completed(200, {"content-type": JSON}, encoded, request_id) if claim is not None else None
@@ -244,4 +282,4 @@ async def _answer(
         await state.idempotency.complete(completed)  # nothing to charge: the response is stored on its own
 
     state.metrics.lookups_answered((outcome(item.status), item.source) for item in result)
-    return Response(encoded, media_type=JSON)
+    return encoded

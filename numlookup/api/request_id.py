@@ -31,7 +31,7 @@ from numlookup.metrics import Metrics
 
 log = logging.getLogger("numlookup.api")
 request_log = logging.getLogger("numlookup.access")
-_SERVER_ERROR = msgspec.json.encode(server_error().body())
+SERVER_ERROR_BODY = msgspec.json.encode(server_error().body())
 ACCOUNT = "account"  # the key in the request's scope state naming the authenticated account
 AUTH_FAILURE = "auth_failure"  # ... why credentials were refused (an accounts.AuthFailure)
 USERNAME = "username"  # ... the username those credentials presented
@@ -128,19 +128,19 @@ class RequestIdMiddleware:
                     "status": 500,
                     "headers": [
                         (b"content-type", b"application/json"),
-                        (b"content-length", str(len(_SERVER_ERROR)).encode()),
+                        (b"content-length", str(len(SERVER_ERROR_BODY)).encode()),
                     ],
                 }
             )
-            await send_with_id({"type": "http.response.body", "body": _SERVER_ERROR})
+            await send_with_id({"type": "http.response.body", "body": SERVER_ERROR_BODY})
         finally:
             if self.metrics is not None:
-                self.metrics.request_done(_route(scope), scope["method"], status, time.perf_counter() - started_at)
+                self.metrics.request_done(route_label(scope), scope["method"], status, time.perf_counter() - started_at)
             if self.access_log:
                 _log_request(scope, status, started_at)
 
 
-def _route(scope: Scope) -> str:
+def route_label(scope: Scope) -> str:
     """The route's template (``/admin/v1/datasets/{kind}``), never the raw path: metric labels stay few."""
     route = scope.get("route")
     path = getattr(route, "path", None)
@@ -177,15 +177,17 @@ def _fields(scope: Scope, status: int | None) -> dict[str, object]:
 def _log_request(scope: Scope, status: int | None, started_at: float) -> None:
     fields = _fields(scope, status)
     fields["duration_ms"] = round((time.perf_counter() - started_at) * 1000, 3)
-    _write(fields)
+    write_request_line(fields)
 
 
 def log_unread_request(request_id: str, status: int, client: str | None, seconds: float) -> None:
     """The request log's line for a request the server answered before it could be read: no method, path or account."""
-    _write({"request_id": request_id, "status": status, "client": client, "duration_ms": round(seconds * 1000, 3)})
+    write_request_line(
+        {"request_id": request_id, "status": status, "client": client, "duration_ms": round(seconds * 1000, 3)}
+    )
 
 
-def _write(fields: dict[str, object]) -> None:
+def write_request_line(fields: dict[str, object]) -> None:
     if not request_log.isEnabledFor(logging.INFO):
         return
     message = "%s %s %s %.1fms client=%s account=%s"

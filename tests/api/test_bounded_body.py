@@ -14,12 +14,12 @@ import pytest
 from starlette.types import Message
 
 from numlookup.api.errors import ApiError
-from numlookup.api.limits import _BoundedBody
+from numlookup.api.limits import BoundedBody
 
 BODY: Message = {"type": "http.request", "body": b'{"numbers":["+37251000001"]}', "more_body": False}
 
 
-def run(reader: _BoundedBody) -> Message:
+def run(reader: BoundedBody) -> Message:
     return asyncio.run(reader.receive())
 
 
@@ -27,7 +27,7 @@ def test_a_body_already_read_is_answered_at_once() -> None:
     async def receive() -> Message:
         return BODY
 
-    reader = _BoundedBody(receive, limit=1000, timeout=5.0, expected=True)
+    reader = BoundedBody(receive, limit=1000, timeout=5.0, expected=True)
     assert run(reader) == BODY
     assert reader.complete and reader.received == len(BODY["body"])
 
@@ -42,7 +42,7 @@ def test_a_body_that_comes_within_the_deadline_is_answered() -> None:
             return BODY
 
         asyncio.get_running_loop().call_later(0.01, arrived.set)
-        return await _BoundedBody(receive, limit=1000, timeout=5.0, expected=True).receive()
+        return await BoundedBody(receive, limit=1000, timeout=5.0, expected=True).receive()
 
     assert asyncio.run(scenario()) == BODY
 
@@ -59,7 +59,7 @@ def test_a_body_that_does_not_come_is_a_408_and_the_wait_is_cancelled() -> None:
         return BODY
 
     with pytest.raises(ApiError) as refused:
-        run(_BoundedBody(receive, limit=1000, timeout=0.05, expected=True))
+        run(BoundedBody(receive, limit=1000, timeout=0.05, expected=True))
     assert refused.value.http_status == 408
     assert "did not arrive within 0.05 s" in refused.value.description
     assert cancelled == [True]
@@ -71,7 +71,7 @@ def test_an_error_of_the_servers_receive_after_a_wait_is_raised_as_it_is() -> No
         raise ConnectionResetError("gone")
 
     with pytest.raises(ConnectionResetError, match="gone"):
-        run(_BoundedBody(receive, limit=1000, timeout=5.0, expected=True))
+        run(BoundedBody(receive, limit=1000, timeout=5.0, expected=True))
 
 
 def test_cancelling_the_request_reaches_the_servers_receive() -> None:
@@ -86,7 +86,7 @@ def test_cancelling_the_request_reaches_the_servers_receive() -> None:
                 raise
             return BODY
 
-        task = asyncio.create_task(_BoundedBody(receive, limit=1000, timeout=5.0, expected=True).receive())
+        task = asyncio.create_task(BoundedBody(receive, limit=1000, timeout=5.0, expected=True).receive())
         await asyncio.sleep(0.01)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -106,5 +106,5 @@ def test_a_body_over_the_limit_is_a_413_whether_or_not_it_waited() -> None:
 
     for receive in (at_once, later):
         with pytest.raises(ApiError) as refused:
-            run(_BoundedBody(receive, limit=10, timeout=5.0, expected=True))
+            run(BoundedBody(receive, limit=10, timeout=5.0, expected=True))
         assert refused.value.http_status == 413

@@ -1,0 +1,247 @@
+"""``POST /v1/hlr/sync`` answered by one ASGI callable: the edge's layers and the route fused into one frame.
+
+Why: nearly every request a node serves is this one, and under load the layers
+around it cost about as much as a whole request of a raw ASGI app: the request
+id middleware, the abuse guard and the direct route each wrapped ``send`` (and
+the guard ``receive``) in a closure of its own, were resumed at every await of
+the request, and the route built a Starlette ``Request`` (whose ``Headers``
+scan and decode the header list again for every lookup) and a ``Response``.
+Here the header list is read once, the checks run in the order the layers ran
+them, and the response's two messages go straight to the server.
+
+What it does, in the order of the general stack (``api.request_id`` →
+``api.limits.AbuseGuard`` → ``api.direct`` → ``api.lookup``): a request id (on
+the response, the request log line and :data:`numlookup.logs.REQUEST_ID`); the
+guard's checks, through the same guard object (``AbuseGuard.admit``: one
+rate-limit state for both paths); credentials (``lookup.verify_basic``); the
+content type; the body, through the guard's ``BoundedBody`` (its limit and
+deadline); decode; then ``lookup.answer_lookup`` (idempotency key, resolve, quote,
+live, render, charge). Errors are answered as the general stack answers them:
+an ``ApiError`` with its wire body, anything else with the clean 500. Then the
+metrics and the request log line.
+
+Every other request (another path, another method on this one, lifespan) goes
+on to the general stack unchanged. ``tests/e2e/test_sync_edge.py`` sends a
+corpus of requests to a server with this path and to one without and holds
+status, headers, body, log lines, metrics and ledger rows equal.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+from starlette.requests import ClientDisconnect
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from numlookup.accounts import AuthFailure
+from numlookup.api.errors import ApiError, error_response, unauthorized
+from numlookup.api.idempotency import Stored
+from numlookup.api.limits import AbuseGuard, BoundedBody, GuardHeaders
+from numlookup.api.lookup import JSON, answer_lookup, check_content_type, decode_numbers, verify_basic
+from numlookup.api.proxies import limit_key
+from numlookup.api.request_id import (
+    SERVER_ERROR_BODY,
+    USERNAME_LOG_CHARACTERS,
+    new_request_id,
+    route_label,
+    write_request_line,
+)
+from numlookup.api.state import AppState
+from numlookup.logs import REQUEST_ID, printable
+
+log = logging.getLogger("numlookup.api")
+METHOD = "POST"
+_JSON = JSON.encode()
+_CONNECTION_CLOSE = (b"connection", b"close")
+
+
+class SyncHeaders(GuardHeaders):
+    """The guard's headers and the route's (``User-Agent``, every ``Idempotency-Key``), in one pass.
+
+    First values as Starlette's ``Headers.get`` gives them; every value of the key
+    as its ``getlist`` (two keys are a 400, whatever they say).
+    """
+
+    __slots__ = ("idempotency_keys", "user_agent")
+
+    def __init__(self, raw: Iterable[tuple[bytes, bytes]]) -> None:
+        self.authorization: str | None = None
+        self.content_length: str | None = None
+        self.content_type: str | None = None
+        self.forwarded_for: list[str] = []
+        self.transfer_encoding = False
+        self.user_agent: str | None = None
+        self.idempotency_keys: list[str] = []
+        for name, value in raw:  # names come in lower case from the server, as GuardHeaders assumes
+            if name == b"authorization":
+                if self.authorization is None:
+                    self.authorization = value.decode("latin-1")
+            elif name == b"content-type":
+                if self.content_type is None:
+                    self.content_type = value.decode("latin-1")
+            elif name == b"content-length":
+                if self.content_length is None:
+                    self.content_length = value.decode("latin-1")
+            elif name == b"user-agent":
+                if self.user_agent is None:
+                    self.user_agent = value.decode("latin-1")
+            elif name == b"idempotency-key":
+                self.idempotency_keys.append(value.decode("latin-1"))
+            elif name == b"x-forwarded-for":
+                self.forwarded_for.append(value.decode("latin-1"))
+            elif name == b"transfer-encoding":
+                self.transfer_encoding = True
+
+
+class _Outcome:
+    """What the request log and the metrics say of a request: filled in as the request goes."""
+
+    __slots__ = ("account", "auth_failure", "client", "status", "username")
+
+    def __init__(self, client: str | None) -> None:
+        self.client = client
+        self.status: int | None = None
+        self.account: str | None = None
+        self.auth_failure: AuthFailure | None = None
+        self.username: str | None = None
+
+    def fields(self, request_id: str, path: str) -> dict[str, object]:
+        """The request log's fields, as ``api.request_id`` makes them from the scope's state."""
+        username = self.username
+        return {
+            "request_id": request_id,
+            "method": METHOD,
+            "path": path,
+            "status": self.status,
+            "client": self.client,
+            "account": self.account,
+            "auth_failure": None if self.auth_failure is None else str(self.auth_failure),
+            "username": None if username is None else printable(username, USERNAME_LOG_CHARACTERS),
+        }
+
+
+class SyncEdge:
+    """ASGI: ``POST`` to ``route``'s path answered here, everything else by ``app`` (the general stack)."""
+
+    def __init__(self, app: ASGIApp, *, state: AppState, guard: AbuseGuard, route: Route, access_log: bool) -> None:
+        self.app = app
+        self.state = state
+        self.guard = guard
+        self.route = route
+        self.path = route.path
+        self.access_log = access_log
+        self.limit = state.settings.max_numbers_per_request
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != METHOD:
+            await self.app(scope, receive, send)
+            return
+        request_id = new_request_id()
+        started_at = time.perf_counter()
+        REQUEST_ID.set(request_id)  # not reset: see RequestIdMiddleware
+        guard = self.guard
+        headers = SyncHeaders(scope["headers"])
+        peer = scope["client"][0] if scope.get("client") else None
+        client = guard.proxies.client_address(peer, headers.forwarded_for)
+        outcome = _Outcome(client if client is not None else peer)
+        key = limit_key(client)
+        credentialed = headers.authorization is not None
+        refusal, spent = guard.admit(
+            headers, key, time.monotonic(), credentialed=credentialed, rated=True, limit=guard.max_body
+        )
+        body = BoundedBody(receive, guard.max_body, guard.body_timeout, headers.has_body())
+        try:
+            if refusal is not None:
+                status, response_headers, content = _error(refusal)  # the route never ran: "unmatched" in metrics
+            else:
+                scope["route"] = self.route  # as the direct route sets it: the metrics' label
+                try:
+                    status, response_headers, content = await self._answer(headers, body, request_id, client, outcome)
+                except ApiError as exc:
+                    status, response_headers, content = _error(exc)
+            if not body.complete and not any(name.lower() == b"connection" for name, _ in response_headers):
+                # As the guard: answered before the body was read, the connection ends rather than drains.
+                response_headers.append(_CONNECTION_CLOSE)
+            if not any(name.lower() == b"x-request-id" for name, _ in response_headers):
+                response_headers.append((b"x-request-id", request_id.encode()))  # a replay keeps its own
+            outcome.status = status
+            await send({"type": "http.response.start", "status": status, "headers": response_headers})
+            await send({"type": "http.response.body", "body": content})
+        except Exception:
+            log.exception(
+                "unhandled error in %s %s", METHOD, self.path, extra=outcome.fields(request_id, scope["path"])
+            )
+            if outcome.status is not None:
+                raise  # half a response is out: only closing the connection can tell the client
+            outcome.status = 500
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", _JSON),
+                        (b"content-length", str(len(SERVER_ERROR_BODY)).encode()),
+                        (b"x-request-id", request_id.encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": SERVER_ERROR_BODY})
+        finally:
+            if outcome.status == 401 and credentialed:
+                guard.refused_credentials(key, spent)
+            self.state.metrics.request_done(
+                route_label(scope), METHOD, outcome.status, time.perf_counter() - started_at
+            )
+            if self.access_log:
+                fields = outcome.fields(request_id, scope["path"])
+                fields["duration_ms"] = round((time.perf_counter() - started_at) * 1000, 3)
+                write_request_line(fields)
+
+    async def _answer(
+        self, headers: SyncHeaders, body: BoundedBody, request_id: str, client: str | None, outcome: _Outcome
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """``api.lookup.lookup``'s work on the values read here: the response's status, headers and body."""
+        state = self.state
+        username, verdict = await verify_basic(state, headers.authorization, client)
+        if isinstance(verdict, AuthFailure):
+            outcome.auth_failure = verdict
+            outcome.username = username
+            raise unauthorized()
+        assert username is not None  # an account was found by it
+        outcome.account = verdict.name
+        check_content_type(headers.content_type or "")
+        raw = await _read(body)
+        numbers = decode_numbers(raw, self.limit)
+        answer = await answer_lookup(
+            state, username, verdict, raw, numbers, request_id, headers.user_agent, headers.idempotency_keys
+        )
+        if isinstance(answer, Stored):
+            replay = answer.response()  # rare: the general path's own response, so its headers are the same
+            return replay.status_code, replay.raw_headers, bytes(replay.body)
+        # What Starlette's Response(answer, media_type="application/json") sends.
+        return 200, [(b"content-length", str(len(answer)).encode()), (b"content-type", _JSON)], answer
+
+
+async def _read(body: BoundedBody) -> bytes:
+    """The whole body, as Starlette's ``Request.body`` reads it (a disconnect raises ``ClientDisconnect``)."""
+    chunks: list[bytes] = []
+    while True:
+        message: Message = await body.receive()
+        kind = message["type"]
+        if kind == "http.request":
+            chunk = message.get("body", b"")
+            if chunk:
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+        elif kind == "http.disconnect":
+            raise ClientDisconnect()
+
+
+def _error(error: ApiError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """The wire's error answer, as ``errors.error_response`` renders it."""
+    response = error_response(error)
+    return response.status_code, list(response.raw_headers), bytes(response.body)
