@@ -31,7 +31,7 @@ def main() -> None:
         built.app = "tests.e2e.general_server:create_general_app"  # the module by name: this file runs as __main__
         return built
 
-    serving.config = config  # type: ignore[assignment]  # the same signature, one field changed
+    serving.config = config  # the same signature, one field changed
     sys.argv = ["numlookup", *sys.argv[1:]]
     numlookup()
 
