@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from numlookup.api.auth import CLIENT_IP
 from numlookup.api.errors import server_error
-from numlookup.logs import REQUEST_ID, printable
+from numlookup.logs import REQUEST_ID, direct_json_handler, json_line, printable
 from numlookup.metrics import Metrics
 
 log = logging.getLogger("numlookup.api")
@@ -202,6 +202,10 @@ def write_request_line(fields: dict[str, object]) -> None:
     if fields.get("auth_failure") is not None:
         message += " auth_failure=%s username=%s"
         values += [fields["auth_failure"], fields.get("username") or "-"]
+    handler = direct_json_handler(request_log)
+    if handler is not None:  # the usual set-up: the formatter's line, without a record
+        handler.emit_line(json_line(request_log.name, message % tuple(values), fields))
+        return
     # The record made directly: Logger.info would look up the calling frame for every request.
     record = request_log.makeRecord(
         request_log.name, logging.INFO, __file__, 0, message, tuple(values), None, None, fields
