@@ -143,17 +143,20 @@ class SyncEdge:
         started_at = time.perf_counter()
         REQUEST_ID.set(request_id)  # not reset: see RequestIdMiddleware
         guard = self.guard
-        headers = SyncHeaders(scope["headers"])
         peer = scope["client"][0] if scope.get("client") else None
-        client = guard.proxies.client_address(peer, headers.forwarded_for)
-        outcome = _Outcome(client if client is not None else peer)
-        key = limit_key(client)
-        credentialed = headers.authorization is not None
-        refusal, spent = guard.admit(
-            headers, key, time.monotonic(), credentialed=credentialed, rated=True, limit=guard.max_body
-        )
-        body = BoundedBody(receive, guard.max_body, guard.body_timeout, headers.has_body())
-        try:
+        outcome = _Outcome(peer)
+        credentialed, key, spent = False, "", None
+        try:  # from the first header read on, as the general stack's request id middleware wraps the guard
+            headers = SyncHeaders(scope["headers"])
+            client = guard.proxies.client_address(peer, headers.forwarded_for)
+            if client is not None:
+                outcome.client = client
+            key = limit_key(client)
+            credentialed = headers.authorization is not None
+            refusal, spent = guard.admit(
+                headers, key, time.monotonic(), credentialed=credentialed, rated=True, limit=guard.max_body
+            )
+            body = BoundedBody(receive, guard.max_body, guard.body_timeout, headers.has_body())
             if refusal is not None:
                 status, response_headers, content = _error(refusal)  # the route never ran: "unmatched" in metrics
             else:

@@ -208,6 +208,7 @@ CORPUS = [
         _post(_numbers(NUMBERS[0]), ("X-Request-Id", "0c4a7b3e-8f9d-4f51-9a43-3b5e4c1f0a11")),
     ),
     Case("a client's invalid X-Request-Id", _post(_numbers(NUMBERS[0]), ("X-Request-Id", "../../etc/passwd\x7f"))),
+    Case("an untrusted X-Forwarded-For", _post(_numbers(NUMBERS[0]), ("X-Forwarded-For", "203.0.113.9, ::1, junk"))),
     Case("101: no credentials", _post(_numbers(*NUMBERS), account=None)),
     Case(
         "101: a wrong password",
