@@ -1,0 +1,166 @@
+"""The event loop's CPU per ``POST /v1/hlr/sync``: the fused edge (``api.sync_edge``) against the general stack.
+
+Why: ``bench/server.py`` measures the whole server under wrk, whose figures on
+these shared two-core machines move with every other process; and its requests
+per second follow the charges' commits more than the loop's work. This drives
+both apps of one process, ``create_app()`` and ``create_app(fused_sync=False)``,
+each with its own SQLite database and the server's default settings (request
+log on, JSON, to /dev/null; metrics in multiprocess mode; the per-IP limit off),
+straight through ASGI: no sockets, no HTTP parser, the same request bytes. It
+alternates between them round by round and reports the loop thread's CPU time
+per request (``time.thread_time``: the charges' commit thread is not in it) for
+each, their medians and spread, and the ratio fused / general::
+
+    python bench/edge.py [--rounds 7] [--requests 2000] [--concurrency 32] [--access-log on|off]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import logging
+import logging.config
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import MutableMapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+# Before prometheus-client is imported, as ``numlookup serve`` sets it: the metrics as a server writes them.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="bench-edge-metrics-"))
+
+import uvloop  # noqa: E402  # the loop serve runs on
+
+from numlookup.accounts import create_account  # noqa: E402
+from numlookup.api.app import create_app  # noqa: E402
+from numlookup.billing import parse_amount  # noqa: E402
+from numlookup.logs import logging_config  # noqa: E402
+from numlookup.settings import Settings  # noqa: E402
+from numlookup.store import make_engine, upgrade  # noqa: E402
+
+NUMBERS = [line.split('"')[1] for line in (HERE / "wrk_lookup.lua").read_text().splitlines() if line.startswith('  "+')]
+BODY = json.dumps({"numbers": NUMBERS}).encode()
+
+
+class Variant:
+    """One app, its lifespan running, and the Authorization header of its account."""
+
+    def __init__(self, name: str, fused: bool, access_log: bool) -> None:
+        self.name = name
+        folder = Path(tempfile.mkdtemp(prefix=f"bench-edge-{name}-"))
+        settings = Settings(
+            data_dir=str(folder),
+            access_log=access_log,
+            rate_limit_per_ip=0,
+            max_numbers_per_request=len(NUMBERS),
+            default_price=Decimal("0.01"),
+        )
+        engine = make_engine(f"sqlite:///{folder / 'numlookup.db'}")
+        upgrade(engine)
+        creds = create_account(engine, "bench", credits=parse_amount("100000000"))
+        engine.dispose()
+        token = base64.b64encode(f"{creds.api_username}:{creds.api_password}".encode())
+        self.headers = [
+            (b"host", b"bench"),
+            (b"authorization", b"Basic " + token),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(BODY)).encode()),
+            (b"user-agent", b"wrk"),
+        ]
+        self.app = create_app(settings, fused_sync=fused)
+        self.cpu: list[float] = []
+
+    async def one(self) -> None:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/v1/hlr/sync",
+            "raw_path": b"/v1/hlr/sync",
+            "query_string": b"",
+            "root_path": "",
+            "headers": self.headers,
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 8080),
+            "state": {},
+        }
+        sent: list[MutableMapping[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": BODY, "more_body": False}
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            sent.append(message)
+
+        await self.app(scope, receive, send)
+        if sent[0]["status"] != 200:
+            raise SystemExit(f"{self.name}: HTTP {sent[0]['status']}: {sent[1]['body'][:300]!r}")
+
+    async def run(self, requests: int, concurrency: int) -> float:
+        """Loop-thread CPU seconds per request, over ``requests`` requests, ``concurrency`` at a time."""
+        left = requests
+
+        async def worker() -> None:
+            nonlocal left
+            while left > 0:
+                left -= 1
+                await self.one()
+
+        start = time.thread_time()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return (time.thread_time() - start) / requests
+
+
+async def measure(args: argparse.Namespace) -> None:
+    access_log = args.access_log == "on"
+    variants = [Variant("fused", True, access_log), Variant("general", False, access_log)]
+    async with variants[0].app.router.lifespan_context(variants[0].app):
+        async with variants[1].app.router.lifespan_context(variants[1].app):
+            for variant in variants:
+                await variant.run(200, args.concurrency)  # warm: caches, the account cache, the first commits
+            for round_ in range(args.rounds):
+                order = variants if round_ % 2 == 0 else variants[::-1]
+                for variant in order:
+                    variant.cpu.append(await variant.run(args.requests, args.concurrency))
+                print(
+                    f"round {round_ + 1}: "
+                    + ", ".join(f"{v.name} {v.cpu[-1] * 1e3:.3f} ms" for v in variants)
+                    + f"  (load {os.getloadavg()[0]:.2f})",
+                    flush=True,
+                )
+    fused, general = (statistics.median(v.cpu) for v in variants)
+    for variant in variants:
+        cpu = [c * 1e3 for c in variant.cpu]
+        spread = f"[{min(cpu):.3f}-{max(cpu):.3f}]"
+        print(f"{variant.name}: loop CPU per request median {statistics.median(cpu):.3f} ms {spread}")
+    ratios = [f / g for f, g in zip(variants[0].cpu, variants[1].cpu, strict=True)]
+    print(f"fused / general: {fused / general:.3f} (per round: {min(ratios):.3f}-{max(ratios):.3f})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--requests", type=int, default=2000, help="requests per app per round")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--access-log", choices=("on", "off"), default="on")
+    args = parser.parse_args()
+    logging.config.dictConfig(logging_config("json", "info"))
+    devnull = open(os.devnull, "w")  # the log's stream for the whole run
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(devnull)
+    uvloop.run(measure(args))
+
+
+if __name__ == "__main__":
+    main()
