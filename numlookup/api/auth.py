@@ -8,7 +8,6 @@ import re
 
 from starlette.requests import Request
 
-from numlookup.accounts import AuthFailure
 from numlookup.api.proxies import TrustedProxies
 
 
@@ -36,14 +35,6 @@ def _printable(user_id: str) -> bool:
     """RFC 7617 forbids control characters in the user-id, and the user-id goes to the
     database: PostgreSQL refuses a NUL in text, so one would be a 500 instead of a 401."""
     return _CONTROL.search(user_id) is None
-
-
-def basic_credentials(request: Request) -> tuple[str, str] | AuthFailure:
-    """The request's Basic credentials, or why there are none (for the request log)."""
-    header = request.headers.get("authorization")
-    if header is None:
-        return AuthFailure.MISSING_CREDENTIALS
-    return parse_basic(header) or AuthFailure.MALFORMED_CREDENTIALS
 
 
 CLIENT_IP = "client_ip"  # the key in the request's scope state
