@@ -11,6 +11,9 @@ alternates between them round by round and reports the loop thread's CPU time
 per request (``time.thread_time``: the charges' commit thread is not in it) for
 each, their medians and spread, and the ratio fused / general::
 
+Then the request log's line, written directly against a record through the
+handler (``logs.direct_json_handler``), microseconds per line::
+
     python bench/edge.py [--rounds 7] [--requests 2000] [--concurrency 32] [--access-log on|off]
 """
 
@@ -40,6 +43,7 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="bench
 import uvloop  # noqa: E402  # the loop serve runs on
 
 from numlookup.accounts import create_account  # noqa: E402
+from numlookup.api import request_id  # noqa: E402
 from numlookup.api.app import create_app  # noqa: E402
 from numlookup.billing import parse_amount  # noqa: E402
 from numlookup.logs import logging_config  # noqa: E402
@@ -147,6 +151,44 @@ async def measure(args: argparse.Namespace) -> None:
     print(f"fused / general: {fused / general:.3f} (per round: {min(ratios):.3f}-{max(ratios):.3f})")
 
 
+def log_lines(lines: int, rounds: int) -> None:
+    """The request log's line written directly (``logs.json_line``) against a ``LogRecord`` through the handler."""
+    fields: dict[str, object] = {
+        "request_id": "0c4a7b3e-8f9d-4f51-9a43-3b5e4c1f0a11",
+        "method": "POST",
+        "path": "/v1/hlr/sync",
+        "status": 200,
+        "client": "127.0.0.1",
+        "account": "bench",
+        "auth_failure": None,
+        "username": None,
+        "duration_ms": 3.217,
+    }
+
+    def write(direct: bool) -> float:
+        names = vars(request_id)  # the module's own names, as write_request_line looks them up
+        found = names["direct_json_handler"]
+        if not direct:
+            names["direct_json_handler"] = lambda _logger: None
+        try:
+            start = time.thread_time()
+            for _ in range(lines):
+                request_id.write_request_line(dict(fields))
+            logging.getLogger().handlers[0].flush()
+            return (time.thread_time() - start) / lines
+        finally:
+            names["direct_json_handler"] = found
+
+    direct: list[float] = []
+    record: list[float] = []
+    for round_ in range(rounds):
+        for kind in ("direct", "record") if round_ % 2 == 0 else ("record", "direct"):
+            (direct if kind == "direct" else record).append(write(kind == "direct"))
+    d, r = statistics.median(direct) * 1e6, statistics.median(record) * 1e6
+    print(f"request log line: direct {d:.2f} us [{min(direct) * 1e6:.2f}-{max(direct) * 1e6:.2f}],", end=" ")
+    print(f"record {r:.2f} us [{min(record) * 1e6:.2f}-{max(record) * 1e6:.2f}], direct / record {d / r:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
@@ -160,6 +202,7 @@ def main() -> None:
         if isinstance(handler, logging.StreamHandler):
             handler.setStream(devnull)
     uvloop.run(measure(args))
+    log_lines(20_000, args.rounds)
 
 
 if __name__ == "__main__":
