@@ -23,13 +23,29 @@ from numlookup.numbering.blocks import ShippedBlocks
 from numlookup.numbering.countries import NON_GEOGRAPHIC, country_for
 from numlookup.numbering.interning import Interner, group
 from numlookup.numbering.intervals import NO_NETWORK, POW10, WIDTH
-from numlookup.numbering.layout import REASONS, TYPE_NAMES, carrier_typed
-from numlookup.numbering.models import Country, Network, Resolution
+from numlookup.numbering.layout import (
+    CARRIER_TYPES,
+    E15,
+    MAX_DIGITS,
+    MAX_NSN,
+    NO_REGION,
+    REASON_CODE,
+    REASONS,
+    SLOW,
+    TYPE_NAMES,
+    UNKNOWN,
+    carrier_typed,
+)
+from numlookup.numbering.models import Country, InvalidReason, Network, Resolution
 from numlookup.numbering.networks import NetworkRegistry
-from numlookup.numbering.operator_data import DataNetwork, OperatorData, PortedMap
+from numlookup.numbering.operator_data import DataNetwork, OperatorData, PortedMap, RangeMap
 from numlookup.numbering.plan import BatchResult, NumberingPlan
 
 _SEPARATORS = str.maketrans("", "", " \t-.()/\u00a0")
+# Up to this many distinct numbers a batch is resolved one number at a time (``Resolver.resolve_small``):
+# about 10 µs a number against the columnar path's ~250 µs per batch plus ~1–2 µs a number, so
+# the two cross near 30 numbers on the machine this was measured on (bench/request_core.py).
+SMALL_BATCH = 24
 
 
 def international_form(raw: str) -> str:
@@ -47,6 +63,85 @@ def international_form(raw: str) -> str:
     if compact.isdigit():
         return "+" + (compact[2:] if compact.startswith("00") else compact)
     return text
+
+
+# A plan row of one number, as ``NumberingPlan._fast`` fills its columns:
+# (reason code, PhoneNumberType, region index, carrier index, E.164 digits or 0).
+_PlanRow = tuple[int, int, int, int, int]
+_NOT_A_NUMBER = REASON_CODE[InvalidReason.NOT_A_NUMBER]
+_INVALID_COUNTRY_CODE = REASON_CODE[InvalidReason.INVALID_COUNTRY_CODE]
+_TOO_SHORT = REASON_CODE[InvalidReason.TOO_SHORT]
+_INVALID_FOR_REGION = REASON_CODE[InvalidReason.INVALID_FOR_REGION]
+
+
+def _segment(starts: npt.NDArray[np.int64], values: npt.NDArray[np.int64], key: int) -> int:
+    """``plan._lookup`` of one key: the value of the segment holding it."""
+    return int(values[int(starts.searchsorted(key, "right")) - 1])
+
+
+def _plan_row(plan: NumberingPlan, value: int, length: int) -> _PlanRow | None:
+    """``NumberingPlan._fast`` for one ``+``-and-digits number (``length`` digits); None where it goes slow.
+
+    Step for step the arithmetic of ``_fast`` on one row, in Python integers
+    (every intermediate fits int64 there as well), so the two cannot disagree
+    by rounding; tests/numbering/test_small_batch.py compares them number by number.
+    """
+    if length < 3:  # "+" and fewer than 3 digits is not viable
+        return _NOT_A_NUMBER, UNKNOWN, NO_REGION, -1, 0
+    cci = int(plan.cc3[value // 10 ** (length - 3)])
+    if cci < 0:
+        return _INVALID_COUNTRY_CODE, UNKNOWN, NO_REGION, -1, 0
+    nsn_len = length - int(plan.cc_len[cci])
+    if nsn_len < 2:
+        return _TOO_SHORT, UNKNOWN, NO_REGION, -1, 0
+    key = length * E15 + value
+    if plan.cc_strip[cci] > 0:  # national prefix stripping, for calling codes with a national prefix
+        strip = _segment(plan.strip_starts, plan.strip_values, key)
+        if strip == SLOW:
+            return None
+        if strip > 0:
+            rest_len = nsn_len - strip
+            scale = 10 ** max(rest_len, 0)
+            new_value = int(plan.cc_codes[cci]) * scale + value % scale
+            new_len = length - strip
+            new_key = new_len * E15 + new_value
+            gd_whole = _segment(plan.gd_starts, plan.gd_values, key) > 0
+            gd_rest = _segment(plan.gd_starts, plan.gd_values, new_key) > 0
+            kept = plan.keep_by_len[cci, min(max(rest_len, 0), MAX_NSN)] > 0
+            if not (gd_whole and not gd_rest) and kept:
+                value, length, nsn_len, key = new_value, new_len, rest_len, new_key
+    reason = int(plan.reason_by_len[cci, min(nsn_len, MAX_NSN)])
+    seg = int(plan.main_starts.searchsorted(key, "right")) - 1
+    where, kind = int(plan.main_region[seg]), int(plan.main_type[seg])
+    if where == SLOW:
+        return None
+    if not (reason == 0 and kind != UNKNOWN and where >= 0):
+        return reason or _INVALID_FOR_REGION, UNKNOWN, NO_REGION, -1, value
+    carrier = 0
+    if kind in CARRIER_TYPES:  # carrier.name_for_number: longest prefix of the padded digits
+        entry = _segment(plan.carrier_starts, plan.carrier_entry, value * 10 ** max(MAX_DIGITS - length, 0))
+        if entry >= 0:
+            if plan.entry_len[entry] > length:  # a prefix longer than the number: phonenumbers decides
+                return None
+            carrier = int(plan.entry_name[entry])
+    return 0, kind, where, carrier, value
+
+
+def _range_hit(ranges: RangeMap, padded: int) -> int:
+    """``RangeMap.lookup`` of one padded key."""
+    if len(ranges.starts) == 0:
+        return NO_NETWORK
+    idx = int(ranges.starts.searchsorted(padded, "right")) - 1
+    return int(ranges.values[idx]) if idx >= 0 else NO_NETWORK
+
+
+def _ported_hit(ported: PortedMap, digits: int) -> int:
+    """``PortedMap.lookup`` of one number."""
+    keys = ported.keys
+    if len(keys) == 0:
+        return NO_NETWORK
+    idx = min(int(keys.searchsorted(digits, "left")), len(keys) - 1)
+    return int(ported.values[idx]) if int(keys[idx]) == digits else NO_NETWORK
 
 
 @cache
@@ -115,9 +210,88 @@ class Resolver:
 
     def resolve(self, numbers: Sequence[str]) -> list[Resolution]:
         unique = list(dict.fromkeys(numbers))
-        columns = self.resolve_columns(unique)
-        by_input = {raw: columns.resolution(i) for i, raw in enumerate(unique)}
+        small = self.resolve_small(unique) if len(unique) <= SMALL_BATCH else None
+        if small is not None:
+            by_input = dict(zip(unique, small, strict=True))
+        else:
+            columns = self.resolve_columns(unique)
+            by_input = {raw: columns.resolution(i) for i, raw in enumerate(unique)}
         return [by_input[raw] for raw in numbers]
+
+    def resolve_small(self, numbers: Sequence[str]) -> list[Resolution] | None:
+        """:meth:`resolve` of a few numbers, one at a time, from the same tables; None: leave it to the arrays.
+
+        Why: the columnar path costs some 250 µs whatever the batch size (about a
+        hundred numpy calls, each a few µs before it touches a row), and a lone
+        request's batch is ten numbers or one. Here each number is a handful of
+        binary searches on the same arrays, with the same arithmetic as
+        ``NumberingPlan._fast`` and :meth:`columns`, about 10 µs a number. Only
+        input the tables decide takes it: anything the plan would hand to
+        phonenumbers (not ``+`` and 1–15 digits, a slow calling code or prefix)
+        returns None and the caller resolves the batch by the columnar path.
+        tests/numbering/test_small_batch.py holds both paths to the same answers.
+        """
+        plan = self.plan
+        rows: list[tuple[str, _PlanRow]] = []
+        for raw in numbers:
+            form = international_form(raw)
+            digits = form[1:]
+            if form[:1] != "+" or not 1 <= len(digits) <= MAX_DIGITS or not (digits.isascii() and digits.isdigit()):
+                return None
+            row = _plan_row(plan, int(digits), len(digits))
+            if row is None:
+                return None
+            rows.append((raw, row))
+        plan.stats.numbers += len(rows)
+        operator = self.operator  # one snapshot for the whole batch
+        return [self._small_resolution(raw, row, operator) for raw, row in rows]
+
+    def _small_resolution(self, raw: str, row: _PlanRow, operator: OperatorData) -> Resolution:
+        """One number's :meth:`Columns.resolution`, from its plan row: :meth:`columns`, one row at a time."""
+        reason_code, kind, region_index, carrier_index, digits = row
+        e164 = f"+{digits}" if digits else None
+        reason = REASONS[reason_code]
+        if reason is not None:
+            return Resolution(input=raw, e164=e164, reason=reason)
+        plan = self.plan
+        length = len(str(digits))  # searchsorted(POW10, digits, "right"): digits > 0 here
+        name = plan.regions[region_index]
+        if name == NON_GEOGRAPHIC:  # +800, +882, …: the country depends on the number's own code
+            code = digits // 10 ** (length - 3)
+        else:
+            code = int(plan.cc_codes[plan.cc3[digits // 10 ** max(length - 3, 0)]])
+        country = country_for(name, code)
+        carrier_name = plan.carriers[carrier_index] if carrier_index >= 0 else ""
+        mccmnc, network_name = self.networks.network_for_carrier(name, carrier_name)
+        original: Network = Network(mccmnc=mccmnc, name=network_name, country=country)
+        padded = digits * 10 ** max(WIDTH - length, 0)
+        if len(self.blocks) and kind in CARRIER_TYPES:
+            hit = _range_hit(self.blocks.ranges, padded)
+            if hit != NO_NETWORK:
+                original = self._block_network(original, hit)
+        ported: Network | None = None
+        if operator.ranges is not None:
+            range_hit = _range_hit(operator.ranges, padded)
+            if range_hit != NO_NETWORK:
+                original = self._data_network(operator.ranges.networks[range_hit], original.country)
+        porting_known = False
+        if operator.ported is not None:
+            ported_hit = _ported_hit(operator.ported, digits)
+            if ported_hit != NO_NETWORK:
+                candidate = self._data_network(operator.ported.networks[ported_hit], original.country)
+                # A number "ported" to its own range holder has come home: it is not ported.
+                if candidate.mccmnc != original.mccmnc:
+                    ported = candidate
+            porting_known = operator.ported.covers(original.country.calling_code)
+        return Resolution(
+            input=raw,
+            e164=e164,
+            number_type=TYPE_NAMES.get(kind, "unknown"),
+            country=original.country,
+            original_network=original,
+            ported_network=ported,
+            porting_known=porting_known,
+        )
 
     def resolve_columns(self, numbers: Sequence[str], region: str | None = None) -> Columns:
         """Resolve a batch into arrays.
@@ -222,18 +396,22 @@ class Resolver:
         index = np.empty(len(first), dtype=np.int32)
         for u, j in enumerate(first.tolist()):
             before = interner.items[int(original[mobile[j]])]
-            holder = self.blocks.holders[int(hits[j])]
-            record = self.networks.records.get(holder.mccmnc) if holder.mccmnc else None
-            if record is not None:  # the registry's name for the MCC/MNC
-                name: str | None = record.name
-            elif holder.name:  # the source's name for a holder without an MCC/MNC
-                name = holder.name
-            elif before.name and not before.mccmnc:  # libphonenumber names a holder without one too: its name
-                name = before.name
-            else:  # never the prefix's network (it has an MNC the block's holder does not): the source's identifier
-                name = holder.holder
-            index[u] = interner(Network(mccmnc=holder.mccmnc, name=name, country=before.country))
+            index[u] = interner(self._block_network(before, int(hits[j])))
         original[mobile] = index[inverse]
+
+    def _block_network(self, before: Network, hit: int) -> Network:
+        """The network of shipped block ``hit`` for a number whose prefix named ``before``."""
+        holder = self.blocks.holders[hit]
+        record = self.networks.records.get(holder.mccmnc) if holder.mccmnc else None
+        if record is not None:  # the registry's name for the MCC/MNC
+            name: str | None = record.name
+        elif holder.name:  # the source's name for a holder without an MCC/MNC
+            name = holder.name
+        elif before.name and not before.mccmnc:  # libphonenumber names a holder without one too: its name
+            name = before.name
+        else:  # never the prefix's network (it has an MNC the block's holder does not): the source's identifier
+            name = holder.holder
+        return Network(mccmnc=holder.mccmnc, name=name, country=before.country)
 
     def _data_network(self, network: DataNetwork, country: Country) -> Network:
         record = self.networks.records.get(network.mccmnc)
