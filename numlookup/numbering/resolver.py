@@ -79,7 +79,30 @@ def _segment(starts: npt.NDArray[np.int64], values: npt.NDArray[np.int64], key: 
     return int(values[int(starts.searchsorted(key, "right")) - 1])
 
 
-def _plan_row(plan: NumberingPlan, value: int, length: int) -> _PlanRow | None:
+class _SmallTables:
+    """The plan's per-calling-code arrays as Python lists, for :func:`_plan_row`.
+
+    Why: reading one element of a numpy array from Python builds a numpy scalar
+    (about 0.1 µs, and another to turn it into an int); these are read several
+    times a number and hold a few thousand values. The large tables (the main,
+    carrier, stripping segments) stay the plan's arrays, searched in place.
+    """
+
+    def __init__(self, plan: NumberingPlan) -> None:
+        self.plan = plan
+        self.cc3: list[int] = plan.cc3.tolist()
+        self.cc_len: list[int] = plan.cc_len.tolist()
+        self.cc_codes: list[int] = plan.cc_codes.tolist()
+        self.cc_strip: list[int] = plan.cc_strip.tolist()
+        self.reason_by_len: list[list[int]] = plan.reason_by_len.tolist()
+        self.keep_by_len: list[list[int]] = plan.keep_by_len.tolist()
+        self.non_geo = plan.regions.index(NON_GEOGRAPHIC) if NON_GEOGRAPHIC in plan.regions else -2
+        # The shipped network of a (region, carrier, non-geographic code, block) key: what ``columns``
+        # builds once per batch and key, kept across batches. Bounded by the plan's carriers and the blocks.
+        self.shipped: dict[tuple[int, int, int, int], Network] = {}
+
+
+def _plan_row(tables: _SmallTables, value: int, length: int) -> _PlanRow | None:
     """``NumberingPlan._fast`` for one ``+``-and-digits number (``length`` digits); None where it goes slow.
 
     Step for step the arithmetic of ``_fast`` on one row, in Python integers
@@ -88,29 +111,30 @@ def _plan_row(plan: NumberingPlan, value: int, length: int) -> _PlanRow | None:
     """
     if length < 3:  # "+" and fewer than 3 digits is not viable
         return _NOT_A_NUMBER, UNKNOWN, NO_REGION, -1, 0
-    cci = int(plan.cc3[value // 10 ** (length - 3)])
+    cci = tables.cc3[value // 10 ** (length - 3)]
     if cci < 0:
         return _INVALID_COUNTRY_CODE, UNKNOWN, NO_REGION, -1, 0
-    nsn_len = length - int(plan.cc_len[cci])
+    nsn_len = length - tables.cc_len[cci]
     if nsn_len < 2:
         return _TOO_SHORT, UNKNOWN, NO_REGION, -1, 0
+    plan = tables.plan
     key = length * E15 + value
-    if plan.cc_strip[cci] > 0:  # national prefix stripping, for calling codes with a national prefix
+    if tables.cc_strip[cci] > 0:  # national prefix stripping, for calling codes with a national prefix
         strip = _segment(plan.strip_starts, plan.strip_values, key)
         if strip == SLOW:
             return None
         if strip > 0:
             rest_len = nsn_len - strip
             scale = 10 ** max(rest_len, 0)
-            new_value = int(plan.cc_codes[cci]) * scale + value % scale
+            new_value = tables.cc_codes[cci] * scale + value % scale
             new_len = length - strip
             new_key = new_len * E15 + new_value
             gd_whole = _segment(plan.gd_starts, plan.gd_values, key) > 0
             gd_rest = _segment(plan.gd_starts, plan.gd_values, new_key) > 0
-            kept = plan.keep_by_len[cci, min(max(rest_len, 0), MAX_NSN)] > 0
+            kept = tables.keep_by_len[cci][min(max(rest_len, 0), MAX_NSN)] > 0
             if not (gd_whole and not gd_rest) and kept:
                 value, length, nsn_len, key = new_value, new_len, rest_len, new_key
-    reason = int(plan.reason_by_len[cci, min(nsn_len, MAX_NSN)])
+    reason = tables.reason_by_len[cci][min(nsn_len, MAX_NSN)]
     seg = int(plan.main_starts.searchsorted(key, "right")) - 1
     where, kind = int(plan.main_region[seg]), int(plan.main_type[seg])
     if where == SLOW:
@@ -203,6 +227,7 @@ class Resolver:
         self.operator = operator or OperatorData()
         self.plan = plan or shared_plan()
         self.blocks = blocks if blocks is not None else ShippedBlocks.shipped()
+        self._small: _SmallTables | None = None  # built on the first small batch
 
     def use(self, operator: OperatorData) -> None:
         """Serve from new operator data; batches already running finish on the old."""
@@ -231,44 +256,40 @@ class Resolver:
         returns None and the caller resolves the batch by the columnar path.
         tests/numbering/test_small_batch.py holds both paths to the same answers.
         """
-        plan = self.plan
+        tables = self._small
+        if tables is None or tables.plan is not self.plan:
+            tables = self._small = _SmallTables(self.plan)
         rows: list[tuple[str, _PlanRow]] = []
         for raw in numbers:
             form = international_form(raw)
             digits = form[1:]
             if form[:1] != "+" or not 1 <= len(digits) <= MAX_DIGITS or not (digits.isascii() and digits.isdigit()):
                 return None
-            row = _plan_row(plan, int(digits), len(digits))
+            row = _plan_row(tables, int(digits), len(digits))
             if row is None:
                 return None
             rows.append((raw, row))
-        plan.stats.numbers += len(rows)
+        self.plan.stats.numbers += len(rows)
         operator = self.operator  # one snapshot for the whole batch
-        return [self._small_resolution(raw, row, operator) for raw, row in rows]
+        return [self._small_resolution(tables, raw, row, operator) for raw, row in rows]
 
-    def _small_resolution(self, raw: str, row: _PlanRow, operator: OperatorData) -> Resolution:
+    def _small_resolution(self, tables: _SmallTables, raw: str, row: _PlanRow, operator: OperatorData) -> Resolution:
         """One number's :meth:`Columns.resolution`, from its plan row: :meth:`columns`, one row at a time."""
         reason_code, kind, region_index, carrier_index, digits = row
         e164 = f"+{digits}" if digits else None
         reason = REASONS[reason_code]
         if reason is not None:
             return Resolution(input=raw, e164=e164, reason=reason)
-        plan = self.plan
         length = len(str(digits))  # searchsorted(POW10, digits, "right"): digits > 0 here
-        name = plan.regions[region_index]
-        if name == NON_GEOGRAPHIC:  # +800, +882, …: the country depends on the number's own code
-            code = digits // 10 ** (length - 3)
-        else:
-            code = int(plan.cc_codes[plan.cc3[digits // 10 ** max(length - 3, 0)]])
-        country = country_for(name, code)
-        carrier_name = plan.carriers[carrier_index] if carrier_index >= 0 else ""
-        mccmnc, network_name = self.networks.network_for_carrier(name, carrier_name)
-        original: Network = Network(mccmnc=mccmnc, name=network_name, country=country)
         padded = digits * 10 ** max(WIDTH - length, 0)
+        hit = NO_NETWORK
         if len(self.blocks) and kind in CARRIER_TYPES:
             hit = _range_hit(self.blocks.ranges, padded)
-            if hit != NO_NETWORK:
-                original = self._block_network(original, hit)
+        code = digits // 10 ** (length - 3) if region_index == tables.non_geo else 0
+        key = (region_index, carrier_index, code, hit)
+        original = tables.shipped.get(key)
+        if original is None:
+            original = tables.shipped[key] = self._shipped_network(region_index, carrier_index, code, digits, hit)
         ported: Network | None = None
         if operator.ranges is not None:
             range_hit = _range_hit(operator.ranges, padded)
@@ -398,6 +419,18 @@ class Resolver:
             before = interner.items[int(original[mobile[j]])]
             index[u] = interner(self._block_network(before, int(hits[j])))
         original[mobile] = index[inverse]
+
+    def _shipped_network(self, region_index: int, carrier_index: int, code: int, digits: int, hit: int) -> Network:
+        """:meth:`_shipped_networks` and :meth:`_block_networks` for one number (``code``: its non-geographic code)."""
+        plan = self.plan
+        name = plan.regions[region_index]
+        if not code:
+            length = len(str(digits))
+            code = int(plan.cc_codes[plan.cc3[digits // 10 ** max(length - 3, 0)]])
+        carrier_name = plan.carriers[carrier_index] if carrier_index >= 0 else ""
+        mccmnc, network_name = self.networks.network_for_carrier(name, carrier_name)
+        network = Network(mccmnc=mccmnc, name=network_name, country=country_for(name, code))
+        return self._block_network(network, hit) if hit != NO_NETWORK else network
 
     def _block_network(self, before: Network, hit: int) -> Network:
         """The network of shipped block ``hit`` for a number whose prefix named ``before``."""
