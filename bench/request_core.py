@@ -44,6 +44,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import msgspec
@@ -212,7 +213,7 @@ def main() -> None:
     for size in (1, 4, 10, 16, 24, 32, 48, 64):
         batch = pool[:size]
         figures = rounds(
-            {"resolve": lambda b=batch: resolver.resolve(b), "columns": lambda b=batch: resolver.resolve_columns(b)},
+            {"resolve": partial(resolver.resolve, batch), "columns": partial(resolver.resolve_columns, batch)},
             max(3, args.rounds // 2),
             args.seconds / 2,
         )
