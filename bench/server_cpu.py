@@ -71,7 +71,9 @@ def main() -> None:
     args = parser.parse_args()
     body = server.request_body(server.lua_numbers())
     with tempfile.TemporaryDirectory(prefix="numlookup-bench-") as tmp:
-        spec = server.RunSpec("sqlite", 1, 1, "on", "FULL", args.access_log)
+        spec = server.RunSpec(
+            "sqlite", nodes=1, workers=1, synchronous="FULL", group_commit="on", access_log=args.access_log
+        )
         place, nodes = server.run_places(Path(tmp), spec, "")
         server.cli_text(place, "db", "upgrade")
         creds = server.cli(place, "accounts", "create", server.ACCOUNT, "--credits", str(server.INITIAL_CREDITS))
