@@ -11,6 +11,7 @@ libphonenumber's prefixes) and the operator's imported ranges and ported numbers
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -74,21 +75,19 @@ _TOO_SHORT = REASON_CODE[InvalidReason.TOO_SHORT]
 _INVALID_FOR_REGION = REASON_CODE[InvalidReason.INVALID_FOR_REGION]
 
 
-def _segment(starts: npt.NDArray[np.int64], values: npt.NDArray[np.int64], key: int) -> int:
-    """``plan._lookup`` of one key: the value of the segment holding it."""
-    return int(values[int(starts.searchsorted(key, "right")) - 1])
-
-
 class _SmallTables:
-    """The plan's per-calling-code arrays as Python lists, for :func:`_plan_row`.
+    """The plan's arrays as Python lists, for :func:`_plan_row`; and the shipped blocks' segments.
 
     Why: reading one element of a numpy array from Python builds a numpy scalar
-    (about 0.1 µs, and another to turn it into an int); these are read several
-    times a number and hold a few thousand values. The large tables (the main,
-    carrier, stripping segments) stay the plan's arrays, searched in place.
+    (about 0.3 µs with its ``int``), and ``searchsorted`` of one key costs a
+    microsecond or more before it searches; ``bisect`` on a list of ints takes
+    half that, and a list element is read in a few nanoseconds. These tables
+    hold some 36,000 values at most (about 8 MB as lists, built in some 10 ms on
+    a worker's first small batch); the operator's own maps, which may hold
+    millions, stay arrays.
     """
 
-    def __init__(self, plan: NumberingPlan) -> None:
+    def __init__(self, plan: NumberingPlan, blocks: ShippedBlocks) -> None:
         self.plan = plan
         self.cc3: list[int] = plan.cc3.tolist()
         self.cc_len: list[int] = plan.cc_len.tolist()
@@ -96,10 +95,28 @@ class _SmallTables:
         self.cc_strip: list[int] = plan.cc_strip.tolist()
         self.reason_by_len: list[list[int]] = plan.reason_by_len.tolist()
         self.keep_by_len: list[list[int]] = plan.keep_by_len.tolist()
+        self.main_starts: list[int] = plan.main_starts.tolist()
+        self.main_region: list[int] = plan.main_region.tolist()
+        self.main_type: list[int] = plan.main_type.tolist()
+        self.gd_starts: list[int] = plan.gd_starts.tolist()
+        self.gd_values: list[int] = plan.gd_values.tolist()
+        self.strip_starts: list[int] = plan.strip_starts.tolist()
+        self.strip_values: list[int] = plan.strip_values.tolist()
+        self.carrier_starts: list[int] = plan.carrier_starts.tolist()
+        self.carrier_entry: list[int] = plan.carrier_entry.tolist()
+        self.entry_name: list[int] = plan.entry_name.tolist()
+        self.entry_len: list[int] = plan.entry_len.tolist()
+        self.block_starts: list[int] = blocks.ranges.starts.tolist()
+        self.block_values: list[int] = blocks.ranges.values.tolist()
         self.non_geo = plan.regions.index(NON_GEOGRAPHIC) if NON_GEOGRAPHIC in plan.regions else -2
         # The shipped network of a (region, carrier, non-geographic code, block) key: what ``columns``
         # builds once per batch and key, kept across batches. Bounded by the plan's carriers and the blocks.
         self.shipped: dict[tuple[int, int, int, int], Network] = {}
+
+    def block(self, padded: int) -> int:
+        """``ShippedBlocks.lookup`` of one padded number."""
+        idx = bisect_right(self.block_starts, padded) - 1
+        return self.block_values[idx] if idx >= 0 else NO_NETWORK
 
 
 def _plan_row(tables: _SmallTables, value: int, length: int) -> _PlanRow | None:
@@ -107,7 +124,8 @@ def _plan_row(tables: _SmallTables, value: int, length: int) -> _PlanRow | None:
 
     Step for step the arithmetic of ``_fast`` on one row, in Python integers
     (every intermediate fits int64 there as well), so the two cannot disagree
-    by rounding; tests/numbering/test_small_batch.py compares them number by number.
+    by rounding; a segment lookup (``plan._lookup``) is ``bisect_right`` on the
+    same starts. tests/numbering/test_small_batch.py compares them number by number.
     """
     if length < 3:  # "+" and fewer than 3 digits is not viable
         return _NOT_A_NUMBER, UNKNOWN, NO_REGION, -1, 0
@@ -117,10 +135,9 @@ def _plan_row(tables: _SmallTables, value: int, length: int) -> _PlanRow | None:
     nsn_len = length - tables.cc_len[cci]
     if nsn_len < 2:
         return _TOO_SHORT, UNKNOWN, NO_REGION, -1, 0
-    plan = tables.plan
     key = length * E15 + value
     if tables.cc_strip[cci] > 0:  # national prefix stripping, for calling codes with a national prefix
-        strip = _segment(plan.strip_starts, plan.strip_values, key)
+        strip = tables.strip_values[bisect_right(tables.strip_starts, key) - 1]
         if strip == SLOW:
             return None
         if strip > 0:
@@ -129,25 +146,26 @@ def _plan_row(tables: _SmallTables, value: int, length: int) -> _PlanRow | None:
             new_value = tables.cc_codes[cci] * scale + value % scale
             new_len = length - strip
             new_key = new_len * E15 + new_value
-            gd_whole = _segment(plan.gd_starts, plan.gd_values, key) > 0
-            gd_rest = _segment(plan.gd_starts, plan.gd_values, new_key) > 0
+            gd_whole = tables.gd_values[bisect_right(tables.gd_starts, key) - 1] > 0
+            gd_rest = tables.gd_values[bisect_right(tables.gd_starts, new_key) - 1] > 0
             kept = tables.keep_by_len[cci][min(max(rest_len, 0), MAX_NSN)] > 0
             if not (gd_whole and not gd_rest) and kept:
                 value, length, nsn_len, key = new_value, new_len, rest_len, new_key
     reason = tables.reason_by_len[cci][min(nsn_len, MAX_NSN)]
-    seg = int(plan.main_starts.searchsorted(key, "right")) - 1
-    where, kind = int(plan.main_region[seg]), int(plan.main_type[seg])
+    seg = bisect_right(tables.main_starts, key) - 1
+    where, kind = tables.main_region[seg], tables.main_type[seg]
     if where == SLOW:
         return None
     if not (reason == 0 and kind != UNKNOWN and where >= 0):
         return reason or _INVALID_FOR_REGION, UNKNOWN, NO_REGION, -1, value
     carrier = 0
     if kind in CARRIER_TYPES:  # carrier.name_for_number: longest prefix of the padded digits
-        entry = _segment(plan.carrier_starts, plan.carrier_entry, value * 10 ** max(MAX_DIGITS - length, 0))
+        padded = value * 10 ** max(MAX_DIGITS - length, 0)
+        entry = tables.carrier_entry[bisect_right(tables.carrier_starts, padded) - 1]
         if entry >= 0:
-            if plan.entry_len[entry] > length:  # a prefix longer than the number: phonenumbers decides
+            if tables.entry_len[entry] > length:  # a prefix longer than the number: phonenumbers decides
                 return None
-            carrier = int(plan.entry_name[entry])
+            carrier = tables.entry_name[entry]
     return 0, kind, where, carrier, value
 
 
@@ -258,7 +276,7 @@ class Resolver:
         """
         tables = self._small
         if tables is None or tables.plan is not self.plan:
-            tables = self._small = _SmallTables(self.plan)
+            tables = self._small = _SmallTables(self.plan, self.blocks)
         rows: list[tuple[str, _PlanRow]] = []
         for raw in numbers:
             form = international_form(raw)
@@ -283,8 +301,8 @@ class Resolver:
         length = len(str(digits))  # searchsorted(POW10, digits, "right"): digits > 0 here
         padded = digits * 10 ** max(WIDTH - length, 0)
         hit = NO_NETWORK
-        if len(self.blocks) and kind in CARRIER_TYPES:
-            hit = _range_hit(self.blocks.ranges, padded)
+        if kind in CARRIER_TYPES:
+            hit = tables.block(padded)
         code = digits // 10 ** (length - 3) if region_index == tables.non_geo else 0
         key = (region_index, carrier_index, code, hit)
         original = tables.shipped.get(key)
