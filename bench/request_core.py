@@ -17,7 +17,7 @@ same run:
   path up to ``SMALL_BATCH`` distinct numbers) against ``resolve_columns`` for
   1–64 distinct numbers: where the two cross is what ``SMALL_BATCH`` should be.
 - *charge commit*: one group commit's transaction (``write_transaction`` +
-  ``ledger.debit_batch``) of 1, 16 and 64 charges on a fresh SQLite file
+  ``ledger.debit_batch``) of 1, 16, 64 and 512 charges on a fresh SQLite file
   (``synchronous=OFF``, so the disk's fsync is not in it), against the same
   statements through ``sqlite3`` itself (one UPDATE, one ``executemany`` INSERT):
   the floor any SQL layer could reach.
@@ -182,8 +182,8 @@ def charge_benches(folder: Path, sizes: list[int]) -> dict[str, Callable[[], obj
 
     benches: dict[str, Callable[[], object]] = {}
     for size in sizes:
-        benches[f"ledger commit of {size:>2}"] = ledger_commit(size)
-        benches[f"sqlite3 commit of {size:>2}"] = sqlite_commit(size)
+        benches[f"ledger commit of {size:>3}"] = ledger_commit(size)
+        benches[f"sqlite3 commit of {size:>3}"] = sqlite_commit(size)
     return benches
 
 
@@ -221,12 +221,12 @@ def main() -> None:
 
     print("== a group commit's transaction, SQLite (synchronous=OFF), CPU of this thread per commit")
     with tempfile.TemporaryDirectory(prefix="numlookup-bench-") as folder:
-        sizes = [1, 16, 64]
+        sizes = [1, 16, 64, 512]
         charges = rounds(charge_benches(Path(folder), sizes), args.rounds, args.seconds)
         for size in sizes:
             ledger_figure, sqlite_figure = (
-                charges[f"ledger commit of {size:>2}"],
-                charges[f"sqlite3 commit of {size:>2}"],
+                charges[f"ledger commit of {size:>3}"],
+                charges[f"sqlite3 commit of {size:>3}"],
             )
             ratio = [s / ledger for s, ledger in zip(sqlite_figure, ledger_figure, strict=True)]
             print(
