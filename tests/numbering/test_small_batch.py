@@ -115,3 +115,20 @@ def test_a_small_batch_with_duplicates_and_invalid_numbers_answers_as_the_arrays
     assert resolver.resolve(batch) == [columns.resolution(i) for i in range(len(batch))]
     valid = batch[:1] + batch[3:4] + batch[6:]
     assert resolver.resolve_small(valid) == [columns.resolution(i) for i in (0, 3, 6)]
+
+
+def test_a_batchs_resolutions_read_at_once_are_its_rows_one_by_one(resolver: Resolver) -> None:
+    """``Columns.resolutions`` (lists read once, for large batches) against ``Columns.resolution`` per row."""
+    inputs, hints = sample_corpus(5_000, seed=15)
+    numbers = [raw for raw, hint in zip(inputs, hints, strict=True) if hint is None] + _examples()[:2000]
+    numbers += ["+4412345678901234567", "+372 1234 5678 9012 3456", "+12345678901234567890"]  # past int64
+    moved = [int(n[1:]) for n in numbers[:3000:7] if n[1:].isdigit() and len(n) < 17]
+    ported = PortedMap.build(
+        np.array(sorted(set(moved)), dtype=np.int64),
+        np.array([i % 2 for i in range(len(set(moved)))], dtype=np.uint16),
+        [DataNetwork("24801"), DataNetwork("24802", "Elisa (imported)")],
+    )
+    for operator in (OperatorData(), OperatorData(ported=ported)):
+        columns = Resolver(operator=operator, plan=resolver.plan).resolve_columns(numbers)
+        assert columns.batch.long_e164  # the corpus holds parsed numbers too long for int64
+        assert columns.resolutions() == [columns.resolution(i) for i in range(len(columns))]
