@@ -126,9 +126,6 @@ _CHARGE_COLUMNS = (
     "live",
     "invalid",
 )
-_CHARGED_IDS = select(ledger.c.id, ledger.c.request_id).where(
-    ledger.c.request_id.in_(bindparam("request_ids", expanding=True))
-)
 # The dialects whose drivers take the compiled SQL below as SQLAlchemy hands it to them.
 COMPILED_DIALECTS = ("sqlite", "postgresql")
 
@@ -161,6 +158,8 @@ class _Statements:
         self.insert_positional = rows.positional
         self.insert_order = tuple(order)
         types = {c.name: c.type.dialect_impl(dialect) for c in ledger.columns}
+        self.dialect = dialect
+        self.ids_sql: dict[int, tuple[str, tuple[str, ...] | None]] = {}  # by the power of two of its ids
         processors = [types[name].bind_processor(dialect) for name in self.insert_order]
         # (position, processor) of the columns that have one: on SQLite only ``created_at``.
         self.processors = [(i, process) for i, process in enumerate(processors) if process is not None]
@@ -188,11 +187,39 @@ class _Statements:
             else [dict(zip(self.insert_order, values, strict=True)) for values in processed]
         )
         conn.exec_driver_sql(self.insert_sql, parameters)
-        request_ids = [row["request_id"] for row in rows]
-        ids = {
-            request_id: ledger_id for ledger_id, request_id in conn.execute(_CHARGED_IDS, {"request_ids": request_ids})
-        }
+        return self._ids(conn, [row["request_id"] for row in rows])
+
+    def _ids(self, conn: Connection, request_ids: list[object]) -> list[int]:
+        """The ledger ids of the rows of ``request_ids`` (unique in the ledger), in their order."""
+        sql, order = self._ids_of(len(request_ids))
+        size = 1 << max(len(request_ids) - 1, 0).bit_length()
+        padded = request_ids + request_ids[-1:] * (size - len(request_ids))  # IN (…) may name one twice
+        named = {f"request_id_{i}": request_id for i, request_id in enumerate(padded)}
+        parameters: tuple[object, ...] | dict[str, object] = (
+            named if order is None else tuple(named[name] for name in order)
+        )
+        ids = {request_id: ledger_id for ledger_id, request_id in conn.exec_driver_sql(sql, parameters)}
         return [int(ids[request_id]) for request_id in request_ids]
+
+    def _ids_of(self, count: int) -> tuple[str, tuple[str, ...] | None]:
+        """``SELECT id, request_id … WHERE request_id IN (…)`` for ``count`` ids, and its positional bind order.
+
+        Compiled once per power of two: a group commit holds 1 to 512 charges, and
+        ten statements cover them all (the ids padded with the last one).
+        """
+        size = 1 << max(count - 1, 0).bit_length()
+        found = self.ids_sql.get(size)
+        if found is None:
+            names = [f"request_id_{i}" for i in range(size)]
+            statement = select(ledger.c.id, ledger.c.request_id).where(
+                ledger.c.request_id.in_([bindparam(name) for name in names])
+            )
+            compiled = statement.compile(dialect=self.dialect)
+            order = tuple(compiled.positiontup or ()) if compiled.positional else None
+            if sorted(order if order is not None else compiled.binds) != sorted(names):
+                raise RuntimeError(f"the ledger's id select binds {order or list(compiled.binds)}, not {names}")
+            found = self.ids_sql[size] = (compiled.string, order)
+        return found
 
 
 _COMPILED: dict[str, _Statements] = {}

@@ -137,6 +137,21 @@ def test_a_batch_through_the_driver_stores_what_sqlalchemy_stores(engine: Engine
     assert stored("a") == stored("b") and len(stored("a")) == 6
 
 
+def test_every_batch_size_gets_its_own_rows_ids(engine: Engine, make_account: AccountFactory) -> None:
+    """The ids come back by request id through a statement per power of two: sizes on and off the powers."""
+    account = get_account(engine, make_account(credits="100").name)
+    for size in (1, 2, 3, 8, 9, 31, 33):
+        debits = [Debit(account.id, f"s{size}-{i}", 1_000 + i, 1) for i in range(size)]
+        with write_transaction(engine) as conn:
+            outcomes = debit_batch(conn, debits)
+        with engine.connect() as conn:
+            selected = select(ledger.c.request_id, ledger.c.id).where(ledger.c.request_id.like(f"s{size}-%"))
+            stored = {row.request_id: row.id for row in conn.execute(selected)}
+        assert [o.ledger_id for o in outcomes if not isinstance(o, InsufficientCredits)] == [
+            stored[d.request_id] for d in debits
+        ]
+
+
 def test_a_correction_is_its_own_row_and_never_goes_below_zero(engine: Engine, make_account: AccountFactory) -> None:
     creds = make_account(credits="1")
     account = get_account(engine, creds.name)
