@@ -57,4 +57,7 @@ def in_networks(address: str | None, networks: Iterable[Network]) -> bool:
     parsed = parse_address(address) if address else None
     if parsed is None:
         return False
-    return any(network.version == parsed.version and parsed in network for network in networks)
+    # A /0 holds every address of its version: no containment test (ipaddress's is Python, per request).
+    return any(
+        network.version == parsed.version and (network.prefixlen == 0 or parsed in network) for network in networks
+    )

@@ -11,6 +11,7 @@ libphonenumber's prefixes) and the operator's imported ranges and ported numbers
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -23,13 +24,29 @@ from numlookup.numbering.blocks import ShippedBlocks
 from numlookup.numbering.countries import NON_GEOGRAPHIC, country_for
 from numlookup.numbering.interning import Interner, group
 from numlookup.numbering.intervals import NO_NETWORK, POW10, WIDTH
-from numlookup.numbering.layout import REASONS, TYPE_NAMES, carrier_typed
-from numlookup.numbering.models import Country, Network, Resolution
+from numlookup.numbering.layout import (
+    CARRIER_TYPES,
+    E15,
+    MAX_DIGITS,
+    MAX_NSN,
+    NO_REGION,
+    REASON_CODE,
+    REASONS,
+    SLOW,
+    TYPE_NAMES,
+    UNKNOWN,
+    carrier_typed,
+)
+from numlookup.numbering.models import Country, InvalidReason, Network, Resolution
 from numlookup.numbering.networks import NetworkRegistry
-from numlookup.numbering.operator_data import DataNetwork, OperatorData, PortedMap
+from numlookup.numbering.operator_data import DataNetwork, OperatorData, PortedMap, RangeMap
 from numlookup.numbering.plan import BatchResult, NumberingPlan
 
 _SEPARATORS = str.maketrans("", "", " \t-.()/\u00a0")
+# Up to this many distinct numbers a batch is resolved one number at a time (``Resolver.resolve_small``):
+# about 4 µs a number against the columnar path's ~100–150 µs per batch plus ~2 µs a number, so
+# the two cross near 40 numbers on the machine this was measured on (bench/request_core.py).
+SMALL_BATCH = 32
 
 
 def international_form(raw: str) -> str:
@@ -47,6 +64,126 @@ def international_form(raw: str) -> str:
     if compact.isdigit():
         return "+" + (compact[2:] if compact.startswith("00") else compact)
     return text
+
+
+# A plan row of one number, as ``NumberingPlan._fast`` fills its columns:
+# (reason code, PhoneNumberType, region index, carrier index, E.164 digits or 0).
+_PlanRow = tuple[int, int, int, int, int]
+_NOT_A_NUMBER = REASON_CODE[InvalidReason.NOT_A_NUMBER]
+_INVALID_COUNTRY_CODE = REASON_CODE[InvalidReason.INVALID_COUNTRY_CODE]
+_TOO_SHORT = REASON_CODE[InvalidReason.TOO_SHORT]
+_INVALID_FOR_REGION = REASON_CODE[InvalidReason.INVALID_FOR_REGION]
+
+
+class _SmallTables:
+    """The plan's arrays as Python lists, for :func:`_plan_row`; and the shipped blocks' segments.
+
+    Why: reading one element of a numpy array from Python builds a numpy scalar
+    (about 0.3 µs with its ``int``), and ``searchsorted`` of one key costs a
+    microsecond or more before it searches; ``bisect`` on a list of ints takes
+    half that, and a list element is read in a few nanoseconds. These tables
+    hold some 36,000 values at most (about 8 MB as lists, built in some 10 ms on
+    a worker's first small batch); the operator's own maps, which may hold
+    millions, stay arrays.
+    """
+
+    def __init__(self, plan: NumberingPlan, blocks: ShippedBlocks) -> None:
+        self.plan = plan
+        self.cc3: list[int] = plan.cc3.tolist()
+        self.cc_len: list[int] = plan.cc_len.tolist()
+        self.cc_codes: list[int] = plan.cc_codes.tolist()
+        self.cc_strip: list[int] = plan.cc_strip.tolist()
+        self.reason_by_len: list[list[int]] = plan.reason_by_len.tolist()
+        self.keep_by_len: list[list[int]] = plan.keep_by_len.tolist()
+        self.main_starts: list[int] = plan.main_starts.tolist()
+        self.main_region: list[int] = plan.main_region.tolist()
+        self.main_type: list[int] = plan.main_type.tolist()
+        self.gd_starts: list[int] = plan.gd_starts.tolist()
+        self.gd_values: list[int] = plan.gd_values.tolist()
+        self.strip_starts: list[int] = plan.strip_starts.tolist()
+        self.strip_values: list[int] = plan.strip_values.tolist()
+        self.carrier_starts: list[int] = plan.carrier_starts.tolist()
+        self.carrier_entry: list[int] = plan.carrier_entry.tolist()
+        self.entry_name: list[int] = plan.entry_name.tolist()
+        self.entry_len: list[int] = plan.entry_len.tolist()
+        self.block_starts: list[int] = blocks.ranges.starts.tolist()
+        self.block_values: list[int] = blocks.ranges.values.tolist()
+        self.non_geo = plan.regions.index(NON_GEOGRAPHIC) if NON_GEOGRAPHIC in plan.regions else -2
+        # The shipped network of a (region, carrier, non-geographic code, block) key: what ``columns``
+        # builds once per batch and key, kept across batches. Bounded by the plan's carriers and the blocks.
+        self.shipped: dict[tuple[int, int, int, int], Network] = {}
+
+    def block(self, padded: int) -> int:
+        """``ShippedBlocks.lookup`` of one padded number."""
+        idx = bisect_right(self.block_starts, padded) - 1
+        return self.block_values[idx] if idx >= 0 else NO_NETWORK
+
+
+def _plan_row(tables: _SmallTables, value: int, length: int) -> _PlanRow | None:
+    """``NumberingPlan._fast`` for one ``+``-and-digits number (``length`` digits); None where it goes slow.
+
+    Step for step the arithmetic of ``_fast`` on one row, in Python integers
+    (every intermediate fits int64 there as well), so the two cannot disagree
+    by rounding; a segment lookup (``plan._lookup``) is ``bisect_right`` on the
+    same starts. tests/numbering/test_small_batch.py compares them number by number.
+    """
+    if length < 3:  # "+" and fewer than 3 digits is not viable
+        return _NOT_A_NUMBER, UNKNOWN, NO_REGION, -1, 0
+    cci = tables.cc3[value // 10 ** (length - 3)]
+    if cci < 0:
+        return _INVALID_COUNTRY_CODE, UNKNOWN, NO_REGION, -1, 0
+    nsn_len = length - tables.cc_len[cci]
+    if nsn_len < 2:
+        return _TOO_SHORT, UNKNOWN, NO_REGION, -1, 0
+    key = length * E15 + value
+    if tables.cc_strip[cci] > 0:  # national prefix stripping, for calling codes with a national prefix
+        strip = tables.strip_values[bisect_right(tables.strip_starts, key) - 1]
+        if strip == SLOW:
+            return None
+        if strip > 0:
+            rest_len = nsn_len - strip
+            scale = 10 ** max(rest_len, 0)
+            new_value = tables.cc_codes[cci] * scale + value % scale
+            new_len = length - strip
+            new_key = new_len * E15 + new_value
+            gd_whole = tables.gd_values[bisect_right(tables.gd_starts, key) - 1] > 0
+            gd_rest = tables.gd_values[bisect_right(tables.gd_starts, new_key) - 1] > 0
+            kept = tables.keep_by_len[cci][min(max(rest_len, 0), MAX_NSN)] > 0
+            if not (gd_whole and not gd_rest) and kept:
+                value, length, nsn_len, key = new_value, new_len, rest_len, new_key
+    reason = tables.reason_by_len[cci][min(nsn_len, MAX_NSN)]
+    seg = bisect_right(tables.main_starts, key) - 1
+    where, kind = tables.main_region[seg], tables.main_type[seg]
+    if where == SLOW:
+        return None
+    if not (reason == 0 and kind != UNKNOWN and where >= 0):
+        return reason or _INVALID_FOR_REGION, UNKNOWN, NO_REGION, -1, value
+    carrier = 0
+    if kind in CARRIER_TYPES:  # carrier.name_for_number: longest prefix of the padded digits
+        padded = value * 10 ** max(MAX_DIGITS - length, 0)
+        entry = tables.carrier_entry[bisect_right(tables.carrier_starts, padded) - 1]
+        if entry >= 0:
+            if tables.entry_len[entry] > length:  # a prefix longer than the number: phonenumbers decides
+                return None
+            carrier = tables.entry_name[entry]
+    return 0, kind, where, carrier, value
+
+
+def _range_hit(ranges: RangeMap, padded: int) -> int:
+    """``RangeMap.lookup`` of one padded key."""
+    if len(ranges.starts) == 0:
+        return NO_NETWORK
+    idx = int(ranges.starts.searchsorted(padded, "right")) - 1
+    return int(ranges.values[idx]) if idx >= 0 else NO_NETWORK
+
+
+def _ported_hit(ported: PortedMap, digits: int) -> int:
+    """``PortedMap.lookup`` of one number."""
+    keys = ported.keys
+    if len(keys) == 0:
+        return NO_NETWORK
+    idx = min(int(keys.searchsorted(digits, "left")), len(keys) - 1)
+    return int(ported.values[idx]) if int(keys[idx]) == digits else NO_NETWORK
 
 
 @cache
@@ -93,6 +230,44 @@ class Columns:
             porting_known=bool(self.porting_known[i]),
         )
 
+    def resolutions(self) -> list[Resolution]:
+        """Every row's :meth:`resolution`, in order, the columns read as lists once.
+
+        Why: :meth:`resolution` reads seven numpy scalars per row (some 2 µs);
+        a burst of single-number requests coalesces into one batch of a
+        thousand, whose resolutions the event loop builds before it answers any.
+        """
+        batch = self.batch
+        reasons = batch.reason.tolist()
+        types = batch.number_type.tolist()
+        digits = batch.digits.tolist()
+        originals = self.original.tolist()
+        ported_rows = self.ported.tolist()
+        known = self.porting_known.tolist()
+        networks = self.networks
+        long_e164 = batch.long_e164
+        out: list[Resolution] = []
+        for i, raw in enumerate(self.inputs):
+            value = digits[i]
+            e164 = long_e164[i] if i in long_e164 else (f"+{value}" if value else None)
+            reason = REASONS[reasons[i]]
+            if reason is not None:
+                out.append(Resolution(input=raw, e164=e164, reason=reason))
+                continue
+            original = networks[originals[i]] if originals[i] >= 0 else None
+            out.append(
+                Resolution(
+                    input=raw,
+                    e164=e164,
+                    number_type=TYPE_NAMES.get(types[i], "unknown"),
+                    country=original.country if original is not None else None,
+                    original_network=original,
+                    ported_network=networks[ported_rows[i]] if ported_rows[i] >= 0 else None,
+                    porting_known=known[i],
+                )
+            )
+        return out
+
 
 class Resolver:
     """Resolves numbers against libphonenumber, the shipped registry and operator data."""
@@ -108,6 +283,7 @@ class Resolver:
         self.operator = operator or OperatorData()
         self.plan = plan or shared_plan()
         self.blocks = blocks if blocks is not None else ShippedBlocks.shipped()
+        self._small: _SmallTables | None = None  # built on the first small batch
 
     def use(self, operator: OperatorData) -> None:
         """Serve from new operator data; batches already running finish on the old."""
@@ -115,9 +291,83 @@ class Resolver:
 
     def resolve(self, numbers: Sequence[str]) -> list[Resolution]:
         unique = list(dict.fromkeys(numbers))
-        columns = self.resolve_columns(unique)
-        by_input = {raw: columns.resolution(i) for i, raw in enumerate(unique)}
+        small = self.resolve_small(unique) if len(unique) <= SMALL_BATCH else None
+        if small is not None:
+            by_input = dict(zip(unique, small, strict=True))
+        else:
+            by_input = dict(zip(unique, self.resolve_columns(unique).resolutions(), strict=True))
         return [by_input[raw] for raw in numbers]
+
+    def resolve_small(self, numbers: Sequence[str]) -> list[Resolution] | None:
+        """:meth:`resolve` of a few numbers, one at a time, from the same tables; None: leave it to the arrays.
+
+        Why: the columnar path costs some 250 µs whatever the batch size (about a
+        hundred numpy calls, each a few µs before it touches a row), and a lone
+        request's batch is ten numbers or one. Here each number is a handful of
+        binary searches on the same arrays, with the same arithmetic as
+        ``NumberingPlan._fast`` and :meth:`columns`, about 4 µs a number. Only
+        input the tables decide takes it: anything the plan would hand to
+        phonenumbers (not ``+`` and 1–15 digits, a slow calling code or prefix)
+        returns None and the caller resolves the batch by the columnar path.
+        tests/numbering/test_small_batch.py holds both paths to the same answers.
+        """
+        tables = self._small
+        if tables is None or tables.plan is not self.plan:
+            tables = self._small = _SmallTables(self.plan, self.blocks)
+        rows: list[tuple[str, _PlanRow]] = []
+        for raw in numbers:
+            form = international_form(raw)
+            digits = form[1:]
+            if form[:1] != "+" or not 1 <= len(digits) <= MAX_DIGITS or not (digits.isascii() and digits.isdigit()):
+                return None
+            row = _plan_row(tables, int(digits), len(digits))
+            if row is None:
+                return None
+            rows.append((raw, row))
+        self.plan.stats.numbers += len(rows)
+        operator = self.operator  # one snapshot for the whole batch
+        return [self._small_resolution(tables, raw, row, operator) for raw, row in rows]
+
+    def _small_resolution(self, tables: _SmallTables, raw: str, row: _PlanRow, operator: OperatorData) -> Resolution:
+        """One number's :meth:`Columns.resolution`, from its plan row: :meth:`columns`, one row at a time."""
+        reason_code, kind, region_index, carrier_index, digits = row
+        e164 = f"+{digits}" if digits else None
+        reason = REASONS[reason_code]
+        if reason is not None:
+            return Resolution(input=raw, e164=e164, reason=reason)
+        length = len(str(digits))  # searchsorted(POW10, digits, "right"): digits > 0 here
+        padded = digits * 10 ** max(WIDTH - length, 0)
+        hit = NO_NETWORK
+        if kind in CARRIER_TYPES:
+            hit = tables.block(padded)
+        code = digits // 10 ** (length - 3) if region_index == tables.non_geo else 0
+        key = (region_index, carrier_index, code, hit)
+        original = tables.shipped.get(key)
+        if original is None:
+            original = tables.shipped[key] = self._shipped_network(region_index, carrier_index, code, digits, hit)
+        ported: Network | None = None
+        if operator.ranges is not None:
+            range_hit = _range_hit(operator.ranges, padded)
+            if range_hit != NO_NETWORK:
+                original = self._data_network(operator.ranges.networks[range_hit], original.country)
+        porting_known = False
+        if operator.ported is not None:
+            ported_hit = _ported_hit(operator.ported, digits)
+            if ported_hit != NO_NETWORK:
+                candidate = self._data_network(operator.ported.networks[ported_hit], original.country)
+                # A number "ported" to its own range holder has come home: it is not ported.
+                if candidate.mccmnc != original.mccmnc:
+                    ported = candidate
+            porting_known = operator.ported.covers(original.country.calling_code)
+        return Resolution(
+            input=raw,
+            e164=e164,
+            number_type=TYPE_NAMES.get(kind, "unknown"),
+            country=original.country,
+            original_network=original,
+            ported_network=ported,
+            porting_known=porting_known,
+        )
 
     def resolve_columns(self, numbers: Sequence[str], region: str | None = None) -> Columns:
         """Resolve a batch into arrays.
@@ -222,18 +472,34 @@ class Resolver:
         index = np.empty(len(first), dtype=np.int32)
         for u, j in enumerate(first.tolist()):
             before = interner.items[int(original[mobile[j]])]
-            holder = self.blocks.holders[int(hits[j])]
-            record = self.networks.records.get(holder.mccmnc) if holder.mccmnc else None
-            if record is not None:  # the registry's name for the MCC/MNC
-                name: str | None = record.name
-            elif holder.name:  # the source's name for a holder without an MCC/MNC
-                name = holder.name
-            elif before.name and not before.mccmnc:  # libphonenumber names a holder without one too: its name
-                name = before.name
-            else:  # never the prefix's network (it has an MNC the block's holder does not): the source's identifier
-                name = holder.holder
-            index[u] = interner(Network(mccmnc=holder.mccmnc, name=name, country=before.country))
+            index[u] = interner(self._block_network(before, int(hits[j])))
         original[mobile] = index[inverse]
+
+    def _shipped_network(self, region_index: int, carrier_index: int, code: int, digits: int, hit: int) -> Network:
+        """:meth:`_shipped_networks` and :meth:`_block_networks` for one number (``code``: its non-geographic code)."""
+        plan = self.plan
+        name = plan.regions[region_index]
+        if not code:
+            length = len(str(digits))
+            code = int(plan.cc_codes[plan.cc3[digits // 10 ** max(length - 3, 0)]])
+        carrier_name = plan.carriers[carrier_index] if carrier_index >= 0 else ""
+        mccmnc, network_name = self.networks.network_for_carrier(name, carrier_name)
+        network = Network(mccmnc=mccmnc, name=network_name, country=country_for(name, code))
+        return self._block_network(network, hit) if hit != NO_NETWORK else network
+
+    def _block_network(self, before: Network, hit: int) -> Network:
+        """The network of shipped block ``hit`` for a number whose prefix named ``before``."""
+        holder = self.blocks.holders[hit]
+        record = self.networks.records.get(holder.mccmnc) if holder.mccmnc else None
+        if record is not None:  # the registry's name for the MCC/MNC
+            name: str | None = record.name
+        elif holder.name:  # the source's name for a holder without an MCC/MNC
+            name = holder.name
+        elif before.name and not before.mccmnc:  # libphonenumber names a holder without one too: its name
+            name = before.name
+        else:  # never the prefix's network (it has an MNC the block's holder does not): the source's identifier
+            name = holder.holder
+        return Network(mccmnc=holder.mccmnc, name=name, country=before.country)
 
     def _data_network(self, network: DataNetwork, country: Country) -> Network:
         record = self.networks.records.get(network.mccmnc)

@@ -17,6 +17,9 @@ from numlookup.accounts.allowlist import AllowListError, is_allowed, parse_netwo
         ("192.0.2.7", [], False),
         (None, ["0.0.0.0/0"], False),
         ("not-an-ip", ["0.0.0.0/0"], False),
+        ("::ffff:192.0.2.7", ["0.0.0.0/0"], True),  # everyone (a /0): still only its own version
+        ("192.0.2.7", ["::/0"], False),
+        ("2001:db8::1", ["0.0.0.0/0", "::/0"], True),
     ],
 )
 def test_is_allowed(address: str | None, networks: list[str], allowed: bool) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from numlookup.accounts import get_account
@@ -19,8 +19,10 @@ from numlookup.billing import (
     ledger_rows,
     parse_amount,
 )
-from numlookup.billing.ledger import Debit, debit_batch
+from numlookup.billing.ledger import Counts, Debit, debit_batch
 from numlookup.store import account_epoch
+from numlookup.store.engine import write_transaction
+from numlookup.store.tables import ledger
 from tests.conftest import AccountFactory
 
 
@@ -90,6 +92,64 @@ def test_a_batch_writes_what_one_by_one_debits_would(engine: Engine, make_accoun
             for d, o in zip(debits, outcomes, strict=True)
             if d.account_id == account.id and not isinstance(o, InsufficientCredits)
         ] == [r.id for r in charged]
+
+
+def test_a_batch_through_the_driver_stores_what_sqlalchemy_stores(engine: Engine, make_account: AccountFactory) -> None:
+    """debit_batch's rows (compiled once, the driver's executemany) against ``insert(ledger)`` of the same values."""
+    account = get_account(engine, make_account(credits="10").name)
+    debits = [
+        Debit(account.id, "a1", 10_000, 1, Counts(offline=1)),
+        Debit(account.id, "a2", 123_456, 9, Counts(offline=5, cached=2, live=2, invalid=3)),
+        Debit(account.id, "a3", 1, 1),  # no counts: NULL class columns, as older callers write
+    ]
+    statements: list[str] = []
+
+    def seen(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(engine, "before_cursor_execute", seen)
+    with write_transaction(engine) as conn:
+        outcomes = debit_batch(conn, debits)
+    event.remove(engine, "before_cursor_execute", seen)
+    assert sum(1 for sql in statements if sql.lstrip().upper().startswith("INSERT")) == 1  # one executemany
+    charges = [o for o in outcomes if not isinstance(o, InsufficientCredits)]
+    assert [c.balance_after for c in charges] == [9_990_000, 9_866_544, 9_866_543]
+
+    with engine.connect() as conn:
+        written = {r.request_id: r for r in conn.execute(select(ledger).where(ledger.c.request_id.like("a%")))}
+    assert [written[d.request_id].id for d in debits] == [c.ledger_id for c in charges]
+
+    def without_id(row: dict[str, object]) -> dict[str, object]:
+        return {name: value for name, value in row.items() if name != "id"}
+
+    with write_transaction(engine) as conn:  # the same rows as SQLAlchemy writes them, under other request ids
+        conn.execute(
+            insert(ledger),
+            [{**without_id(r._asdict()), "request_id": "b" + r.request_id[1:]} for r in written.values()],
+        )
+
+    def stored(prefix: str) -> list[tuple[object, ...]]:
+        with engine.connect() as conn:
+            raw = conn.exec_driver_sql("SELECT * FROM ledger ORDER BY request_id").all()  # as the database holds them
+            typed = conn.execute(select(ledger).order_by(ledger.c.request_id)).all()
+        return [(*r[1:3], *r[4:]) for r in [*raw, *typed] if r.request_id and r.request_id.startswith(prefix)]
+
+    assert stored("a") == stored("b") and len(stored("a")) == 6
+
+
+def test_every_batch_size_gets_its_own_rows_ids(engine: Engine, make_account: AccountFactory) -> None:
+    """The ids come back by request id through a statement per power of two: sizes on and off the powers."""
+    account = get_account(engine, make_account(credits="100").name)
+    for size in (1, 2, 3, 8, 9, 31, 33):
+        debits = [Debit(account.id, f"s{size}-{i}", 1_000 + i, 1) for i in range(size)]
+        with write_transaction(engine) as conn:
+            outcomes = debit_batch(conn, debits)
+        with engine.connect() as conn:
+            selected = select(ledger.c.request_id, ledger.c.id).where(ledger.c.request_id.like(f"s{size}-%"))
+            stored = {row.request_id: row.id for row in conn.execute(selected)}
+        assert [o.ledger_id for o in outcomes if not isinstance(o, InsufficientCredits)] == [
+            stored[d.request_id] for d in debits
+        ]
 
 
 def test_a_correction_is_its_own_row_and_never_goes_below_zero(engine: Engine, make_account: AccountFactory) -> None:
