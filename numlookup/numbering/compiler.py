@@ -27,8 +27,9 @@ from numlookup.numbering import patterns
 from numlookup.numbering.countries import NON_GEOGRAPHIC
 from numlookup.numbering.intervals import paint
 from numlookup.numbering.layout import (
-    E15,
+    KEY_BASE,
     MAX_DIGITS,
+    MAX_KEYED,
     MAX_NSN,
     NO_REGION,
     REASON_CODE,
@@ -82,12 +83,12 @@ def _paint(
 
 
 def _key_intervals(cc: int, per_len: dict[int, list[tuple[int, int]]]) -> tuple[list[int], list[int]]:
-    """National-number intervals of each length as key intervals (``L * 10**15 + int(cc + nsn)``)."""
+    """National-number intervals of each length as key intervals (``L * KEY_BASE + int(cc + nsn)``)."""
     cclen = len(str(cc))
     los: list[int] = []
     his: list[int] = []
     for n, intervals in per_len.items():
-        base = (cclen + n) * E15 + cc * 10**n
+        base = (cclen + n) * KEY_BASE + cc * 10**n
         for a, b in intervals:
             los.append(base + a)
             his.append(base + b)
@@ -116,7 +117,7 @@ class _Coverage:
             all_lo.extend(lo)
             all_hi.extend(hi)
         for n in range(1, max_n + 1):  # the whole calling code, so its gaps become segments too
-            base = (cclen + n) * E15 + cc * 10**n
+            base = (cclen + n) * KEY_BASE + cc * 10**n
             all_lo.append(base)
             all_hi.append(base + 10**n - 1)
         self.bounds = np.unique(
@@ -259,8 +260,8 @@ def compile_plan() -> tuple[dict[str, Array], list[str], list[str], list[int]]:
     slow_codes: list[int] = []
     for cc in codes:
         cclen = len(str(cc))
-        max_n = MAX_DIGITS - cclen
-        whole_lo = [(cclen + n) * E15 + cc * 10**n for n in range(1, max_n + 1)]
+        max_n = MAX_KEYED - cclen
+        whole_lo = [(cclen + n) * KEY_BASE + cc * 10**n for n in range(1, max_n + 1)]
         whole_hi = [lo + 10**n - 1 for lo, n in zip(whole_lo, range(1, max_n + 1), strict=True)]
         members = COUNTRY_CODE_TO_REGION_CODE[cc]
         try:
@@ -302,7 +303,7 @@ def compile_plan() -> tuple[dict[str, Array], list[str], list[str], list[int]]:
             gd_hi.extend(hi)
             total = len(options)
             for n in range(1, max_n + 1):
-                base = (cclen + n) * E15 + cc * 10**n
+                base = (cclen + n) * KEY_BASE + cc * 10**n
                 for priority, (text, anchored) in enumerate(options):
                     if len(text) > n or (anchored and len(text) != n):
                         continue
@@ -320,7 +321,7 @@ def compile_plan() -> tuple[dict[str, Array], list[str], list[str], list[int]]:
             total = len(sequences)
             limit = [0]
             for n in range(1, max_n + 1):
-                base = (cclen + n) * E15 + cc * 10**n
+                base = (cclen + n) * KEY_BASE + cc * 10**n
                 for priority, (seq, anchored) in enumerate(sequences):
                     if len(seq) > n or (anchored and len(seq) != n):
                         continue

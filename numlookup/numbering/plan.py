@@ -37,8 +37,9 @@ from numlookup.numbering import countries, plan_cache
 from numlookup.numbering.intervals import POW10
 from numlookup.numbering.layout import (
     ARRAYS,
-    E15,
+    KEY_BASE,
     MAX_DIGITS,
+    MAX_KEYED,
     MAX_NSN,
     NO_REGION,
     REASON_CODE,
@@ -293,7 +294,7 @@ class NumberingPlan:
     def scan(
         self, numbers: Sequence[str]
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """Positions, integer digits and digit counts of the inputs that are ``+`` and 1–15 ASCII digits.
+        """Positions, integer digits and digit counts of the inputs that are ``+`` and 1–17 ASCII digits.
 
         The shape check runs on one byte buffer of the joined batch; only the
         conversion of the survivors is per string, by ``int`` in C
@@ -317,7 +318,7 @@ class NumberingPlan:
         # every line holds at least its newline, so no segment of reduceat is empty.
         nondigit = np.add.reduceat((buf - 48) > 9, starts, dtype=np.int32)
         # non-digits in [start, end]: the "+" and the newline, nothing else
-        cand = (buf[starts] == 43) & (nlen >= 1) & (nlen <= MAX_DIGITS) & (nondigit == 2)
+        cand = (buf[starts] == 43) & (nlen >= 1) & (nlen <= MAX_KEYED) & (nondigit == 2)
         if cand.all():
             idx = np.arange(count, dtype=np.int64)
             chosen: Iterable[str] = numbers
@@ -343,7 +344,7 @@ class NumberingPlan:
         """Fill the columns for ``idx``; returns the positions the tables decided (the rest go slow)."""
         code = REASON_CODE
         # Work in key order: binary searches over sorted keys walk the tables almost linearly.
-        order = np.argsort(length * E15 + value)
+        order = np.argsort(length * KEY_BASE + value)
         idx, value, length = idx[order], value[order], length[order]
         decided = np.ones(len(idx), dtype=bool)
         # parse: "+" and fewer than 3 digits is not viable; else the calling code is the
@@ -361,7 +362,7 @@ class NumberingPlan:
         reason_out[short] = code[InvalidReason.TOO_SHORT]
         live = known & ~short
 
-        key = length * E15 + value
+        key = length * KEY_BASE + value
         # parse: national prefix stripping (_maybe_strip_national_prefix_carrier_code + the length test).
         strip = np.zeros(len(idx), dtype=np.int64)
         sub = np.flatnonzero(live & (self.cc_strip[cci] > 0))  # only calling codes with a national prefix
@@ -374,7 +375,7 @@ class NumberingPlan:
             scale = POW10[np.maximum(rest_len, 0)]
             new_value = cc[sub] * scale + value[sub] % scale
             new_len = length[sub] - k
-            new_key = new_len * E15 + new_value
+            new_key = new_len * KEY_BASE + new_value
             gd_whole = _lookup(self.gd_starts, self.gd_values, key[sub]) > 0
             gd_rest = _lookup(self.gd_starts, self.gd_values, new_key) > 0
             kept = self.keep_by_len[cci[sub], np.clip(rest_len, 0, MAX_NSN)] > 0
@@ -405,6 +406,7 @@ class NumberingPlan:
             found = entry >= 0
             safe_entry = np.maximum(entry, 0)
             decided[sub[found & (self.entry_len[safe_entry] > length[sub])]] = False  # prefix longer than the number
+            decided[sub[length[sub] > MAX_DIGITS]] = False  # beyond the carrier table's padding (no region has one)
             carrier_out[sub[found]] = self.entry_name[safe_entry[found]]
 
         rows = idx[decided]

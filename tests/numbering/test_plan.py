@@ -154,6 +154,58 @@ def test_e164_input_is_decided_by_the_tables(plan: NumberingPlan) -> None:
     assert 0 <= plan.stats.slow_share <= 1
 
 
+def _long_numbers(seed: int) -> list[str]:
+    """``+`` and 16 or 17 digits: every region's example numbers with a national prefix or digits too many, and noise.
+
+    A national prefix typed after the calling code (``+82 0 …``) is what makes
+    such a number valid once parse strips it; the rest are ``too_long``,
+    ``invalid_country_code`` or invalid for their region.
+    """
+    rng = random.Random(seed)
+    numbers: list[str] = []
+    for cc, regions in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items():
+        head = f"+{cc}"
+        for region in regions:
+            for kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE):
+                example = phonenumbers.example_number_for_type(region, kind) if region != "001" else None
+                if example is None:
+                    continue
+                e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+                for prefix in ("0", "00", "1", "8", "9", "90", "015", "021", "06", "7"):
+                    for extra in range(5):
+                        text = head + prefix + e164[len(head) :] + "".join(rng.choices("0123456789", k=extra))
+                        if 16 <= len(text) - 1 <= 17:
+                            numbers.append(text)
+        for _ in range(20):
+            size = rng.choice((16, 17)) - len(str(cc))
+            numbers.append(head + "".join(rng.choices("0123456789", k=size)))
+    numbers += ["+" + "".join(rng.choices("0123456789", k=rng.choice((16, 17)))) for _ in range(2000)]
+    return list(dict.fromkeys(numbers))
+
+
+def test_sixteen_and_seventeen_digits_are_decided_by_the_tables_as_phonenumbers_does(plan: NumberingPlan) -> None:
+    """The tables key numbers of up to 17 digits: a digit too many, or a national prefix kept, is no slow path.
+
+    Calling codes whose national prefix is rewritten by a transform rule still
+    go to phonenumbers where that prefix can match; every other such number is
+    the tables' to answer, and exactly as phonenumbers does.
+    """
+    numbers = _long_numbers(3)
+    result = plan.resolve_e164(numbers)
+    wrong = [(raw, result.row(i), reference(raw)) for i, raw in enumerate(numbers) if result.row(i) != reference(raw)]
+    assert not wrong, f"{len(wrong)} of {len(numbers)} disagree; first: {wrong[:5]}"
+    assert int(result.valid.sum()) > 50  # national prefixes stripped to a valid number
+    assert {REASONS[c] for c in result.reason.tolist()} >= {None, InvalidReason.TOO_LONG}
+    transformed = set()
+    for cc, regions in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items():
+        md = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(cc, regions[0])
+        if md is not None and md.national_prefix_transform_rule:
+            transformed.add(cc)
+    plain = [raw for raw in numbers if not any(raw.startswith(f"+{cc}") for cc in transformed)]
+    assert len(plain) > 0.9 * len(numbers)
+    assert plan.resolve_e164(plain).slow == 0
+
+
 def test_known_numbers(plan: NumberingPlan) -> None:
     result = plan.resolve_e164(["+37251000001", "+447712345678", "+12025550123", "+999123", "+3931234", "nonsense"])
     assert result.valid.tolist() == [True, True, True, False, False, False]
