@@ -22,7 +22,7 @@ from phonenumbers import PhoneNumberType
 
 from numlookup.numbering.models import InvalidReason
 
-FORMAT_VERSION = 4  # bump when the layout or the compile rules change: the cached plan is then rebuilt
+FORMAT_VERSION = 5  # bump when the layout or the compile rules change: the cached plan is then rebuilt
 MAX_KEYED = 17  # the most digits after a "+" the tables decide; longer inputs take the slow path
 KEY_BASE = 10**MAX_KEYED  # a key is length * KEY_BASE + digits
 MAX_DIGITS = 15  # E.164: the carrier table's numbers are padded to this many digits
@@ -71,7 +71,12 @@ ARRAYS = (
     "gd_starts",
     "gd_values",
     "strip_starts",
-    "strip_values",
+    "strip_values",  # 0: unchanged; SLOW; else an index into the strip_* rewrite arrays (compiler.Rewrite)
+    "strip_drop",
+    "strip_from",
+    "strip_to",
+    "strip_put",
+    "strip_put_len",
     "carrier_starts",
     "carrier_entry",
     "entry_name",

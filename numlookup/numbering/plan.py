@@ -140,6 +140,11 @@ class NumberingPlan:
     gd_values: Array
     strip_starts: Array
     strip_values: Array
+    strip_drop: Array
+    strip_from: Array
+    strip_to: Array
+    strip_put: Array
+    strip_put_len: Array
     carrier_starts: Array
     carrier_entry: Array
     entry_name: Array
@@ -370,16 +375,25 @@ class NumberingPlan:
         decided &= strip != SLOW
         sub = np.flatnonzero(live & (strip > 0))
         if len(sub):
-            k = strip[sub]
-            rest_len = nsn_len[sub] - k
-            scale = POW10[np.maximum(rest_len, 0)]
-            new_value = cc[sub] * scale + value[sub] % scale
-            new_len = length[sub] - k
+            # The rewrite (compiler.Rewrite): put + nsn[keep_from:keep_to] + nsn[drop:].
+            rule = strip[sub]
+            n = nsn_len[sub]
+            nsn = value[sub] % POW10[n]
+            tail_len = n - self.strip_drop[rule]
+            keep_from, keep_to = self.strip_from[rule].astype(np.int64), self.strip_to[rule].astype(np.int64)
+            kept = (nsn // POW10[n - keep_to]) % POW10[keep_to - keep_from]
+            rest_len = self.strip_put_len[rule] + (keep_to - keep_from) + tail_len
+            rest = (self.strip_put[rule] * POW10[keep_to - keep_from] + kept) * POW10[tail_len] + nsn % POW10[tail_len]
+            new_len = cclen[sub] + rest_len
+            decided[sub[new_len > MAX_KEYED]] = False  # a rewrite past the keys' reach (none in the metadata)
+            new_len = np.minimum(new_len, MAX_KEYED)
+            rest_len = new_len - cclen[sub]
+            new_value = cc[sub] * POW10[rest_len] + rest % POW10[rest_len]
             new_key = new_len * KEY_BASE + new_value
             gd_whole = _lookup(self.gd_starts, self.gd_values, key[sub]) > 0
             gd_rest = _lookup(self.gd_starts, self.gd_values, new_key) > 0
-            kept = self.keep_by_len[cci[sub], np.clip(rest_len, 0, MAX_NSN)] > 0
-            apply = ~(gd_whole & ~gd_rest) & kept
+            long_enough = self.keep_by_len[cci[sub], np.clip(rest_len, 0, MAX_NSN)] > 0
+            apply = ~(gd_whole & ~gd_rest) & long_enough
             done = sub[apply]
             value[done] = new_value[apply]
             length[done] = new_len[apply]

@@ -19,7 +19,7 @@ import phonenumbers
 import pytest
 
 from numlookup.numbering import compiler, patterns
-from numlookup.numbering.layout import REASONS
+from numlookup.numbering.layout import MAX_KEYED, REASONS
 from numlookup.numbering.models import InvalidReason
 from numlookup.numbering.plan import NumberingPlan
 from numlookup.numbering.reference import reference
@@ -204,6 +204,48 @@ def test_sixteen_and_seventeen_digits_are_decided_by_the_tables_as_phonenumbers_
     plain = [raw for raw in numbers if not any(raw.startswith(f"+{cc}") for cc in transformed)]
     assert len(plain) > 0.9 * len(numbers)
     assert plan.resolve_e164(plain).slow == 0
+
+
+def _rewritten_numbers(seed: int) -> list[str]:
+    """Numbers of the calling codes whose national prefix a transform rule rewrites, along every path of the rule.
+
+    Each path through the prefix pattern (``patterns.match_sequences``) is drawn
+    a few times, followed by random digits to every length the tables key, and
+    so is each region's example numbers with its national prefix put back.
+    """
+    rng = random.Random(seed)
+    numbers: list[str] = []
+    for cc, regions in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items():
+        md = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(cc, regions[0])
+        if md is None or not md.national_prefix_transform_rule or not md.national_prefix_for_parsing:
+            continue
+        head = f"+{cc}"
+        room = MAX_KEYED - len(str(cc))
+        for seq, _anchored in patterns.match_sequences(md.national_prefix_for_parsing, room):
+            for _ in range(3):
+                path = "".join(rng.choice([str(d) for d in range(10) if mask >> d & 1]) for mask in seq)
+                for n in range(max(len(path), 2), room + 1):
+                    numbers.append(head + path + "".join(rng.choices("0123456789", k=n - len(path))))
+        for region in regions:
+            for kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE):
+                example = phonenumbers.example_number_for_type(region, kind)
+                if example is not None:
+                    national = str(example.national_number)
+                    prefix = md.national_prefix or "0"
+                    numbers += [head + national, head + prefix + national, head + national[1:]]
+    return list(dict.fromkeys(numbers))
+
+
+def test_national_prefixes_a_transform_rule_rewrites_are_decided_by_the_tables(plan: NumberingPlan) -> None:
+    """+54 0 11 15…, +55 0 21 …, +261 20…, +378 0549…, +672 3…: rewritten by the tables as parse rewrites them."""
+    numbers = _rewritten_numbers(17)
+    result = plan.resolve_e164(numbers)
+    wrong = [(raw, result.row(i), reference(raw)) for i, raw in enumerate(numbers) if result.row(i) != reference(raw)]
+    assert not wrong, f"{len(wrong)} of {len(numbers)} disagree; first: {wrong[:5]}"
+    assert result.slow == 0
+    assert int(result.valid.sum()) > 100
+    rewritten = sum(1 for i, raw in enumerate(numbers) if result.e164(i) not in (None, raw))
+    assert rewritten > 100  # the national number was changed, not just read
 
 
 def test_known_numbers(plan: NumberingPlan) -> None:
