@@ -225,10 +225,9 @@ def _bulk(
         sink.flush()
     elapsed = time.perf_counter() - started
     if not to_stdout or err.is_terminal:
-        err.print(
+        err.print_plain(
             f"{stats.numbers:,} numbers ({stats.valid:,} valid) in {elapsed:.1f}s, "
-            f"{stats.numbers / max(elapsed, 1e-9):,.0f}/s; slow path: {resolver.plan.stats.slow:,}",
-            highlight=False,
+            f"{stats.numbers / max(elapsed, 1e-9):,.0f}/s; slow path: {resolver.plan.stats.slow:,}"
         )
 
 
