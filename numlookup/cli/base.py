@@ -27,13 +27,12 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, Protocol, TypeVar, cast
-
-import typer
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, cast
 
 from numlookup.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    import typer
     from rich.console import Console
     from sqlalchemy import Engine
 
@@ -109,8 +108,6 @@ class LazyConsole:
 out = LazyConsole()
 err = LazyConsole(stderr=True)
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -143,8 +140,11 @@ def user_error_types() -> tuple[type[Exception], ...]:
     return (*loaded, OSError)
 
 
-# typer raises click's exceptions (recent typer releases carry their own copy of click): their common base.
-_CLICK_EXCEPTION: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+def _click_exception() -> type[Exception]:
+    """The common base of the exceptions typer raises (recent typer releases carry their own copy of click)."""
+    import typer
+
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
 class _ClickException(Protocol):
@@ -171,6 +171,8 @@ def user_errors(command: Callable[P, R]) -> Callable[P, R]:
         try:
             return command(*args, **kwargs)
         except user_error_types() as exc:
+            import typer
+
             raise typer.Exit(fail(_one_line(exc))) from None
 
     return guarded
@@ -178,6 +180,8 @@ def user_errors(command: Callable[P, R]) -> Callable[P, R]:
 
 def run(app: typer.Typer) -> int:
     """Run the ``numlookup`` command; returns its exit status. Every failure a user causes is one ``error:`` line."""
+    import typer
+
     try:
         result = app(standalone_mode=False)
     except user_error_types() as exc:
@@ -185,7 +189,7 @@ def run(app: typer.Typer) -> int:
     except typer.Abort:
         return fail("aborted")
     except Exception as exc:
-        if not isinstance(exc, _CLICK_EXCEPTION):
+        if not isinstance(exc, _click_exception()):
             raise  # a bug: typer shows its traceback
         usage = cast(_ClickException, exc)
         if type(exc).__name__ == "NoArgsIsHelpError":  # a group run without a command: its help
