@@ -23,7 +23,7 @@ phonenumbers' geodata or pycountry, half a second of a one-number lookup.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import compress
 from pathlib import Path
@@ -37,6 +37,7 @@ from numlookup.numbering import countries, plan_cache
 from numlookup.numbering.intervals import POW10
 from numlookup.numbering.layout import (
     ARRAYS,
+    CARRIER_TYPES,
     KEY_BASE,
     MAX_DIGITS,
     MAX_KEYED,
@@ -260,7 +261,7 @@ class NumberingPlan:
             hint = hints[i] if hints is not None else None
             ref = memo.get((raw, hint))
             if ref is None:
-                ref = memo[(raw, hint)] = reference(raw, hint)
+                ref = memo[(raw, hint)] = self._slow_reference(raw, hint, reference)
             valid[i] = ref.valid
             reason[i] = REASON_CODE[ref.reason]
             ntype[i] = ref.number_type
@@ -295,6 +296,34 @@ class NumberingPlan:
             len(slow_positions),
             long_e164,
         )
+
+    def _slow_reference(self, raw: str, hint: str | None, reference: Callable[..., Reference]) -> Reference:
+        """``reference(raw, hint)``, its carrier named by the carrier table where the table can name it.
+
+        Why: the slow path's inputs are mostly text (``(+372) 5100-0001``,
+        ``tel:…``, an extension); once phonenumbers has read them, their carrier is
+        the table's lookup of the E.164 digits, exactly as for the fast path, and
+        importing phonenumbers' carrier data for them cost more than reading them.
+        """
+        ref = reference(raw, hint, with_carrier=False)
+        if not ref.valid or ref.number_type not in CARRIER_TYPES or ref.e164 is None:
+            return ref
+        name = self._table_carrier(ref.e164[1:])
+        if name is None:
+            return reference(raw, hint)
+        return ref._replace(carrier=name)
+
+    def _table_carrier(self, digits: str) -> str | None:
+        """``carrier.name_for_number`` of a valid number of a carrier type, from the table; None where it cannot say."""
+        if len(digits) > MAX_DIGITS:
+            return None
+        padded = int(digits) * 10 ** (MAX_DIGITS - len(digits))
+        entry = int(self.carrier_entry[np.searchsorted(self.carrier_starts, padded, side="right") - 1])
+        if entry < 0:
+            return ""
+        if int(self.entry_len[entry]) > len(digits):  # a longer prefix might follow it: the walk decides
+            return None
+        return self.carriers[int(self.entry_name[entry])]
 
     def scan(
         self, numbers: Sequence[str]

@@ -10,8 +10,11 @@ against ``re.fullmatch`` itself.
 from __future__ import annotations
 
 import bisect
+import json
 import random
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -246,6 +249,30 @@ def test_national_prefixes_a_transform_rule_rewrites_are_decided_by_the_tables(p
     assert int(result.valid.sum()) > 100
     rewritten = sum(1 for i, raw in enumerate(numbers) if result.e164(i) not in (None, raw))
     assert rewritten > 100  # the national number was changed, not just read
+
+
+def test_the_slow_path_names_carriers_from_the_table_without_phonenumbers_carrier_data(
+    plan: NumberingPlan, cache_dir: Path
+) -> None:
+    """Text inputs are read by phonenumbers, their carrier named by the table: the same names, no carrier data loaded.
+
+    In a fresh interpreter (this one has long imported ``phonenumbers.carrier``).
+    """
+    texts = ["(+372) 5100-0001", "+372 5100 0001 ext. 12", "tel:+441234567890", "+1-800-FLOWERS", "+44 7912 345678"]
+    expected = [reference(raw) for raw in texts]
+    assert {r.carrier for r in expected} > {""}  # some are named
+    script = (
+        "import json, sys; from pathlib import Path; from numlookup.numbering.plan import NumberingPlan; "
+        f"plan = NumberingPlan.load(Path({str(cache_dir)!r})); batch = plan.resolve_e164({texts!r}); "
+        "print(json.dumps([[batch.row(i).carrier for i in range(len(batch))], batch.slow, "
+        "'phonenumbers.carrier' in sys.modules]))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
+    carriers, slow, loaded = json.loads(done.stdout)
+    assert carriers == [r.carrier for r in expected] and slow == len(texts)
+    assert loaded is False
+    result = plan.resolve_e164(texts)
+    assert [result.row(i) for i in range(len(texts))] == expected
 
 
 def test_known_numbers(plan: NumberingPlan) -> None:
