@@ -11,7 +11,8 @@ from rich.table import Table
 from numlookup import accounts
 from numlookup.accounts.allowlist import EVERYONE
 from numlookup.billing.money import format_amount, parse_amount
-from numlookup.cli.base import JsonOption, database, out, print_json, settings, user_errors
+from numlookup.cli.base import database, out, print_json, settings, user_errors
+from numlookup.cli.options import JsonOption
 from numlookup.status import STYLE_SETTINGS, style_setting
 
 app = typer.Typer(help="Accounts, API secrets and IP allow-lists.", no_args_is_help=True)

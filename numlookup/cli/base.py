@@ -24,15 +24,15 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, Protocol, TypeVar, cast
-
-import typer
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, cast
 
 from numlookup.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    import typer
     from rich.console import Console
     from sqlalchemy import Engine
 
@@ -66,17 +66,47 @@ class LazyConsole:
 
     @property
     def is_terminal(self) -> bool:
+        if self._console is None and not self._maybe_terminal():
+            return False
         return self.console.is_terminal
+
+    def _maybe_terminal(self) -> bool:
+        """False only where rich's ``Console.is_terminal`` is False too, asked without importing rich.
+
+        Why: deciding whether to show a progress bar, and printing a bulk run's
+        summary into a log, imported rich's console (some 30 ms of a 300,000-line
+        run) only to learn "not a terminal". rich says True only for
+        ``TTY_COMPATIBLE=1``, a non-empty ``FORCE_COLOR`` or a stream that is a
+        tty; with neither variable set and no tty, it says False.
+        """
+        if "TTY_COMPATIBLE" in os.environ or "FORCE_COLOR" in os.environ:
+            return True
+        stream = sys.stderr if self._stderr else sys.stdout
+        try:
+            return bool(stream.isatty())
+        except (AttributeError, ValueError):  # no stream, or a closed one: rich decides
+            return True
 
     def print(self, *objects: Any, **options: Any) -> None:
         """``Console.print``."""
         self.console.print(*objects, **options)
 
+    def print_plain(self, line: str) -> None:
+        """A line free of markup as ``print(line, highlight=False)`` prints it; written directly off a terminal.
+
+        Off a terminal the console is as wide as any line and adds no colour, so
+        what it writes is ``line`` and a newline: written here without rich.
+        """
+        if self._console is None and not self._maybe_terminal():
+            stream = sys.stderr if self._stderr else sys.stdout
+            stream.write(line + "\n")
+            stream.flush()
+            return
+        self.console.print(line, highlight=False)
+
 
 out = LazyConsole()
 err = LazyConsole(stderr=True)
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -110,8 +140,11 @@ def user_error_types() -> tuple[type[Exception], ...]:
     return (*loaded, OSError)
 
 
-# typer raises click's exceptions (recent typer releases carry their own copy of click): their common base.
-_CLICK_EXCEPTION: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+def _click_exception() -> type[Exception]:
+    """The common base of the exceptions typer raises (recent typer releases carry their own copy of click)."""
+    import typer
+
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
 class _ClickException(Protocol):
@@ -138,6 +171,8 @@ def user_errors(command: Callable[P, R]) -> Callable[P, R]:
         try:
             return command(*args, **kwargs)
         except user_error_types() as exc:
+            import typer
+
             raise typer.Exit(fail(_one_line(exc))) from None
 
     return guarded
@@ -145,6 +180,8 @@ def user_errors(command: Callable[P, R]) -> Callable[P, R]:
 
 def run(app: typer.Typer) -> int:
     """Run the ``numlookup`` command; returns its exit status. Every failure a user causes is one ``error:`` line."""
+    import typer
+
     try:
         result = app(standalone_mode=False)
     except user_error_types() as exc:
@@ -152,7 +189,7 @@ def run(app: typer.Typer) -> int:
     except typer.Abort:
         return fail("aborted")
     except Exception as exc:
-        if not isinstance(exc, _CLICK_EXCEPTION):
+        if not isinstance(exc, _click_exception()):
             raise  # a bug: typer shows its traceback
         usage = cast(_ClickException, exc)
         if type(exc).__name__ == "NoArgsIsHelpError":  # a group run without a command: its help

@@ -10,7 +10,8 @@ from rich.table import Table
 from numlookup import accounts, billing
 from numlookup.billing.ledger import LedgerRow
 from numlookup.billing.money import format_amount, parse_amount, parse_signed_amount
-from numlookup.cli.base import JsonOption, database, out, print_json, user_errors
+from numlookup.cli.base import database, out, print_json, user_errors
+from numlookup.cli.options import JsonOption
 
 app = typer.Typer(help="Credits and the ledger.", no_args_is_help=True)
 

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, cast
 
 import typer
 
-from numlookup.cli.base import CliError, JsonOption, database, err, out, print_json, region_code, settings, user_errors
+from numlookup.cli.base import CliError, database, err, out, print_json, region_code, settings, user_errors
+from numlookup.cli.options import JsonOption
 from numlookup.datasets.catalog import PORTED, RANGES, DatasetKind
 
 if TYPE_CHECKING:

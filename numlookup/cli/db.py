@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from numlookup.cli.base import CliError, JsonOption, open_engine, out, print_json, settings, user_errors
+from numlookup.cli.base import CliError, open_engine, out, print_json, settings, user_errors
+from numlookup.cli.options import JsonOption
 from numlookup.store import shown_url, upgrade
 from numlookup.store.migrate import current_revision, downgrade, older_revisions
 

@@ -15,7 +15,8 @@ from sqlalchemy.engine import URL, make_url
 
 from numlookup.billing.money import format_amount
 from numlookup.billing.prices import CHARGE_CLASSES, Prices
-from numlookup.cli.base import JsonOption, out, print_json, settings, user_errors
+from numlookup.cli.base import out, print_json, settings, user_errors
+from numlookup.cli.options import JsonOption
 from numlookup.settings import OSMO_HLR, UPSTREAM_PREFIX, Settings, config_path
 
 

@@ -9,7 +9,8 @@ import typer
 from rich.table import Table
 
 from numlookup.billing.money import format_amount
-from numlookup.cli.base import CliError, JsonOption, database, out, print_json, settings, user_errors
+from numlookup.cli.base import CliError, database, out, print_json, settings, user_errors
+from numlookup.cli.options import JsonOption
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from numlookup.billing.money import format_amount
-from numlookup.cli.base import CliError, JsonOption, database, err, out, print_json, settings, user_errors
+from numlookup.cli.base import CliError, database, err, out, print_json, settings, user_errors
+from numlookup.cli.options import JsonOption
 
 if TYPE_CHECKING:
     from numlookup.live.usage import DayUsage

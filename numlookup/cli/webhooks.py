@@ -15,7 +15,8 @@ import typer
 from rich.table import Table
 
 from numlookup import accounts
-from numlookup.cli.base import JsonOption, database, out, print_json, user_errors
+from numlookup.cli.base import database, out, print_json, user_errors
+from numlookup.cli.options import JsonOption
 from numlookup.webhooks import keys, outbox
 
 app = typer.Typer(help="Webhook deliveries: list, show, retry; callbacks on again after a 410.", no_args_is_help=True)

@@ -15,7 +15,10 @@ the result.
 
 from __future__ import annotations
 
+import random
+import re
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -25,10 +28,12 @@ from phonenumbers.phonenumberutil import _test_number_length, region_code_for_co
 
 from numlookup.numbering import patterns
 from numlookup.numbering.countries import NON_GEOGRAPHIC
+from numlookup.numbering.interning import Interner
 from numlookup.numbering.intervals import paint
 from numlookup.numbering.layout import (
-    E15,
+    KEY_BASE,
     MAX_DIGITS,
+    MAX_KEYED,
     MAX_NSN,
     NO_REGION,
     REASON_CODE,
@@ -82,12 +87,12 @@ def _paint(
 
 
 def _key_intervals(cc: int, per_len: dict[int, list[tuple[int, int]]]) -> tuple[list[int], list[int]]:
-    """National-number intervals of each length as key intervals (``L * 10**15 + int(cc + nsn)``)."""
+    """National-number intervals of each length as key intervals (``L * KEY_BASE + int(cc + nsn)``)."""
     cclen = len(str(cc))
     los: list[int] = []
     his: list[int] = []
     for n, intervals in per_len.items():
-        base = (cclen + n) * E15 + cc * 10**n
+        base = (cclen + n) * KEY_BASE + cc * 10**n
         for a, b in intervals:
             los.append(base + a)
             his.append(base + b)
@@ -116,7 +121,7 @@ class _Coverage:
             all_lo.extend(lo)
             all_hi.extend(hi)
         for n in range(1, max_n + 1):  # the whole calling code, so its gaps become segments too
-            base = (cclen + n) * E15 + cc * 10**n
+            base = (cclen + n) * KEY_BASE + cc * 10**n
             all_lo.append(base)
             all_hi.append(base + 10**n - 1)
         self.bounds = np.unique(
@@ -211,6 +216,77 @@ def _region_types(
     return cov.bounds, assigned, out_type
 
 
+class Rewrite(NamedTuple):
+    """What parse makes of a national number a prefix pattern matched: ``put + nsn[keep_from:keep_to] + nsn[drop:]``.
+
+    Why one shape: a plain national prefix is stripped (``drop`` digits, nothing
+    put or kept), and every transform rule in libphonenumber's metadata is a
+    literal and one group of the match (``"9\\1"``, ``"0549\\1"``, ``"\\2"``): so a
+    rewrite is a few small integers the plan applies to a whole batch in numpy.
+    """
+
+    drop: int
+    keep_from: int = 0
+    keep_to: int = 0
+    put: str = ""
+
+
+_RULE = re.compile(r"(\d*)\\(\d)")  # a transform rule of a literal and one group: "20\1"
+_SAMPLES = 6
+
+
+def rewrite_of(pattern: str, rule: str | None, seq: patterns.Seq, lengths: Sequence[int]) -> Rewrite:
+    """The rewrite of numbers the prefix ``pattern`` matches along ``seq`` (one path), as parse makes it.
+
+    Read off ``re.match`` itself on sample numbers of the path (of each length in
+    ``lengths``): where the match ends, which group it filled
+    (``_maybe_strip_national_prefix_carrier_code`` strips plainly when the last
+    group is empty, else applies ``rule``). A sample that ``re`` reads along
+    another path (one tried first) says nothing of this one; samples that
+    disagree, a path no sample follows, or a rule of another shape raise
+    :class:`patterns.TooComplex`, and those numbers stay with phonenumbers.
+    """
+    shape = _RULE.fullmatch(rule) if rule is not None else None
+    if rule is not None and shape is None:
+        raise patterns.TooComplex(f"transform rule {rule!r}")
+    compiled = re.compile(pattern)
+    rng = random.Random(len(seq) * 7919 + sum(seq))
+    found: set[Rewrite] = set()
+    for n in lengths:
+        for k in range(_SAMPLES):
+            digits = [[d for d in range(10) if mask >> d & 1] for mask in seq]
+            head = "".join(str(ds[0] if k == 0 else ds[-1] if k == 1 else rng.choice(ds)) for ds in digits)
+            number = head + "".join(rng.choices("0123456789", k=n - len(seq)))
+            match = compiled.match(number)
+            if match is None or match.end() != len(seq):
+                continue
+            groups = match.groups()
+            if rule is None or shape is None or not groups or groups[-1] is None:
+                found.add(Rewrite(len(seq)))
+                continue
+            group = int(shape.group(2))
+            start, end = match.span(group) if match.group(group) is not None else (0, 0)
+            made = Rewrite(len(seq), start, end, shape.group(1))
+            if match.expand(rule) + number[len(seq) :] != made.put + number[start:end] + number[len(seq) :]:
+                raise patterns.TooComplex(f"rule {rule!r} on {number}")
+            found.add(made)
+    if len(found) != 1:
+        raise patterns.TooComplex(f"{len(found)} rewrites for one path of {pattern!r}")
+    return found.pop()
+
+
+def _rewrite_value(
+    rewrites: Interner[Rewrite], pattern: str, rule: str | None, seq: patterns.Seq, lengths: Sequence[int]
+) -> int:
+    """The strip table's value for numbers matched along ``seq``: 0 (unchanged), a rewrite's index, or SLOW."""
+    if not seq:
+        return 0
+    try:
+        return rewrites(rewrite_of(pattern, rule, seq, lengths))
+    except patterns.TooComplex:
+        return SLOW
+
+
 def compile_plan() -> tuple[dict[str, Array], list[str], list[str], list[int]]:
     """Build every table from the installed phonenumbers' metadata and carrier data."""
     codes = sorted(COUNTRY_CODE_TO_REGION_CODE)
@@ -257,10 +333,11 @@ def compile_plan() -> tuple[dict[str, Array], list[str], list[str], list[int]]:
     st_val: list[int] = []
     st_rank: list[int] = []
     slow_codes: list[int] = []
+    rewrites = Interner([Rewrite(0)])  # 0: the number as it is
     for cc in codes:
         cclen = len(str(cc))
-        max_n = MAX_DIGITS - cclen
-        whole_lo = [(cclen + n) * E15 + cc * 10**n for n in range(1, max_n + 1)]
+        max_n = MAX_KEYED - cclen
+        whole_lo = [(cclen + n) * KEY_BASE + cc * 10**n for n in range(1, max_n + 1)]
         whole_hi = [lo + 10**n - 1 for lo, n in zip(whole_lo, range(1, max_n + 1), strict=True)]
         members = COUNTRY_CODE_TO_REGION_CODE[cc]
         try:
@@ -285,24 +362,26 @@ def compile_plan() -> tuple[dict[str, Array], list[str], list[str], list[int]]:
         npfp = md.national_prefix_for_parsing
         if not npfp:
             continue
-        transform = bool(md.national_prefix_transform_rule)
+        rule = md.national_prefix_transform_rule or None
         options: list[tuple[str, bool]] | None = None
-        if not transform:
-            try:
+        try:
+            assert md.general_desc is not None
+            gd = patterns.full_match_intervals(md.general_desc.national_number_pattern, tuple(range(1, max_n + 1)))
+            if rule is None:
                 options = patterns.literal_strings(npfp, max_n)
-                assert md.general_desc is not None
-                gd = patterns.full_match_intervals(md.general_desc.national_number_pattern, tuple(range(1, max_n + 1)))
-            except patterns.TooComplex:
-                options = None
-        if options is not None:
-            # Exact: the first option (in re's order) that starts the number is stripped,
-            # unless the general pattern matched before and not after; the GD table decides that.
+        except patterns.TooComplex:
+            gd = None
+        if gd is not None:
+            # The GD table decides "the general pattern matched before and not after" for the rewrite.
             lo, hi = _key_intervals(cc, gd)
             gd_lo.extend(lo)
             gd_hi.extend(hi)
+        if gd is not None and options is not None:
+            # Exact: the first option (in re's order) that starts the number is stripped,
+            # unless the general pattern matched before and not after.
             total = len(options)
             for n in range(1, max_n + 1):
-                base = (cclen + n) * E15 + cc * 10**n
+                base = (cclen + n) * KEY_BASE + cc * 10**n
                 for priority, (text, anchored) in enumerate(options):
                     if len(text) > n or (anchored and len(text) != n):
                         continue
@@ -310,24 +389,27 @@ def compile_plan() -> tuple[dict[str, Array], list[str], list[str], list[int]]:
                     start = base + (int(text) if text else 0) * free
                     st_lo.append(start)
                     st_hi.append(start + free - 1)
-                    st_val.append(len(text))
+                    st_val.append(rewrites(Rewrite(len(text))))
                     st_rank.append(total - priority)  # re.match takes the first option that fits
             continue
-        # Transform rules (or a prefix language too large to list): numbers the prefix pattern
-        # can match non-empty go to phonenumbers; an empty match changes nothing.
+        # Transform rules (or a prefix language too large to list): each path through the prefix
+        # pattern is one rewrite (rewrite_of); a path it cannot pin down goes to phonenumbers, and
+        # an empty match changes nothing.
         try:
+            if gd is None:
+                raise patterns.TooComplex("general pattern")
             sequences = patterns.match_sequences(npfp, max_n)
             total = len(sequences)
             limit = [0]
-            for n in range(1, max_n + 1):
-                base = (cclen + n) * E15 + cc * 10**n
-                for priority, (seq, anchored) in enumerate(sequences):
-                    if len(seq) > n or (anchored and len(seq) != n):
-                        continue
+            for priority, (seq, anchored) in enumerate(sequences):
+                lengths = [n for n in range(len(seq), max_n + 1) if not anchored or n == len(seq)]
+                value = _rewrite_value(rewrites, npfp, rule, seq, lengths)
+                for n in lengths:
+                    base = (cclen + n) * KEY_BASE + cc * 10**n
                     for a, b in patterns.sequence_intervals(seq, n - len(seq), limit):
                         st_lo.append(base + a)
                         st_hi.append(base + b)
-                        st_val.append(SLOW if seq else 0)
+                        st_val.append(value)
                         st_rank.append(total - priority)
         except patterns.TooComplex:
             st_lo.extend(whole_lo)
@@ -359,6 +441,7 @@ def compile_plan() -> tuple[dict[str, Array], list[str], list[str], list[int]]:
         np.array(st_rank, dtype=np.int64),
         0,
     )
+    made = rewrites.items
 
     carrier_starts, carrier_entry, entry_name, entry_len, carriers = _compile_carriers()
     cc_strip = np.array([int(bool(_main_metadata(cc).national_prefix_for_parsing)) for cc in codes], dtype=np.int8)
@@ -375,7 +458,12 @@ def compile_plan() -> tuple[dict[str, Array], list[str], list[str], list[int]]:
         "gd_starts": gd_starts,
         "gd_values": gd_values.astype(np.int8),
         "strip_starts": strip_starts,
-        "strip_values": strip_values.astype(np.int8),
+        "strip_values": strip_values.astype(np.int16),
+        "strip_drop": np.array([r.drop for r in made], dtype=np.int8),
+        "strip_from": np.array([r.keep_from for r in made], dtype=np.int8),
+        "strip_to": np.array([r.keep_to for r in made], dtype=np.int8),
+        "strip_put": np.array([int(r.put or "0") for r in made], dtype=np.int64),
+        "strip_put_len": np.array([len(r.put) for r in made], dtype=np.int8),
         "carrier_starts": carrier_starts,
         "carrier_entry": carrier_entry.astype(np.int32),
         "entry_name": entry_name.astype(np.int32),

@@ -48,7 +48,7 @@ from phonenumbers.carrierdata import CARRIER_DATA
 from numlookup.numbering.blocks import ShippedBlocks
 from numlookup.numbering.countries import NON_GEOGRAPHIC
 from numlookup.numbering.intervals import WIDTH, pad_high, pad_low, paint
-from numlookup.numbering.layout import E15
+from numlookup.numbering.layout import KEY_BASE, MAX_KEYED
 from numlookup.numbering.networks import NetworkRegistry
 from numlookup.numbering.plan import NumberingPlan
 
@@ -480,15 +480,15 @@ def _mobile_segments(
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """The plan's mobile segments of each region's typical length: (length, first number, last number, region)."""
     starts = plan.main_starts.astype(np.int64)
-    ends = np.append(starts[1:], np.int64(16 * E15)) - 1
+    ends = np.append(starts[1:], np.int64((MAX_KEYED + 1) * KEY_BASE)) - 1
     mobile = np.isin(plan.main_type, MOBILE_SPACE_TYPES) & (plan.main_region >= 0)
     lo, hi, region = starts[mobile], ends[mobile], plan.main_region[mobile].astype(np.int64)
-    length = lo // E15
-    if np.any(hi // E15 != length):
+    length = lo // KEY_BASE
+    if np.any(hi // KEY_BASE != length):
         raise ValueError("a mobile segment of the numbering plan spans two number lengths")
     typical = np.array([_typical_e164_length(r) for r in plan.regions], dtype=np.int64)
     keep = length == typical[region]
-    return length[keep], lo[keep] % E15, hi[keep] % E15, region[keep]
+    return length[keep], lo[keep] % KEY_BASE, hi[keep] % KEY_BASE, region[keep]
 
 
 def mobile_space(

@@ -2,9 +2,14 @@
 
 Shared by the compiler that writes the arrays (``compiler``) and the plan that
 reads them (``plan``), so that both agree on what a value means. A key is
-``L * 10**15 + int(digits)``: ``digits`` is the calling code followed by the
+``L * 10**17 + int(digits)``: ``digits`` is the calling code followed by the
 national significant number, ``L`` its length (part of the key because a
-pattern's ``fullmatch`` depends on it).
+pattern's ``fullmatch`` depends on it). Keys reach 17 digits, not E.164's 15:
+``+`` and 16 or 17 digits is a mistyped number a real file holds (a digit too
+many, a national prefix kept after the calling code), and phonenumbers parses
+it (stripping that prefix, or answering ``too_long``); the tables answer it as
+phonenumbers does instead of sending it down the slow path. ``17 * 10**17 +
+10**17`` is well inside int64.
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ from phonenumbers import PhoneNumberType
 
 from numlookup.numbering.models import InvalidReason
 
-FORMAT_VERSION = 3  # bump when the layout or the compile rules change: the cached plan is then rebuilt
-E15 = 10**15
-MAX_DIGITS = 15  # E.164; longer inputs take the slow path
+FORMAT_VERSION = 5  # bump when the layout or the compile rules change: the cached plan is then rebuilt
+MAX_KEYED = 17  # the most digits after a "+" the tables decide; longer inputs take the slow path
+KEY_BASE = 10**MAX_KEYED  # a key is length * KEY_BASE + digits
+MAX_DIGITS = 15  # E.164: the carrier table's numbers are padded to this many digits
 MAX_NSN = 17  # phonenumbers' _MAX_LENGTH_FOR_NSN
 NO_REGION = -1
 SLOW = -2  # a value meaning "the arrays cannot decide: ask phonenumbers"
@@ -65,7 +71,12 @@ ARRAYS = (
     "gd_starts",
     "gd_values",
     "strip_starts",
-    "strip_values",
+    "strip_values",  # 0: unchanged; SLOW; else an index into the strip_* rewrite arrays (compiler.Rewrite)
+    "strip_drop",
+    "strip_from",
+    "strip_to",
+    "strip_put",
+    "strip_put_len",
     "carrier_starts",
     "carrier_entry",
     "entry_name",

@@ -23,7 +23,7 @@ phonenumbers' geodata or pycountry, half a second of a one-number lookup.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import compress
 from pathlib import Path
@@ -37,8 +37,10 @@ from numlookup.numbering import countries, plan_cache
 from numlookup.numbering.intervals import POW10
 from numlookup.numbering.layout import (
     ARRAYS,
-    E15,
+    CARRIER_TYPES,
+    KEY_BASE,
     MAX_DIGITS,
+    MAX_KEYED,
     MAX_NSN,
     NO_REGION,
     REASON_CODE,
@@ -139,6 +141,11 @@ class NumberingPlan:
     gd_values: Array
     strip_starts: Array
     strip_values: Array
+    strip_drop: Array
+    strip_from: Array
+    strip_to: Array
+    strip_put: Array
+    strip_put_len: Array
     carrier_starts: Array
     carrier_entry: Array
     entry_name: Array
@@ -254,7 +261,7 @@ class NumberingPlan:
             hint = hints[i] if hints is not None else None
             ref = memo.get((raw, hint))
             if ref is None:
-                ref = memo[(raw, hint)] = reference(raw, hint)
+                ref = memo[(raw, hint)] = self._slow_reference(raw, hint, reference)
             valid[i] = ref.valid
             reason[i] = REASON_CODE[ref.reason]
             ntype[i] = ref.number_type
@@ -290,10 +297,38 @@ class NumberingPlan:
             long_e164,
         )
 
+    def _slow_reference(self, raw: str, hint: str | None, reference: Callable[..., Reference]) -> Reference:
+        """``reference(raw, hint)``, its carrier named by the carrier table where the table can name it.
+
+        Why: the slow path's inputs are mostly text (``(+372) 5100-0001``,
+        ``tel:…``, an extension); once phonenumbers has read them, their carrier is
+        the table's lookup of the E.164 digits, exactly as for the fast path, and
+        importing phonenumbers' carrier data for them cost more than reading them.
+        """
+        ref = reference(raw, hint, with_carrier=False)
+        if not ref.valid or ref.number_type not in CARRIER_TYPES or ref.e164 is None:
+            return ref
+        name = self._table_carrier(ref.e164[1:])
+        if name is None:
+            return reference(raw, hint)
+        return ref._replace(carrier=name)
+
+    def _table_carrier(self, digits: str) -> str | None:
+        """``carrier.name_for_number`` of a valid number of a carrier type, from the table; None where it cannot say."""
+        if len(digits) > MAX_DIGITS:
+            return None
+        padded = int(digits) * 10 ** (MAX_DIGITS - len(digits))
+        entry = int(self.carrier_entry[np.searchsorted(self.carrier_starts, padded, side="right") - 1])
+        if entry < 0:
+            return ""
+        if int(self.entry_len[entry]) > len(digits):  # a longer prefix might follow it: the walk decides
+            return None
+        return self.carriers[int(self.entry_name[entry])]
+
     def scan(
         self, numbers: Sequence[str]
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """Positions, integer digits and digit counts of the inputs that are ``+`` and 1–15 ASCII digits.
+        """Positions, integer digits and digit counts of the inputs that are ``+`` and 1–17 ASCII digits.
 
         The shape check runs on one byte buffer of the joined batch; only the
         conversion of the survivors is per string, by ``int`` in C
@@ -317,7 +352,7 @@ class NumberingPlan:
         # every line holds at least its newline, so no segment of reduceat is empty.
         nondigit = np.add.reduceat((buf - 48) > 9, starts, dtype=np.int32)
         # non-digits in [start, end]: the "+" and the newline, nothing else
-        cand = (buf[starts] == 43) & (nlen >= 1) & (nlen <= MAX_DIGITS) & (nondigit == 2)
+        cand = (buf[starts] == 43) & (nlen >= 1) & (nlen <= MAX_KEYED) & (nondigit == 2)
         if cand.all():
             idx = np.arange(count, dtype=np.int64)
             chosen: Iterable[str] = numbers
@@ -343,7 +378,7 @@ class NumberingPlan:
         """Fill the columns for ``idx``; returns the positions the tables decided (the rest go slow)."""
         code = REASON_CODE
         # Work in key order: binary searches over sorted keys walk the tables almost linearly.
-        order = np.argsort(length * E15 + value)
+        order = np.argsort(length * KEY_BASE + value)
         idx, value, length = idx[order], value[order], length[order]
         decided = np.ones(len(idx), dtype=bool)
         # parse: "+" and fewer than 3 digits is not viable; else the calling code is the
@@ -361,7 +396,7 @@ class NumberingPlan:
         reason_out[short] = code[InvalidReason.TOO_SHORT]
         live = known & ~short
 
-        key = length * E15 + value
+        key = length * KEY_BASE + value
         # parse: national prefix stripping (_maybe_strip_national_prefix_carrier_code + the length test).
         strip = np.zeros(len(idx), dtype=np.int64)
         sub = np.flatnonzero(live & (self.cc_strip[cci] > 0))  # only calling codes with a national prefix
@@ -369,16 +404,25 @@ class NumberingPlan:
         decided &= strip != SLOW
         sub = np.flatnonzero(live & (strip > 0))
         if len(sub):
-            k = strip[sub]
-            rest_len = nsn_len[sub] - k
-            scale = POW10[np.maximum(rest_len, 0)]
-            new_value = cc[sub] * scale + value[sub] % scale
-            new_len = length[sub] - k
-            new_key = new_len * E15 + new_value
+            # The rewrite (compiler.Rewrite): put + nsn[keep_from:keep_to] + nsn[drop:].
+            rule = strip[sub]
+            n = nsn_len[sub]
+            nsn = value[sub] % POW10[n]
+            tail_len = n - self.strip_drop[rule]
+            keep_from, keep_to = self.strip_from[rule].astype(np.int64), self.strip_to[rule].astype(np.int64)
+            kept = (nsn // POW10[n - keep_to]) % POW10[keep_to - keep_from]
+            rest_len = self.strip_put_len[rule] + (keep_to - keep_from) + tail_len
+            rest = (self.strip_put[rule] * POW10[keep_to - keep_from] + kept) * POW10[tail_len] + nsn % POW10[tail_len]
+            new_len = cclen[sub] + rest_len
+            decided[sub[new_len > MAX_KEYED]] = False  # a rewrite past the keys' reach (none in the metadata)
+            new_len = np.minimum(new_len, MAX_KEYED)
+            rest_len = new_len - cclen[sub]
+            new_value = cc[sub] * POW10[rest_len] + rest % POW10[rest_len]
+            new_key = new_len * KEY_BASE + new_value
             gd_whole = _lookup(self.gd_starts, self.gd_values, key[sub]) > 0
             gd_rest = _lookup(self.gd_starts, self.gd_values, new_key) > 0
-            kept = self.keep_by_len[cci[sub], np.clip(rest_len, 0, MAX_NSN)] > 0
-            apply = ~(gd_whole & ~gd_rest) & kept
+            long_enough = self.keep_by_len[cci[sub], np.clip(rest_len, 0, MAX_NSN)] > 0
+            apply = ~(gd_whole & ~gd_rest) & long_enough
             done = sub[apply]
             value[done] = new_value[apply]
             length[done] = new_len[apply]
@@ -405,6 +449,7 @@ class NumberingPlan:
             found = entry >= 0
             safe_entry = np.maximum(entry, 0)
             decided[sub[found & (self.entry_len[safe_entry] > length[sub])]] = False  # prefix longer than the number
+            decided[sub[length[sub] > MAX_DIGITS]] = False  # beyond the carrier table's padding (no region has one)
             carrier_out[sub[found]] = self.entry_name[safe_entry[found]]
 
         rows = idx[decided]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import phonenumbers
-from phonenumbers import NumberParseException, ValidationResult, carrier
+from phonenumbers import NumberParseException, ValidationResult
 
 from numlookup.numbering.layout import UNKNOWN
 from numlookup.numbering.models import InvalidReason
@@ -41,12 +41,14 @@ class Reference(NamedTuple):
     e164: str | None  # None when the input does not parse
 
 
-def reference(raw: str, region: str | None = None) -> Reference:
+def reference(raw: str, region: str | None = None, *, with_carrier: bool = True) -> Reference:
     """The slow path, and the definition of correct: the checks ``Resolver`` makes, in its order.
 
     Parse (its errors are reasons), then ``is_possible_number_with_reason``, then
     the region ``region_code_for_number`` picks and ``is_valid_number_for_region``;
-    type and carrier only for valid numbers.
+    type and carrier only for valid numbers. Without ``with_carrier`` the carrier
+    is left ``""``: the compiled plan names it from its own table, and the carrier
+    data (``phonenumbers.carrier``, tens of milliseconds to import) is not loaded.
     """
     try:
         number = phonenumbers.parse(raw, region)
@@ -59,6 +61,9 @@ def reference(raw: str, region: str | None = None) -> Reference:
     where = phonenumbers.region_code_for_number(number)
     if where is None or not phonenumbers.is_valid_number_for_region(number, where):
         return Reference(False, InvalidReason.INVALID_FOR_REGION, UNKNOWN, None, "", e164)
-    return Reference(
-        True, None, int(phonenumbers.number_type(number)), where, carrier.name_for_number(number, "en"), e164
-    )
+    name = ""
+    if with_carrier:
+        from phonenumbers import carrier
+
+        name = carrier.name_for_number(number, "en")
+    return Reference(True, None, int(phonenumbers.number_type(number)), where, name, e164)

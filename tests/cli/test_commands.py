@@ -206,6 +206,28 @@ def test_lookup_numbers_in_every_output_format(data_dir: Path, tmp_path: Path) -
 
 
 @pytest.mark.usefixtures("engine")
+def test_a_bulk_summary_off_a_terminal_is_the_same_line_without_importing_rich(data_dir: Path, tmp_path: Path) -> None:
+    """The summary of a file written to --output, into a log: rich's console is imported only where rich may colour.
+
+    ``PYTHONPROFILEIMPORTTIME`` makes the interpreter list every import on stderr,
+    beside the summary; with ``TTY_COMPATIBLE=1`` rich takes over (and draws
+    its progress bar), and the summary says the same.
+    """
+    source, target = tmp_path / "numbers.txt", tmp_path / "out.jsonl"
+    source.write_text("+37251000001\n+4915112345678\nnope\n")
+    args = ("lookup", "--input", str(source), "--output", str(target), "--format", "jsonl")
+    plain = run_cli(data_dir, *args, env={"PYTHONPROFILEIMPORTTIME": "1"}).stderr.splitlines()
+    summary = [line for line in plain if not line.startswith("import time:")]
+    assert len(summary) == 1 and summary[0].startswith("3 numbers (2 valid) in "), plain[-3:]
+    assert summary[0].endswith("/s; slow path: 1")
+    assert not [line for line in plain if line.endswith(" rich.console")]
+    rich = run_cli(data_dir, *args, env={"PYTHONPROFILEIMPORTTIME": "1", "TTY_COMPATIBLE": "1"}).stderr
+    assert any(line.endswith(" rich.console") for line in rich.splitlines())
+    assert "3 numbers (2 valid) in " in rich and "/s; slow path: 1" in rich
+    assert len(target.read_text().splitlines()) == 3
+
+
+@pytest.mark.usefixtures("engine")
 @pytest.mark.parametrize(
     ("args", "message"),
     [

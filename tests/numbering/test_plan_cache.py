@@ -10,6 +10,7 @@ import phonenumbers
 import pytest
 
 from numlookup.numbering import plan_cache
+from numlookup.numbering.layout import FORMAT_VERSION
 from numlookup.numbering.plan import NumberingPlan
 
 SAMPLE = ["+37251234567", "+4915112345678", "+447712345678", "+80012345678", "+12025550123", "12345"]
@@ -74,6 +75,27 @@ def test_stale_cache_is_rebuilt_and_older_ones_removed(compiled: tuple[Path, lis
     manifest["phonenumbers"] = "0.0.1"  # compiled by another phonenumbers release
     (folder / plan_cache.MANIFEST).write_text(json.dumps(manifest))
     (tmp_path / "numbering-plan-v2-phonenumbers-8.0.0.npz").write_bytes(b"an older release's cache")
+    assert plan_cache.read(folder, phonenumbers.__version__) is None
+    plan = NumberingPlan.load(tmp_path)
+    assert _answers(plan) == expected
+    assert plan_cache.read(folder, phonenumbers.__version__) is not None
+    assert [e.name for e in tmp_path.iterdir()] == [folder.name]
+
+
+def test_a_cache_of_an_older_format_is_rebuilt_not_misread(compiled: tuple[Path, list[object]], tmp_path: Path) -> None:
+    """Keys changed meaning between formats (v3 keyed 15 digits, v4 keys 17): an older cache must never answer.
+
+    Its manifest's format alone refuses it, even under the current folder name,
+    and an older format's folder beside it is removed once the new one is written.
+    """
+    cache_dir, expected = compiled
+    folder = _copy(cache_dir, tmp_path)
+    manifest = json.loads((folder / plan_cache.MANIFEST).read_text())
+    manifest["format"] = FORMAT_VERSION - 1
+    (folder / plan_cache.MANIFEST).write_text(json.dumps(manifest))
+    older = tmp_path / f"{plan_cache.PREFIX}{FORMAT_VERSION - 1}-phonenumbers-{phonenumbers.__version__}"
+    older.mkdir()
+    (older / plan_cache.MANIFEST).write_text(json.dumps(manifest))
     assert plan_cache.read(folder, phonenumbers.__version__) is None
     plan = NumberingPlan.load(tmp_path)
     assert _answers(plan) == expected
