@@ -26,8 +26,9 @@ from numlookup.numbering.interning import Interner, group
 from numlookup.numbering.intervals import NO_NETWORK, POW10, WIDTH
 from numlookup.numbering.layout import (
     CARRIER_TYPES,
-    E15,
+    KEY_BASE,
     MAX_DIGITS,
+    MAX_KEYED,
     MAX_NSN,
     NO_REGION,
     REASON_CODE,
@@ -102,6 +103,11 @@ class _SmallTables:
         self.gd_values: list[int] = plan.gd_values.tolist()
         self.strip_starts: list[int] = plan.strip_starts.tolist()
         self.strip_values: list[int] = plan.strip_values.tolist()
+        self.strip_drop: list[int] = plan.strip_drop.tolist()
+        self.strip_from: list[int] = plan.strip_from.tolist()
+        self.strip_to: list[int] = plan.strip_to.tolist()
+        self.strip_put: list[int] = plan.strip_put.tolist()
+        self.strip_put_len: list[int] = plan.strip_put_len.tolist()
         self.carrier_starts: list[int] = plan.carrier_starts.tolist()
         self.carrier_entry: list[int] = plan.carrier_entry.tolist()
         self.entry_name: list[int] = plan.entry_name.tolist()
@@ -135,21 +141,30 @@ def _plan_row(tables: _SmallTables, value: int, length: int) -> _PlanRow | None:
     nsn_len = length - tables.cc_len[cci]
     if nsn_len < 2:
         return _TOO_SHORT, UNKNOWN, NO_REGION, -1, 0
-    key = length * E15 + value
+    key = length * KEY_BASE + value
     if tables.cc_strip[cci] > 0:  # national prefix stripping, for calling codes with a national prefix
-        strip = tables.strip_values[bisect_right(tables.strip_starts, key) - 1]
-        if strip == SLOW:
+        rule = tables.strip_values[bisect_right(tables.strip_starts, key) - 1]
+        if rule == SLOW:
             return None
-        if strip > 0:
-            rest_len = nsn_len - strip
-            scale = 10 ** max(rest_len, 0)
-            new_value = tables.cc_codes[cci] * scale + value % scale
-            new_len = length - strip
-            new_key = new_len * E15 + new_value
+        if rule > 0:  # the rewrite (compiler.Rewrite): put + nsn[keep_from:keep_to] + nsn[drop:]
+            cclen = tables.cc_len[cci]
+            nsn = value % 10**nsn_len
+            tail_len = nsn_len - tables.strip_drop[rule]
+            keep_from, keep_to = tables.strip_from[rule], tables.strip_to[rule]
+            if keep_to > nsn_len or tail_len < 0:  # a rule longer than the number (the compiler makes none)
+                return None
+            kept = (nsn // 10 ** (nsn_len - keep_to)) % 10 ** (keep_to - keep_from)
+            rest_len = tables.strip_put_len[rule] + (keep_to - keep_from) + tail_len
+            rest = (tables.strip_put[rule] * 10 ** (keep_to - keep_from) + kept) * 10**tail_len + nsn % 10**tail_len
+            new_len = cclen + rest_len
+            if new_len > MAX_KEYED:  # a rewrite past the keys' reach: phonenumbers decides
+                return None
+            new_value = tables.cc_codes[cci] * 10**rest_len + rest % 10**rest_len
+            new_key = new_len * KEY_BASE + new_value
             gd_whole = tables.gd_values[bisect_right(tables.gd_starts, key) - 1] > 0
             gd_rest = tables.gd_values[bisect_right(tables.gd_starts, new_key) - 1] > 0
-            kept = tables.keep_by_len[cci][min(max(rest_len, 0), MAX_NSN)] > 0
-            if not (gd_whole and not gd_rest) and kept:
+            long_enough = tables.keep_by_len[cci][min(max(rest_len, 0), MAX_NSN)] > 0
+            if not (gd_whole and not gd_rest) and long_enough:
                 value, length, nsn_len, key = new_value, new_len, rest_len, new_key
     reason = tables.reason_by_len[cci][min(nsn_len, MAX_NSN)]
     seg = bisect_right(tables.main_starts, key) - 1
@@ -160,6 +175,8 @@ def _plan_row(tables: _SmallTables, value: int, length: int) -> _PlanRow | None:
         return reason or _INVALID_FOR_REGION, UNKNOWN, NO_REGION, -1, value
     carrier = 0
     if kind in CARRIER_TYPES:  # carrier.name_for_number: longest prefix of the padded digits
+        if length > MAX_DIGITS:  # beyond the carrier table's padding: phonenumbers decides
+            return None
         padded = value * 10 ** max(MAX_DIGITS - length, 0)
         entry = tables.carrier_entry[bisect_right(tables.carrier_starts, padded) - 1]
         if entry >= 0:
@@ -307,7 +324,7 @@ class Resolver:
         binary searches on the same arrays, with the same arithmetic as
         ``NumberingPlan._fast`` and :meth:`columns`, about 4 µs a number. Only
         input the tables decide takes it: anything the plan would hand to
-        phonenumbers (not ``+`` and 1–15 digits, a slow calling code or prefix)
+        phonenumbers (not ``+`` and 1–17 digits, a slow calling code or prefix)
         returns None and the caller resolves the batch by the columnar path.
         tests/numbering/test_small_batch.py holds both paths to the same answers.
         """
@@ -318,7 +335,7 @@ class Resolver:
         for raw in numbers:
             form = international_form(raw)
             digits = form[1:]
-            if form[:1] != "+" or not 1 <= len(digits) <= MAX_DIGITS or not (digits.isascii() and digits.isdigit()):
+            if form[:1] != "+" or not 1 <= len(digits) <= MAX_KEYED or not (digits.isascii() and digits.isdigit()):
                 return None
             row = _plan_row(tables, int(digits), len(digits))
             if row is None:

@@ -24,6 +24,7 @@ from numlookup.numbering.operator_data import DataNetwork, OperatorData, PortedM
 from numlookup.numbering.resolver import SMALL_BATCH
 from numlookup.results import number_result
 from tests.corpus import sample_corpus
+from tests.numbering.test_plan import _long_numbers, _rewritten_numbers
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +133,16 @@ def test_a_batchs_resolutions_read_at_once_are_its_rows_one_by_one(resolver: Res
         columns = Resolver(operator=operator, plan=resolver.plan).resolve_columns(numbers)
         assert columns.batch.long_e164  # the corpus holds parsed numbers too long for int64
         assert columns.resolutions() == [columns.resolution(i) for i in range(len(columns))]
+
+
+def test_rewritten_national_prefixes_and_seventeen_digit_keys_resolve_alike(resolver: Resolver) -> None:
+    """The tables' rewrites of transform-rule prefixes (+54, +55, +261, ...) and 16–17-digit keys, one by one.
+
+    The small path repeats ``NumberingPlan._fast``'s rewrite arithmetic in Python
+    integers; these are the numbers whose answer depends on it.
+    """
+    numbers = _rewritten_numbers(18) + _long_numbers(4)
+    taken = _assert_agree(resolver, numbers)
+    rewritten = [n for n in numbers if (small := resolver.resolve_small([n])) and small[0].e164 not in (None, n)]
+    assert len(rewritten) > 100  # the rewrite itself is exercised, not only numbers that skip it
+    assert taken > 0.9 * len(numbers)
