@@ -47,12 +47,21 @@ class Counts:
     credits_micros: int = 0  # what customers were charged for the answers this source gave
 
     def add(self, other: Counts) -> None:
-        for name in _COUNTS:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        # Field by field, not by name: a charge commit adds one request's credits per request it carries.
+        self.queries += other.queries
+        self.numbers += other.numbers
+        self.answered += other.answered
+        self.failures += other.failures
+        self.cost_micros += other.cost_micros
+        self.credits_micros += other.credits_micros
 
     def subtract(self, other: Counts) -> None:
-        for name in _COUNTS:
-            setattr(self, name, getattr(self, name) - getattr(other, name))
+        self.queries -= other.queries
+        self.numbers -= other.numbers
+        self.answered -= other.answered
+        self.failures -= other.failures
+        self.cost_micros -= other.cost_micros
+        self.credits_micros -= other.credits_micros
 
     def __bool__(self) -> bool:
         return any(getattr(self, name) for name in _COUNTS)

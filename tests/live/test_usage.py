@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -68,3 +69,18 @@ def test_usage_upsert_stores_what_sqlalchemys_statement_stores(tmp_path: Path) -
         (second, "ref:osmo-hlr"): (7, 7, 6, 0),
     }
     engine.dispose()
+
+
+def test_counts_add_and_subtract_every_field() -> None:
+    """``add``/``subtract`` name the fields one by one (a commit adds a request's credits per request): all of them."""
+    names = [field.name for field in fields(Counts)]
+    ones = Counts(**dict.fromkeys(names, 1))
+    total = Counts()
+    total.add(ones)
+    total.add(Counts(**{name: index for index, name in enumerate(names, 2)}))
+    assert [getattr(total, name) for name in names] == list(range(3, 3 + len(names)))
+    total.subtract(ones)
+    assert [getattr(total, name) for name in names] == list(range(2, 2 + len(names)))
+    assert usage.merged({(date(2026, 3, 4), "a"): ones}, {(date(2026, 3, 4), "a"): ones}) == {
+        (date(2026, 3, 4), "a"): Counts(**dict.fromkeys(names, 2))
+    }
