@@ -21,9 +21,9 @@ Sending: each pool is httpcore's, on our own network backend (``streams``), and 
 request is built by httpx (its headers, parameters, timeouts: the same bytes on
 the wire as before) and sent straight to its pool. httpx's client around that
 (its auth flow, redirect and cookie handling, event hooks, transport lookup and
-exception mapping) and anyio's streams under it were about 40 % of the event
-loop's CPU per upstream request (bench/live_http.py: 840 µs against 500 on a
-loaded machine); bench/live.py's burst sends 100 of them. Cookies an upstream sets are not sent
+exception mapping) and anyio's streams under it were three fifths of the event
+loop's CPU per upstream request (about 0.8 ms of 1.3 under a burst, py-spy);
+bench/live.py sends 100 of them a burst. Cookies an upstream sets are not sent
 back (they were kept per pool, that is for a random share of the requests).
 When the environment names a proxy (``HTTP_PROXY`` and the like, which httpx
 honours), requests go through httpx's clients as they did, so that proxy and its
