@@ -16,9 +16,8 @@ cent of a slow source's time buys a full batch; a fast source's batches fill in
 its first milliseconds anyway), and it is timed from when the dispatcher first
 held the number at the head of the queue: once a full batch has taken the
 numbers a hold was set for, the next part batch waits its own hold, not the rest
-of theirs. (Timed from each number's submission instead, a loaded loop's own lag
-counted as holding: under bench/live.py on a busy machine one burst in seven
-went out as 140–200 requests instead of about 100.) Why: when a burst's numbers reach the dispatcher one by one (the
+of theirs. (Timed from each number's submission instead, the time a loaded
+loop took to reach the dispatcher would count as holding.) Why: when a burst's numbers reach the dispatcher one by one (the
 event loop slowed down, as by a loaded machine or by py-spy's sampling), every
 free slot took a single number: bench/live.py's 1,000 single-number requests
 went to the upstream as 270 to 625 requests instead of about 100, each about a
