@@ -14,7 +14,7 @@ targets, measured here against a local upstream (a real HTTP server on
 It is run by hand and never by the test suite::
 
     python bench/live.py [--requests 1000] [--delay 0.2] [--workers 1] [--client raw|keepalive]
-                         [--synchronous FULL] [--sequential 300] [--repeat 3]
+                         [--synchronous FULL] [--sequential 300] [--repeat 3] [--profile FILE]
 
 Each run gets a fresh data folder, account and server on a free port, and prints
 its figures and their ratios to the targets. The client (one connection per
@@ -22,7 +22,9 @@ concurrent request, HTTP/1.1 by hand: ``raw``) runs on the same machine and take
 CPU from the server; the ``/healthz`` floor is sent by the same client the same
 way, just before each of ``--repeat`` live bursts (fresh numbers each), and the
 figure is the median of the bursts' time over their own floor plus the upstream's
-latency. (Until this was changed the floor was the best of three measured before
+latency. ``--profile FILE`` records the server with py-spy (``--format raw``)
+from the first floor to the last live burst only, so that a profile holds the
+bursts and not the start-up. (Until this was changed the floor was the best of three measured before
 the offline burst, set against one live burst: on a shared machine, whose load
 changes from minute to minute, that compared a lucky floor with an ordinary burst.)
 """
@@ -36,7 +38,10 @@ import json
 import multiprocessing
 import multiprocessing.connection
 import os
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -263,6 +268,18 @@ def server_cpu(pid: int) -> float:
     return total
 
 
+def start_profile(path: str, pid: int) -> subprocess.Popen[bytes]:
+    """py-spy sampling the server (its worker threads too) until SIGINT, the raw format written to ``path``."""
+    beside = Path(sys.executable).parent / "py-spy"  # installed into the bench's own venv
+    spy = str(beside) if beside.exists() else shutil.which("py-spy")
+    if spy is None:
+        raise SystemExit("--profile needs py-spy (pip install py-spy)")
+    command = [spy, "record", "--format", "raw", "--rate", "200", "--nonblocking", "--output", path, "--pid", str(pid)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # attached before the first floor
+    return process
+
+
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f} ms"
 
@@ -282,6 +299,7 @@ def main() -> None:
         default="raw",
         help="raw: a new connection per request; keepalive: connections opened before the burst (see burst())",
     )
+    parser.add_argument("--profile", metavar="FILE", help="py-spy record --format raw of the server during the bursts")
     args = parser.parse_args()
 
     upstream = PeerProcess(delay=args.delay, default_status="ONLINE")
@@ -325,6 +343,7 @@ def main() -> None:
             floors, walls, overs, cpu_floors, cpu_bursts = [], [], [], [], []
             assert server.process is not None
             pid = server.process.pid
+            spy = start_profile(args.profile, pid) if args.profile else None
             for r in range(args.repeat):
                 cpu = server_cpu(pid)
                 floors.append(asyncio.run(healthz_floor(server.url, n, args.client)))
@@ -343,6 +362,10 @@ def main() -> None:
                     f"over floor + upstream latency {ms(overs[-1])}; upstream requests {asked}; "
                     f"server CPU: floor {cpu_floors[-1] * 1000:.0f} ms, burst {cpu_bursts[-1] * 1000:.0f} ms"
                 )
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+                spy.wait(60)
+                print(f"   profile of the {args.repeat} floors and live bursts: {args.profile}")
             floor, wall, over = (statistics.median(x) for x in (floors, walls, overs))
             cpu_floor, cpu_burst = statistics.median(cpu_floors), statistics.median(cpu_bursts)
             print(f"\n1. {n} concurrent single-number requests, every number a cache miss (median of {args.repeat})")

@@ -9,8 +9,15 @@ in flight; beyond that they wait in a queue and the next free slot takes up to
 ``max_batch`` of them, so batches grow with load instead of adding a batching
 delay when idle. A busy source (``hold_after`` requests or more in flight) gets
 full batches only: a part batch waits until the queue fills one, a slot frees
-below ``hold_after``, or ``hold_seconds`` (``HOLD_SECONDS``) pass, whichever
-comes first. Why: when a burst's numbers reach the dispatcher one by one (the
+below ``hold_after``, or the oldest waiting number has waited its hold,
+whichever comes first. The hold is ``hold_seconds`` (``HOLD_SECONDS``) or an
+eighth of the source's recent latency, whichever is longer (waiting a few per
+cent of a slow source's time buys a full batch; a fast source's batches fill in
+its first milliseconds anyway), and it is timed from when the dispatcher first
+held the number at the head of the queue: once a full batch has taken the
+numbers a hold was set for, the next part batch waits its own hold, not the rest
+of theirs. (Timed from each number's submission instead, the time a loaded
+loop took to reach the dispatcher would count as holding.) Why: when a burst's numbers reach the dispatcher one by one (the
 event loop slowed down, as by a loaded machine or by py-spy's sampling), every
 free slot took a single number: bench/live.py's 1,000 single-number requests
 went to the upstream as 270 to 625 requests instead of about 100, each about a
@@ -42,9 +49,15 @@ from numlookup.metrics import Metrics
 
 log = logging.getLogger("numlookup.live")
 
-# The longest a number waits for its batch to fill while its source is busy (see the module's doc):
+# The least a number waits for its batch to fill while its source is busy (see the module's doc):
 # under a burst a batch of 10 fills in a few milliseconds; when it does not, this is all it costs.
 HOLD_SECONDS = 0.02
+# Of a source's recent latency, the share a number may wait for its batch to fill (when longer than the above).
+HOLD_SHARE = 1 / 8
+# Weight of the newest request in the recent latency (an exponential moving average).
+LATENCY_WEIGHT = 0.2
+
+Queued = tuple[str, float | None]  # a number and its max_age
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,10 +92,12 @@ class Dispatcher:
         self._clock = clock
         self._quiet_until = 0.0  # the source asked us (HTTP 429) to send nothing before this time
         self._inflight: dict[str, asyncio.Future[Outcome]] = {}
-        self._queue: deque[tuple[str, float | None]] = deque()
+        self._queue: deque[Queued] = deque()
+        # The number at the head of the queue when its part batch was first held, and the loop time it was.
+        self._held: tuple[str, float] | None = None
         self._running = 0
         self.background_limit = max(1, min(background_limit or max_concurrency, max_concurrency))
-        self._background: deque[tuple[str, float | None]] = deque()
+        self._background: deque[Queued] = deque()
         self._background_waiting: set[str] = set()  # queued in the background lane, not yet sent or promoted
         self._background_running = 0
         self._kick_scheduled = False
@@ -90,6 +105,7 @@ class Dispatcher:
         # Requests in flight from which on a part batch waits for more numbers: an eighth of the slots.
         self.hold_after = max(1, max_concurrency // 8)
         self.hold_seconds = hold_seconds
+        self.latency: float | None = None  # recent latency of the source's successful requests, seconds
         self._hold: asyncio.TimerHandle | None = None  # when the part batch waiting now goes anyway
 
     def submit(self, number: str, max_age: float | None = None, *, background: bool = False) -> asyncio.Future[Outcome]:
@@ -111,6 +127,12 @@ class Dispatcher:
         self._schedule()
         return future
 
+    def hold_for(self) -> float:
+        """How long a number may wait for a full batch while the source is busy (see the module's doc)."""
+        if self.latency is None:
+            return self.hold_seconds
+        return max(self.hold_seconds, self.latency * HOLD_SHARE)
+
     def _schedule(self) -> None:
         if not self._kick_scheduled:  # numbers submitted in the same loop turn share a batch
             self._kick_scheduled = True
@@ -119,6 +141,14 @@ class Dispatcher:
     def _kick(self, *, part: bool = False) -> None:
         """Send what is queued while slots are free; ``part``: a part batch goes even though the source is busy."""
         self._kick_scheduled = False
+        try:
+            self._send(part)
+        finally:
+            if self._hold is not None and not self._queue:  # nothing left to hold for: the timer must not fire
+                self._hold.cancel()
+                self._hold = None
+
+    def _send(self, part: bool) -> None:
         while self._running < self.max_concurrency:
             background = not self._queue
             if background and not (self._background_waiting and self._background_running < self.background_limit):
@@ -131,14 +161,12 @@ class Dispatcher:
                 self._reject_queue(f"{self.name} is unavailable (circuit open after repeated failures)", "rejected")
                 return
             if not (background or part) and len(self._queue) < self.source.max_batch:
-                if self._running >= self.hold_after:  # busy: wait for a full batch, a free slot or the hold's end
-                    if self._hold is None:
-                        self._hold = asyncio.get_running_loop().call_later(self.hold_seconds, self._release)
+                if self._running >= self.hold_after and self._hold_until_due():  # busy: wait for a full batch
                     return
             if not self.breaker.allow():  # half-open, its one probe out: after the hold, which sends nothing
                 self._reject_queue(f"{self.name} is unavailable (circuit open after repeated failures)", "rejected")
                 return
-            batch = self._take_background() if background else self._take(self._queue)
+            batch = self._take_background() if background else self._take()
             if not batch:
                 return
             self._running += 1
@@ -147,17 +175,38 @@ class Dispatcher:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+    def _hold_until_due(self) -> bool:
+        """Hold the part batch until its head number's hold ends (a timer then sends it); False if it has ended.
+
+        A timer set for numbers a full batch has taken since is moved to the
+        oldest number still waiting.
+        """
+        loop = asyncio.get_running_loop()
+        head = self._queue[0][0]
+        if self._held is None or self._held[0] != head:  # a new head: its hold starts now
+            self._held = (head, loop.time())
+        due = self._held[1] + self.hold_for()
+        if due <= loop.time():
+            return False
+        if self._hold is not None and self._hold.when() != due:
+            self._hold.cancel()
+            self._hold = None
+        if self._hold is None:
+            self._hold = loop.call_at(due, self._release)
+        return True
+
     def _release(self) -> None:
         """The hold has ended: the numbers waiting go, in a part batch if need be."""
         self._hold = None
         self._kick(part=True)
 
-    def _take(self, queue: deque[tuple[str, float | None]]) -> list[tuple[str, float | None]]:
-        return [queue.popleft() for _ in range(min(self.source.max_batch, len(queue)))]
+    def _take(self) -> list[Queued]:
+        self._held = None  # the numbers left, if any, wait a hold of their own
+        return [self._queue.popleft() for _ in range(min(self.source.max_batch, len(self._queue)))]
 
-    def _take_background(self) -> list[tuple[str, float | None]]:
+    def _take_background(self) -> list[Queued]:
         """Up to a batch of the background lane, skipping numbers a sync request has taken to the front."""
-        batch: list[tuple[str, float | None]] = []
+        batch: list[Queued] = []
         while self._background and len(batch) < self.source.max_batch:
             number, max_age = self._background.popleft()
             if number in self._background_waiting:
@@ -167,6 +216,7 @@ class Dispatcher:
 
     def _reject_queue(self, reason: str, outcome: str) -> None:
         self.metrics.requests.labels(self.name, outcome).inc()
+        self._held = None
         while self._queue:
             number, _ = self._queue.popleft()
             self._settle(number, Outcome(None, reason))
@@ -181,7 +231,7 @@ class Dispatcher:
         if future is not None and not future.done():
             future.set_result(outcome)
 
-    async def _run(self, batch: list[tuple[str, float | None]], background: bool = False) -> None:
+    async def _run(self, batch: list[Queued], background: bool = False) -> None:
         numbers = [number for number, _ in batch]
         ages = [age for _, age in batch if age is not None]
         started = time.perf_counter()
@@ -209,7 +259,9 @@ class Dispatcher:
             for number in numbers:
                 self._settle(number, Outcome(None, str(exc) or f"{self.name} failed"))
         else:
-            self.metrics.latency.labels(self.name).observe(time.perf_counter() - started)
+            took = time.perf_counter() - started
+            self.latency = took if self.latency is None else self.latency + LATENCY_WEIGHT * (took - self.latency)
+            self.metrics.latency.labels(self.name).observe(took)
             self.metrics.requests.labels(self.name, "ok").inc()
             self.breaker.success()
             answered = sum(1 for number in numbers if number in answers)

@@ -171,6 +171,8 @@ class MessenteSource:
 
     async def query(self, numbers: Sequence[str], max_age: float | None = None) -> dict[str, LiveAnswer]:
         """One upstream request per ``max_batch`` numbers, concurrently; any failed batch fails the call."""
+        if 0 < len(numbers) <= self.max_batch:  # the dispatcher's batches: one request, no task to gather
+            return await self._batch(list(numbers), max_age)
         batches = [list(numbers[i : i + self.max_batch]) for i in range(0, len(numbers), self.max_batch)]
         answers: dict[str, LiveAnswer] = {}
         for part in await asyncio.gather(*(self._batch(batch, max_age) for batch in batches)):

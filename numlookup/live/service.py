@@ -14,7 +14,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 
@@ -205,8 +205,9 @@ class LiveService:
                     outcome = attempt.future.result()
                     if outcome.answer is not None and outcome.answer.says_something:
                         checked = outcome.answer.checked_at or answered_at
-                        result = self._answered(resolution, outcome.answer, attempt.source, checked, "live")
-                        results[number] = replace(result, answer=outcome.answer)
+                        results[number] = self._answered(
+                            resolution, outcome.answer, attempt.source, checked, "live", fresh=True
+                        )
                         continue
                     error = _failure_text(attempt, outcome)
                 else:
@@ -329,8 +330,16 @@ class LiveService:
         )
 
     def _answered(
-        self, resolution: Resolution, answer: LiveAnswer, source: str, checked_at: datetime, charge_class: ChargeClass
+        self,
+        resolution: Resolution,
+        answer: LiveAnswer,
+        source: str,
+        checked_at: datetime,
+        charge_class: ChargeClass,
+        *,
+        fresh: bool = False,
     ) -> LiveResult:
+        """``fresh``: a source's answer just now, kept in the result for the request's charge to store in the cache."""
         known, ported = self.networks.porting(resolution, answer)
         home = (ported if known else resolution.current_network) or resolution.original_network
         # Where a subscriber roams is news only while it is reachable: a detached
@@ -353,6 +362,7 @@ class LiveService:
             ported_known=known,
             ported_network=ported,
             error=answer.error,
+            answer=answer if fresh else None,
         )
 
     async def close(self) -> None:

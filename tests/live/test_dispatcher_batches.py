@@ -113,3 +113,55 @@ def test_an_idle_source_gets_each_number_at_once() -> None:
 
     with Peer(gate=gate) as peer:
         assert asyncio.run(run(peer)) == [1] * 7
+
+
+def test_after_a_full_batch_the_rest_waits_a_hold_of_its_own() -> None:
+    """A full batch took the numbers the hold was set for: the one left over waits its own hold, not their rest.
+
+    (The timer set for the first part batch used to stay armed, and sent the
+    number that came later at once when it fired.) The margins are wide: the
+    check is which batches went by a point in time, with seconds to spare.
+    """
+    gate = threading.Event()
+
+    async def run(peer: Peer) -> tuple[list[int], list[int]]:
+        lane = dispatcher(peer, max_concurrency=8, max_batch=5, hold_seconds=2.0)  # busy from 1 in flight on
+        try:
+            futures = [lane.submit(NUMBERS[0])]
+            await until(lambda: peer.hits == 1)  # the source is busy now
+            futures += [lane.submit(n) for n in NUMBERS[1:3]]  # held: a hold of 2 s starts for them
+            await asyncio.sleep(1.0)
+            futures += [lane.submit(n) for n in NUMBERS[3:7]]  # a full batch of 5 goes; the 6th waits
+            await until(lambda: peer.hits == 2)
+            await asyncio.sleep(1.3)  # past the first hold's end, well before the 6th number's own
+            early = sizes(peer)
+            await until(lambda: peer.hits == 3)  # its own hold ends: it goes alone
+            gate.set()
+            await asyncio.gather(*futures)
+            return early, sizes(peer)
+        finally:
+            gate.set()
+            await lane.close()
+
+    with Peer(gate=gate) as peer:
+        early, sent = asyncio.run(run(peer))
+    assert early == [1, 5]
+    assert sent == [1, 5, 1]
+
+
+def test_the_hold_grows_with_a_slow_sources_latency() -> None:
+    async def run(peer: Peer) -> tuple[float, float | None, float]:
+        lane = dispatcher(peer, max_concurrency=8, max_batch=5, hold_seconds=0.02)
+        try:
+            before = lane.hold_for()
+            outcome = await lane.submit(NUMBERS[0])
+            assert outcome.answer is not None and outcome.answer.reachable
+            return before, lane.latency, lane.hold_for()
+        finally:
+            await lane.close()
+
+    with Peer(delay=0.4) as peer:
+        before, latency, after = asyncio.run(run(peer))
+    assert before == 0.02  # nothing measured yet: the configured hold
+    assert latency is not None and latency >= 0.4  # the peer answers after 0.4 s
+    assert after == latency / 8
