@@ -17,11 +17,13 @@ its first milliseconds anyway), and it is timed from when the dispatcher first
 held the number at the head of the queue: once a full batch has taken the
 numbers a hold was set for, the next part batch waits its own hold, not the rest
 of theirs. (Timed from each number's submission instead, the time a loaded
-loop took to reach the dispatcher would count as holding.) Why: when a burst's numbers reach the dispatcher one by one (the
-event loop slowed down, as by a loaded machine or by py-spy's sampling), every
-free slot took a single number: bench/live.py's 1,000 single-number requests
-went to the upstream as 270 to 625 requests instead of about 100, each about a
-millisecond of the event loop's HTTP work, which slowed the loop further.
+loop took to reach the dispatcher would count as holding.)
+
+Why: when a burst's numbers reach the dispatcher one by one (the event loop slowed down,
+as by a loaded machine or by py-spy's sampling), every free slot took a single number:
+bench/live.py's 1,000 single-number requests went to the upstream as 270 to 625 requests
+instead of about 100, each about a millisecond of the event loop's HTTP work, which
+slowed the loop further.
 While the circuit is open, queued and new numbers fail at once.
 Futures always get a result (never an exception): an ``Outcome`` saying what
 the source answered, or why it failed.
