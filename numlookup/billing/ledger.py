@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Dialect, Engine, bindparam, insert, select, u
 
 from numlookup.billing.money import format_amount
 from numlookup.store import account_epoch
+from numlookup.store.driver_rows import DriverRows
 from numlookup.store.engine import write_transaction
 from numlookup.store.tables import accounts, ledger
 
@@ -140,9 +141,8 @@ class _Statements:
     event loop's GIL meanwhile. Here the rows go through the driver's
     ``executemany`` (one C loop on SQLite, one pipeline on psycopg) and their
     ids are read back in one ``SELECT … IN`` by their request ids (unique in
-    the ledger). Values go through the same type processors SQLAlchemy applies
-    (``UTCDateTime``), in the SQL SQLAlchemy compiled, as ``live.cache`` does for
-    its upsert; tests/billing/test_ledger.py proves the rows are those
+    the ledger). The rows go through ``store.driver_rows``, as the live cache's
+    upsert does; tests/billing/test_ledger.py proves the rows are those
     ``insert(ledger)`` writes.
     """
 
@@ -150,19 +150,9 @@ class _Statements:
         take = _TAKE.compile(dialect=dialect)
         self.take_sql = take.string
         self.take_order = tuple(take.positiontup or ()) if take.positional else None
-        rows = insert(ledger).compile(dialect=dialect, column_keys=list(_CHARGE_COLUMNS))
-        order = list(rows.positiontup or ()) if rows.positional else list(rows.binds)
-        if sorted(order) != sorted(_CHARGE_COLUMNS):  # the compiled SQL binds exactly the columns, once each
-            raise RuntimeError(f"ledger insert binds {order}, not {_CHARGE_COLUMNS}")
-        self.insert_sql = rows.string
-        self.insert_positional = rows.positional
-        self.insert_order = tuple(order)
-        types = {c.name: c.type.dialect_impl(dialect) for c in ledger.columns}
+        self.rows = DriverRows(insert(ledger), ledger, _CHARGE_COLUMNS, dialect)
         self.dialect = dialect
         self.ids_sql: dict[int, tuple[str, tuple[str, ...] | None]] = {}  # by the power of two of its ids
-        processors = [types[name].bind_processor(dialect) for name in self.insert_order]
-        # (position, processor) of the columns that have one: on SQLite only ``created_at``.
-        self.processors = [(i, process) for i, process in enumerate(processors) if process is not None]
 
     def take(self, conn: Connection, account_id: int, amount: int) -> tuple[int, int] | None:
         """:func:`_take` through the driver."""
@@ -173,20 +163,7 @@ class _Statements:
 
     def insert(self, conn: Connection, rows: Sequence[Mapping[str, object]]) -> list[int]:
         """Insert charge rows (``_CHARGE_COLUMNS`` each) inside the caller's transaction; their ids, in order."""
-        order = self.insert_order
-        processed: list[tuple[object, ...]] = []
-        for row in rows:
-            values = [row[name] for name in order]
-            for i, process in self.processors:
-                if values[i] is not None:
-                    values[i] = process(values[i])
-            processed.append(tuple(values))
-        parameters: list[tuple[object, ...]] | list[dict[str, object]] = (
-            processed
-            if self.insert_positional
-            else [dict(zip(self.insert_order, values, strict=True)) for values in processed]
-        )
-        conn.exec_driver_sql(self.insert_sql, parameters)
+        self.rows.run(conn, self.rows.processed(rows))
         return self._ids(conn, [row["request_id"] for row in rows])
 
     def _ids(self, conn: Connection, request_ids: list[object]) -> list[int]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -21,6 +21,7 @@ import anyio.to_thread
 from sqlalchemy import Connection, Dialect, Engine, bindparam, delete, insert, select
 
 from numlookup.live.source import LiveAnswer
+from numlookup.store.driver_rows import DriverRows, per_dialect
 from numlookup.store.engine import write_transaction
 from numlookup.store.tables import live_cache
 from numlookup.store.upsert import UPSERT_DIALECTS, upsert
@@ -38,36 +39,24 @@ _READ = select(live_cache).where(
 )
 
 
-class _Upsert:
-    """The upsert of one dialect, compiled once, run through the driver's ``executemany``.
+class _Upsert(DriverRows):
+    """The live cache's upsert of one dialect, compiled once, run through the driver (``store.driver_rows``).
 
     Why not ``conn.execute(statement, rows)``: SQLAlchemy builds each row's
-    parameters anew (names, defaults, then each value's type processor), about
-    28 µs per row, a thousand rows per burst on the charges' thread, which holds
-    the event loop's GIL meanwhile. Here a row is one tuple (or dict) of values
-    put through the same type processors SQLAlchemy would apply (``UTCDateTime``,
-    SQLite's booleans and datetimes), then handed to the driver as SQLAlchemy
-    would hand it, in the SQL SQLAlchemy compiled. tests/live/test_cache.py
-    proves it stores exactly what ``insert(live_cache)`` stores.
+    parameters anew, about 28 µs per row, a thousand rows per burst on the
+    charges' thread, which holds the event loop's GIL meanwhile.
+    tests/live/test_breaker_router_cache.py proves it stores exactly what
+    ``insert(live_cache)`` stores.
     """
 
     def __init__(self, dialect: Dialect) -> None:
         statement = upsert(dialect.name, live_cache)
         excluded = {c: statement.excluded[c] for c in _COLUMNS if c != "number"}
-        compiled = statement.on_conflict_do_update(index_elements=["number"], set_=excluded).compile(
-            dialect=dialect, column_keys=list(_COLUMNS)
-        )
-        self.sql = compiled.string
-        self.positional = compiled.positional
-        order = list(compiled.positiontup or ()) if compiled.positional else list(compiled.binds)
-        if sorted(order) != sorted(_COLUMNS):  # the compiled SQL binds exactly the columns, once each
-            raise RuntimeError(f"live_cache upsert binds {order}, not its columns")
-        self.order = tuple(order)
-        types = {c.name: c.type.dialect_impl(dialect) for c in live_cache.columns}
-        self.processors = {name: types[name].bind_processor(dialect) for name in self.order}
+        conflict = statement.on_conflict_do_update(index_elements=["number"], set_=excluded)
+        super().__init__(conflict, live_cache, _COLUMNS, dialect)
 
-    def parameters(self, rows: Sequence[dict[str, object]]) -> list[tuple[object, ...]] | list[dict[str, object]]:
-        """The driver's parameters of ``rows``: each value put through its column's type processor.
+    def processed(self, rows: Sequence[Mapping[str, object]]) -> list[tuple[object, ...]]:
+        """Each row's values in bind order, through their type processors; each value object processed once.
 
         Each value object is processed once: a burst's rows share them (a batch's
         answers one ``checked_at``, which is also their ``network_checked_at``;
@@ -76,9 +65,9 @@ class _Upsert:
         value, and the rows keep every object alive, so an ``id`` names one value
         for the whole call.
         """
-        steps = [(name, self.processors[name]) for name in self.order]
+        steps = list(zip(self.order, self.processors, strict=True))
         done: dict[tuple[str, int], object] = {}
-        processed = []
+        processed: list[tuple[object, ...]] = []
         for row in rows:
             values = []
             for name, process in steps:
@@ -91,19 +80,10 @@ class _Upsert:
                         value = done[key] = process(value)
                 values.append(value)
             processed.append(tuple(values))
-        if self.positional:
-            return processed
-        return [dict(zip(self.order, values, strict=True)) for values in processed]
+        return processed
 
 
-_UPSERTS: dict[str, _Upsert] = {}
-
-
-def _upsert_of(dialect: Dialect) -> _Upsert:
-    compiled = _UPSERTS.get(dialect.name)
-    if compiled is None:
-        compiled = _UPSERTS[dialect.name] = _Upsert(dialect)
-    return compiled
+_upsert_of = per_dialect(_Upsert)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +192,7 @@ class LiveCache:
         values = list({v["number"]: v for v in values}.values())
         if conn.dialect.name in UPSERT_DIALECTS:
             compiled = _upsert_of(conn.dialect)
-            conn.exec_driver_sql(compiled.sql, compiled.parameters(values))
+            compiled.run(conn, compiled.processed(values))
         else:  # any other SQL database: replace the rows
             conn.execute(delete(live_cache).where(live_cache.c.number.in_([v["number"] for v in values])))
             conn.execute(insert(live_cache), values)

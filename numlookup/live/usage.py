@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import Connection, Dialect, Engine, select
 
+from numlookup.store.driver_rows import DriverRows, per_dialect
 from numlookup.store.tables import source_usage
 from numlookup.store.upsert import UPSERT_DIALECTS, upsert
 
@@ -160,52 +161,22 @@ def _copy(counts: Counts) -> Counts:
     return Counts(**{name: getattr(counts, name) for name in _COUNTS})
 
 
-class _Increments:
-    """The day rows' upsert of increments for one dialect, compiled once, run through the driver's ``executemany``.
+def _increments(dialect: Dialect) -> DriverRows:
+    """The day rows' upsert of increments, compiled once per dialect (``store.driver_rows``).
 
     Why: it runs in every charge commit, on the charges' thread, and building and
     compiling the statement each time took about 3 ms there (most of a commit's
-    Python), with the event loop's GIL held. As the live cache's upsert
-    (``cache._Upsert``): SQLAlchemy's compiled SQL, each value put through the
-    type processor SQLAlchemy would apply (SQLite's dates), handed to the driver
-    as SQLAlchemy hands it.
+    Python), with the event loop's GIL held.
     """
-
-    def __init__(self, dialect: Dialect) -> None:
-        insert = upsert(dialect.name, source_usage)
-        increments = {name: source_usage.c[name] + insert.excluded[name] for name in _COUNTS}
-        statement = insert.on_conflict_do_update(
-            index_elements=["day", "source"], set_={**increments, "currency": insert.excluded.currency}
-        )
-        compiled = statement.compile(dialect=dialect, column_keys=list(_COLUMNS))
-        self.sql = compiled.string
-        self.positional = compiled.positional
-        order = list(compiled.positiontup or ()) if compiled.positional else list(compiled.binds)
-        if sorted(order) != sorted(_COLUMNS):  # the compiled SQL binds exactly the columns, once each
-            raise RuntimeError(f"source_usage upsert binds {order}, not its columns")
-        self.order = tuple(order)
-        types = {c.name: c.type.dialect_impl(dialect) for c in source_usage.columns}
-        self.processors = {name: types[name].bind_processor(dialect) for name in self.order}
-
-    def parameters(self, rows: list[dict[str, object]]) -> list[tuple[object, ...]] | list[dict[str, object]]:
-        steps = [(name, self.processors[name]) for name in self.order]
-        processed = [
-            tuple(row[name] if process is None or row[name] is None else process(row[name]) for name, process in steps)
-            for row in rows
-        ]
-        if self.positional:
-            return processed
-        return [dict(zip(self.order, values, strict=True)) for values in processed]
+    insert = upsert(dialect.name, source_usage)
+    increments = {name: source_usage.c[name] + insert.excluded[name] for name in _COUNTS}
+    statement = insert.on_conflict_do_update(
+        index_elements=["day", "source"], set_={**increments, "currency": insert.excluded.currency}
+    )
+    return DriverRows(statement, source_usage, _COLUMNS, dialect)
 
 
-_INCREMENTS: dict[str, _Increments] = {}
-
-
-def _increments_of(dialect: Dialect) -> _Increments:
-    compiled = _INCREMENTS.get(dialect.name)
-    if compiled is None:
-        compiled = _INCREMENTS[dialect.name] = _Increments(dialect)
-    return compiled
+_increments_of = per_dialect(_increments)
 
 
 def store(conn: Connection, taken: Mapping[Key, Counts], pricing: Mapping[str, Pricing]) -> None:
@@ -223,7 +194,7 @@ def store(conn: Connection, taken: Mapping[Key, Counts], pricing: Mapping[str, P
     ]
     if conn.dialect.name in UPSERT_DIALECTS:
         compiled = _increments_of(conn.dialect)
-        conn.exec_driver_sql(compiled.sql, compiled.parameters(rows))
+        compiled.run(conn, compiled.processed(rows))
         return
     for row in rows:  # any other SQL database: read, then write
         found = conn.execute(
