@@ -119,6 +119,8 @@ def until_healthy(url: str, process: subprocess.Popen[Any], timeout: float, deta
 class Server:
     """``numlookup serve`` in a subprocess; the test talks to it over a real socket."""
 
+    module = "numlookup"  # what ``python -m`` runs: a subclass may run another entry point with the same options
+
     def __init__(
         self,
         data_dir: Path,
@@ -148,7 +150,7 @@ class Server:
             [
                 sys.executable,
                 "-m",
-                "numlookup",
+                self.module,
                 "serve",
                 "--host",
                 self.host,

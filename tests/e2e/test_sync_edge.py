@@ -17,8 +17,6 @@ import base64
 import json
 import re
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -35,7 +33,7 @@ from numlookup.billing import parse_amount
 from numlookup.settings import Settings
 from numlookup.store import make_engine, upgrade
 from numlookup.store.tables import ledger
-from tests.support import ROOT, Server, database_url, environment, until_healthy
+from tests.support import Server, database_url
 
 SCRAPER = "127.0.0.2"
 NUMBERS = ["+37251000001", "+358401234567", "+4915112345678"]
@@ -52,23 +50,7 @@ LIMITED = {
 class GeneralServer(Server):
     """``numlookup serve`` with the general stack (``tests.e2e.general_server``) in place of the fused edge."""
 
-    def start(self, timeout: float = 30.0) -> Server:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "tests.e2e.general_server", "serve", "--host", self.host]
-        command += ["--port", str(self.port), "--workers", "1"]
-        self.process = subprocess.Popen(
-            command,
-            env=environment(self.data_dir, self.env),
-            stdout=self.log_path.open("a"),
-            stderr=subprocess.STDOUT,
-            text=True,
-            cwd=ROOT,
-            start_new_session=True,
-        )
-        if not until_healthy(self.url, self.process, timeout, self.log_path.read_text):
-            self.stop()
-            raise AssertionError(f"server did not answer within {timeout}s:\n{self.log_path.read_text()}")
-        return self
+    module = "tests.e2e.general_server"
 
 
 @dataclass
