@@ -11,6 +11,9 @@ import random
 import phonenumbers
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata
 
+from numlookup.numbering import patterns
+from numlookup.numbering.layout import MAX_KEYED
+
 _GARBAGE = (
     "",
     " ",
@@ -120,3 +123,62 @@ def sample_corpus(size: int, seed: int = 2024) -> tuple[list[str], list[str | No
         out.append(text)
         hints.append(hint)
     return out[:size], hints[:size]
+
+
+def long_numbers(seed: int) -> list[str]:
+    """``+`` and 16 or 17 digits: every region's example numbers with a national prefix or digits too many, and noise.
+
+    A national prefix typed after the calling code (``+82 0 …``) is what makes
+    such a number valid once parse strips it; the rest are ``too_long``,
+    ``invalid_country_code`` or invalid for their region.
+    """
+    rng = random.Random(seed)
+    numbers: list[str] = []
+    for cc, regions in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items():
+        head = f"+{cc}"
+        for region in regions:
+            for kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE):
+                example = phonenumbers.example_number_for_type(region, kind) if region != "001" else None
+                if example is None:
+                    continue
+                e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+                for prefix in ("0", "00", "1", "8", "9", "90", "015", "021", "06", "7"):
+                    for extra in range(5):
+                        text = head + prefix + e164[len(head) :] + "".join(rng.choices("0123456789", k=extra))
+                        if 16 <= len(text) - 1 <= 17:
+                            numbers.append(text)
+        for _ in range(20):
+            size = rng.choice((16, 17)) - len(str(cc))
+            numbers.append(head + "".join(rng.choices("0123456789", k=size)))
+    numbers += ["+" + "".join(rng.choices("0123456789", k=rng.choice((16, 17)))) for _ in range(2000)]
+    return list(dict.fromkeys(numbers))
+
+
+def rewritten_numbers(seed: int) -> list[str]:
+    """Numbers of the calling codes whose national prefix a transform rule rewrites, along every path of the rule.
+
+    Each path through the prefix pattern (``patterns.match_sequences``) is drawn
+    a few times, followed by random digits to every length the tables key, and
+    so is each region's example numbers with its national prefix put back.
+    """
+    rng = random.Random(seed)
+    numbers: list[str] = []
+    for cc, regions in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items():
+        md = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(cc, regions[0])
+        if md is None or not md.national_prefix_transform_rule or not md.national_prefix_for_parsing:
+            continue
+        head = f"+{cc}"
+        room = MAX_KEYED - len(str(cc))
+        for seq, _anchored in patterns.match_sequences(md.national_prefix_for_parsing, room):
+            for _ in range(3):
+                path = "".join(rng.choice([str(d) for d in range(10) if mask >> d & 1]) for mask in seq)
+                for n in range(max(len(path), 2), room + 1):
+                    numbers.append(head + path + "".join(rng.choices("0123456789", k=n - len(path))))
+        for region in regions:
+            for kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE):
+                example = phonenumbers.example_number_for_type(region, kind)
+                if example is not None:
+                    national = str(example.national_number)
+                    prefix = md.national_prefix or "0"
+                    numbers += [head + national, head + prefix + national, head + national[1:]]
+    return list(dict.fromkeys(numbers))

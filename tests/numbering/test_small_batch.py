@@ -23,8 +23,7 @@ from numlookup.numbering.intervals import pad_high, pad_low
 from numlookup.numbering.operator_data import DataNetwork, OperatorData, PortedMap, RangeMap
 from numlookup.numbering.resolver import SMALL_BATCH
 from numlookup.results import number_result
-from tests.corpus import sample_corpus
-from tests.numbering.test_plan import _long_numbers, _rewritten_numbers
+from tests.corpus import long_numbers, rewritten_numbers, sample_corpus
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +140,7 @@ def test_rewritten_national_prefixes_and_seventeen_digit_keys_resolve_alike(reso
     The small path repeats ``NumberingPlan._fast``'s rewrite arithmetic in Python
     integers; these are the numbers whose answer depends on it.
     """
-    numbers = _rewritten_numbers(18) + _long_numbers(4)
+    numbers = rewritten_numbers(18) + long_numbers(4)
     taken = _assert_agree(resolver, numbers)
     rewritten = [n for n in numbers if (small := resolver.resolve_small([n])) and small[0].e164 not in (None, n)]
     assert len(rewritten) > 100  # the rewrite itself is exercised, not only numbers that skip it
