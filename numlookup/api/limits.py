@@ -319,13 +319,23 @@ class AbuseGuard:
 
 
 class GuardHeaders:
-    """The request headers the guard reads, found in one pass over the scope's (first value of each, as Starlette's).
+    """The request headers the edge reads, found in one pass over the scope's (first value of each, as Starlette's).
 
     Why: each lookup through Starlette's ``Headers`` scans and decodes every header
-    again, and the guard asked five times per request.
+    again, and the guard asked five times per request. The sync route's fused edge
+    (``api.sync_edge``) reads its own two from the same pass: the ``User-Agent``
+    and every ``Idempotency-Key`` (as ``getlist``: two keys are a 400, whatever they say).
     """
 
-    __slots__ = ("authorization", "content_length", "content_type", "forwarded_for", "transfer_encoding")
+    __slots__ = (
+        "authorization",
+        "content_length",
+        "content_type",
+        "forwarded_for",
+        "idempotency_keys",
+        "transfer_encoding",
+        "user_agent",
+    )
 
     def __init__(self, raw: Iterable[tuple[bytes, bytes]]) -> None:
         self.authorization: str | None = None
@@ -333,6 +343,8 @@ class GuardHeaders:
         self.content_type: str | None = None
         self.forwarded_for: list[str] = []
         self.transfer_encoding = False
+        self.user_agent: str | None = None
+        self.idempotency_keys: list[str] = []
         for name, value in raw:  # ASGI servers give the names in lower case, as Starlette's Headers assumes
             if name == b"authorization":
                 if self.authorization is None:
@@ -343,6 +355,11 @@ class GuardHeaders:
             elif name == b"content-type":
                 if self.content_type is None:
                     self.content_type = value.decode("latin-1")
+            elif name == b"user-agent":
+                if self.user_agent is None:
+                    self.user_agent = value.decode("latin-1")
+            elif name == b"idempotency-key":
+                self.idempotency_keys.append(value.decode("latin-1"))
             elif name == b"x-forwarded-for":
                 self.forwarded_for.append(value.decode("latin-1"))
             elif name == b"transfer-encoding":

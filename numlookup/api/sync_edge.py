@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
 
 from starlette.requests import ClientDisconnect
 from starlette.routing import Route
@@ -56,44 +55,6 @@ log = logging.getLogger("numlookup.api")
 METHOD = "POST"
 _JSON = JSON.encode()
 _CONNECTION_CLOSE = (b"connection", b"close")
-
-
-class SyncHeaders(GuardHeaders):
-    """The guard's headers and the route's (``User-Agent``, every ``Idempotency-Key``), in one pass.
-
-    First values as Starlette's ``Headers.get`` gives them; every value of the key
-    as its ``getlist`` (two keys are a 400, whatever they say).
-    """
-
-    __slots__ = ("idempotency_keys", "user_agent")
-
-    def __init__(self, raw: Iterable[tuple[bytes, bytes]]) -> None:
-        self.authorization: str | None = None
-        self.content_length: str | None = None
-        self.content_type: str | None = None
-        self.forwarded_for: list[str] = []
-        self.transfer_encoding = False
-        self.user_agent: str | None = None
-        self.idempotency_keys: list[str] = []
-        for name, value in raw:  # names come in lower case from the server, as GuardHeaders assumes
-            if name == b"authorization":
-                if self.authorization is None:
-                    self.authorization = value.decode("latin-1")
-            elif name == b"content-type":
-                if self.content_type is None:
-                    self.content_type = value.decode("latin-1")
-            elif name == b"content-length":
-                if self.content_length is None:
-                    self.content_length = value.decode("latin-1")
-            elif name == b"user-agent":
-                if self.user_agent is None:
-                    self.user_agent = value.decode("latin-1")
-            elif name == b"idempotency-key":
-                self.idempotency_keys.append(value.decode("latin-1"))
-            elif name == b"x-forwarded-for":
-                self.forwarded_for.append(value.decode("latin-1"))
-            elif name == b"transfer-encoding":
-                self.transfer_encoding = True
 
 
 class _Outcome:
@@ -147,7 +108,7 @@ class SyncEdge:
         outcome = _Outcome(peer)
         credentialed, key, spent = False, "", None
         try:  # from the first header read on, as the general stack's request id middleware wraps the guard
-            headers = SyncHeaders(scope["headers"])
+            headers = GuardHeaders(scope["headers"])
             client = guard.proxies.client_address(peer, headers.forwarded_for)
             if client is not None:
                 outcome.client = client
@@ -204,7 +165,7 @@ class SyncEdge:
                 write_request_line(fields)
 
     async def _answer(
-        self, headers: SyncHeaders, body: BoundedBody, request_id: str, client: str | None, outcome: _Outcome
+        self, headers: GuardHeaders, body: BoundedBody, request_id: str, client: str | None, outcome: _Outcome
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """``api.lookup.lookup``'s work on the values read here: the response's status, headers and body."""
         state = self.state
