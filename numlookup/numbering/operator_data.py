@@ -82,6 +82,13 @@ class RangeMap:
         found = self.values[np.maximum(idx, 0)]
         return np.where(idx >= 0, found, NO_NETWORK).astype(np.int32)
 
+    def lookup_one(self, padded: int) -> int:
+        """:meth:`lookup` of one padded key, for a batch resolved number by number (``Resolver.resolve_small``)."""
+        if len(self.starts) == 0:
+            return NO_NETWORK
+        idx = int(self.starts.searchsorted(padded, "right")) - 1
+        return int(self.values[idx]) if idx >= 0 else NO_NETWORK
+
     def __len__(self) -> int:
         return len(self.intervals)
 
@@ -156,6 +163,14 @@ class PortedMap:
         clipped = np.minimum(idx, len(self.keys) - 1)
         hit = self.keys[clipped] == keys
         return np.where(hit, self.values[clipped].astype(np.int32), NO_NETWORK).astype(np.int32)
+
+    def lookup_one(self, key: int) -> int:
+        """:meth:`lookup` of one number, for a small batch resolved number by number (``Resolver.resolve_small``)."""
+        keys = self.keys
+        if len(keys) == 0:
+            return NO_NETWORK
+        idx = min(int(keys.searchsorted(key, "left")), len(keys) - 1)
+        return int(self.values[idx]) if int(keys[idx]) == key else NO_NETWORK
 
     def __len__(self) -> int:
         return len(self.keys)

@@ -40,7 +40,7 @@ from numlookup.numbering.layout import (
 )
 from numlookup.numbering.models import Country, InvalidReason, Network, Resolution
 from numlookup.numbering.networks import NetworkRegistry
-from numlookup.numbering.operator_data import DataNetwork, OperatorData, PortedMap, RangeMap
+from numlookup.numbering.operator_data import DataNetwork, OperatorData, PortedMap
 from numlookup.numbering.plan import BatchResult, NumberingPlan
 
 _SEPARATORS = str.maketrans("", "", " \t-.()/\u00a0")
@@ -184,23 +184,6 @@ def _plan_row(tables: _SmallTables, value: int, length: int) -> _PlanRow | None:
                 return None
             carrier = tables.entry_name[entry]
     return 0, kind, where, carrier, value
-
-
-def _range_hit(ranges: RangeMap, padded: int) -> int:
-    """``RangeMap.lookup`` of one padded key."""
-    if len(ranges.starts) == 0:
-        return NO_NETWORK
-    idx = int(ranges.starts.searchsorted(padded, "right")) - 1
-    return int(ranges.values[idx]) if idx >= 0 else NO_NETWORK
-
-
-def _ported_hit(ported: PortedMap, digits: int) -> int:
-    """``PortedMap.lookup`` of one number."""
-    keys = ported.keys
-    if len(keys) == 0:
-        return NO_NETWORK
-    idx = min(int(keys.searchsorted(digits, "left")), len(keys) - 1)
-    return int(ported.values[idx]) if int(keys[idx]) == digits else NO_NETWORK
 
 
 @cache
@@ -364,12 +347,12 @@ class Resolver:
             original = tables.shipped[key] = self._shipped_network(region_index, carrier_index, code, digits, hit)
         ported: Network | None = None
         if operator.ranges is not None:
-            range_hit = _range_hit(operator.ranges, padded)
+            range_hit = operator.ranges.lookup_one(padded)
             if range_hit != NO_NETWORK:
                 original = self._data_network(operator.ranges.networks[range_hit], original.country)
         porting_known = False
         if operator.ported is not None:
-            ported_hit = _ported_hit(operator.ported, digits)
+            ported_hit = operator.ported.lookup_one(digits)
             if ported_hit != NO_NETWORK:
                 candidate = self._data_network(operator.ported.networks[ported_hit], original.country)
                 # A number "ported" to its own range holder has come home: it is not ported.
