@@ -137,6 +137,29 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
+# The young generation's collection threshold while the app serves (CPython's own: 700).
+YOUNG_GENERATION_THRESHOLD = 10_000
+
+
+def collect_young_less_often() -> tuple[int, int, int]:
+    """Raise the young generation's threshold for the app's lifetime; returns the thresholds it replaced.
+
+    Why: CPython collects the young generation once tracked allocations outrun
+    deallocations by 700, and a loaded worker's requests in flight hold about that
+    many (results, resolutions, coroutines, messages): a collection every 30 or so
+    requests, each walking every in-flight request's objects, and every tenth the
+    older generation too. Measured on the fused edge's loop (in-process, 32 in
+    flight, ``gc.callbacks`` timing): 8–9 µs of the loop per request, 7–9 % of
+    its CPU, for objects that were nearly all about to be freed by their
+    reference counts anyway. At 10,000 the count rarely reaches the threshold
+    (3 collections in 20,000 requests): cycles are still collected, once that
+    many more objects are alive than before, and memory does not grow with the load.
+    """
+    previous = gc.get_threshold()
+    gc.set_threshold(YOUNG_GENERATION_THRESHOLD, *previous[1:])
+    return previous
+
+
 async def _flush_charges(state: AppState) -> None:
     """Let a charge commit still running in a thread finish before the engine is disposed.
 
@@ -267,6 +290,7 @@ def create_app(settings: Settings | None = None, *, fused_sync: bool = True) -> 
         rollup_task = asyncio.create_task(rollup.follow(engine))
         # Everything loaded so far lives as long as the worker: out of the collector's sight from now on.
         freeze_heap()
+        thresholds = collect_young_less_often()
         # The server answers headers that never finish itself, in the words built here.
         yield {LIFESPAN_KEY: ProtocolRefusals(metrics, access_log=settings.access_log)}
         if runner is not None and jobs_task is not None:
@@ -289,6 +313,7 @@ def create_app(settings: Settings | None = None, *, fused_sync: bool = True) -> 
         state.engine.dispose()
         metrics.flush()
         metrics.worker_stopped()
+        gc.set_threshold(*thresholds)
 
     lookup_route = Route("/v1/hlr/sync", lookup, methods=["POST"])
 
