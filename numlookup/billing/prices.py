@@ -64,6 +64,10 @@ class Prices:
 
     def total(self, numbers: Iterable[str], classes: Mapping[str, ChargeClass], account_price: int | None) -> int:
         """The exact charge: each number at the price of its answer's class (``offline`` where none is given)."""
+        if not classes and isinstance(numbers, Collection):
+            # No live answer, the usual request: every number at the offline price, without a lookup per number
+            # (the per-number sum was 4 % of the fused edge's loop CPU for ten numbers).
+            return len(numbers) * self.of("offline", account_price)
         return sum(self.of(classes.get(number, "offline"), account_price) for number in numbers)
 
     def reserve(self, offline_numbers: int, routed_numbers: int, account_price: int | None) -> int:
