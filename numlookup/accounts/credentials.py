@@ -32,6 +32,54 @@ def hash_secret(secret: str, salt: bytes | None = None) -> tuple[bytes, bytes]:
 
 
 def verify_secret(secret: str, salt: bytes, digest: bytes) -> bool:
-    """Constant-time comparison of the presented secret's digest."""
+    """Constant-time comparison of the presented secret's digest.
+
+    A secret this process accepted for ``digest`` before is recognised by its
+    keyed BLAKE2b (see :class:`_Accepted`) instead of the HMAC again; any other
+    secret is checked by the HMAC, and remembered if right.
+    """
+    presented = secret.encode()
+    known = _accepted.seen(digest)
+    if known is not None and hmac.compare_digest(known, _accepted.mark(presented)):
+        return True
     # hmac.digest: the same HMAC in one C call (hmac.new builds the HMAC object in Python, every request).
-    return hmac.compare_digest(hmac.digest(salt, secret.encode(), "sha256"), digest)
+    if not hmac.compare_digest(hmac.digest(salt, presented, "sha256"), digest):
+        return False
+    _accepted.remember(digest, presented)
+    return True
+
+
+class _Accepted:
+    """The secrets this process has accepted, by their stored digest, as a BLAKE2b keyed with a key of its own.
+
+    Why: every API request presents its account's secret, and OpenSSL's HMAC sets
+    up a context per call: about 2 µs quiet and 5–6 µs on a loaded worker's event
+    loop, 5 % of the fused sync edge's CPU. A keyed BLAKE2b of the same bytes is a
+    quarter of that. Only the keyed digest is held, never the secret: the key is
+    random, made at import and never leaves the process, so the marks say nothing
+    outside it (and an attacker who could read them could read the requests). A
+    digest's mark is only ever for a secret the HMAC accepted for it; a rotated
+    secret has a new salt and digest, so its old mark is never asked for again,
+    and at ``MAX_ENTRIES`` the marks start over. A wrong secret always costs the
+    full HMAC.
+    """
+
+    MAX_ENTRIES = 4096
+
+    def __init__(self) -> None:
+        self._key = secrets.token_bytes(32)
+        self._marks: dict[bytes, bytes] = {}
+
+    def mark(self, presented: bytes) -> bytes:
+        return hashlib.blake2b(presented, key=self._key, digest_size=32).digest()
+
+    def seen(self, digest: bytes) -> bytes | None:
+        return self._marks.get(digest)
+
+    def remember(self, digest: bytes, presented: bytes) -> None:
+        if len(self._marks) >= self.MAX_ENTRIES:
+            self._marks = {}
+        self._marks[digest] = self.mark(presented)
+
+
+_accepted = _Accepted()
