@@ -12,9 +12,13 @@ import asyncio
 import io
 import logging
 import threading
+import time
 from datetime import UTC, datetime
 
-from numlookup.logs import TurnStreamHandler, _utc_iso, flush_kept_lines
+import pytest
+
+from numlookup.logs import TurnStreamHandler, _utc_iso, flush_kept_lines, utc_now_iso
+from numlookup.results import iso_time
 
 
 def _logger(stream: io.StringIO) -> tuple[logging.Logger, TurnStreamHandler]:
@@ -115,3 +119,10 @@ def test_flush_kept_lines_writes_what_a_last_turn_kept() -> None:
     assert stream.getvalue() == ""
     flush_kept_lines()
     assert stream.getvalue() == "finished\n"
+
+
+def test_the_answers_checked_at_is_what_results_iso_time_prints_for_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``logs.utc_now_iso``: the sync answer's ``checkedAt``, the text ``results.iso_time`` makes of the same moment."""
+    for moment in (1_796_000_000.0004995, 1_796_000_000.9995, 1_796_000_001.123456):
+        monkeypatch.setattr(time, "time", lambda moment=moment: moment)
+        assert utc_now_iso() == iso_time(datetime.fromtimestamp(moment, UTC))

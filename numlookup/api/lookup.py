@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from functools import partial
 
 import anyio.to_thread
@@ -38,8 +37,9 @@ from numlookup.billing import InsufficientCredits, format_amount
 from numlookup.billing.ledger import Counts, balances
 from numlookup.billing.prices import ChargeClass
 from numlookup.live.service import LiveResult
+from numlookup.logs import utc_now_iso
 from numlookup.numbering.models import Resolution
-from numlookup.results import iso_time, number_result
+from numlookup.results import number_result
 from numlookup.status import answer_style, outcome
 
 _decoder = msgspec.json.Decoder(NumbersToInvestigate)
@@ -247,7 +247,7 @@ async def _answer(
     user_agent: str | None,
 ) -> bytes:
     resolutions = await state.coalescer.resolve(body.numbers)
-    checked_at = iso_time(datetime.now(UTC))
+    checked_at = utc_now_iso()  # iso_time(datetime.now(UTC)), cheaper
     valid = {r.e164: r for r in resolutions if r.valid and r.e164 is not None}  # a number listed twice counts once
 
     live: dict[str, LiveResult] = {}
