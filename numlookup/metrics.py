@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from threading import get_ident
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
@@ -128,6 +128,10 @@ class Metrics:
         counted: dict[tuple[str, str], int] = {}
         for answer in answers:  # a request's numbers mostly share one label pair: one addition each
             counted[answer] = counted.get(answer, 0) + 1
+        self.lookups_counted(counted)
+
+    def lookups_counted(self, counted: Mapping[tuple[str, str], int]) -> None:
+        """:meth:`lookups_answered` of answers already counted by ``(status, source)``."""
         for (status, source), count in counted.items():
             self._add(self._counter(self.lookups, status, source), count)
 
