@@ -1,4 +1,4 @@
-"""``api.lookup.outcomes``: a request's answers as ``numlookup_lookups`` counts them, one ``status.outcome`` per word."""
+"""``api.lookup.outcomes``: a request's answers as ``numlookup_lookups`` counts them, classed once per word."""
 
 from __future__ import annotations
 
