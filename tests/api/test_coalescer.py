@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import pytest
@@ -61,3 +62,35 @@ def test_a_cancelled_request_leaves_the_batch_intact(resolver: Resolver) -> None
         return await kept
 
     assert asyncio.run(burst()) == resolver.resolve(REQUESTS[3])
+
+
+def test_one_coalescer_serves_one_loop_after_another_and_loops_of_other_threads(resolver: Resolver) -> None:
+    """The loop it remembers (``get_running_loop`` is asked once per loop) is never another thread's or a closed one."""
+    coalescer = ResolveCoalescer(resolver)
+    expected = [resolver.resolve(numbers) for numbers in REQUESTS]
+
+    async def burst() -> list[Any]:
+        return await asyncio.wait_for(asyncio.gather(*(coalescer.resolve(n) for n in REQUESTS)), timeout=10)
+
+    assert asyncio.run(burst()) == expected
+    assert asyncio.run(burst()) == expected  # a new loop in the same thread: the first one is closed
+
+    other: list[object] = []
+    started, release = threading.Event(), threading.Event()
+
+    async def held_open() -> None:  # another thread's loop, running while this thread's loop asks
+        other.append(await burst())
+        started.set()
+        while not release.is_set():
+            await asyncio.sleep(0.01)
+        other.append(await burst())
+
+    thread = threading.Thread(target=asyncio.run, args=(held_open(),))
+    thread.start()
+    try:
+        assert started.wait(10)
+        assert asyncio.run(burst()) == expected
+    finally:
+        release.set()
+        thread.join(10)
+    assert other == [expected, expected]
