@@ -121,8 +121,12 @@ def test_flush_kept_lines_writes_what_a_last_turn_kept() -> None:
     assert stream.getvalue() == "finished\n"
 
 
-def test_the_answers_checked_at_is_what_results_iso_time_prints_for_now(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``logs.utc_now_iso``: the sync answer's ``checkedAt``, the text ``results.iso_time`` makes of the same moment."""
-    for moment in (1_796_000_000.0004995, 1_796_000_000.9995, 1_796_000_001.123456):
-        monkeypatch.setattr(time, "time", lambda moment=moment: moment)
-        assert utc_now_iso() == iso_time(datetime.fromtimestamp(moment, UTC))
+def test_now_is_what_datetime_prints_for_the_same_moment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``logs.utc_now_iso``: the sync answer's ``checkedAt`` and the request line's time, as ``results.iso_time``
+    prints ``datetime.now(UTC)`` (microseconds cut from the clock's nanoseconds, then milliseconds cut)."""
+    base = 1_796_000_000 * 10**9  # 2026
+    for offset in (0, 499_999, 999_999, 1_000_000, 123_456_789, 999_999_999, 1_000_000_000, 61_000_500_000):
+        ns = base + offset
+        monkeypatch.setattr(time, "time_ns", lambda ns=ns: ns)
+        moment = datetime.fromtimestamp(ns // 10**9, UTC).replace(microsecond=ns // 1000 % 10**6)
+        assert utc_now_iso() == iso_time(moment), ns
