@@ -67,7 +67,9 @@ def test_the_young_generation_is_collected_less_often_while_the_app_serves_and_c
             first.other, second.other = second, first  # only the collector can free these
             alive = weakref.ref(first)
             del first, second
-            kept: list[list[int]] = [[] for _ in range(3 * YOUNG_GENERATION_THRESHOLD)]  # tracked allocations, no explicit collect
+            kept: list[list[int]] = [
+                [] for _ in range(3 * YOUNG_GENERATION_THRESHOLD)
+            ]  # tracked allocations, no explicit collect
             del kept
             return serving, alive() is not None
 
