@@ -39,13 +39,16 @@ def verify_secret(secret: str, salt: bytes, digest: bytes) -> bool:
     secret is checked by the HMAC, and remembered if right.
     """
     presented = secret.encode()
+    # The mark whatever is known of ``digest``: a refusal costs the same for every username, known, unknown
+    # (service.verify's dummy digest) or not accepted lately, as it did with the HMAC alone.
+    mark = _accepted.mark(presented)
     known = _accepted.seen(digest)
-    if known is not None and hmac.compare_digest(known, _accepted.mark(presented)):
+    if known is not None and hmac.compare_digest(known, mark):
         return True
     # hmac.digest: the same HMAC in one C call (hmac.new builds the HMAC object in Python, every request).
     if not hmac.compare_digest(hmac.digest(salt, presented, "sha256"), digest):
         return False
-    _accepted.remember(digest, presented)
+    _accepted.remember(digest, mark)
     return True
 
 
@@ -61,7 +64,7 @@ class _Accepted:
     digest's mark is only ever for a secret the HMAC accepted for it; a rotated
     secret has a new salt and digest, so its old mark is never asked for again,
     and at ``MAX_ENTRIES`` the marks start over. A wrong secret always costs the
-    full HMAC.
+    full HMAC (and the mark: every refusal costs the same).
     """
 
     MAX_ENTRIES = 4096
@@ -76,10 +79,11 @@ class _Accepted:
     def seen(self, digest: bytes) -> bytes | None:
         return self._marks.get(digest)
 
-    def remember(self, digest: bytes, presented: bytes) -> None:
+    def remember(self, digest: bytes, mark: bytes) -> None:
+        """``mark`` (:meth:`mark` of a secret the HMAC accepted for ``digest``) is that digest's from now on."""
         if len(self._marks) >= self.MAX_ENTRIES:
             self._marks = {}
-        self._marks[digest] = self.mark(presented)
+        self._marks[digest] = mark
 
 
 _accepted = _Accepted()

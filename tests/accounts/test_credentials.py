@@ -53,6 +53,6 @@ def test_a_secret_accepted_once_is_known_by_its_mark_and_nothing_else_passes_for
 def test_the_marks_start_over_when_full() -> None:
     accepted = credentials._Accepted()
     for n in range(credentials._Accepted.MAX_ENTRIES + 1):
-        accepted.remember(n.to_bytes(32, "big"), b"secret")
+        accepted.remember(n.to_bytes(32, "big"), accepted.mark(b"secret"))
     assert accepted.seen((0).to_bytes(32, "big")) is None
     assert accepted.seen(credentials._Accepted.MAX_ENTRIES.to_bytes(32, "big")) == accepted.mark(b"secret")
