@@ -275,19 +275,8 @@ def start_profile(path: str, pid: int, rate: int = 200) -> subprocess.Popen[byte
     spy = str(beside) if beside.exists() else shutil.which("py-spy")
     if spy is None:
         raise SystemExit("--profile needs py-spy (pip install py-spy)")
-    command = [
-        spy,
-        "record",
-        "--format",
-        "raw",
-        "--rate",
-        str(rate),
-        "--nonblocking",
-        "--output",
-        path,
-        "--pid",
-        str(pid),
-    ]
+    command = [spy, "record", "--format", "raw", "--rate", str(rate), "--nonblocking"]
+    command += ["--output", path, "--pid", str(pid)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.0)  # attached before the first floor
     return process
