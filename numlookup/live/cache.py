@@ -109,6 +109,8 @@ class _HereRead:
     put through the same type processors SQLAlchemy applies (``UTCDateTime``,
     SQLite's booleans), so a row reads back exactly as ``LiveCache.read``
     returns it (tests/live/test_breaker_router_cache.py holds the two equal).
+    Measured alone (bench/live_cache_read.py), one request's hit took 25 µs
+    instead of 226, a read of 800 misses 225 µs instead of 908.
 
     The loop must never wait on a lock: the connection has no busy timeout, and
     a read SQLite refuses at once (a writer holding the file exclusively; in WAL
