@@ -15,6 +15,7 @@ It is run by hand and never by the test suite::
 
     python bench/live.py [--requests 1000] [--delay 0.2] [--workers 1] [--client raw|keepalive]
                          [--synchronous FULL] [--sequential 300] [--repeat 3] [--profile FILE]
+                         [--profile-rate 200]
 
 Each run gets a fresh data folder, account and server on a free port, and prints
 its figures and their ratios to the targets. The client (one connection per
@@ -268,13 +269,14 @@ def server_cpu(pid: int) -> float:
     return total
 
 
-def start_profile(path: str, pid: int) -> subprocess.Popen[bytes]:
-    """py-spy sampling the server (its worker threads too) until SIGINT, the raw format written to ``path``."""
+def start_profile(path: str, pid: int, rate: int = 200) -> subprocess.Popen[bytes]:
+    """py-spy sampling the server (its worker threads too) ``rate`` times a second until SIGINT, raw, to ``path``."""
     beside = Path(sys.executable).parent / "py-spy"  # installed into the bench's own venv
     spy = str(beside) if beside.exists() else shutil.which("py-spy")
     if spy is None:
         raise SystemExit("--profile needs py-spy (pip install py-spy)")
-    command = [spy, "record", "--format", "raw", "--rate", "200", "--nonblocking", "--output", path, "--pid", str(pid)]
+    command = [spy, "record", "--format", "raw", "--rate", str(rate), "--nonblocking"]
+    command += ["--output", path, "--pid", str(pid)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.0)  # attached before the first floor
     return process
@@ -300,6 +302,7 @@ def main() -> None:
         help="raw: a new connection per request; keepalive: connections opened before the burst (see burst())",
     )
     parser.add_argument("--profile", metavar="FILE", help="py-spy record --format raw of the server during the bursts")
+    parser.add_argument("--profile-rate", type=int, default=200, help="py-spy's samples a second (--profile)")
     args = parser.parse_args()
 
     upstream = PeerProcess(delay=args.delay, default_status="ONLINE")
@@ -343,7 +346,7 @@ def main() -> None:
             floors, walls, overs, cpu_floors, cpu_bursts = [], [], [], [], []
             assert server.process is not None
             pid = server.process.pid
-            spy = start_profile(args.profile, pid) if args.profile else None
+            spy = start_profile(args.profile, pid, args.profile_rate) if args.profile else None
             for r in range(args.repeat):
                 cpu = server_cpu(pid)
                 floors.append(asyncio.run(healthz_floor(server.url, n, args.client)))

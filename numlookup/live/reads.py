@@ -17,12 +17,18 @@ of 100 full batches of 10 (bench/live.py under py-spy), each costing the event
 loop about a millisecond of HTTP, which slowed the loop further. With one read
 at a time the clumps grow with the load; when idle a read starts at the next
 loop turn, as before.
+
+On a SQLite file the read runs on the loop itself (``LiveCache.read_here``: a
+call into SQLite's C code, no thread hop, see ``live.cache``), so no read is
+ever in flight and each loop turn's requests are answered in that turn; the
+dispatcher's hold (``live.dispatcher``) keeps their numbers in full batches. A
+read SQLite refuses at once, and every other database, go to the thread as above.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from datetime import UTC, datetime
 
@@ -34,10 +40,17 @@ READ_CHUNK = 500
 Found = dict[str, CachedAnswer]
 
 
+# A read on the loop's own thread: the rows found, or None when it must run in the executor instead.
+HereRead = Callable[[Sequence[str], datetime], Found | None]
+
+
 class CoalescedReads:
-    def __init__(self, cache: LiveCache, executor: Executor) -> None:
+    """``here``: the read to try on the loop first (``LiveCache.read_here``); without it every read is a thread's."""
+
+    def __init__(self, cache: LiveCache, executor: Executor, here: HereRead | None = None) -> None:
         self.cache = cache
         self.executor = executor
+        self.here = here
         self._waiting: list[tuple[Sequence[str], asyncio.Future[Found]]] = []
         self._scheduled = False  # a read starts at the next loop turn
         self._running = False  # a read is in its thread; what queues meanwhile goes in the next
@@ -63,8 +76,20 @@ class CoalescedReads:
         self.reads += 1
         self.requests += len(waiting)
         numbers = list(dict.fromkeys(n for batch, _ in waiting for n in batch))
+        now = datetime.now(UTC)
+        if self.here is not None:
+            try:
+                here = self._read_all_here(self.here, numbers, now)
+            except Exception as exc:  # as a failed read in the thread: these requests fail, the next may not
+                for _, future in waiting:
+                    future.set_exception(exc)
+                return
+            if here is not None:
+                for _, future in waiting:
+                    future.set_result(here)
+                return
         try:
-            job = asyncio.get_running_loop().run_in_executor(self.executor, self._read_all, numbers, datetime.now(UTC))
+            job = asyncio.get_running_loop().run_in_executor(self.executor, self._read_all, numbers, now)
         except Exception as exc:  # the executor is shut down: these requests fail, the next may not
             for _, future in waiting:
                 future.set_exception(exc)
@@ -90,4 +115,14 @@ class CoalescedReads:
         found: Found = {}
         for start in range(0, len(numbers), READ_CHUNK):
             found.update(self.cache.read(numbers[start : start + READ_CHUNK], now))
+        return found
+
+    @staticmethod
+    def _read_all_here(here: HereRead, numbers: list[str], now: datetime) -> Found | None:
+        found: Found = {}
+        for start in range(0, len(numbers), READ_CHUNK):
+            part = here(numbers[start : start + READ_CHUNK], now)
+            if part is None:
+                return None
+            found.update(part)
         return found

@@ -106,10 +106,11 @@ class LiveService:
         self.metrics = metrics
         self.deadline_seconds = deadline_seconds
         self.writer = CacheWriter(cache)
-        # Cache reads get threads of their own: in the shared pool they would queue behind
-        # charges waiting for the database's writer lock, and a hit would cost as much as a write.
+        # Cache reads run on the loop where the database allows (a SQLite file: LiveCache.read_here), else
+        # in threads of their own: in the shared pool they would queue behind charges waiting for the
+        # database's writer lock, and a hit would cost as much as a write.
         self._readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="live-cache-read")
-        self._reads = CoalescedReads(cache, self._readers)
+        self._reads = CoalescedReads(cache, self._readers, here=cache.read_here)
         self.usage = UsageCounter(pricing={name: built.pricing for name, built in sources.items()})
         self.dispatchers: dict[str, Dispatcher] = {}
         for name, built in sources.items():
@@ -373,6 +374,7 @@ class LiveService:
         except Exception:
             log.exception("storing live source usage at shutdown failed")
         self._readers.shutdown(wait=False)
+        self.cache.close()
 
 
 def _reason(source: str, outcome: Outcome) -> str:

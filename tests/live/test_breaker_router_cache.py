@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
@@ -22,7 +23,7 @@ from numlookup.settings import SettingsError, load_settings
 from numlookup.store import make_engine, upgrade
 from numlookup.store.engine import write_transaction
 from numlookup.store.tables import live_cache
-from tests.support import database_url
+from tests.support import BACKEND, database_url
 
 
 class Clock:
@@ -33,6 +34,9 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+sqlite_only = pytest.mark.skipif(BACKEND != "sqlite", reason="the read on the loop is SQLite's")
 
 
 def state_of(breaker: CircuitBreaker) -> CircuitState:
@@ -240,4 +244,95 @@ def test_reads_of_one_loop_turn_share_one_select(tmp_path: Path) -> None:
     assert sum("FROM live_cache" in s for s in statements) == 3  # 1,200 distinct numbers, 500 per SELECT
     for numbers, rows in zip(asked, found, strict=True):
         assert {n for n in numbers if n in rows} == {n for n in numbers if int(n[-6:]) % 2 == 0}
+    engine.dispose()
+
+
+def _stored_for_reads(cache: LiveCache, now: datetime) -> list[str]:
+    """Rows of every shape the cache stores (booleans, None, names, an offset time, an expired one); their numbers."""
+    plus_two = timezone(timedelta(hours=2))
+    answers = [
+        LiveAnswer("+10", True, roaming=True, roaming_mccmnc="24405", roaming_gt="358401234567", ported_mccmnc="24803"),
+        LiveAnswer("+11", False, checked_at=datetime(2026, 3, 4, 5, 6, 7, 89, tzinfo=plus_two)),
+        LiveAnswer("+12", None, ported_mccmnc="20404", ported_known=True, ported_name="Ned", ported_country="31"),
+        LiveAnswer("+13", None, invalid=True, roaming_name="Roam", roaming_country="44", roaming=False),
+        LiveAnswer("+14", True, checked_at=now - timedelta(seconds=600)),
+        LiveAnswer("+15", True, checked_at=now - timedelta(seconds=7200)),  # older than the porting TTL
+    ]
+    cache.write([("upstream:a", a) for a in answers], now)
+    return [a.number for a in answers] + ["+16"]  # and one never stored
+
+
+@sqlite_only
+def test_the_read_on_the_loop_returns_what_the_sqlalchemy_read_returns(tmp_path: Path) -> None:
+    """``read_here`` (sqlite3, the loop's thread) against ``read`` (SQLAlchemy): the same answers, field by field."""
+    engine = make_engine(database_url(tmp_path / "db"))
+    upgrade(engine)
+    cache = LiveCache(engine, ttl_reachability=300, ttl_network=3600)
+    now = datetime.now(UTC)
+    numbers = _stored_for_reads(cache, now)
+    for at in (now, now + timedelta(seconds=1800), now + timedelta(days=1)):
+        here = cache.read_here(numbers, at)
+        assert here == cache.read(numbers, at)
+        assert here is not None and all(type(a.checked_at) is datetime and a.checked_at.tzinfo for a in here.values())
+    assert set(cache.read_here(numbers, now) or {}) == {"+10", "+12", "+13", "+14"}  # it read rows
+    assert cache.read_here([], now) == {}
+    cache.close()
+    engine.dispose()
+
+
+@sqlite_only
+def test_reads_of_one_loop_turn_run_on_the_loop_without_a_thread(tmp_path: Path) -> None:
+    engine = make_engine(database_url(tmp_path / "db"))
+    upgrade(engine)
+    cache = LiveCache(engine, ttl_reachability=300, ttl_network=3600)
+    now = datetime.now(UTC)
+    stored = [f"+37251{i:06d}" for i in range(0, 1200, 2)]  # more than one chunk is asked for below
+    cache.write([("upstream:a", LiveAnswer(n, True, checked_at=now)) for n in stored], now)
+    asked = [[f"+37251{i:06d}" for i in range(j, 1200, 7)] for j in range(7)]
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    executor = ThreadPoolExecutor(max_workers=1)
+    executor.shutdown()  # a read sent to a thread would fail
+    reads = CoalescedReads(cache, executor, here=cache.read_here)
+
+    async def turn() -> list[dict[str, Any]]:
+        return list(await asyncio.gather(*(reads.read(numbers) for numbers in asked)))
+
+    found = asyncio.run(turn())
+    assert (reads.reads, reads.requests) == (1, len(asked))
+    assert not any("FROM live_cache" in s for s in statements)  # no SQLAlchemy read
+    for numbers, rows in zip(asked, found, strict=True):
+        assert {n for n in numbers if n in rows} == {n for n in numbers if int(n[-6:]) % 2 == 0}
+    cache.close()
+    engine.dispose()
+
+
+@sqlite_only
+def test_a_read_sqlite_refuses_on_the_loop_goes_to_the_thread(tmp_path: Path) -> None:
+    """The loop never waits on a lock: while another connection holds the file exclusively, the thread reads."""
+    engine = make_engine(database_url(tmp_path / "db"))
+    upgrade(engine)
+    cache = LiveCache(engine, ttl_reachability=300, ttl_network=3600)
+    now = datetime.now(UTC)
+    numbers = _stored_for_reads(cache, now)
+    expected = cache.read(numbers, now)
+    engine.dispose()  # no pooled connection has the file open: the holder's exclusive lock can be taken
+    holder = sqlite3.connect(str(engine.url.database), isolation_level=None)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("DELETE FROM live_cache WHERE number = '+16'")  # a write: the lock is taken now
+    holder.execute("COMMIT")  # in exclusive locking mode the lock stays until the connection closes
+    assert cache.read_here(numbers, now) is None
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        reads = CoalescedReads(cache, executor, here=cache.read_here)
+
+        async def read() -> dict[str, Any]:
+            asyncio.get_running_loop().call_later(0.2, holder.close)  # the thread's read waits for it
+            return await reads.read(numbers)
+
+        assert asyncio.run(read()) == expected
+    assert sum("FROM live_cache" in s for s in statements) == 1
+    cache.close()
     engine.dispose()

@@ -3,18 +3,35 @@
 ``HttpClients`` keeps one connection per pool and hands a request the pool that
 most recently finished one: sequential requests reuse one warm connection,
 concurrent ones get a connection each, never more than ``max_connections``.
+Its requests go straight to httpcore on asyncio's transports; the tests below
+``Recorder`` prove they are the bytes httpx's client sent, and that answers read
+the same, byte for byte.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
+import shutil
+import socket
+import ssl
+import subprocess
 import threading
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
+import pytest
+import uvloop
 
 from numlookup.live.http import HttpClients
+from numlookup.live.source import SourceError
 from tests.peers.messente import Peer
+
+T = TypeVar("T")
 
 
 def body(number: str) -> bytes:
@@ -81,3 +98,240 @@ def test_after_a_burst_a_lone_request_takes_the_connection_used_last() -> None:
 
         asyncio.run(run())
         assert peer.connections == 3  # the burst's three; the lone requests opened none
+
+
+class Recorder:
+    """A raw HTTP/1.1 server on 127.0.0.1: records each request's bytes, answers each with the next canned bytes.
+
+    ``close``: end the connection after every answer (a server without keep-alive,
+    or one that closed an idle connection).
+    """
+
+    def __init__(self, answers: list[bytes], *, close: bool = False, tls: ssl.SSLContext | None = None) -> None:
+        self.answers = list(answers)
+        self.close = close
+        self.tls = tls
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            self.connections += 1
+            threading.Thread(target=self._connection, args=(conn,), daemon=True).start()
+
+    def _connection(self, conn: socket.socket) -> None:
+        if self.tls is not None:
+            try:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            except (ssl.SSLError, OSError):
+                conn.close()
+                return  # the client did not trust us
+        with conn:
+            pending = b""
+            while True:
+                while b"\r\n\r\n" not in pending:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    pending += chunk
+                head, _, rest = pending.partition(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                while len(rest) < length:
+                    rest += conn.recv(65536)
+                self.requests.append(head + b"\r\n\r\n" + rest[:length])
+                pending = rest[length:]
+                conn.sendall(self.answers.pop(0))
+                if self.close:
+                    return
+
+    def stop(self) -> None:
+        self._listener.close()
+
+
+@contextmanager
+def recorder(answers: list[bytes], *, close: bool = False, tls: ssl.SSLContext | None = None) -> Iterator[Recorder]:
+    server = Recorder(answers, close=close, tls=tls)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+LOOPS = ["asyncio", "uvloop"]  # the server runs on uvloop, whose transports are not asyncio's classes
+
+
+def run_on(loop: str, coroutine: Coroutine[Any, Any, T]) -> T:
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop if loop == "uvloop" else None) as runner:
+        return runner.run(coroutine)
+
+
+GZIPPED = gzip.compress(b'{"result": [{"number": "+37251000000", "status": "ONLINE"}]}')
+ANSWERS = [
+    # chunked, gzip-encoded, a header twice
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nX-Seen: a\r\n"
+    b"X-Seen: b\r\nTransfer-Encoding: chunked\r\n\r\n"
+    + f"{len(GZIPPED[:10]):x}\r\n".encode()
+    + GZIPPED[:10]
+    + b"\r\n"
+    + f"{len(GZIPPED[10:]):x}\r\n".encode()
+    + GZIPPED[10:]
+    + b"\r\n0\r\n\r\n",
+    # a per-number 404 some providers answer with
+    b'HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 17\r\n\r\n{"code": "nope"}\n',
+    # a redirect is returned as it is, not followed
+    b"HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n",
+]
+
+
+async def exchange(clients: HttpClients, url: str) -> list[tuple[int, list[tuple[bytes, bytes]], bytes, str]]:
+    """The three requests the answers above are for: a POST with a body, a GET with parameters, a plain GET."""
+    try:
+        responses = [
+            await clients.send("POST", url + "/v1/hlr/sync", content=b'{"numbers": ["+37251000000"]}'),
+            await clients.send("GET", url + "/lookup/+37251000000", params={"Fields": "line_type", "x": "a b"}),
+            await clients.send("GET", url + "/moved", headers={"X-Extra": "1"}),
+        ]
+    finally:
+        await clients.close()
+    return [(r.status_code, r.headers.raw, r.content, str(r.request.url)) for r in responses]
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("auth", [("user", "pässword"), None])
+def test_requests_and_answers_are_httpxs_byte_for_byte(auth: tuple[str, str] | None, loop: str) -> None:
+    """The same calls through httpx's clients and through the direct path: the same bytes each way."""
+    seen = []
+    with recorder(ANSWERS * 2) as server:  # one server: the Host header names its port
+        for via_httpx in (True, False):
+            clients = HttpClients(
+                "up", timeout=5, max_connections=4, auth=auth, headers={"X-Api": "k"}, via_httpx=via_httpx
+            )
+            answers = run_on(loop, exchange(clients, server.url))
+            seen.append((server.requests[-len(ANSWERS) :], answers))
+    (httpx_requests, httpx_answers), (direct_requests, direct_answers) = seen
+    assert direct_requests == httpx_requests
+    assert direct_answers == httpx_answers
+    assert direct_answers[0][2] == gzip.decompress(GZIPPED)  # decoded, as httpx decodes
+    assert [a[0] for a in direct_answers] == [200, 404, 302]
+    assert (b"Authorization: Basic " in direct_requests[0]) is (auth is not None)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_connection_the_server_closed_is_replaced(loop: str) -> None:
+    """A server that closes after each answer: every request after the first finds its idle connection gone."""
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+    with recorder([answer] * 4, close=True) as server:
+
+        async def run() -> list[int]:
+            clients = HttpClients("up", timeout=5, max_connections=2, via_httpx=False)
+            statuses = []
+            try:
+                for _ in range(4):
+                    statuses.append((await clients.send("GET", server.url + "/x")).status_code)
+                    await asyncio.sleep(0.05)  # the server's close reaches us before the next request
+            finally:
+                await clients.close()
+            return statuses
+
+        assert run_on(loop, run()) == [200] * 4
+        assert server.connections == 4
+
+
+@pytest.mark.parametrize("via_httpx", [True, False])
+def test_a_server_that_stops_answering_mid_body_broke_the_connection(via_httpx: bool) -> None:
+    cut = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"res'
+    with recorder([cut], close=True) as server:
+
+        async def run() -> str:
+            clients = HttpClients("up", timeout=5, max_connections=1, via_httpx=via_httpx)
+            try:
+                await clients.send("GET", server.url + "/x")
+            except SourceError as exc:
+                return str(exc)
+            finally:
+                await clients.close()
+            return "answered"
+
+        assert asyncio.run(run()) == "up broke the connection"
+
+
+def test_a_proxy_named_by_the_environment_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With HTTP_PROXY set, requests go through httpx's clients, which send them to that proxy."""
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+    with recorder([answer]) as proxy, recorder([answer]) as origin:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+
+        async def run() -> int:
+            clients = HttpClients("up", timeout=5, max_connections=1)
+            try:
+                assert clients.via_httpx
+                return (await clients.send("GET", origin.url + "/x")).status_code
+            finally:
+                await clients.close()
+
+        assert asyncio.run(run()) == 200
+        assert origin.requests == []
+        assert proxy.requests[0].startswith(f"GET {origin.url}/x HTTP/1.1".encode())
+
+
+def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA, and a certificate it signs for 127.0.0.1 (the openssl command): (ca, certificate, key)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not installed (Debian: openssl)")
+    folder.mkdir()
+    key = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes")
+    steps = [
+        ["req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=test CA",
+         "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+        ["req", "-new", *key, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+         "-days", "2", "-out", "server.crt", "-extfile", "server.ext"],
+    ]  # fmt: skip
+    (folder / "server.ext").write_text("subjectAltName = IP:127.0.0.1\nextendedKeyUsage = serverAuth\n")
+    for step in steps:
+        done = subprocess.run(["openssl", *step], cwd=folder, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+    return folder / "ca.crt", folder / "server.crt", folder / "server.key"
+
+
+@pytest.mark.parametrize(("via_httpx", "loop"), [(True, "asyncio"), (False, "asyncio"), (False, "uvloop")])
+def test_tls_verifies_the_servers_certificate(
+    via_httpx: bool, loop: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTPS to a server whose certificate a throwaway CA signed: refused until that CA is trusted, then answered."""
+    ca, certificate, key = make_certificates(tmp_path / "certs")
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(certificate, key)
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+
+    async def ask_twice(url: str) -> list[int]:
+        clients = HttpClients("up", timeout=5, max_connections=1, via_httpx=via_httpx)
+        try:
+            return [(await clients.send("GET", url + "/x")).status_code for _ in range(2)]
+        finally:
+            await clients.close()
+
+    with recorder([answer] * 2, tls=tls) as server:
+        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+        monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+        with pytest.raises(SourceError, match="^up refused the connection$"):
+            run_on(loop, ask_twice(server.url))  # certifi's bundle does not know our CA
+        monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+        assert run_on(loop, ask_twice(server.url)) == [200, 200]
+        assert server.requests[0].startswith(b"GET /x HTTP/1.1\r\n")
+        assert server.connections == 2  # the refused handshake's, then one kept alive for both requests
