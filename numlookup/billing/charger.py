@@ -16,6 +16,10 @@ forgets the usage counts it stored).
 A response waits for its charge's commit: a 200 still means the ledger row is durable. If the transaction fails, every
 charge in it fails and nothing of it was written.
 
+The transaction is the driver's own (``store.engine.driver_transaction``): its
+BEGIN, statements and COMMIT go straight to the DB-API connection, and only the
+attachments' statements through SQLAlchemy, in the same transaction.
+
 The worker thread commits and returns the batch's outcomes; the event loop then
 settles every request's future itself. Waking the loop from the thread once per
 charge (``call_soon_threadsafe``, a write to the loop's wake-up pipe each) cost
@@ -33,7 +37,7 @@ import anyio.to_thread
 from sqlalchemy import Connection, Engine
 
 from numlookup.billing.ledger import Charge, Counts, Debit, InsufficientCredits, debit_batch
-from numlookup.store.engine import write_transaction
+from numlookup.store.engine import driver_transaction
 
 MAX_BATCH = 512
 
@@ -125,9 +129,9 @@ class GroupCharger:
 
     def _commit(self, batch: list[_Pending]) -> list[Charge | InsufficientCredits]:
         """One transaction for the batch, in a worker thread; its outcomes, once it committed."""
-        with write_transaction(self.engine) as conn:
+        with driver_transaction(self.engine) as (conn, cursor):
             outcomes = debit_batch(
-                conn, [Debit(p.account_id, p.request_id, p.amount, p.numbers, p.counts) for p in batch]
+                conn, [Debit(p.account_id, p.request_id, p.amount, p.numbers, p.counts) for p in batch], cursor
             )
             attached = [
                 item for p, o in zip(batch, outcomes, strict=True) if isinstance(o, Charge) for item in p.attached
