@@ -165,3 +165,21 @@ def test_a_duplicate_request_fails_its_batch_and_charges_nothing(engine: Engine,
     assert all(isinstance(o, Exception) and not isinstance(o, InsufficientCredits) for o in outcomes)
     assert get_account(engine, payer.name).balance == 999_000
     assert [r.request_id for r in ledger_rows(engine, payer.id) if r.kind == "lookup"] == ["dup"]
+
+
+def test_a_batch_waits_for_the_charges_the_loop_is_about_to_make(engine: Engine, make_account: AccountFactory) -> None:
+    """Requests that reach their charge a loop round or two after the first go in its commit, not the next."""
+    payer = get_account(engine, make_account(credits="1").name).id
+    charger = GroupCharger(engine)
+
+    async def request(rounds: int, request_id: str) -> Charge:
+        for _ in range(rounds):  # the work a request does on the loop before it charges
+            await asyncio.sleep(0)
+        return await charger.charge(payer, request_id, 1_000, 1)
+
+    async def run() -> list[Charge]:
+        return list(await asyncio.gather(*(request(i, f"round-{i}") for i in range(4))))
+
+    charged = asyncio.run(run())
+    assert [c.balance_after for c in sorted(charged, key=lambda c: c.ledger_id)] == [999_000, 998_000, 997_000, 996_000]
+    assert (charger.stats.commits, charger.stats.charges) == (1, 4)
