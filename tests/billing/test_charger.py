@@ -9,6 +9,7 @@ and writes nothing, and that the rows are those one-by-one charges write.
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import pytest
@@ -183,3 +184,35 @@ def test_a_batch_waits_for_the_charges_the_loop_is_about_to_make(engine: Engine,
     charged = asyncio.run(run())
     assert [c.balance_after for c in sorted(charged, key=lambda c: c.ledger_id)] == [999_000, 998_000, 997_000, 996_000]
     assert (charger.stats.commits, charger.stats.charges) == (1, 4)
+
+
+def test_a_cancelled_charger_still_answers_the_batch_it_is_committing(
+    engine: Engine, make_account: AccountFactory
+) -> None:
+    """The drain cancelled mid-commit: the transaction finishes, its request gets its charge, the row is there."""
+    payer = get_account(engine, make_account(credits="1").name)
+    in_commit, release = threading.Event(), threading.Event()
+
+    def store(conn: Connection, attached: list[Any]) -> Any:
+        in_commit.set()
+        release.wait(10)
+        return None
+
+    charger = GroupCharger(engine, store_attached=store)
+
+    async def run() -> tuple[Charge, bool]:
+        request = asyncio.ensure_future(charger.charge(payer.id, "kept", 1_000, 1))
+        while not in_commit.is_set():
+            await asyncio.sleep(0.001)
+        worker = charger._worker
+        assert worker is not None
+        worker.cancel()
+        await asyncio.sleep(0.01)
+        release.set()
+        done = await request
+        await asyncio.gather(worker, return_exceptions=True)
+        return done, worker.cancelled()
+
+    charged, cancelled = asyncio.run(run())
+    assert cancelled and charged.balance_after == 999_000
+    assert [r.request_id for r in ledger_rows(engine, payer.id) if r.kind == "lookup"] == ["kept"]
