@@ -21,6 +21,15 @@ same run:
   (``synchronous=OFF``, so the disk's fsync is not in it), against the same
   statements through ``sqlite3`` itself (one UPDATE, one ``executemany`` INSERT):
   the floor any SQL layer could reach.
+- *thread hop*: awaiting a function that does nothing on a worker thread,
+  through ``anyio.to_thread.run_sync`` and through a one-thread executor (the
+  charger's), as CPU of the whole process per hop.
+- *group charger*: the same sizes through ``GroupCharger.charge`` as the
+  server calls it (that many concurrent charges on one event loop: the batch,
+  its worker-thread transaction, the loop settling each request), as CPU of the
+  whole process (every thread) per commit, with ``synchronous=OFF`` and with
+  the server's default ``FULL`` (the fsync's kernel time is the commit's
+  fixed cost there), against the sqlite3 floor of the same size.
 
 It uses only the API the server calls, so it runs against another checkout too,
 for an A/B of two versions in one minute::
@@ -187,6 +196,73 @@ def charge_benches(folder: Path, sizes: list[int]) -> dict[str, Callable[[], obj
     return benches
 
 
+def process_cpu_per_call(work: Callable[[], object], seconds: float) -> float:
+    """Microseconds of the process's CPU (all threads) per call of ``work``, over about ``seconds`` of calls."""
+    work()
+    calls, start = 0, time.process_time()
+    deadline = start + seconds
+    while True:
+        work()
+        calls += 1
+        now = time.process_time()
+        if now >= deadline:
+            return (now - start) / calls * 1e6
+
+
+def charger_benches(folder: Path, sizes: list[int], synchronous: str) -> dict[str, Callable[[float], float]]:
+    """``size`` concurrent ``GroupCharger.charge`` calls (one commit) per call, on one event loop; process CPU."""
+    import asyncio
+
+    from numlookup.accounts import create_account, get_account
+    from numlookup.billing.charger import GroupCharger
+    from numlookup.billing.ledger import Counts
+    from numlookup.store import upgrade
+
+    engine = make_engine(f"sqlite:///{folder / f'charger-{synchronous}.db'}", sqlite_synchronous=synchronous)
+    upgrade(engine)
+    create_account(engine, "bench", credits=10**9 * 1_000_000)
+    account_id = get_account(engine, "bench").id
+    serial = iter(range(10**9))
+    loop = asyncio.new_event_loop()
+    charger = GroupCharger(engine)
+    counts = Counts(offline=10)
+
+    def commit_of(size: int) -> Callable[[], object]:
+        async def charges() -> object:
+            return await asyncio.gather(
+                *(charger.charge(account_id, f"c{next(serial)}", 100_000, 10, counts=counts) for _ in range(size))
+            )
+
+        return lambda: loop.run_until_complete(charges())
+
+    return {f"charger {synchronous} {size:>3}": partial(process_cpu_per_call, commit_of(size)) for size in sizes}
+
+
+def thread_hops() -> dict[str, Callable[[], object]]:
+    """One call of a function that does nothing in a worker thread, awaited on an event loop: two ways."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    import anyio.to_thread
+
+    loop = asyncio.new_event_loop()
+    executor = ThreadPoolExecutor(max_workers=1)
+
+    def nothing() -> None:
+        return None
+
+    async def through_anyio() -> None:
+        await anyio.to_thread.run_sync(nothing)
+
+    async def through_executor() -> None:
+        await loop.run_in_executor(executor, nothing)
+
+    return {
+        "anyio.to_thread": lambda: loop.run_until_complete(through_anyio()),
+        "one-thread executor": lambda: loop.run_until_complete(through_executor()),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="In-process per-request work and charge commits, against references.")
     parser.add_argument("--rounds", type=int, default=7)
@@ -233,6 +309,30 @@ def main() -> None:
                 f"  {size:>2} charges: ledger {spread(ledger_figure)}   sqlite3 {spread(sqlite_figure)}"
                 f"   ratio sqlite3 / ledger {statistics.median(ratio):.3f}"
             )
+        print("== a thread hop from the event loop (CPU of the whole process per hop)")
+        hops = thread_hops()
+        hop_figures: dict[str, list[float]] = {name: [] for name in hops}
+        for _ in range(args.rounds):
+            for name, hop in hops.items():
+                hop_figures[name].append(process_cpu_per_call(hop, args.seconds))
+        for name, values in hop_figures.items():
+            print(f"  {name:24} {spread(values)}")
+        print("== GroupCharger.charge, that many at once (one commit): CPU of the whole process per commit")
+        floors = charges
+        for synchronous in ("OFF", "FULL"):
+            benches = charger_benches(Path(folder), sizes, synchronous)
+            measured: dict[str, list[float]] = {name: [] for name in benches}
+            for _ in range(args.rounds):
+                for name, measure in benches.items():
+                    measured[name].append(measure(args.seconds))
+            for size in sizes:
+                charger_figure = measured[f"charger {synchronous} {size:>3}"]
+                floor = statistics.median(floors[f"sqlite3 commit of {size:>3}"])
+                print(
+                    f"  {synchronous:4} {size:>3} charges: charger {spread(charger_figure)}"
+                    f"   per charge {statistics.median(charger_figure) / size:7.1f} µs"
+                    f"   ratio sqlite3 (OFF) / charger {floor / statistics.median(charger_figure):.3f}"
+                )
 
 
 if __name__ == "__main__":

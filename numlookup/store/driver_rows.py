@@ -44,16 +44,33 @@ class DriverRows:
         self.active = [(i, process) for i, process in enumerate(processors) if process is not None]
 
     def processed(self, rows: Sequence[Mapping[str, object]]) -> list[tuple[object, ...]]:
-        """Each row's values in bind order, through their type processors (None stays None)."""
+        """Each row's values in bind order, through their type processors (None stays None).
+
+        A value that is the very object the column's previous row held is not
+        processed again: a group commit's rows share one ``created_at``, and its
+        processing (``UTCDateTime``, then SQLite's date format) was a third of the
+        rows' Python work. A processor is a function of its value, so this
+        changes no parameter.
+        """
         order, active = self.order, self.active
+        last: list[tuple[object, object]] = [(None, None)] * len(active)  # per active column: (value, processed)
         processed: list[tuple[object, ...]] = []
         for row in rows:
             values = [row[name] for name in order]
-            for i, process in active:
-                if values[i] is not None:
-                    values[i] = process(values[i])
+            for k, (i, process) in enumerate(active):
+                value = values[i]
+                if value is not None:
+                    seen, done = last[k]
+                    if value is not seen:
+                        done = process(value)
+                        last[k] = (value, done)
+                    values[i] = done
             processed.append(tuple(values))
         return processed
+
+    def run_on(self, cursor: Any, processed: list[tuple[object, ...]]) -> None:
+        """Execute for every processed row on a DB-API cursor of the caller's transaction."""
+        cursor.executemany(self.sql, self.shaped(processed))
 
     def shaped(self, processed: list[tuple[object, ...]]) -> Parameters:
         """Processed rows as the driver takes them: tuples for a positional paramstyle, else dicts."""

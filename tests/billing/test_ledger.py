@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event, insert, select
@@ -19,11 +20,34 @@ from numlookup.billing import (
     ledger_rows,
     parse_amount,
 )
+from numlookup.billing import ledger as ledger_module
 from numlookup.billing.ledger import Counts, Debit, debit_batch
 from numlookup.store import account_epoch
-from numlookup.store.engine import write_transaction
+from numlookup.store.engine import driver_transaction, write_transaction
 from numlookup.store.tables import ledger
 from tests.conftest import AccountFactory
+
+
+class RecordingCursor:
+    """A DB-API cursor that notes each statement it runs: (``execute`` or ``executemany``, its SQL)."""
+
+    def __init__(self, cursor: Any) -> None:
+        self.cursor = cursor
+        self.statements: list[tuple[str, str]] = []
+
+    def execute(self, sql: str, *parameters: Any) -> Any:
+        self.statements.append(("execute", sql))
+        return self.cursor.execute(sql, *parameters)
+
+    def executemany(self, sql: str, parameters: Any) -> Any:
+        self.statements.append(("executemany", sql))
+        return self.cursor.executemany(sql, parameters)
+
+    def fetchone(self) -> Any:
+        return self.cursor.fetchone()
+
+    def fetchall(self) -> Any:
+        return self.cursor.fetchall()
 
 
 def test_charge_writes_one_row_and_refuses_overdraft(engine: Engine, make_account: AccountFactory) -> None:
@@ -102,16 +126,19 @@ def test_a_batch_through_the_driver_stores_what_sqlalchemy_stores(engine: Engine
         Debit(account.id, "a2", 123_456, 9, Counts(offline=5, cached=2, live=2, invalid=3)),
         Debit(account.id, "a3", 1, 1),  # no counts: NULL class columns, as older callers write
     ]
-    statements: list[str] = []
+    through_sqlalchemy: list[str] = []
 
     def seen(*args: object) -> None:
-        statements.append(str(args[2]))
+        through_sqlalchemy.append(str(args[2]))
 
     event.listen(engine, "before_cursor_execute", seen)
-    with write_transaction(engine) as conn:
-        outcomes = debit_batch(conn, debits)
+    with driver_transaction(engine) as (conn, driver_cursor):  # the group commit's transaction
+        cursor = RecordingCursor(driver_cursor)
+        outcomes = debit_batch(conn, debits, cursor)
     event.remove(engine, "before_cursor_execute", seen)
-    assert sum(1 for sql in statements if sql.lstrip().upper().startswith("INSERT")) == 1  # one executemany
+    assert through_sqlalchemy == []  # BEGIN, the statements and COMMIT went to the driver itself
+    inserts = [(how, sql) for how, sql in cursor.statements if sql.lstrip().upper().startswith("INSERT")]
+    assert [how for how, _ in inserts] == ["executemany"]  # the rows in one executemany
     charges = [o for o in outcomes if not isinstance(o, InsufficientCredits)]
     assert [c.balance_after for c in charges] == [9_990_000, 9_866_544, 9_866_543]
 
@@ -137,11 +164,22 @@ def test_a_batch_through_the_driver_stores_what_sqlalchemy_stores(engine: Engine
     assert stored("a") == stored("b") and len(stored("a")) == 6
 
 
-def test_every_batch_size_gets_its_own_rows_ids(engine: Engine, make_account: AccountFactory) -> None:
-    """The ids come back by request id through a statement per power of two: sizes on and off the powers."""
+@pytest.mark.parametrize("numbered_on", [True, False], ids=["numbered-on", "read-back"])
+def test_every_batch_size_gets_its_own_rows_ids(
+    engine: Engine, make_account: AccountFactory, monkeypatch: pytest.MonkeyPatch, numbered_on: bool
+) -> None:
+    """The ids, numbered on from the largest (SQLite) or read back by request id through a statement per
+    power of two (PostgreSQL, or where numbering on does not hold): sizes on and off the powers."""
     account = get_account(engine, make_account(credits="100").name)
+    with engine.connect() as conn:
+        statements = ledger_module._statements(conn)
+    assert statements is not None
+    if not numbered_on:
+        monkeypatch.setattr(statements, "numbered_on", False)
     for size in (1, 2, 3, 8, 9, 31, 33):
         debits = [Debit(account.id, f"s{size}-{i}", 1_000 + i, 1) for i in range(size)]
+        if size == 9:  # a row between two batches, of another account: the next ids are not the last ones + 1
+            add_credits(engine, get_account(engine, make_account(credits="1").name).id, 1)
         with write_transaction(engine) as conn:
             outcomes = debit_batch(conn, debits)
         with engine.connect() as conn:
