@@ -10,12 +10,13 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 import phonenumbers
 import pytest
 
-from numlookup import bulk_input
+from numlookup import bulk, bulk_input
 from numlookup.bulk import (
     CSV_HEADER,
     LOOKUP_COLUMNS,
@@ -554,7 +555,7 @@ def test_blocks_read_from_bytes_write_what_the_general_path_writes(
 
 
 def test_writing_from_pieces_to_a_file_a_pipe_and_a_buffer(tmp_path: Path) -> None:
-    """``write_pieces`` by ``os.writev`` (a file after buffered bytes, a pipe smaller than a batch) and by a join."""
+    """``write_pieces`` to a file after buffered bytes, a pipe smaller than a run (its reader slower) and a buffer."""
     import os
     import threading
 
@@ -573,7 +574,7 @@ def test_writing_from_pieces_to_a_file_a_pipe_and_a_buffer(tmp_path: Path) -> No
     with target.open("wb") as sink:
         write_pieces(sink, pieces, sizes)
     assert target.read_bytes() == whole
-    read_end, write_end = os.pipe()  # it holds 64 KiB: each writev waits for the reader
+    read_end, write_end = os.pipe()  # it holds 64 KiB: each write waits for the reader
     received = bytearray()
 
     def drain() -> None:
@@ -589,17 +590,29 @@ def test_writing_from_pieces_to_a_file_a_pipe_and_a_buffer(tmp_path: Path) -> No
     assert bytes(received) == whole
 
 
-def test_a_short_writev_is_finished_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The kernel may take part of a batch (a signal, a full disk): the rest follows before the next batch."""
-    import os
+def test_a_short_write_is_finished_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A raw sink may take part of a run (a signal, a full disk): the rest follows before the next run."""
+    monkeypatch.setattr(bulk, "WRITE_BYTES", 1000)  # many runs, each cut short again and again
 
-    def partial(fd: int, buffers: list[bytes]) -> int:  # what os.writev may do: take fewer bytes than given
-        first = bytes(buffers[0])
-        return os.write(fd, first[: max(1, len(first) // 2)])
+    class Partial(io.RawIOBase):
+        """A raw file that takes at most half of what it is given, as ``os.write`` may."""
 
-    monkeypatch.setattr(os, "writev", partial)
+        def __init__(self, target: IO[bytes]) -> None:
+            self.target = target
+            self.calls = 0
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, data: Any) -> int:
+            self.calls += 1
+            return self.target.write(bytes(data)[: max(1, len(data) // 2)])
+
     pieces = [b"%d," % i * (i % 5 + 1) for i in range(3000)]
+    whole = b"".join(pieces)
     target = tmp_path / "out"
     with target.open("wb") as sink:
-        write_pieces(sink, pieces)
-    assert target.read_bytes() == b"".join(pieces)
+        partial = Partial(sink)
+        write_pieces(partial, pieces)
+    assert target.read_bytes() == whole
+    assert partial.calls > 2 * (len(whole) // 1000)  # each run was cut short at least once
