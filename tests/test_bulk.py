@@ -616,3 +616,10 @@ def test_a_short_write_is_finished_in_order(tmp_path: Path, monkeypatch: pytest.
         write_pieces(partial, pieces)
     assert target.read_bytes() == whole
     assert partial.calls > 2 * (len(whole) // 1000)  # each run was cut short at least once
+
+
+def test_the_odd_bytes_are_those_a_plain_line_cannot_hold() -> None:
+    """``bulk_input._odd`` by comparisons is the byte class it names: controls but ``\\n``, ``"``, ``\\``, DEL on."""
+    every = np.arange(256, dtype=np.uint8)
+    named = [b < 32 and b != 10 or b in (34, 92) or b >= 127 for b in range(256)]
+    assert bulk_input._odd(every).tolist() == named
