@@ -387,6 +387,34 @@ def test_the_garbage_collector_runs_again_after_a_file_even_a_refused_one() -> N
     assert gc.isenabled()
 
 
+@pytest.mark.parametrize("column", [None, 0])
+def test_the_collector_runs_between_chunks_not_after_the_last(
+    monkeypatch: pytest.MonkeyPatch, column: int | None
+) -> None:
+    """One collection before each chunk but the first: what a chunk left is freed before the next is resolved."""
+    monkeypatch.setattr(bulk_input, "CHUNK_BYTES", 4096)  # plain: 14-byte lines, 11 blocks
+    monkeypatch.setattr(bulk_input, "CHUNK_ROWS", 300)  # CSV: 10 chunks of 300 records, taken 100 at a time
+    monkeypatch.setattr(bulk_input, "_BATCH", 100)
+    content = b"".join(b"+3725100%04d\n" % i for i in range(3000))
+    reader = BulkReader(io.BytesIO(content), column=column)
+    chunks = len(list(reader.blocks() if column is None else reader.chunks()))
+    assert chunks >= 10
+    resolver = Resolver()
+    collections: list[int] = []
+
+    def record(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.callbacks.append(record)
+    try:
+        stats = lookup_file(resolver, io.BytesIO(content), io.BytesIO(), column=column)
+    finally:
+        gc.callbacks.remove(record)
+    assert stats.numbers == 3000
+    assert collections == [1] * (chunks - 1)
+
+
 @pytest.mark.parametrize(
     "inputs",
     [
