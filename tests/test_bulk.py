@@ -10,7 +10,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import numpy as np
 import phonenumbers
@@ -641,7 +641,7 @@ def test_a_short_write_is_finished_in_order(tmp_path: Path, monkeypatch: pytest.
     target = tmp_path / "out"
     with target.open("wb") as sink:
         partial = Partial(sink)
-        write_pieces(partial, pieces)
+        write_pieces(cast(IO[bytes], partial), pieces)
     assert target.read_bytes() == whole
     assert partial.calls > 2 * (len(whole) // 1000)  # each run was cut short at least once
 
