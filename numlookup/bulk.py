@@ -113,13 +113,11 @@ def combinations(columns: Columns) -> tuple[np.ndarray, list[int]]:
     """A code per row such that rows with equal codes format the same; and one representative row per code."""
     batch = columns.batch
     width = len(columns.networks) + 1
-    key = (
-        ((batch.reason.astype(np.int64) * 64 + batch.number_type.astype(np.int64)) * width + columns.original + 1)
-        * width
-        + columns.ported
-        + 1
-    ) * 2 + columns.porting_known  # known "not ported" and unknown print differently
-    codes, one = group(key)
+    # In two steps, each key within a span ``group`` tells apart without a sort: the reason, type and
+    # range holder; then, where porting data is loaded, the ported network and whether it is known.
+    codes, one = group((batch.reason.astype(np.int64) * 64 + batch.number_type) * width + columns.original + 1)
+    if (columns.ported >= 0).any() or columns.porting_known.any():  # known "not ported" and unknown print differently
+        codes, one = group((codes * width + columns.ported + 1) * 2 + columns.porting_known)
     return codes, one.tolist()
 
 
