@@ -387,6 +387,21 @@ def test_the_garbage_collector_runs_again_after_a_file_even_a_refused_one() -> N
     assert gc.isenabled()
 
 
+def test_before_an_exit_the_collector_stays_paused_after_the_last_chunk() -> None:
+    """``then_exit``: what the run left is not collected (freed) as the process ends; the output is the same."""
+    content = b"+37251000001\nnope\n+4915112345678\n"
+    expected = io.BytesIO()
+    lookup_file(Resolver(), io.BytesIO(content), expected, fmt="jsonl")
+    assert gc.isenabled()
+    sink = io.BytesIO()
+    try:
+        lookup_file(Resolver(), io.BytesIO(content), sink, fmt="jsonl", then_exit=True)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    assert _timeless(sink.getvalue()) == _timeless(expected.getvalue())
+
+
 @pytest.mark.parametrize("column", [None, 0])
 def test_the_collector_runs_between_chunks_not_after_the_last(
     monkeypatch: pytest.MonkeyPatch, column: int | None
