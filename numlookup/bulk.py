@@ -19,6 +19,7 @@ import gc
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import IO, Literal, overload
 
 import msgspec
@@ -30,7 +31,7 @@ from numlookup.numbering.interning import group
 from numlookup.numbering.layout import MAX_DIGITS, REASONS, TYPE_NAMES
 from numlookup.numbering.models import Network
 from numlookup.numbering.resolver import Columns, Resolver, international_form
-from numlookup.results import NumberResult, number_result
+from numlookup.results import NumberResult, iso_time, number_result
 from numlookup.status import StatusStyle
 
 OutputFormat = Literal["csv", "jsonl"]
@@ -103,6 +104,11 @@ def json_tail(columns: Columns, i: int, style: StatusStyle, checked_at: str | No
     return result_tail(number_result(columns.resolution(i), style, checked_at))
 
 
+def _now() -> str:
+    """A chunk's ``checkedAt``: its rows are looked up at once, and reading the clock per tail was a third of them."""
+    return iso_time(datetime.now(UTC))
+
+
 def result_tail(result: NumberResult) -> bytes:
     """A result object's JSON after its ``number`` (which comes first): from the comma on."""
     encoded = msgspec.json.encode(result)
@@ -149,7 +155,8 @@ def render_csv(inputs: Sequence[str], numbers: Sequence[str], tails: Sequence[st
 
 def format_jsonl(columns: Columns, style: StatusStyle) -> bytes:
     codes, representatives = combinations(columns)
-    tails = [json_tail(columns, i, style) for i in representatives]
+    checked_at = _now()
+    tails = [json_tail(columns, i, style, checked_at) for i in representatives]
     return render_jsonl(columns.inputs, numbers_column(columns), tails, codes)
 
 
@@ -299,7 +306,8 @@ def format_block(
         inputs, numbers, input_sizes, number_sizes = _pieces(lines, scan, columns, texts, spelled, _csv_bytes)
         first, middle, following = b"", b",", b""
     else:
-        tails = [b'"' + json_tail(columns, i, style) + b"\n" for i in representatives]
+        checked_at = _now()
+        tails = [b'"' + json_tail(columns, i, style, checked_at) + b"\n" for i in representatives]
         inputs, numbers, input_sizes, number_sizes = _pieces(lines, scan, columns, texts, ~scan.plain, _json_body)
         first, middle, following = b'{"input":"', b'","number":"', b'{"input":"'
     ends = [tail + following for tail in tails]
@@ -444,7 +452,8 @@ def format_rows_csv(columns: Columns, rows: Sequence[list[str]], width: int, del
 def format_rows_jsonl(columns: Columns, rows: Sequence[list[str]], style: StatusStyle) -> bytes:
     """CSV input's rows as JSON lines: the looked-up field as ``input``, the row's fields as ``row``, the result."""
     codes, representatives = combinations(columns)
-    tails = [json_tail(columns, i, style) for i in representatives]
+    checked_at = _now()
+    tails = [json_tail(columns, i, style, checked_at) for i in representatives]
     encode = msgspec.json.encode
     numbers = numbers_column(columns)
     return b"".join(

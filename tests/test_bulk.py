@@ -666,3 +666,19 @@ def test_the_odd_bytes_are_those_a_plain_line_cannot_hold() -> None:
     every = np.arange(256, dtype=np.uint8)
     named = [b < 32 and b != 10 or b in (34, 92) or b >= 127 for b in range(256)]
     assert bulk_input._odd(every).tolist() == named
+
+
+def test_a_chunks_rows_are_checked_at_one_time_the_time_of_the_lookup() -> None:
+    """The clock is read once per chunk: every row of it has that ``checkedAt``, between the call's start and end."""
+    from datetime import UTC, datetime
+
+    lines = _every_region_lines()[:2000] + _ODD_LINES
+    before = datetime.now(UTC).replace(microsecond=0)
+    sink = io.BytesIO()
+    content = "".join(line.replace("\n", " ") + "\n" for line in lines).encode("utf-8")  # one block
+    lookup_file(Resolver(), io.BytesIO(content), sink, fmt="jsonl")
+    after = datetime.now(UTC)
+    stamps = {json.loads(line)["checkedAt"] for line in sink.getvalue().splitlines()}
+    assert len(stamps) == 1
+    moment = datetime.fromisoformat(stamps.pop().replace("Z", "+00:00"))
+    assert before <= moment <= after
