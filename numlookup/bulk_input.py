@@ -35,7 +35,6 @@ from typing import IO, TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-from numpy.lib.stride_tricks import sliding_window_view
 
 if TYPE_CHECKING:
     from _csv import Reader
@@ -154,10 +153,13 @@ def scan_lines(data: bytes, max_digits: int) -> LineScan:
     rows = np.flatnonzero((first == 43) & (length >= 2) & (length <= max_digits + 1))
     if len(rows):
         padded = np.concatenate([np.zeros(16, dtype=np.uint8), buffer])
-        words = np.ascontiguousarray(sliding_window_view(padded, 16)[ends[rows]]).view("<u8")  # buffer[end-16:end]
+        # The eight bytes from each offset as one word (unaligned; read in place), so that a line's
+        # buffer[end-16:end] is the words at end and end + 8 of the padded buffer: two gathers.
+        word_at = np.ndarray((len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))
+        at = ends[rows]
         n = length[rows] - 1
-        high = _digit_words(words[:, 0], _KEEP[np.clip(n - 8, 0, 8)])
-        low = _digit_words(words[:, 1], _KEEP[np.minimum(n, 8)])
+        high = _digit_words(word_at[at], _KEEP[np.clip(n - 8, 0, 8)])
+        low = _digit_words(word_at[at + 8], _KEEP[np.minimum(n, 8)])
         ok = (high >= 0) & (low >= 0)
         rows = rows[ok]
         plus[rows] = True
