@@ -35,7 +35,6 @@ from typing import IO, TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-from numpy.lib.stride_tricks import sliding_window_view
 
 if TYPE_CHECKING:
     from _csv import Reader
@@ -48,10 +47,6 @@ _BATCH = 4096  # records taken from the csv reader at a time
 _QUOTED = re.compile(r'"[^"]*(?:"|$)')
 _LINE_END = re.compile(r"\r\n|\r|\n")
 _BOM = "\ufeff".encode()
-# Bytes that make a line not plain (LineScan): controls but "\n", DEL and beyond ASCII, '"' and '\\'.
-_ODD = np.zeros(256, dtype=np.bool_)
-_ODD[:32] = _ODD[127:] = _ODD[34] = _ODD[92] = True
-_ODD[10] = False
 # For a 64-bit word of eight bytes: _KEEP[j] keeps its last j bytes (the highest, little-endian), the digits.
 _KEEP = np.array([((1 << 64) - 1) ^ ((1 << (8 * (8 - j))) - 1) for j in range(9)], dtype=np.uint64)
 _ZEROS = np.uint64(0x3030303030303030)  # "00000000"
@@ -149,7 +144,7 @@ def scan_lines(data: bytes, max_digits: int) -> LineScan:
     starts[1:] = ends[:-1] + 1
     length = ends - starts
     plain = np.ones(count, dtype=np.bool_)
-    plain[np.searchsorted(ends, np.flatnonzero(_ODD[buffer]))] = False
+    plain[np.searchsorted(ends, np.flatnonzero(_odd(buffer)))] = False
     first = buffer[starts]  # an empty line's is its "\n"
     plain &= (first != 32) & (buffer[np.where(length > 0, ends - 1, ends)] != 32)
     plus = np.zeros(count, dtype=np.bool_)
@@ -158,16 +153,32 @@ def scan_lines(data: bytes, max_digits: int) -> LineScan:
     rows = np.flatnonzero((first == 43) & (length >= 2) & (length <= max_digits + 1))
     if len(rows):
         padded = np.concatenate([np.zeros(16, dtype=np.uint8), buffer])
-        words = np.ascontiguousarray(sliding_window_view(padded, 16)[ends[rows]]).view("<u8")  # buffer[end-16:end]
+        # The eight bytes from each offset as one word (unaligned; read in place), so that a line's
+        # buffer[end-16:end] is the words at end and end + 8 of the padded buffer: two gathers.
+        word_at = np.ndarray((len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))
+        at = ends[rows]
         n = length[rows] - 1
-        high = _digit_words(words[:, 0], _KEEP[np.clip(n - 8, 0, 8)])
-        low = _digit_words(words[:, 1], _KEEP[np.minimum(n, 8)])
+        high = _digit_words(word_at[at], _KEEP[np.clip(n - 8, 0, 8)])
+        low = _digit_words(word_at[at + 8], _KEEP[np.minimum(n, 8)])
         ok = (high >= 0) & (low >= 0)
         rows = rows[ok]
         plus[rows] = True
         value[rows] = high[ok] * 100_000_000 + low[ok]
         digits[rows] = n[ok]
     return LineScan(buffer, starts, ends, plain, plus, value, digits)
+
+
+def _odd(buffer: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
+    """The bytes that make a line not plain: controls but ``\\n``, DEL and beyond ASCII, ``"`` and ``\\``.
+
+    By comparisons (``b - 32`` wraps below the space), not a 256-entry table:
+    numpy gathers a byte at a time, where a comparison runs a vector of them,
+    and the gather was a sixth of the scan.
+    """
+    odd: npt.NDArray[np.bool_] = ((buffer - 32) > 94) ^ (buffer == 10)  # "\n" is the one byte below 32 allowed
+    odd |= buffer == 34
+    odd |= buffer == 92
+    return odd
 
 
 def _digit_words(word: npt.NDArray[np.uint64], keep: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:

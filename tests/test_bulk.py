@@ -10,12 +10,13 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import IO, Any, cast
 
 import numpy as np
 import phonenumbers
 import pytest
 
-from numlookup import bulk_input
+from numlookup import bulk, bulk_input
 from numlookup.bulk import (
     CSV_HEADER,
     LOOKUP_COLUMNS,
@@ -386,6 +387,49 @@ def test_the_garbage_collector_runs_again_after_a_file_even_a_refused_one() -> N
     assert gc.isenabled()
 
 
+def test_before_an_exit_the_collector_stays_paused_after_the_last_chunk() -> None:
+    """``then_exit``: what the run left is not collected (freed) as the process ends; the output is the same."""
+    content = b"+37251000001\nnope\n+4915112345678\n"
+    expected = io.BytesIO()
+    lookup_file(Resolver(), io.BytesIO(content), expected, fmt="jsonl")
+    assert gc.isenabled()
+    sink = io.BytesIO()
+    try:
+        lookup_file(Resolver(), io.BytesIO(content), sink, fmt="jsonl", then_exit=True)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    assert _timeless(sink.getvalue()) == _timeless(expected.getvalue())
+
+
+@pytest.mark.parametrize("column", [None, 0])
+def test_the_collector_runs_between_chunks_not_after_the_last(
+    monkeypatch: pytest.MonkeyPatch, column: int | None
+) -> None:
+    """One collection before each chunk but the first: what a chunk left is freed before the next is resolved."""
+    monkeypatch.setattr(bulk_input, "CHUNK_BYTES", 4096)  # plain: 14-byte lines, 11 blocks
+    monkeypatch.setattr(bulk_input, "CHUNK_ROWS", 300)  # CSV: 10 chunks of 300 records, taken 100 at a time
+    monkeypatch.setattr(bulk_input, "_BATCH", 100)
+    content = b"".join(b"+3725100%04d\n" % i for i in range(3000))
+    reader = BulkReader(io.BytesIO(content), column=column)
+    chunks = len(list(reader.blocks() if column is None else reader.chunks()))
+    assert chunks >= 10
+    resolver = Resolver()
+    collections: list[int] = []
+
+    def record(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.callbacks.append(record)
+    try:
+        stats = lookup_file(resolver, io.BytesIO(content), io.BytesIO(), column=column)
+    finally:
+        gc.callbacks.remove(record)
+    assert stats.numbers == 3000
+    assert collections == [1] * (chunks - 1)
+
+
 @pytest.mark.parametrize(
     "inputs",
     [
@@ -554,7 +598,7 @@ def test_blocks_read_from_bytes_write_what_the_general_path_writes(
 
 
 def test_writing_from_pieces_to_a_file_a_pipe_and_a_buffer(tmp_path: Path) -> None:
-    """``write_pieces`` by ``os.writev`` (a file after buffered bytes, a pipe smaller than a batch) and by a join."""
+    """``write_pieces`` to a file after buffered bytes, a pipe smaller than a run (its reader slower) and a buffer."""
     import os
     import threading
 
@@ -573,7 +617,7 @@ def test_writing_from_pieces_to_a_file_a_pipe_and_a_buffer(tmp_path: Path) -> No
     with target.open("wb") as sink:
         write_pieces(sink, pieces, sizes)
     assert target.read_bytes() == whole
-    read_end, write_end = os.pipe()  # it holds 64 KiB: each writev waits for the reader
+    read_end, write_end = os.pipe()  # it holds 64 KiB: each write waits for the reader
     received = bytearray()
 
     def drain() -> None:
@@ -589,17 +633,52 @@ def test_writing_from_pieces_to_a_file_a_pipe_and_a_buffer(tmp_path: Path) -> No
     assert bytes(received) == whole
 
 
-def test_a_short_writev_is_finished_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The kernel may take part of a batch (a signal, a full disk): the rest follows before the next batch."""
-    import os
+def test_a_short_write_is_finished_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A raw sink may take part of a run (a signal, a full disk): the rest follows before the next run."""
+    monkeypatch.setattr(bulk, "WRITE_BYTES", 1000)  # many runs, each cut short again and again
 
-    def partial(fd: int, buffers: list[bytes]) -> int:  # what os.writev may do: take fewer bytes than given
-        first = bytes(buffers[0])
-        return os.write(fd, first[: max(1, len(first) // 2)])
+    class Partial(io.RawIOBase):
+        """A raw file that takes at most half of what it is given, as ``os.write`` may."""
 
-    monkeypatch.setattr(os, "writev", partial)
+        def __init__(self, target: IO[bytes]) -> None:
+            self.target = target
+            self.calls = 0
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, data: Any) -> int:
+            self.calls += 1
+            return self.target.write(bytes(data)[: max(1, len(data) // 2)])
+
     pieces = [b"%d," % i * (i % 5 + 1) for i in range(3000)]
+    whole = b"".join(pieces)
     target = tmp_path / "out"
     with target.open("wb") as sink:
-        write_pieces(sink, pieces)
-    assert target.read_bytes() == b"".join(pieces)
+        partial = Partial(sink)
+        write_pieces(cast(IO[bytes], partial), pieces)
+    assert target.read_bytes() == whole
+    assert partial.calls > 2 * (len(whole) // 1000)  # each run was cut short at least once
+
+
+def test_the_odd_bytes_are_those_a_plain_line_cannot_hold() -> None:
+    """``bulk_input._odd`` by comparisons is the byte class it names: controls but ``\\n``, ``"``, ``\\``, DEL on."""
+    every = np.arange(256, dtype=np.uint8)
+    named = [b < 32 and b != 10 or b in (34, 92) or b >= 127 for b in range(256)]
+    assert bulk_input._odd(every).tolist() == named
+
+
+def test_a_chunks_rows_are_checked_at_one_time_the_time_of_the_lookup() -> None:
+    """The clock is read once per chunk: every row of it has that ``checkedAt``, between the call's start and end."""
+    from datetime import UTC, datetime
+
+    lines = _every_region_lines()[:2000] + _ODD_LINES
+    before = datetime.now(UTC).replace(microsecond=0)
+    sink = io.BytesIO()
+    content = "".join(line.replace("\n", " ") + "\n" for line in lines).encode("utf-8")  # one block
+    lookup_file(Resolver(), io.BytesIO(content), sink, fmt="jsonl")
+    after = datetime.now(UTC)
+    stamps = {json.loads(line)["checkedAt"] for line in sink.getvalue().splitlines()}
+    assert len(stamps) == 1
+    moment = datetime.fromisoformat(stamps.pop().replace("Z", "+00:00"))
+    assert before <= moment <= after

@@ -205,6 +205,7 @@ def _bulk(
                 delimiter=delimiter,
                 style=style,
                 progress=advance,
+                then_exit=True,  # the last thing either way in: numlookup.cli.end, or typer's exit
             )
         except BulkInputError as exc:
             if not to_stdout and output_file is not None and output_file.is_file():

@@ -14,12 +14,12 @@ import csv
 import io
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 
 import numpy as np
 import numpy.typing as npt
 
 from numlookup.numbering.intervals import pad_high, pad_low
+from numlookup.numbering.networks import DATA
 from numlookup.numbering.operator_data import DataNetwork, RangeMap
 
 
@@ -71,7 +71,7 @@ class ShippedBlocks:
 
 @cache
 def _shipped() -> ShippedBlocks:
-    raw = (resources.files("numlookup.numbering") / "data" / "blocks.csv").open("rb")
+    raw = (DATA / "blocks.csv").open("rb")
     with io.TextIOWrapper(raw, encoding="utf-8", newline="") as fh:
         rows = csv.reader(fh)  # not DictReader: this runs at every process start, and is twice as fast
         if next(rows) != ["low", "high", "mccmnc", "name", "holder", "source"]:

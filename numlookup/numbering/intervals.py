@@ -29,6 +29,7 @@ def pad_high(digits: str) -> int:
 
 
 SORT_PROBES_FROM = 4096
+SORT_HAYSTACK_FROM = 1 << 17  # below this many keys (1 MB) the table stays in the CPU's cache: no sort pays
 
 
 def distinct_sorted(keys: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
@@ -74,9 +75,11 @@ def sorted_search(
 
     numpy's binary search starts each needle from where the previous one ended
     when the needles ascend, so a sorted batch walks a large table nearly in order
-    instead of taking a cache miss at every step: 5x faster on 10M keys.
+    instead of taking a cache miss at every step: 5x faster on 10M keys. A table
+    that fits in the cache (the shipped blocks' 3,000 segments) takes no miss to
+    save: there the sort was four fifths of a 250,000-number lookup.
     """
-    if len(needles) < SORT_PROBES_FROM:
+    if len(needles) < SORT_PROBES_FROM or len(haystack) < SORT_HAYSTACK_FROM:
         return np.searchsorted(haystack, needles, side=side)
     order = np.argsort(needles, kind="stable")
     found = np.empty(len(needles), dtype=np.intp)

@@ -23,8 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,6 +73,9 @@ def read(folder: Path, library_version: str) -> CachedPlan | None:
 
 def write(cache_dir: Path, library_version: str, arrays: dict[str, Array], meta: dict[str, Any]) -> None:
     """Store the compiled plan as ``cache_dir/folder_name(…)``, replacing a damaged one and older versions'."""
+    import shutil  # here, not with the module: a warm start only reads, and tempfile is some 4 ms to import
+    import tempfile
+
     cache_dir.mkdir(parents=True, exist_ok=True)
     final = cache_dir / folder_name(library_version)
     building = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".building-"))
@@ -99,6 +100,9 @@ def write(cache_dir: Path, library_version: str, arrays: dict[str, Array], meta:
 
 
 def _set_aside(folder: Path, cache_dir: Path) -> None:
+    import shutil
+    import tempfile
+
     aside = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".old-"))
     try:
         os.rename(folder, aside / folder.name)
@@ -109,6 +113,8 @@ def _set_aside(folder: Path, cache_dir: Path) -> None:
 
 def _prune(cache_dir: Path, keep: str) -> None:
     """Remove other versions' caches (and the ``.npz`` of older releases): they are never read again."""
+    import shutil
+
     for entry in cache_dir.iterdir():
         if entry.name == keep or not entry.name.startswith(PREFIX):
             continue

@@ -419,11 +419,14 @@ class Resolver:
         region = batch.region[rows].astype(np.int64)
         carrier = batch.carrier[rows].astype(np.int64)
         code = np.zeros(len(rows), dtype=np.int64)
+        # A region and carrier pair: keys in a span ``group`` tells apart without a sort.
+        key = region * (len(batch.carriers) + 1) + carrier + 1
         if NON_GEOGRAPHIC in batch.regions:  # +800, +882, …: the country depends on the number's own code
             non_geo = region == batch.regions.index(NON_GEOGRAPHIC)
-            digits = batch.digits[rows][non_geo]
-            code[non_geo] = digits // POW10[np.searchsorted(POW10, digits, side="right") - 3]
-        key = (region * (len(batch.carriers) + 1) + carrier + 1) * 1000 + code
+            if non_geo.any():
+                digits = batch.digits[rows][non_geo]
+                code[non_geo] = digits // POW10[np.searchsorted(POW10, digits, side="right") - 3]
+                key = key * 1000 + code
         inverse, first = group(key)
         index = np.empty(len(first), dtype=np.int32)
         calling = self._calling_codes(batch.digits[rows[first]])

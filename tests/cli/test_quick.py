@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +111,34 @@ def test_a_lookup_starts_without_typer_and_answers_as_typer_did(data_dir: Path, 
         typer_error = run_cli(data_dir, "lookup", *args, "--style", "seed", "--style", "seed", check=False)
         assert quick_error.returncode == typer_error.returncode == 1
         assert quick_error.stderr.startswith("error: ") and quick_error.stderr == typer_error.stderr
+
+
+@pytest.mark.usefixtures("engine")
+def test_a_quick_exit_keeps_what_the_interpreters_exit_gives(data_dir: Path, tmp_path: Path) -> None:
+    """``cli.end`` skips the teardown only: every byte reaches a pipe, an atexit handler runs, the status is kept.
+
+    Megabytes to stdout (a pipe, its buffer flushed at the end) equal the same
+    lookup written to a file; a ``sitecustomize`` registers an atexit handler
+    that must still write its line; an error keeps its status and message.
+    """
+    source = tmp_path / "numbers.txt"
+    source.write_text("".join(f"+3725{i:07d}\n" for i in range(40_000)))
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import atexit, sys\natexit.register(lambda: sys.stderr.write('atexit ran\\n'))\n"
+    )
+    with_hook = {"PYTHONPATH": str(hook)}
+    piped = run_cli(data_dir, "lookup", "--input", str(source), "--format", "jsonl", env=with_hook)
+    written = tmp_path / "out.jsonl"
+    run_cli(data_dir, "lookup", "--input", str(source), "--format", "jsonl", "--output", str(written))
+
+    def timeless(text: str) -> list[str]:
+        return [re.sub(r'"checkedAt":"[^"]*"', "", line) for line in text.splitlines()]
+
+    assert len(piped.stdout) > 10_000_000
+    assert timeless(piped.stdout) == timeless(written.read_text())
+    assert piped.stderr.endswith("atexit ran\n")
+    failed = run_cli(data_dir, "lookup", "+37251234567", "--region", "XX", env=with_hook, check=False)
+    assert failed.returncode == 1
+    assert failed.stderr.startswith("error: ") and failed.stderr.endswith("atexit ran\n")

@@ -164,12 +164,16 @@ def test_every_regions_country_has_the_calling_code_phonenumbers_gives_it(resolv
         assert result.country.calling_code == str(phonenumbers.country_code_for_region(where)), result.e164
 
 
-def test_group_gives_np_uniques_codes_and_a_key_of_each() -> None:
+@pytest.mark.parametrize(
+    ("spread", "offset"),
+    [(1_000_003, 0), (1, 0), (1, -17), (3, 10**12)],  # a sort; a table over the span, from any lowest key
+)
+def test_group_gives_np_uniques_codes_and_a_key_of_each(spread: int, offset: int) -> None:
     from numlookup.numbering.interning import group
 
     rng = np.random.default_rng(7)
     for size in (0, 1, 2, 5_000):
-        keys = rng.integers(0, 40, size).astype(np.int64) * 1_000_003
+        keys = rng.integers(0, 40, size).astype(np.int64) * spread + offset
         codes, one = group(keys)
         uniques, inverse = np.unique(keys, return_inverse=True)
         assert codes.tolist() == inverse.ravel().tolist()
