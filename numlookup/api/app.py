@@ -139,7 +139,7 @@ def freeze_heap() -> None:
 
 # The young generation's collection threshold while the app serves (CPython's own: 700).
 # Above what a burst of 1,000 connections holds alive at once (see collect_young_less_often).
-YOUNG_GENERATION_THRESHOLD = 100_000
+YOUNG_GENERATION_THRESHOLD = 250_000
 
 
 def collect_young_less_often() -> tuple[int, int, int]:
@@ -157,11 +157,15 @@ def collect_young_less_often() -> tuple[int, int, int]:
     loop (8–9 µs of the loop per request, 7–9 % of its CPU). At 10,000, a burst
     of 1,000 concurrent connections (bench/live.py) still set off 5–6 young
     collections and one middle one, 100–120 ms of the loop's CPU a burst, every
-    walked object alive. At 100,000 a burst runs without one: 6 young collections
-    in a whole bench/live.py run. Memory stays bounded by the threshold: cyclic
-    garbage is collected once 100,000 more objects are alive than after the last
-    collection (the server's own requests leave none: serving.HeadWithBody), and
-    a collection then walks at most that many (tens of ms, once in several bursts).
+    walked object alive; at 100,000 still one young collection per live burst
+    (45–68 ms of CPU, up to 100 ms of the loop). At 250,000, one in a whole
+    bench/live.py run (14 bursts), burst CPU 510 → 350 ms (medians, against
+    10,000), peak RSS no higher (250–270 MB either way). Memory stays bounded by
+    the threshold: cyclic garbage is collected once 250,000 more objects are
+    alive than after the last collection (the server's own requests leave none,
+    see serving.HeadWithBody; a live run's upstream responses left ~14,000 objects
+    in all), and a collection then walks at most about that many (~120 ms at the
+    0.5 µs an object measured here; rare).
     """
     previous = gc.get_threshold()
     gc.set_threshold(YOUNG_GENERATION_THRESHOLD, *previous[1:])
