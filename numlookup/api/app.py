@@ -138,22 +138,34 @@ def freeze_heap() -> None:
 
 
 # The young generation's collection threshold while the app serves (CPython's own: 700).
-YOUNG_GENERATION_THRESHOLD = 10_000
+# Above what a burst of 1,000 connections holds alive at once (see collect_young_less_often).
+YOUNG_GENERATION_THRESHOLD = 250_000
 
 
 def collect_young_less_often() -> tuple[int, int, int]:
     """Raise the young generation's threshold for the app's lifetime; returns the thresholds it replaced.
 
     Why: CPython collects the young generation once tracked allocations outrun
-    deallocations by 700, and a loaded worker's requests in flight hold about that
-    many (results, resolutions, coroutines, messages): a collection every 30 or so
-    requests, each walking every in-flight request's objects, and every tenth the
-    older generation too. Measured on the fused edge's loop (in-process, 32 in
-    flight, ``gc.callbacks`` timing): 8–9 µs of the loop per request, 7–9 % of
-    its CPU, for objects that were nearly all about to be freed by their
-    reference counts anyway. At 10,000 the count rarely reaches the threshold
-    (3 collections in 20,000 requests): cycles are still collected, once that
-    many more objects are alive than before, and memory does not grow with the load.
+    deallocations by the threshold, and the objects of the requests in flight
+    are just such an excess: they are alive, so a collection frees none of them
+    and moves them all to the middle generation, whose collections walk them
+    again. Objects freed by their reference counts take their count back (in
+    CPython 3.11 a deallocation lowers it), so what sets collections off is only
+    what is alive at once, plus the garbage in reference cycles.
+
+    At CPython's 700, a collection every 30 or so requests on the fused edge's
+    loop (8–9 µs of the loop per request, 7–9 % of its CPU). At 10,000, a burst
+    of 1,000 concurrent connections (bench/live.py) still set off 5–6 young
+    collections and one middle one, 100–120 ms of the loop's CPU a burst, every
+    walked object alive; at 100,000 still one young collection per live burst
+    (45–68 ms of CPU, up to 100 ms of the loop). At 250,000, one in a whole
+    bench/live.py run (14 bursts), burst CPU 510 → 350 ms (medians, against
+    10,000), peak RSS no higher (250–270 MB either way). Memory stays bounded by
+    the threshold: cyclic garbage is collected once 250,000 more objects are
+    alive than after the last collection (the server's own requests leave none,
+    see serving.HeadWithBody; a live run's upstream responses left ~14,000 objects
+    in all), and a collection then walks at most about that many (~120 ms at the
+    0.5 µs an object measured here; rare).
     """
     previous = gc.get_threshold()
     gc.set_threshold(YOUNG_GENERATION_THRESHOLD, *previous[1:])
