@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import partial
 
 import anyio.to_thread
@@ -69,9 +69,16 @@ class LiveResult:
 
 @dataclass(frozen=True, slots=True)
 class _Credits:
-    """Micro-credits a request's customer pays for its live answers, by source: stored only if its charge is."""
+    """Micro-credits a request's customer pays for its live answers, by source: stored only if its charge is.
 
-    counts: dict[usage.Key, usage.Counts]
+    Plain sums, one day's: a charge commit carries one per request, and adds
+    them up as integers before it makes the day rows' counts (one ``Counts`` per
+    request, merged field by field, was 5 ms of a 1,000-request burst's commits,
+    with the event loop's GIL held; py-spy --gil).
+    """
+
+    day: date
+    micros: dict[str, int]
 
 
 @dataclass(slots=True)
@@ -280,7 +287,7 @@ class LiveService:
             if result.charge_class != "offline" and (charged is None or number in charged):
                 by_source[result.source] = by_source.get(result.source, 0) + price_of(result.charge_class)
         if by_source:
-            attached.append(_Credits(self.usage.credits(by_source)))
+            attached.append(_Credits(datetime.now(UTC).date(), by_source))
         return attached
 
     def store(self, conn: Connection, attached: Sequence[object]) -> Callable[[], None] | None:
@@ -291,8 +298,13 @@ class LiveService:
         """
         self.cache.upsert(conn, [item for item in attached if isinstance(item, dict)])
         taken = self.usage.take()
-        credits = [item.counts for item in attached if isinstance(item, _Credits)]
-        usage.store(conn, usage.merged(taken, *credits), self.usage.pricing)
+        credits: dict[usage.Key, int] = {}
+        for item in attached:
+            if isinstance(item, _Credits):
+                for source, micros in item.micros.items():
+                    credits[item.day, source] = credits.get((item.day, source), 0) + micros
+        charged = {key: usage.Counts(credits_micros=micros) for key, micros in credits.items() if micros}
+        usage.store(conn, usage.merged(taken, charged), self.usage.pricing)
         return partial(self.usage.commit, taken) if taken else None
 
     def flush_usage(self) -> None:
