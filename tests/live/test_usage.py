@@ -98,7 +98,7 @@ def test_a_commit_carrying_several_requests_stores_the_sum_of_their_credits(tmp_
     engine = make_engine(database_url(tmp_path / "db"))
     upgrade(engine)
     service = LiveService(Router([]), {}, LiveCache(engine, 60, 60), Resolver(), Metrics())
-    service.usage.pricing.update(PRICING)
+    service.usage.pricing = PRICING
     now = datetime.now(UTC)
     prices: dict[ChargeClass, int] = {"live": 30_000, "cache": 5_000, "offline": 1_000}
 
