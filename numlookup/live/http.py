@@ -25,6 +25,14 @@ exception mapping) and anyio's streams under it were about 40 % of the event
 loop's CPU per upstream request (bench/live_http.py: 840 µs against 500 on a
 loaded machine); bench/live.py's burst sends 100 of them. Cookies an upstream sets are not sent
 back (they were kept per pool, that is for a random share of the requests).
+Each request's head is httpx's, built once per kind of request and kept
+(``_Template``): httpx's ``build_request`` merges the client's URL, headers,
+cookies, parameters and timeouts anew for every call, 50 µs of the event loop's
+CPU per upstream request (timeit, on the shared machine), to make the same
+headers again but for the body's length; the kept head is copied with that
+length set, and httpx's own ``Request`` (for ``response.request``) is made from
+it. The builder's state never changes (no cookies are stored), so the same call
+gives the same head.
 When the environment names a proxy (``HTTP_PROXY`` and the like, which httpx
 honours), requests go through httpx's clients as they did, so that proxy and its
 ``NO_PROXY`` exceptions still apply.
@@ -51,6 +59,10 @@ DEFAULT_RETRY_AFTER_SECONDS = 1.0
 # How long an idle connection is kept: httpx's default, which the pools used before.
 KEEPALIVE_SECONDS = 5.0
 
+# Kinds of request whose head is kept (see the module's doc): a source that puts the number in the URL
+# (Twilio) makes one per number, so the kept heads are dropped when there are this many.
+MAX_TEMPLATES = 256
+
 # httpcore's failures that are not a timeout, a refused connection or a broken one: "failed (…)".
 _OTHER_FAILURES = (httpcore.ProtocolError, httpcore.ProxyError, httpcore.UnsupportedProtocol, httpcore.NetworkError)
 _BROKEN = (httpcore.ReadError, httpcore.WriteError, httpcore.RemoteProtocolError)
@@ -59,6 +71,46 @@ _BROKEN = (httpcore.ReadError, httpcore.WriteError, httpcore.RemoteProtocolError
 def environment_proxies() -> bool:
     """Does the environment name a proxy (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``, …) that httpx would use?"""
     return any(scheme != "no" for scheme in urllib.request.getproxies())
+
+
+class _Template:
+    """The head httpx builds for one kind of request: its URL, headers (and where its length goes), extensions."""
+
+    __slots__ = ("authorization_at", "core_url", "extensions", "headers", "length_at", "method", "url")
+
+    def __init__(self, request: httpx.Request, content: bytes | None) -> None:
+        self.method = request.method
+        self.url = request.url
+        target = request.url
+        self.core_url = httpcore.URL(
+            scheme=target.raw_scheme, host=target.raw_host, port=target.port, target=target.raw_path
+        )
+        self.headers = list(request.headers.raw)
+        self.extensions = request.extensions
+        names = [name.lower() for name, _ in self.headers]
+        # Where the body's length goes; None: the head is used as built (no body, or kept for this call only).
+        self.length_at = names.index(b"content-length") if content is not None and self.fits(request, content) else None
+        self.authorization_at = names.index(b"authorization") if b"authorization" in names else None
+
+    @staticmethod
+    def fits(request: httpx.Request, content: bytes | None) -> bool:
+        """Is the only part of the head that depends on the body its Content-Length, stated as httpx states it?"""
+        lengths = [value for name, value in request.headers.raw if name.lower() == b"content-length"]
+        if content is None:
+            return not lengths
+        return lengths == [str(len(content)).encode()]
+
+    def head(self, content: bytes | None, authorization: str | None) -> list[tuple[bytes, bytes]]:
+        """The headers httpx's ``build_request`` (and its Basic auth flow, last) give a request with ``content``."""
+        headers = list(self.headers)
+        if self.length_at is not None and content is not None:
+            headers[self.length_at] = (headers[self.length_at][0], str(len(content)).encode())
+        if authorization is not None:  # as httpx's Headers set it: in place of the caller's own, else last
+            if self.authorization_at is None:
+                headers.append((b"Authorization", authorization.encode()))
+            else:
+                headers[self.authorization_at] = (b"Authorization", authorization.encode())
+        return headers
 
 
 class HttpClients:
@@ -88,6 +140,7 @@ class HttpClients:
         # Builds each request as a client of these settings sends it: the bytes on the wire stay httpx's.
         self._builder = httpx.AsyncClient(timeout=timeout, headers=common, trust_env=False)
         self._authorization = _basic(auth) if auth is not None else None
+        self._templates: dict[tuple[object, ...], _Template] = {}
         self._pools: list[httpx.AsyncClient | httpcore.AsyncConnectionPool]
         if self.via_httpx:
             self._pools = [
@@ -165,19 +218,23 @@ class HttpClients:
         headers: Mapping[str, str] | None,
     ) -> httpx.Response:
         """The request httpx would send, straight to the pool; the whole answer read, decoded as httpx decodes it."""
-        request = self._builder.build_request(method, url, content=content, params=params, headers=headers)
-        if self._authorization is not None:
-            request.headers["Authorization"] = self._authorization  # last, where httpx's auth flow puts it
-        target = request.url
+        template = self._template(method, url, content, params, headers)
+        raw = template.head(content, self._authorization)
+        request = httpx.Request(
+            template.method,
+            template.url,
+            headers=raw,
+            stream=httpx.ByteStream(content or b""),
+            extensions=template.extensions,
+        )
+        request.read()  # its content readable, as a request httpx built with it
         answer = await pool.handle_async_request(
             httpcore.Request(
-                method=request.method,
-                url=httpcore.URL(
-                    scheme=target.raw_scheme, host=target.raw_host, port=target.port, target=target.raw_path
-                ),
-                headers=request.headers.raw,
+                method=template.method,
+                url=template.core_url,
+                headers=raw,
                 content=content,
-                extensions=request.extensions,
+                extensions=template.extensions,
             )
         )
         try:
@@ -190,6 +247,33 @@ class HttpClients:
         response.request = request
         response.read()  # undoes the Content-Encoding, as httpx's client does
         return response
+
+    def _template(
+        self,
+        method: str,
+        url: str,
+        content: bytes | None,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+    ) -> _Template:
+        """The kept head of this kind of request, built by httpx the first time (see the module's doc)."""
+        key = (
+            method,
+            url,
+            None if content is None else bool(content),  # an empty body's Content-Length goes elsewhere in the head
+            None if params is None else tuple(params.items()),
+            None if headers is None else tuple(headers.items()),
+        )
+        template = self._templates.get(key)
+        if template is not None:
+            return template
+        request = self._builder.build_request(method, url, content=content, params=params, headers=headers)
+        template = _Template(request, content)
+        if _Template.fits(request, content):  # else (a caller's own Content-Length, say) built anew each time
+            if len(self._templates) >= MAX_TEMPLATES:
+                self._templates.clear()
+            self._templates[key] = template
+        return template
 
     async def close(self) -> None:
         await asyncio.gather(*(pool.aclose() for pool in self._pools), self._builder.aclose())

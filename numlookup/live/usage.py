@@ -124,11 +124,6 @@ class UsageCounter:
                     cost_micros = answered * self.pricing.get(source, Pricing()).cost_micros
                 counts.cost_micros += cost_micros
 
-    def credits(self, by_source: Mapping[str, int], now: datetime | None = None) -> dict[Key, Counts]:
-        """Micro-credits customers were charged for answers, by the source that gave them, as counts to store."""
-        day = (now or datetime.now(UTC)).date()
-        return {(day, source): Counts(credits_micros=micros) for source, micros in by_source.items() if micros}
-
     def take(self) -> dict[Key, Counts]:
         """A snapshot of what is pending; ``commit`` it once the transaction that stored it has committed."""
         with self._lock:

@@ -229,6 +229,51 @@ def test_requests_and_answers_are_httpxs_byte_for_byte(auth: tuple[str, str] | N
     assert (b"Authorization: Basic " in direct_requests[0]) is (auth is not None)
 
 
+async def repeated(clients: HttpClients, url: str) -> list[tuple[int, bytes, str, bytes]]:
+    """Each kind of request again and again: bodies of other lengths, a caller's own Authorization, parameters."""
+    calls: list[tuple[str, str, bytes | None, dict[str, str] | None, dict[str, str] | None]] = [
+        ("POST", "/v1/hlr/sync", body("+37251000000"), None, {"Content-Type": "application/json"}),
+        ("POST", "/v1/hlr/sync", json.dumps({"numbers": ["+37251000001"] * 7}).encode(), None, None),
+        ("POST", "/v1/hlr/sync", b"", None, None),
+        ("GET", "/lookup/+37251000000", None, {"Fields": "line_type"}, None),
+        ("POST", "/v1/hlr/sync", body("+372510"), None, {"Content-Type": "application/json"}),
+        ("GET", "/lookup/+37251000000", None, {"Fields": "line_type"}, None),
+        ("POST", "/v1/hlr/sync", b"{}", None, {"Authorization": "Bearer t"}),
+        ("POST", "/v1/hlr/sync", b"{}", None, None),
+        ("POST", "/v1/hlr/sync", b'{"numbers": []}', None, {"Authorization": "Bearer t"}),
+    ]
+    try:
+        responses = [
+            await clients.send(method, url + path, content=content, params=params, headers=headers)
+            for method, path, content, params, headers in calls
+        ]
+    finally:
+        await clients.close()
+    return [(r.status_code, r.content, str(r.request.url), r.request.content) for r in responses]
+
+
+@pytest.mark.parametrize("auth", [("user", "pässword"), None])
+def test_repeated_kinds_of_request_are_httpxs_byte_for_byte(auth: tuple[str, str] | None) -> None:
+    """The head kept for a kind of request (``http._Template``) sends, for any later body, what httpx's client sends.
+
+    The first test sends each kind once, that is each head as httpx built it
+    for that very call; here the kept heads are used again, with bodies of
+    other lengths, an empty one, a caller's own ``Authorization``.
+    """
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+    seen = []
+    with recorder([answer] * 18) as server:
+        for via_httpx in (True, False):
+            clients = HttpClients("up", timeout=5, max_connections=2, auth=auth, via_httpx=via_httpx)
+            answers = run_on("uvloop", repeated(clients, server.url))
+            seen.append((server.requests[-9:], answers))
+    (httpx_requests, httpx_answers), (direct_requests, direct_answers) = seen
+    assert len(direct_requests) == 9
+    assert direct_requests == httpx_requests
+    assert direct_answers == httpx_answers
+    assert len({r.split(b"Content-Length: ")[1].split(b"\r")[0] for r in direct_requests if b"POST" in r[:4]}) > 3
+
+
 @pytest.mark.parametrize("loop", LOOPS)
 def test_a_connection_the_server_closed_is_replaced(loop: str) -> None:
     """A server that closes after each answer: every request after the first finds its idle connection gone."""

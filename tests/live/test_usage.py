@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import fields
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection
 
+from numlookup.billing.prices import ChargeClass
 from numlookup.live import usage
+from numlookup.live.cache import LiveCache
+from numlookup.live.router import Router
+from numlookup.live.service import LiveResult, LiveService
 from numlookup.live.usage import Counts, Key, Pricing
+from numlookup.metrics import Metrics
+from numlookup.numbering import Resolver
 from numlookup.store import make_engine, upgrade
 from numlookup.store.engine import write_transaction
 from numlookup.store.tables import source_usage
@@ -84,3 +90,40 @@ def test_counts_add_and_subtract_every_field() -> None:
     assert usage.merged({(date(2026, 3, 4), "a"): ones}, {(date(2026, 3, 4), "a"): ones}) == {
         (date(2026, 3, 4), "a"): Counts(**dict.fromkeys(names, 2))
     }
+
+
+def test_a_commit_carrying_several_requests_stores_the_sum_of_their_credits(tmp_path: Path) -> None:
+    """Each request's credits by source (``LiveService.attachment``), stored by one commit: their sums, with the
+    usage counted meanwhile, in the day rows."""
+    engine = make_engine(database_url(tmp_path / "db"))
+    upgrade(engine)
+    service = LiveService(Router([]), {}, LiveCache(engine, 60, 60), Resolver(), Metrics())
+    service.usage.pricing = PRICING
+    now = datetime.now(UTC)
+    prices: dict[ChargeClass, int] = {"live": 30_000, "cache": 5_000, "offline": 1_000}
+
+    def request(*answers: tuple[str, ChargeClass]) -> list[object]:
+        results = {f"+3725100000{i}": LiveResult(s, now, c) for i, (s, c) in enumerate(answers)}
+        return list(service.attachment(results, prices.__getitem__))
+
+    attached = [
+        *request(("upstream:a", "live"), ("upstream:a", "live"), ("cache", "cache")),
+        *request(("upstream:a", "live"), ("offline", "offline")),
+        *request(("upstream:b", "live")),
+        *request(("offline", "offline")),  # nothing charged for a live source: no credits
+    ]
+    service.usage.request("upstream:a", 10, 9, failed=False)
+    with write_transaction(engine) as conn:
+        after = service.store(conn, attached)
+    assert after is not None
+    after()
+    with engine.connect() as conn:
+        rows = {r.source: r for r in conn.execute(source_usage.select()).all()}
+    assert {s: (r.day, r.credits_micros) for s, r in rows.items()} == {
+        "upstream:a": (now.date(), 90_000),
+        "upstream:b": (now.date(), 30_000),
+        "cache": (now.date(), 5_000),
+    }
+    assert (rows["upstream:a"].queries, rows["upstream:a"].answered, rows["upstream:a"].cost_micros) == (1, 9, 22_500)
+    assert not service.usage  # what the commit stored left the worker's memory
+    engine.dispose()
