@@ -71,10 +71,11 @@ def test_offline_answers_hold_each_field_where_the_contract_names_it(style: Stat
 
 
 def test_result_objects_are_left_out_of_the_garbage_collector_and_can_be() -> None:
-    """``gc=False``: untracked, and safely so, as every field holds an atom or another such result object.
+    """``gc=False`` is safe: every field holds an atom or another such result object, none a container.
 
     A field that could hold a container (a list, a dict) could close a reference
-    cycle the collector would then never free: this fails if one is added.
+    cycle the collector, told to leave these objects alone, would never free:
+    this fails if one is added.
     """
     resolutions = Resolver().resolve(["+37251000001", "+4915112345678", "hello", "+999123"])
     for resolution in resolutions:
