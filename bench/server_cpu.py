@@ -15,9 +15,10 @@ Run by hand, never by the test suite (Linux; wrk on PATH)::
     python bench/server_cpu.py [--rounds 5] [--duration 5] [--connections 64] [--access-log on]
                                [--profile FILE] [--profile-rate 200]
 
-``--profile FILE`` adds one more numlookup run, after the rounds and not
-counted in them, recorded by py-spy (``--format raw``; its own sampling costs
-the server CPU, so the figures come from the rounds only).
+``--profile FILE`` adds one more run of each server, after the rounds and not
+counted in them, recorded by py-spy (``--format raw``): numlookup's to FILE,
+the raw app's to FILE.raw (its own sampling costs the server CPU, so the
+figures come from the rounds only).
 
 Another checkout's server is measured by running that checkout's copy of this
 file (the server runs from the checkout the file is in).
@@ -123,10 +124,14 @@ def main() -> None:
                 )
             batch = mean_charge_batch(base)
             if args.profile:
-                spy = start_profile(args.profile, node_pid, args.profile_rate)
-                server.run_wrk(base + "/v1/hlr/sync", "lookup", args.connections, args.duration, authorization)
-                spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
-                spy.wait(60)
+                for url, pid, path in (
+                    (base, node_pid, args.profile),
+                    (raw_base, reference_pid, args.profile + ".raw"),
+                ):
+                    spy = start_profile(path, pid, args.profile_rate)
+                    server.run_wrk(url + "/v1/hlr/sync", "lookup", args.connections, args.duration, authorization)
+                    spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+                    spy.wait(60)
     print(
         f"server CPU per request, {args.rounds} rounds of {args.duration} s, {args.connections} connections,"
         f" access log {args.access_log} (median, min–max):"
