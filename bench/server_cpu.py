@@ -13,6 +13,12 @@ before and after every load: CPU per answered request, median and spread over
 Run by hand, never by the test suite (Linux; wrk on PATH)::
 
     python bench/server_cpu.py [--rounds 5] [--duration 5] [--connections 64] [--access-log on]
+                               [--profile FILE] [--profile-rate 200]
+
+``--profile FILE`` adds one more run of each server, after the rounds and not
+counted in them, recorded by py-spy (``--format raw``): numlookup's to FILE,
+the raw app's to FILE.raw (its own sampling costs the server CPU, so the
+figures come from the rounds only).
 
 Another checkout's server is measured by running that checkout's copy of this
 file (the server runs from the checkout the file is in).
@@ -23,29 +29,50 @@ from __future__ import annotations
 import argparse
 import base64
 import os
+import signal
 import statistics
 import tempfile
+import urllib.request
 from pathlib import Path
 
 import server  # bench/server.py: its node, wrk and raw-reference helpers
+from live import start_profile  # bench/live.py: py-spy attached to a server
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of process ``pid`` and its threads, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """User + system CPU of process ``pid`` and its threads (or of its thread ``thread`` alone), from /proc."""
+    stat = Path(f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat")
+    fields = stat.read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime (fields 14 and 15 of stat)
 
 
-def load(base: str, pid: int, connections: int, duration: int, authorization: str) -> float:
-    """Microseconds of the server's CPU per answered request over one wrk run."""
-    before = cpu_seconds(pid)
+def load(base: str, pid: int, connections: int, duration: int, authorization: str) -> tuple[float, float]:
+    """Microseconds of the server's CPU per answered request over one wrk run: the process's, its main thread's.
+
+    The main thread runs the event loop (every request's own work); the others
+    are the group commit's and the thread pool's.
+    """
+    before, main_before = cpu_seconds(pid), cpu_seconds(pid, pid)
     result = server.run_wrk(base + "/v1/hlr/sync", "lookup", connections, duration, authorization)
-    spent = cpu_seconds(pid) - before
+    spent, main_spent = cpu_seconds(pid) - before, cpu_seconds(pid, pid) - main_before
     if result.non200 or not result.ok:
         raise server.BenchError(f"{base}: {result.non200} answers were not 200 ({result.ok} were)")
-    return spent / result.ok * 1e6
+    return spent / result.ok * 1e6, main_spent / result.ok * 1e6
+
+
+def mean_charge_batch(base: str) -> float:
+    """Charges per group commit so far, from the server's ``numlookup_charge_batch_size`` histogram."""
+    with urllib.request.urlopen(base + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    figures = {
+        name: float(value)
+        for name, _, value in (line.partition(" ") for line in text.splitlines())
+        if name in ("numlookup_charge_batch_size_sum", "numlookup_charge_batch_size_count")
+    }
+    count = figures.get("numlookup_charge_batch_size_count", 0.0)
+    return figures.get("numlookup_charge_batch_size_sum", 0.0) / count if count else float("nan")
 
 
 def listening_pid(base: str, marker: bytes) -> int:
@@ -68,6 +95,8 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--access-log", choices=("on", "off"), default="on")
+    parser.add_argument("--profile", metavar="FILE", help="py-spy record --format raw of one more numlookup run")
+    parser.add_argument("--profile-rate", type=int, default=200, help="py-spy's samples a second (--profile)")
     args = parser.parse_args()
     body = server.request_body(server.lua_numbers())
     with tempfile.TemporaryDirectory(prefix="numlookup-bench-") as tmp:
@@ -80,22 +109,40 @@ def main() -> None:
         token = base64.b64encode(f"{creds['api_username']}:{creds['api_password']}".encode()).decode()
         authorization = f"Basic {token}"
         figures: dict[str, list[float]] = {"numlookup": [], "raw ASGI": []}
+        main_thread: list[float] = []  # numlookup's main thread: its event loop
         with server.running_nodes(nodes, 1) as [base], server.raw_reference(authorization) as raw_base:
             server.preflight(base, authorization, body)
             server.preflight(raw_base, authorization, body)
             node_pid = listening_pid(base, b"numlookup")  # with one worker, serve answers in its own process
             reference_pid = listening_pid(raw_base, b"raw_asgi.py")
             for _ in range(args.rounds):
-                figures["numlookup"].append(load(base, node_pid, args.connections, args.duration, authorization))
+                spent, main_spent = load(base, node_pid, args.connections, args.duration, authorization)
+                figures["numlookup"].append(spent)
+                main_thread.append(main_spent)
                 figures["raw ASGI"].append(
-                    load(raw_base, reference_pid, args.connections, args.duration, authorization)
+                    load(raw_base, reference_pid, args.connections, args.duration, authorization)[0]
                 )
+            batch = mean_charge_batch(base)
+            if args.profile:
+                for url, pid, path in (
+                    (base, node_pid, args.profile),
+                    (raw_base, reference_pid, args.profile + ".raw"),
+                ):
+                    spy = start_profile(path, pid, args.profile_rate)
+                    server.run_wrk(url + "/v1/hlr/sync", "lookup", args.connections, args.duration, authorization)
+                    spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+                    spy.wait(60)
     print(
         f"server CPU per request, {args.rounds} rounds of {args.duration} s, {args.connections} connections,"
         f" access log {args.access_log} (median, min–max):"
     )
     for name, values in figures.items():
         print(f"  {name:10} {statistics.median(values):7.1f} µs  ({min(values):.1f}–{max(values):.1f})")
+    print(
+        f"  of which numlookup's main thread (its event loop) {statistics.median(main_thread):.1f} µs"
+        f"  ({min(main_thread):.1f}–{max(main_thread):.1f})"
+    )
+    print(f"  charges per group commit (mean over the whole run) {batch:.1f}")
     ratios = [r / n for r, n in zip(figures["raw ASGI"], figures["numlookup"], strict=True)]
     print(f"  raw / numlookup CPU ratio {statistics.median(ratios):.3f} ({min(ratios):.3f}–{max(ratios):.3f})")
 

@@ -21,7 +21,11 @@ if TYPE_CHECKING:  # the live layer (httpx, metrics) is not loaded for an offlin
     from numlookup.live.service import LiveResult
 
 
-class MobileNetwork(msgspec.Struct):
+# ``gc=False``: the result objects hold only strings, booleans, None and each other, so they can
+# be in no reference cycle. msgspec would find them untracked anyway, field by field, at every
+# construction; declared so, that check is skipped (a 10-number answer's objects built in 1.2 µs
+# instead of 1.4, a microbenchmark run back to back).
+class MobileNetwork(msgspec.Struct, gc=False):
     mccmnc: str | None
     networkName: str | None
     countryName: str
@@ -29,7 +33,7 @@ class MobileNetwork(msgspec.Struct):
     countryCode: str
 
 
-class NumberResult(msgspec.Struct):
+class NumberResult(msgspec.Struct, gc=False):
     number: str
     status: str
     # True/False only where something knows: imported porting data covering the

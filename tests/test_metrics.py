@@ -40,3 +40,38 @@ def test_outside_a_loop_counts_are_written_at_once() -> None:
     metrics.credits_charged(7)
     assert _sample(metrics, "numlookup_live_cache_lookups_total", result="miss") == 1.0
     assert _sample(metrics, "numlookup_credits_spent_micros_total") == 7.0
+
+
+def test_a_turns_latencies_land_in_the_buckets_and_sum_that_one_observe_each_makes() -> None:
+    """``observe_all`` (one write per bucket) against ``Histogram.observe`` per value, on two registries.
+
+    The values are binary fractions, so both sums are exact and must be equal;
+    some sit exactly on a bucket's bound (``observe`` counts them in it), one is
+    above every finite bound (+Inf), and one turn holds a single value.
+    """
+    batched, one_by_one = Metrics(), Metrics()
+    turns = [[0.0009765625, 0.005, 0.25, 0.25, 0.5, 1.0, 2.5, 64.0, 0.0078125], [0.125]]
+
+    async def run() -> None:
+        for turn in turns:
+            for value in turn:
+                batched.request_done("/v1/hlr/sync", "POST", 200, value)
+            await asyncio.sleep(0)  # the turn ends: the flush writes them together
+
+    asyncio.run(run())
+    for turn in turns:
+        for value in turn:
+            one_by_one.http_latency.labels("/v1/hlr/sync").observe(value)
+
+    def samples(metrics: Metrics) -> list[tuple[str, dict[str, str], float]]:
+        return [
+            (s.name, s.labels, s.value)
+            for family in metrics.registry.collect()
+            if family.name == "numlookup_http_request_duration_seconds"
+            for s in family.samples
+            if not s.name.endswith("_created")
+        ]
+
+    expected = samples(one_by_one)
+    assert [s for s in expected if s[0].endswith("_count")][0][2] == 10.0
+    assert samples(batched) == expected

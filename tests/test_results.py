@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import msgspec
 import numpy as np
 import pytest
@@ -9,7 +11,7 @@ import pytest
 from numlookup.numbering import Resolver
 from numlookup.numbering.models import Network, Resolution
 from numlookup.numbering.operator_data import DataNetwork, OperatorData, PortedMap
-from numlookup.results import number_result
+from numlookup.results import MobileNetwork, number_result
 from numlookup.status import STATUS_STYLES, StatusStyle
 
 CHECKED_AT = "2026-12-06T10:15:30.123Z"
@@ -66,3 +68,22 @@ def test_offline_answers_hold_each_field_where_the_contract_names_it(style: Stat
     for resolution in resolutions:
         encoded = msgspec.json.encode(number_result(resolution, style, CHECKED_AT))
         assert msgspec.json.decode(encoded) == _expected(resolution), resolution.input
+
+
+def test_result_objects_are_left_out_of_the_garbage_collector_and_can_be() -> None:
+    """``gc=False`` is safe: every field holds an atom or another such result object, none a container.
+
+    A field that could hold a container (a list, a dict) could close a reference
+    cycle the collector, told to leave these objects alone, would never free:
+    this fails if one is added.
+    """
+    resolutions = Resolver().resolve(["+37251000001", "+4915112345678", "hello", "+999123"])
+    for resolution in resolutions:
+        result = number_result(resolution, "seed", CHECKED_AT)
+        assert not gc.is_tracked(result)
+        for name in result.__struct_fields__:
+            value = getattr(result, name)
+            assert value is None or value is msgspec.UNSET or isinstance(value, str | bool | MobileNetwork), name
+            if isinstance(value, MobileNetwork):
+                assert not gc.is_tracked(value)
+                assert all(v is None or isinstance(v, str) for v in msgspec.structs.astuple(value)), name

@@ -34,6 +34,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from threading import get_ident
 from typing import Any
 
 import anyio.to_thread
@@ -54,7 +55,7 @@ class _Pending:
     numbers: int
     attached: Sequence[Any]
     counts: Counts | None
-    future: asyncio.Future[Charge] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    future: asyncio.Future[Charge]
 
 
 @dataclass
@@ -83,6 +84,8 @@ class GroupCharger:
         self._queue: list[_Pending] = []
         self._worker: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None  # the batches' thread, from the first batch on
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the last charge came from
+        self._thread = 0  # and the thread it runs in
 
     async def charge(
         self,
@@ -98,13 +101,19 @@ class GroupCharger:
         ``attached`` items are handed to ``store_attached`` in the same transaction,
         if this charge succeeds; ``counts`` (the numbers by answer class) go in the ledger row.
         """
-        pending = _Pending(account_id, request_id, amount, numbers, attached, counts)
+        loop = self._loop
+        if loop is None or self._thread != get_ident() or not loop.is_running():
+            # Once per loop, not per charge: on Python 3.11 get_running_loop asks the OS for the process id
+            # (as in api.coalescer). A loop running in this thread is the running loop: a thread runs one at a time.
+            loop = self._loop = asyncio.get_running_loop()
+            self._thread = get_ident()
+        pending = _Pending(account_id, request_id, amount, numbers, attached, counts, loop.create_future())
         if not self.enabled:
             self._settle([pending], await anyio.to_thread.run_sync(self._commit, [pending]))
             return await pending.future
         self._queue.append(pending)
         if self._worker is None or self._worker.done():
-            self._worker = asyncio.get_running_loop().create_task(self._drain())
+            self._worker = loop.create_task(self._drain())
         return await pending.future
 
     async def close(self) -> None:

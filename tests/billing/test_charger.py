@@ -216,3 +216,31 @@ def test_a_cancelled_charger_still_answers_the_batch_it_is_committing(
     charged, cancelled = asyncio.run(run())
     assert cancelled and charged.balance_after == 999_000
     assert [r.request_id for r in ledger_rows(engine, payer.id) if r.kind == "lookup"] == ["kept"]
+
+
+def test_one_charger_serves_one_event_loop_after_another(engine: Engine, make_account: AccountFactory) -> None:
+    """The charger keeps the loop its charges came from (not asked again per charge): a new loop is noticed.
+
+    A test suite, the CLI and a server restart in one process each run their own
+    loop; a future made on the previous one would never be settled by this one.
+    """
+    payer = get_account(engine, make_account(credits="1").name).id
+    charger = GroupCharger(engine)
+
+    async def charge(request_id: str) -> Charge:
+        return await charger.charge(payer, request_id, 1_000, 1)
+
+    first = asyncio.run(charge("loop-1"))
+    second = asyncio.run(charge("loop-2"))
+    third = None
+
+    def in_a_thread() -> None:
+        nonlocal third
+        third = asyncio.run(charge("loop-3"))
+
+    worker = threading.Thread(target=in_a_thread)
+    worker.start()
+    worker.join(30)
+    assert third is not None
+    assert [first.balance_after, second.balance_after, third.balance_after] == [999_000, 998_000, 997_000]
+    assert (charger.stats.commits, charger.stats.charges) == (3, 3)
