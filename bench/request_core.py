@@ -88,15 +88,19 @@ BODY = msgspec.json.encode({"numbers": NUMBERS})
 _ENCODER = msgspec.json.Encoder()
 
 
-def cpu_per_call(work: Callable[[], object], seconds: float) -> float:
-    """Microseconds of this thread's CPU per call of ``work``, over about ``seconds`` of calls."""
+def cpu_per_call(work: Callable[[], object], seconds: float, clock: Callable[[], float] = time.thread_time) -> float:
+    """Microseconds of ``clock``'s CPU per call of ``work``, over about ``seconds`` of calls.
+
+    ``clock`` is this thread's CPU by default; ``time.process_time`` counts every
+    thread's, for work that hands part of itself to another (the charger's).
+    """
     work()
-    calls, start = 0, time.thread_time()
+    calls, start = 0, clock()
     deadline = start + seconds
     while True:
         work()
         calls += 1
-        now = time.thread_time()
+        now = clock()
         if now >= deadline:
             return (now - start) / calls * 1e6
 
@@ -196,19 +200,6 @@ def charge_benches(folder: Path, sizes: list[int]) -> dict[str, Callable[[], obj
     return benches
 
 
-def process_cpu_per_call(work: Callable[[], object], seconds: float) -> float:
-    """Microseconds of the process's CPU (all threads) per call of ``work``, over about ``seconds`` of calls."""
-    work()
-    calls, start = 0, time.process_time()
-    deadline = start + seconds
-    while True:
-        work()
-        calls += 1
-        now = time.process_time()
-        if now >= deadline:
-            return (now - start) / calls * 1e6
-
-
 def charger_benches(folder: Path, sizes: list[int], synchronous: str) -> dict[str, Callable[[float], float]]:
     """``size`` concurrent ``GroupCharger.charge`` calls (one commit) per call, on one event loop; process CPU."""
     import asyncio
@@ -235,7 +226,10 @@ def charger_benches(folder: Path, sizes: list[int], synchronous: str) -> dict[st
 
         return lambda: loop.run_until_complete(charges())
 
-    return {f"charger {synchronous} {size:>3}": partial(process_cpu_per_call, commit_of(size)) for size in sizes}
+    return {
+        f"charger {synchronous} {size:>3}": partial(cpu_per_call, commit_of(size), clock=time.process_time)
+        for size in sizes
+    }
 
 
 def thread_hops() -> dict[str, Callable[[], object]]:
@@ -314,7 +308,7 @@ def main() -> None:
         hop_figures: dict[str, list[float]] = {name: [] for name in hops}
         for _ in range(args.rounds):
             for name, hop in hops.items():
-                hop_figures[name].append(process_cpu_per_call(hop, args.seconds))
+                hop_figures[name].append(cpu_per_call(hop, args.seconds, time.process_time))
         for name, values in hop_figures.items():
             print(f"  {name:24} {spread(values)}")
         print("== GroupCharger.charge, that many at once (one commit): CPU of the whole process per commit")

@@ -240,9 +240,14 @@ def observe_all(histogram: Histogram, values: Sequence[float]) -> None:
         histogram.observe(values[0])
         return
     # The labelled histogram's own attributes, the ones ``observe`` uses (prometheus-client 0.26's):
-    # tests/test_metrics.py holds what this writes to what ``observe`` writes.
-    bounds = histogram._upper_bounds
-    buckets = histogram._buckets
+    # tests/test_metrics.py holds what this writes to what ``observe`` writes. A release without
+    # them (they are private) gets ``observe`` per value, as before.
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    if bounds is None or buckets is None or not hasattr(histogram, "_sum"):
+        for value in values:
+            histogram.observe(value)
+        return
     counts: dict[int, int] = {}
     total = 0.0
     for value in values:
