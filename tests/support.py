@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -206,3 +207,37 @@ def wait_for(what: str, check: Callable[[], bool], polls: int = 1200) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"gave up waiting for {what}")
+
+
+@dataclass
+class RawResponse:
+    """A response read off a raw socket: for tests that must write the request bytes themselves."""
+
+    status_code: int
+    headers: dict[str, str]
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode(errors="replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+def read_response(sock: socket.socket) -> RawResponse:
+    """One whole HTTP/1.1 response read off a raw socket (Content-Length framed, as the server answers)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed before a response: {data!r}"
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode().split("\r\n")
+    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+    length = int(headers.get("content-length", "0"))
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        assert chunk
+        rest += chunk
+    return RawResponse(int(status_line.split()[1]), headers, rest[:length])

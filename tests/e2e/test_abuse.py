@@ -15,7 +15,6 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from numlookup.api import refusals
 from numlookup.api.limits import AuthFailures, TokenBuckets
 from numlookup.api.proxies import TrustedProxies, limit_key
 from tests.e2e.conftest import Live, start_live
-from tests.support import metric
+from tests.support import RawResponse, metric, read_response
 
 SYNC = "/v1/hlr/sync"
 JSON = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -184,20 +183,6 @@ def test_rate_limit_key_follows_the_forwarded_client(guarded: Live) -> None:
 # ------------------------------------------------------------------ request bodies
 
 
-@dataclass
-class RawResponse:
-    status_code: int
-    headers: dict[str, str]
-    content: bytes
-
-    @property
-    def text(self) -> str:
-        return self.content.decode(errors="replace")
-
-    def json(self) -> Any:
-        return json.loads(self.content)
-
-
 def connect(live: Live, source: str) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", live.server.port), timeout=10, source_address=(source, 0))
     return sock
@@ -210,23 +195,6 @@ def request_head(creds: NewCredentials, length: int | None) -> bytes:
         f"POST {SYNC} HTTP/1.1\r\nHost: numlookup\r\nAuthorization: Basic {token}\r\n"
         f"Content-Type: application/json\r\n{framing}\r\n\r\n"
     ).encode()
-
-
-def read_response(sock: socket.socket) -> RawResponse:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, f"connection closed before a response: {data!r}"
-        data += chunk
-    head, _, rest = data.partition(b"\r\n\r\n")
-    status_line, *lines = head.decode().split("\r\n")
-    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
-    length = int(headers.get("content-length", "0"))
-    while len(rest) < length:
-        chunk = sock.recv(65536)
-        assert chunk
-        rest += chunk
-    return RawResponse(int(status_line.split()[1]), headers, rest[:length])
 
 
 def closed(sock: socket.socket) -> bool:

@@ -38,7 +38,7 @@ from numlookup.billing import parse_amount
 from numlookup.serving import DrainingServer, HeadWithBody, config
 from numlookup.settings import Settings
 from numlookup.store import make_engine, upgrade
-from tests.support import database_url, free_port
+from tests.support import database_url, free_port, read_response
 
 BODY = b'{"numbers":["+37251000001"]}'
 SOCKET_TIMEOUT_S = 30  # a hang guard, not a measure
@@ -97,19 +97,8 @@ def _get(path: str, *, close: bool) -> bytes:
 def _exchange(sock: socket.socket, request: bytes) -> tuple[int, bool]:
     """Sends one request and reads its whole response; returns its status and whether the server closes after it."""
     sock.sendall(request)
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, f"the connection closed before the head was complete: {data!r}"
-        data += chunk
-    head, _, rest = data.partition(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    length = next(int(line.split(b":")[1]) for line in lines if line.lower().startswith(b"content-length:"))
-    while len(rest) < length:
-        chunk = sock.recv(65536)
-        assert chunk, "the connection closed before the body was complete"
-        rest += chunk
-    return int(lines[0].split()[1]), b"connection: close" in (line.lower() for line in lines)
+    response = read_response(sock)
+    return response.status_code, response.headers.get("connection", "").lower() == "close"
 
 
 def _serve_a_mix(served: _Served) -> Counter[int]:
