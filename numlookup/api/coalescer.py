@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from threading import get_ident
 
+from numlookup.loops import ThreadLoop
 from numlookup.numbering import Resolver
 from numlookup.numbering.models import Resolution
 
@@ -24,19 +24,13 @@ class ResolveCoalescer:
     def __init__(self, resolver: Resolver) -> None:
         self.resolver = resolver
         self._waiting: list[tuple[Sequence[str], asyncio.Future[list[Resolution]]]] = []
-        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the last request came from
-        self._thread = 0  # and the thread it runs in
+        self._loop = ThreadLoop()  # the loop the last request came from, kept
         self.batches = 0
         self.requests = 0
 
     async def resolve(self, numbers: Sequence[str]) -> list[Resolution]:
         """``Resolver.resolve(numbers)``, shared with the requests of the same loop turn."""
-        loop = self._loop
-        if loop is None or self._thread != get_ident() or not loop.is_running():
-            # Once per loop, not per request: on Python 3.11 get_running_loop asks the OS for the process id.
-            # A loop running in this thread is the running loop: a thread runs one at a time.
-            loop = self._loop = asyncio.get_running_loop()
-            self._thread = get_ident()
+        loop = self._loop.get()
         future: asyncio.Future[list[Resolution]] = loop.create_future()
         if not self._waiting:
             loop.call_soon(self._flush)

@@ -34,13 +34,13 @@ import asyncio
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from threading import get_ident
 from typing import Any
 
 import anyio.to_thread
 from sqlalchemy import Connection, Engine
 
 from numlookup.billing.ledger import Charge, Counts, Debit, InsufficientCredits, debit_batch
+from numlookup.loops import ThreadLoop
 from numlookup.store.engine import driver_transaction
 
 MAX_BATCH = 512
@@ -84,8 +84,7 @@ class GroupCharger:
         self._queue: list[_Pending] = []
         self._worker: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None  # the batches' thread, from the first batch on
-        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the last charge came from
-        self._thread = 0  # and the thread it runs in
+        self._loop = ThreadLoop()  # the loop the last charge came from, kept
 
     async def charge(
         self,
@@ -101,12 +100,7 @@ class GroupCharger:
         ``attached`` items are handed to ``store_attached`` in the same transaction,
         if this charge succeeds; ``counts`` (the numbers by answer class) go in the ledger row.
         """
-        loop = self._loop
-        if loop is None or self._thread != get_ident() or not loop.is_running():
-            # Once per loop, not per charge: on Python 3.11 get_running_loop asks the OS for the process id
-            # (as in api.coalescer). A loop running in this thread is the running loop: a thread runs one at a time.
-            loop = self._loop = asyncio.get_running_loop()
-            self._thread = get_ident()
+        loop = self._loop.get()
         pending = _Pending(account_id, request_id, amount, numbers, attached, counts, loop.create_future())
         if not self.enabled:
             self._settle([pending], await anyio.to_thread.run_sync(self._commit, [pending]))
