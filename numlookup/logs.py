@@ -299,10 +299,7 @@ def _utc_iso(created: float) -> str:
     if created < 0 or micros < 0:  # before 1970: not worth a fast path
         return _iso_from_datetime(created)
     second = int(whole)
-    last = _last_second[0]  # one read of the pair: another thread may be replacing it
-    if last[0] != second:
-        last = _last_second[0] = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S."))
-    return f"{last[1]}{micros // 1000:03d}Z"
+    return f"{_second_text(second)}{micros // 1000:03d}Z"
 
 
 def utc_now_iso() -> str:
@@ -318,10 +315,15 @@ def utc_now_iso() -> str:
     """
     ns = time.time_ns()
     second = ns // 1_000_000_000
+    return f"{_second_text(second)}{ns // 1_000_000 % 1000:03d}Z"
+
+
+def _second_text(second: int) -> str:
+    """The ISO text of a UTC second, up to its ``.``: made once per second, shared by both clocks above."""
     last = _last_second[0]  # one read of the pair: another thread may be replacing it
     if last[0] != second:
         last = _last_second[0] = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S."))
-    return f"{last[1]}{ns // 1_000_000 % 1000:03d}Z"
+    return last[1]
 
 
 def _iso_from_datetime(created: float) -> str:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import os
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from threading import get_ident
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
@@ -124,15 +124,8 @@ class Metrics:
         self._add(self._counter(self.http_requests, route, method, str(status) if status is not None else "none"))
         self._observe(self._histogram(self.http_latency, route), seconds)
 
-    def lookups_answered(self, answers: Iterable[tuple[str, str]]) -> None:
-        """Numbers answered, one ``(status, source)`` each: the ``numlookup_lookups`` counter."""
-        counted: dict[tuple[str, str], int] = {}
-        for answer in answers:  # a request's numbers mostly share one label pair: one addition each
-            counted[answer] = counted.get(answer, 0) + 1
-        self.lookups_counted(counted)
-
     def lookups_counted(self, counted: Mapping[tuple[str, str], int]) -> None:
-        """:meth:`lookups_answered` of answers already counted by ``(status, source)``."""
+        """Numbers answered, counted by ``(status, source)``: the ``numlookup_lookups`` counter."""
         for (status, source), count in counted.items():
             self._add(self._counter(self.lookups, status, source), count)
 
@@ -150,10 +143,7 @@ class Metrics:
         observed, self._observed = self._observed, []
         for counter, amount in added.items():
             counter.inc(amount)
-        if len(observed) == 1:
-            histogram, value = observed[0]
-            histogram.observe(value)
-        elif observed:
+        if observed:
             by_histogram: dict[Histogram, list[float]] = {}
             for histogram, value in observed:
                 by_histogram.setdefault(histogram, []).append(value)

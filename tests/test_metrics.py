@@ -15,7 +15,7 @@ def test_a_loop_turns_counts_are_written_together_right_after_it() -> None:
     metrics = Metrics()
 
     async def one_turn() -> tuple[float | None, float | None]:
-        metrics.lookups_answered([("online", "offline"), ("online", "offline"), ("invalid", "offline")])
+        metrics.lookups_counted({("online", "offline"): 2, ("invalid", "offline"): 1})
         metrics.credits_charged(20_000)
         metrics.credits_charged(10_000)
         metrics.request_done("/v1/hlr/sync", "POST", 200, 0.003)

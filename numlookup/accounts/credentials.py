@@ -43,13 +43,17 @@ def verify_secret(secret: str, salt: bytes, digest: bytes) -> bool:
     # (service.verify's dummy digest) or not accepted lately, as it did with the HMAC alone.
     mark = _accepted.mark(presented)
     known = _accepted.seen(digest)
-    if known is not None and hmac.compare_digest(known, mark):
+    # The comparison made whether or not a mark is known, so that a known username's refusal costs no more.
+    if hmac.compare_digest(_NO_MARK if known is None else known, mark) and known is not None:
         return True
     # hmac.digest: the same HMAC in one C call (hmac.new builds the HMAC object in Python, every request).
     if not hmac.compare_digest(hmac.digest(salt, presented, "sha256"), digest):
         return False
     _accepted.remember(digest, mark)
     return True
+
+
+_NO_MARK = secrets.token_bytes(32)  # compared against where no mark is known: never equal to a mark
 
 
 class _Accepted:

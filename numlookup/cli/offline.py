@@ -151,7 +151,7 @@ def _numbers(
     to_stdout = output_file is None or str(output_file) == "-"
     if fmt is None:
         columns = resolver.resolve_columns(numbers, region)
-        results = [number_result(columns.resolution(i), style) for i in range(len(columns))]
+        results = [number_result(resolution, style) for resolution in columns.resolutions()]
         document = msgspec.to_builtins({"result": results})
         if to_stdout:
             print_json(document)
