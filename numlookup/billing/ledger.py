@@ -25,7 +25,7 @@ from sqlalchemy import Connection, Dialect, Engine, bindparam, insert, select, u
 
 from numlookup.billing.money import format_amount
 from numlookup.store import account_epoch
-from numlookup.store.driver_rows import DriverRows
+from numlookup.store.driver_rows import DriverRows, per_dialect
 from numlookup.store.engine import write_transaction
 from numlookup.store.tables import accounts, ledger
 
@@ -216,18 +216,12 @@ class _Statements:
         return found
 
 
-_COMPILED: dict[str, _Statements] = {}
+_statements_of = per_dialect(_Statements)
 
 
 def _statements(conn: Connection) -> _Statements | None:
     """The compiled statements of the connection's dialect; None for a database they are not written for."""
-    dialect = conn.dialect
-    if dialect.name not in COMPILED_DIALECTS:
-        return None
-    compiled = _COMPILED.get(dialect.name)
-    if compiled is None:
-        compiled = _COMPILED[dialect.name] = _Statements(dialect)
-    return compiled
+    return _statements_of(conn.dialect) if conn.dialect.name in COMPILED_DIALECTS else None
 
 
 def _cursor(conn: Connection, cursor: Any | None) -> Any:
@@ -262,13 +256,15 @@ def debit(
     amount: int,
     numbers: int,
     counts: Counts | None = None,
+    cursor: Any | None = None,
 ) -> Charge:
     """The charge's statements inside the caller's transaction: the conditional debit and the ledger row.
 
-    Raises InsufficientCredits having changed nothing (the UPDATE matched no row).
+    ``cursor``: the transaction's driver cursor, as ``debit_batch`` has one. Raises
+    InsufficientCredits having changed nothing (the UPDATE matched no row).
     """
     now = datetime.now(UTC)
-    taken = _take(conn, account_id, amount)
+    taken = _take(conn, account_id, amount, cursor)
     if taken is None:
         balance, held = balances(conn, account_id)
         raise InsufficientCredits(balance, amount, held)
@@ -335,7 +331,7 @@ def debit_batch(
             for i in indices:
                 d = debits[i]
                 try:
-                    outcomes[i] = debit(conn, d.account_id, d.request_id, d.amount, d.numbers, d.counts)
+                    outcomes[i] = debit(conn, d.account_id, d.request_id, d.amount, d.numbers, d.counts, cursor)
                 except InsufficientCredits as exc:
                     outcomes[i] = exc
             continue

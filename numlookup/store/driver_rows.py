@@ -16,11 +16,13 @@ prove the rows stored are those SQLAlchemy's own statement stores.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection, Dialect, Table
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
+
+Built = TypeVar("Built")  # what ``per_dialect`` builds: a DriverRows, or a set of compiled statements
 
 Processor = Callable[[Any], Any]
 Parameters = list[tuple[object, ...]] | list[dict[str, object]]
@@ -83,14 +85,14 @@ class DriverRows:
         conn.exec_driver_sql(self.sql, self.shaped(processed))
 
 
-def per_dialect(build: Callable[[Dialect], DriverRows]) -> Callable[[Dialect], DriverRows]:
-    """``build(dialect)`` once per dialect name, the statement kept for the process."""
-    built: dict[str, DriverRows] = {}
+def per_dialect(build: Callable[[Dialect], Built]) -> Callable[[Dialect], Built]:
+    """``build(dialect)`` once per dialect name, the statements kept for the process."""
+    built: dict[str, Built] = {}
 
-    def of(dialect: Dialect) -> DriverRows:
-        rows = built.get(dialect.name)
-        if rows is None:
-            rows = built[dialect.name] = build(dialect)
-        return rows
+    def of(dialect: Dialect) -> Built:
+        found = built.get(dialect.name)
+        if found is None:
+            found = built[dialect.name] = build(dialect)
+        return found
 
     return of
