@@ -7,6 +7,7 @@ compare the plan with it on every number of a seeded corpus.
 
 from __future__ import annotations
 
+import traceback
 from typing import NamedTuple
 
 import phonenumbers
@@ -53,6 +54,9 @@ def reference(raw: str, region: str | None = None, *, with_carrier: bool = True)
     try:
         number = phonenumbers.parse(raw, region)
     except NumberParseException as exc:
+        # phonenumbers keeps an exception it caught in a frame of this traceback: a cycle that, through the
+        # frames' callers, held a bulk block's lines until the next collection. Its frames' locals let go now.
+        traceback.clear_frames(exc.__traceback__)
         return Reference(False, _PARSE_REASONS.get(exc.error_type, InvalidReason.NOT_A_NUMBER), UNKNOWN, None, "", None)
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     possible = phonenumbers.is_possible_number_with_reason(number)
