@@ -250,6 +250,13 @@ def sequential(url: str, auth: tuple[str, str], numbers: list[str]) -> tuple[lis
     return latencies, items
 
 
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """User + system CPU of process ``pid`` and its threads (or of its thread ``thread`` alone), from /proc."""
+    stat = Path(f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat")
+    fields = stat.read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14 and 15)
+
+
 def server_cpu(pid: int) -> float:
     """CPU seconds the server's processes have used (Linux ``/proc``): the work, whatever the machine's load.
 
@@ -260,8 +267,7 @@ def server_cpu(pid: int) -> float:
     while pending:
         current = pending.pop()
         try:
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            total += cpu_seconds(current)
             for task in Path(f"/proc/{current}/task").iterdir():
                 pending.extend(int(child) for child in (task / "children").read_text().split())
         except (FileNotFoundError, ProcessLookupError):

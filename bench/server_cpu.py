@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import os
 import signal
 import statistics
 import tempfile
@@ -36,16 +35,7 @@ import urllib.request
 from pathlib import Path
 
 import server  # bench/server.py: its node, wrk and raw-reference helpers
-from live import start_profile  # bench/live.py: py-spy attached to a server
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int, thread: int | None = None) -> float:
-    """User + system CPU of process ``pid`` and its threads (or of its thread ``thread`` alone), from /proc."""
-    stat = Path(f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat")
-    fields = stat.read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime (fields 14 and 15 of stat)
+from live import cpu_seconds, start_profile  # bench/live.py: CPU from /proc, py-spy attached to a server
 
 
 def load(base: str, pid: int, connections: int, duration: int, authorization: str) -> tuple[float, float]:

@@ -44,9 +44,10 @@ from numlookup.numbering.operator_data import DataNetwork, OperatorData, PortedM
 from numlookup.numbering.plan import BatchResult, NumberingPlan
 
 _SEPARATORS = str.maketrans("", "", " \t-.()/\u00a0")
-# Up to this many distinct numbers a batch is resolved one number at a time (``Resolver.resolve_small``):
-# about 4 µs a number against the columnar path's ~100–150 µs per batch plus ~2 µs a number, so
-# the two cross near 40 numbers on the machine this was measured on (bench/request_core.py).
+# Up to this many distinct numbers a batch is resolved one number at a time (``Resolver.resolve_small``).
+# ``python bench/request_core.py`` (its "resolve by distinct numbers" rows, 2026-12-02): one at a time
+# 8 µs for 1 number, 58 for 10, 180 for 32; the columnar path 185 µs for 1, 236 for 10, 276 for 32.
+# They would cross past 40 numbers; 32 keeps a margin for machines where numpy's calls are cheaper.
 SMALL_BATCH = 32
 
 
@@ -301,11 +302,11 @@ class Resolver:
     def resolve_small(self, numbers: Sequence[str]) -> list[Resolution] | None:
         """:meth:`resolve` of a few numbers, one at a time, from the same tables; None: leave it to the arrays.
 
-        Why: the columnar path costs some 250 µs whatever the batch size (about a
-        hundred numpy calls, each a few µs before it touches a row), and a lone
-        request's batch is ten numbers or one. Here each number is a handful of
-        binary searches on the same arrays, with the same arithmetic as
-        ``NumberingPlan._fast`` and :meth:`columns`, about 4 µs a number. Only
+        Why: the columnar path has a fixed cost of about a hundred numpy calls,
+        each a few µs before it touches a row, and a lone request's batch is ten
+        numbers or one. Here each number is a handful of binary searches on the
+        same arrays, with the same arithmetic as ``NumberingPlan._fast`` and
+        :meth:`columns` (the figures of both: ``SMALL_BATCH``). Only
         input the tables decide takes it: anything the plan would hand to
         phonenumbers (not ``+`` and 1–17 digits, a slow calling code or prefix)
         returns None and the caller resolves the batch by the columnar path.
