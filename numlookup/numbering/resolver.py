@@ -432,11 +432,9 @@ class Resolver:
         index = np.empty(len(first), dtype=np.int32)
         calling = self._calling_codes(batch.digits[rows[first]])
         for u, j in enumerate(first.tolist()):
-            name = batch.regions[int(region[j])]
-            country = country_for(name, int(code[j]) or int(calling[u]))
             carrier_name = batch.carriers[int(carrier[j])] if carrier[j] >= 0 else ""
-            mccmnc, network_name = self.networks.network_for_carrier(name, carrier_name)
-            index[u] = interner(Network(mccmnc=mccmnc, name=network_name, country=country))
+            holder = self._range_holder(batch.regions[int(region[j])], carrier_name, int(code[j]) or int(calling[u]))
+            index[u] = interner(holder)
         original[rows] = index[inverse]
         if len(self.blocks):
             self._block_networks(batch, rows, original, interner)
@@ -486,10 +484,13 @@ class Resolver:
         if not code:
             length = len(str(digits))
             code = int(plan.cc_codes[plan.cc3[digits // 10 ** max(length - 3, 0)]])
-        carrier_name = plan.carriers[carrier_index] if carrier_index >= 0 else ""
-        mccmnc, network_name = self.networks.network_for_carrier(name, carrier_name)
-        network = Network(mccmnc=mccmnc, name=network_name, country=country_for(name, code))
+        network = self._range_holder(name, plan.carriers[carrier_index] if carrier_index >= 0 else "", code)
         return self._block_network(network, hit) if hit != NO_NETWORK else network
+
+    def _range_holder(self, region: str, carrier: str, calling_code: int) -> Network:
+        """The network a region's carrier name stands for, in the country of ``calling_code``: both paths' rule."""
+        mccmnc, name = self.networks.network_for_carrier(region, carrier)
+        return Network(mccmnc=mccmnc, name=name, country=country_for(region, calling_code))
 
     def _block_network(self, before: Network, hit: int) -> Network:
         """The network of shipped block ``hit`` for a number whose prefix named ``before``."""
