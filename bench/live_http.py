@@ -1,4 +1,4 @@
-"""The live sources' HTTP: CPU per upstream request, straight to httpcore (``HttpClients``) against httpx's client.
+"""The live sources' HTTP: CPU per upstream request, direct (``HttpClients``) against httpx's client.
 
 Why: under bench/live.py's burst the event loop sends 100 upstream requests and
 reads their answers in the same few milliseconds as it answers 1,000 clients, so
@@ -67,7 +67,10 @@ async def run(concurrent: int, rounds: int, repeat: int) -> None:
             direct.append(await cpu_per_request(url, False, concurrent, rounds))
     finally:
         peer.stop()
-    for name, figures in (("httpx's client (reference)", reference), ("HttpClients, straight to httpcore", direct)):
+    for name, figures in (
+        ("httpx's client (reference)", reference),
+        ("HttpClients, direct (live.connections)", direct),
+    ):
         print(
             f"{name}: median {statistics.median(figures):.0f} µs CPU per request "
             f"[{min(figures):.0f}..{max(figures):.0f}], {repeat} runs of {rounds} x {concurrent} concurrent"

@@ -94,7 +94,7 @@ EDGE_LIBRARIES: dict[str, set[str]] = {
     "rich": {"cli"},
     "prometheus_client": {"metrics"},
     "httpx": {"live", "webhooks"},  # upstream lookups; webhook deliveries
-    "httpcore": {"live"},  # upstream lookups' connection pools, on live/streams.py's asyncio backend
+    "httptools": {"live"},  # upstream lookups' answers parsed on live/connections.py's asyncio protocols
     "dns": {"live"},  # dnspython: the ENUM source's NAPTR queries
     "pyarrow": {"datasets"},  # the columnar reader of ported-number files
 }

@@ -10,21 +10,20 @@ back-off the dispatcher applies.
 Connections: httpcore's pool matches every waiting request against every
 connection on each change, and asks each connection's socket whether it is
 still readable, so its cost grows with the square of its size (with one pool of
-128 connections, half of a worker's time under a burst went there, py-spy; with
-pools of 8 taken in turn, still 1.5 ms of the event loop per request). So each
-pool holds one connection, and a request takes the pool that most recently
-finished one (a stack of idle pools): sequential requests keep reusing one warm
-connection, concurrent ones get a connection each, and only when every pool is
-busy does a request queue, in turn, behind one.
+128 connections, half of a worker's time under a burst went there, py-spy).
+So requests go to ``live.connections``' pool: at most ``max_connections``
+connections, the most recently idle one taken first, so sequential requests keep
+reusing one warm connection, concurrent ones get a connection each, and only
+when all are busy does a request wait for one.
 
-Sending: each pool is httpcore's, on our own network backend (``streams``), and a
-request is built by httpx (its headers, parameters, timeouts: the same bytes on
-the wire as before) and sent straight to its pool. httpx's client around that
-(its auth flow, redirect and cookie handling, event hooks, transport lookup and
-exception mapping) and anyio's streams under it were about 40 % of the event
-loop's CPU per upstream request (bench/live_http.py: 840 µs against 500 on a
-loaded machine); bench/live.py's burst sends 100 of them. Cookies an upstream sets are not sent
-back (they were kept per pool, that is for a random share of the requests).
+Sending: a request is built by httpx (its headers, parameters, timeouts: the
+same bytes on the wire as httpx's client sends) and written by
+``live.connections`` in one piece, its answer parsed by httptools (see there for
+why not httpcore, which cost the event loop about 400 µs an upstream request:
+bench/live_http.py); bench/live.py's burst sends 100 of them. httpx's client
+around that (its auth flow, redirect and cookie handling, event hooks,
+transport lookup and exception mapping) was about 40 % more again. Cookies an
+upstream sets are not sent back.
 Each request's head is httpx's, built once per kind of request and kept
 (``_Template``): httpx's ``build_request`` merges the client's URL, headers,
 cookies, parameters and timeouts anew for every call, 50 µs of the event loop's
@@ -47,11 +46,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-import httpcore
 import httpx
 
+from numlookup.live.connections import Answer, HttpFailure, Origin, Pool
 from numlookup.live.source import SourceError
-from numlookup.live.streams import AsyncioBackend
 
 # A Retry-After we honour at most this long: a provider's typo must not silence a source for a day.
 MAX_RETRY_AFTER_SECONDS = 300.0
@@ -63,9 +61,13 @@ KEEPALIVE_SECONDS = 5.0
 # (Twilio) makes one per number, so the kept heads are dropped when there are this many.
 MAX_TEMPLATES = 256
 
-# httpcore's failures that are not a timeout, a refused connection or a broken one: "failed (…)".
-_OTHER_FAILURES = (httpcore.ProtocolError, httpcore.ProxyError, httpcore.UnsupportedProtocol, httpcore.NetworkError)
-_BROKEN = (httpcore.ReadError, httpcore.WriteError, httpcore.RemoteProtocolError)
+# How each way a direct request can fail reads, after the source's name (httpx's words for the same failures).
+_FAILURES = {
+    "timeout": "timed out after {timeout:g} s",
+    "connect": "refused the connection",
+    "broken": "broke the connection",
+    "protocol": "broke the connection",  # an answer that is not HTTP/1.1: as httpx's RemoteProtocolError
+}
 
 
 def environment_proxies() -> bool:
@@ -76,15 +78,15 @@ def environment_proxies() -> bool:
 class _Template:
     """The head httpx builds for one kind of request: its URL, headers (and where its length goes), extensions."""
 
-    __slots__ = ("authorization_at", "core_url", "extensions", "headers", "length_at", "method", "url")
+    __slots__ = ("authorization_at", "extensions", "headers", "length_at", "line", "method", "origin", "url")
 
     def __init__(self, request: httpx.Request, content: bytes | None) -> None:
         self.method = request.method
         self.url = request.url
         target = request.url
-        self.core_url = httpcore.URL(
-            scheme=target.raw_scheme, host=target.raw_host, port=target.port, target=target.raw_path
-        )
+        default = 443 if target.scheme == "https" else 80
+        self.origin: Origin = (target.scheme, target.host, target.port or default)
+        self.line = b"%s %s HTTP/1.1\r\n" % (request.method.encode("ascii"), target.raw_path)  # the request line
         self.headers = list(request.headers.raw)
         self.extensions = request.extensions
         names = [name.lower() for name, _ in self.headers]
@@ -117,7 +119,7 @@ class HttpClients:
     """Pools of one HTTP/1.1 connection each to one provider, the most recently idle taken first.
 
     ``via_httpx``: send through httpx's clients (as when the environment names a
-    proxy, the default then) rather than straight to httpcore's pools.
+    proxy, the default then) rather than straight to ``live.connections``' pool.
     """
 
     def __init__(
@@ -141,9 +143,10 @@ class HttpClients:
         self._builder = httpx.AsyncClient(timeout=timeout, headers=common, trust_env=False)
         self._authorization = _basic(auth) if auth is not None else None
         self._templates: dict[tuple[object, ...], _Template] = {}
-        self._pools: list[httpx.AsyncClient | httpcore.AsyncConnectionPool]
+        self._pool: Pool | None = None
+        self._clients: list[httpx.AsyncClient] = []
         if self.via_httpx:
-            self._pools = [
+            self._clients = [
                 httpx.AsyncClient(
                     verify=tls,
                     auth=auth,
@@ -155,21 +158,11 @@ class HttpClients:
                 for _ in range(max(1, max_connections))
             ]
         else:
-            backend = AsyncioBackend()
-            self._pools = [
-                httpcore.AsyncConnectionPool(
-                    ssl_context=tls,
-                    max_connections=1,
-                    max_keepalive_connections=1,
-                    keepalive_expiry=KEEPALIVE_SECONDS,
-                    network_backend=backend,
-                )
-                for _ in range(max(1, max_connections))
-            ]
-        # Pools with no request in flight, the most recently used on top; a pool is on it at most once.
-        self._idle = list(reversed(self._pools))
-        self._in_flight = dict.fromkeys(map(id, self._pools), 0)
-        self._next = itertools.cycle(self._pools)  # when every pool is busy: queue behind each in turn
+            self._pool = Pool(max_connections, KEEPALIVE_SECONDS, tls)
+        # httpx's clients with no request in flight, the most recently used on top; each on it at most once.
+        self._idle = list(reversed(self._clients))
+        self._in_flight = dict.fromkeys(map(id, self._clients), 0)
+        self._next = itertools.cycle(self._clients)  # when every client is busy: queue behind each in turn
 
     async def send(
         self,
@@ -186,67 +179,57 @@ class HttpClients:
         401, 402, 403 and 429, which some providers use for a per-number answer
         (the caller reads those).
         """
-        pool = self._idle.pop() if self._idle else next(self._next)
-        self._in_flight[id(pool)] += 1
-        try:
-            if isinstance(pool, httpx.AsyncClient):
-                response = await pool.request(method, url, content=content, params=params, headers=headers)
-            else:
-                response = await self._send(pool, method, url, content, params, headers)
-        except (httpx.TimeoutException, httpcore.TimeoutException):
-            raise SourceError(f"{self.name} timed out after {self.timeout:g} s") from None
-        except (httpx.ConnectError, httpcore.ConnectError):
-            raise SourceError(f"{self.name} refused the connection") from None
-        except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError, *_BROKEN):
-            raise SourceError(f"{self.name} broke the connection") from None
-        except (httpx.HTTPError, *_OTHER_FAILURES) as exc:
-            raise SourceError(f"{self.name} failed ({type(exc).__name__})") from None
-        finally:
-            self._in_flight[id(pool)] -= 1
-            if not self._in_flight[id(pool)]:
-                self._idle.append(pool)
+        if self._pool is not None:
+            try:
+                response = await self._send(self._pool, method, url, content, params, headers)
+            except HttpFailure as failure:
+                raise SourceError(f"{self.name} {_FAILURES[failure.kind].format(timeout=self.timeout)}") from None
+        else:
+            response = await self._via_httpx(method, url, content, params, headers)
         check_status(self.name, response)
         return response
 
-    async def _send(
+    async def _via_httpx(
         self,
-        pool: httpcore.AsyncConnectionPool,
         method: str,
         url: str,
         content: bytes | None,
         params: Mapping[str, str] | None,
         headers: Mapping[str, str] | None,
     ) -> httpx.Response:
-        """The request httpx would send, straight to the pool; the whole answer read, decoded as httpx decodes it."""
+        """Through one of httpx's clients, the most recently idle first (as with a proxy the environment names)."""
+        client = self._idle.pop() if self._idle else next(self._next)
+        self._in_flight[id(client)] += 1
+        try:
+            return await client.request(method, url, content=content, params=params, headers=headers)
+        except httpx.TimeoutException:
+            raise SourceError(f"{self.name} timed out after {self.timeout:g} s") from None
+        except httpx.ConnectError:
+            raise SourceError(f"{self.name} refused the connection") from None
+        except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
+            raise SourceError(f"{self.name} broke the connection") from None
+        except httpx.HTTPError as exc:
+            raise SourceError(f"{self.name} failed ({type(exc).__name__})") from None
+        finally:
+            self._in_flight[id(client)] -= 1
+            if not self._in_flight[id(client)]:
+                self._idle.append(client)
+
+    async def _send(
+        self,
+        pool: Pool,
+        method: str,
+        url: str,
+        content: bytes | None,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+    ) -> httpx.Response:
+        """The request httpx would send, in one write to the pool; the whole answer, decoded as httpx decodes it."""
         template = self._template(method, url, content, params, headers)
         raw = template.head(content, self._authorization)
-        request = httpx.Request(
-            template.method,
-            template.url,
-            headers=raw,
-            stream=httpx.ByteStream(content or b""),
-            extensions=template.extensions,
-        )
-        request.read()  # its content readable, as a request httpx built with it
-        answer = await pool.handle_async_request(
-            httpcore.Request(
-                method=template.method,
-                url=template.core_url,
-                headers=raw,
-                content=content,
-                extensions=template.extensions,
-            )
-        )
-        try:
-            body = await answer.aread()
-        finally:
-            await answer.aclose()
-        response = httpx.Response(
-            answer.status, headers=answer.headers, stream=httpx.ByteStream(body), extensions=answer.extensions
-        )
-        response.request = request
-        response.read()  # undoes the Content-Encoding, as httpx's client does
-        return response
+        data = b"".join([template.line, *(b"%s: %s\r\n" % pair for pair in raw), b"\r\n", content or b""])
+        answer = await pool.send(template.origin, data, self.timeout)
+        return _response(template, raw, content, answer)
 
     def _template(
         self,
@@ -276,7 +259,32 @@ class HttpClients:
         return template
 
     async def close(self) -> None:
-        await asyncio.gather(*(pool.aclose() for pool in self._pools), self._builder.aclose())
+        if self._pool is not None:
+            self._pool.close()
+        await asyncio.gather(*(client.aclose() for client in self._clients), self._builder.aclose())
+
+
+def _response(
+    template: _Template, raw: list[tuple[bytes, bytes]], content: bytes | None, answer: Answer
+) -> httpx.Response:
+    """httpx's ``Response`` of a direct request's answer, decoded (Content-Encoding) as httpx's client decodes it."""
+    request = httpx.Request(
+        template.method,
+        template.url,
+        headers=raw,
+        stream=httpx.ByteStream(content or b""),
+        extensions=template.extensions,
+    )
+    request.read()  # its content readable, as a request httpx built with it
+    response = httpx.Response(
+        answer.status,
+        headers=answer.headers,
+        stream=httpx.ByteStream(answer.body),
+        extensions={"http_version": b"HTTP/1.1", "reason_phrase": answer.reason},
+    )
+    response.request = request
+    response.read()  # undoes the Content-Encoding, as httpx's client does
+    return response
 
 
 def _basic(auth: tuple[str, str]) -> str:

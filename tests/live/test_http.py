@@ -3,7 +3,7 @@
 ``HttpClients`` keeps one connection per pool and hands a request the pool that
 most recently finished one: sequential requests reuse one warm connection,
 concurrent ones get a connection each, never more than ``max_connections``.
-Its requests go straight to httpcore on asyncio's transports; the tests below
+Its requests go straight to ``live.connections`` (asyncio's transports, httptools); the tests below
 ``Recorder`` prove they are the bytes httpx's client sent, and that answers read
 the same, byte for byte.
 """
