@@ -20,8 +20,10 @@ Connections: at most ``limit`` open at once, idle ones reused most recently
 used first (sequential requests keep one warm connection; concurrent ones get
 one each), a request over the limit waits for one to be handed back. An idle
 connection the server closed, spoke on out of turn, or left idle longer than
-``keepalive`` is dropped, not reused. A response that ends the connection
-(``Connection: close``, or a body delimited by the close) leaves it closed.
+``keepalive`` is dropped, not reused (its socket is polled before reuse, so
+a close already in the kernel but not yet seen by the loop counts). A response
+that ends the connection (``Connection: close``, or a body delimited by the
+close) leaves it closed.
 Timeouts follow httpx's: ``timeout`` for a connection to become free, to
 connect (and the TLS handshake), and between any two pieces of an answer.
 """
@@ -29,9 +31,10 @@ connect (and the TLS handshake), and between any two pieces of an answer.
 from __future__ import annotations
 
 import asyncio
+import select
 import ssl
 from collections import deque
-from typing import cast
+from typing import Any, cast
 
 import httptools
 
@@ -168,9 +171,7 @@ class Connection(asyncio.Protocol):
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-            if (
-                not waiter.done() or waiter.cancelled()
-            ):  # the caller gave up mid-answer: the rest would confuse the next
+            if not waiter.done() or waiter.cancelled():  # given up mid-answer: the rest would confuse the next
                 self.close()
 
     def _check_time(self) -> None:
@@ -196,13 +197,11 @@ class Connection(asyncio.Protocol):
             self.transport.close()
 
     def reusable(self, now: float, keepalive: float) -> bool:
+        """Idle, open, within its keep-alive, and nothing waiting to be read (a close the loop has not yet seen)."""
         transport = self.transport
-        return (
-            not self.closed
-            and transport is not None
-            and not transport.is_closing()
-            and now - self.idle_since < keepalive
-        )
+        if self.closed or transport is None or transport.is_closing() or now - self.idle_since >= keepalive:
+            return False
+        return not _socket_readable(transport.get_extra_info("socket"))
 
 
 class Pool:
@@ -314,6 +313,20 @@ class Pool:
         for connection in list(self._all):
             self._drop(connection)
         self._idle.clear()
+
+
+def _socket_readable(sock: Any) -> bool:
+    """Would a read of ``sock`` return at once (data, or the end)? A socket that is gone counts as ended.
+
+    An idle connection with something to read has been closed (or spoken to out
+    of turn) by the server, perhaps just now: as httpcore asked before reusing one.
+    """
+    fd = -1 if sock is None else sock.fileno()
+    if fd < 0:
+        return True
+    poll = select.poll()
+    poll.register(fd, select.POLLIN)
+    return bool(poll.poll(0))
 
 
 def _expire(waiter: asyncio.Future[None]) -> None:

@@ -380,3 +380,110 @@ def test_tls_verifies_the_servers_certificate(
         assert run_on(loop, ask_twice(server.url)) == [200, 200]
         assert server.requests[0].startswith(b"GET /x HTTP/1.1\r\n")
         assert server.connections == 2  # the refused handshake's, then one kept alive for both requests
+
+
+FRAMED = [
+    # the body runs until the server closes the connection: no Content-Length, not chunked
+    b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{"result": []}',
+    # an informational answer before the answer proper
+    b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+    # the server says it closes; no body at all
+    b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n",
+]
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_answers_framed_every_way_read_as_httpxs(loop: str) -> None:
+    """A body delimited by the close, a 100 Continue first, a 204 that closes: read as httpx's client reads them."""
+
+    async def three(clients: HttpClients, url: str) -> list[tuple[int, list[tuple[bytes, bytes]], bytes]]:
+        try:
+            responses = []
+            for i in range(len(FRAMED)):
+                responses.append(await clients.send("GET", url + f"/x{i}"))
+                await asyncio.sleep(0.05)  # the server's close reaches us before the next request
+        finally:
+            await clients.close()
+        return [(r.status_code, r.headers.raw, r.content) for r in responses]
+
+    seen = []
+    with recorder(FRAMED * 2, close=True) as server:
+        for via_httpx in (True, False):
+            clients = HttpClients("up", timeout=5, max_connections=2, via_httpx=via_httpx)
+            seen.append(run_on(loop, three(clients, server.url)))
+    assert seen[1] == seen[0]
+    assert [status for status, _, _ in seen[1]] == [200, 200, 204]
+    assert seen[1][0][2] == b'{"result": []}'
+
+
+def test_an_answer_that_says_connection_close_leaves_its_connection_closed() -> None:
+    """The server keeps the connection open, but said it would not: the next request opens a new one."""
+    closing = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}"
+    kept = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+    with recorder([closing, kept, kept]) as server:
+
+        async def run() -> list[int]:
+            clients = HttpClients("up", timeout=5, max_connections=2, via_httpx=False)
+            try:
+                return [(await clients.send("GET", server.url + "/x")).status_code for _ in range(3)]
+            finally:
+                await clients.close()
+
+        assert run_on("uvloop", run()) == [200] * 3
+        assert server.connections == 2  # the closing answer's, then one kept alive for the other two
+
+
+def test_an_idle_connection_past_its_keepalive_is_not_reused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("numlookup.live.http.KEEPALIVE_SECONDS", 0.1)
+    with Peer() as peer:
+
+        async def run() -> None:
+            clients = HttpClients("up", timeout=5, max_connections=4, auth=("u", "p"), via_httpx=False)
+            try:
+                await ask(clients, peer, "+37251000001")
+                await ask(clients, peer, "+37251000002")  # at once: the same connection
+                await asyncio.sleep(0.2)
+                await ask(clients, peer, "+37251000003")  # after its keep-alive: a new one
+            finally:
+                await clients.close()
+
+        asyncio.run(run())
+        assert peer.connections == 2
+
+
+@pytest.mark.parametrize("via_httpx", [True, False])
+def test_an_answer_that_stops_coming_times_out(via_httpx: bool) -> None:
+    """The head arrives, the body never does: after ``timeout`` without a byte, the source timed out."""
+    stalled = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+    with recorder([stalled]) as server:
+
+        async def run() -> str:
+            clients = HttpClients("up", timeout=0.3, max_connections=1, via_httpx=via_httpx)
+            try:
+                await clients.send("GET", server.url + "/x")
+            except SourceError as exc:
+                return str(exc)
+            finally:
+                await clients.close()
+            return "answered"
+
+        assert asyncio.run(run()) == "up timed out after 0.3 s"
+
+
+def test_a_request_given_up_mid_answer_leaves_no_answer_for_the_next() -> None:
+    """A request cancelled while its answer is on the way: its connection is closed, not handed its late answer."""
+    with Peer(delay=0.3) as peer:
+
+        async def run() -> list[str]:
+            clients = HttpClients("up", timeout=5, max_connections=1, auth=("u", "p"), via_httpx=False)
+            try:
+                first = asyncio.ensure_future(ask(clients, peer, "+37251000001"))
+                await asyncio.sleep(0.1)
+                first.cancel()
+                answer = await ask(clients, peer, "+37251000002")
+                return [item["number"] for item in answer.json()["result"]]
+            finally:
+                await clients.close()
+
+        assert asyncio.run(run()) == ["+37251000002"]
+        assert peer.connections == 2
