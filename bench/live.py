@@ -345,12 +345,14 @@ def main() -> None:
             print(f"upstream: answers after {ms(args.delay)}, max_batch 10; burst client: {args.client}")
 
             asyncio.run(healthz_floor(server.url, n, args.client))  # the first burst of connections warms the server
+            assert server.process is not None
+            cpu = server_cpu(server.process.pid)
             wall_off, statuses, _ = asyncio.run(burst(server.url, auth, OFFLINE[:n], args.client))
+            cpu_off = server_cpu(server.process.pid) - cpu
             assert set(statuses) == {200}, statuses
             # Each live burst is set against a floor measured the same way just before it: the machine's
             # load changes from minute to minute, and a best-of-3 floor against one burst counted its luck.
             floors, walls, overs, cpu_floors, cpu_bursts = [], [], [], [], []
-            assert server.process is not None
             pid = server.process.pid
             spy = start_profile(args.profile, pid, args.profile_rate) if args.profile else None
             for r in range(args.repeat):
@@ -390,7 +392,8 @@ def main() -> None:
             if retries:
                 print(f"   ({len(retries)} requests retried after the server closed their connection)")
             print(
-                f"   baseline: the same burst for offline-only numbers {ms(wall_off)}; "
+                f"   baseline: the same burst for offline-only numbers {ms(wall_off)} "
+                f"(server CPU {cpu_off * 1000:.0f} ms, once, after the warm-up); "
                 f"live burst minus baseline {ms(wall - wall_off)}"
             )
             print(

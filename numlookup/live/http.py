@@ -184,6 +184,8 @@ class HttpClients:
                 response = await self._send(self._pool, method, url, content, params, headers)
             except HttpFailure as failure:
                 raise SourceError(f"{self.name} {_FAILURES[failure.kind].format(timeout=self.timeout)}") from None
+            except httpx.HTTPError as exc:  # httpx's own, decoding the answer (a body that is not the gzip it says)
+                raise SourceError(f"{self.name} failed ({type(exc).__name__})") from None
         else:
             response = await self._via_httpx(method, url, content, params, headers)
         check_status(self.name, response)

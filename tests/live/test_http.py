@@ -487,3 +487,22 @@ def test_a_request_given_up_mid_answer_leaves_no_answer_for_the_next() -> None:
 
         assert asyncio.run(run()) == ["+37251000002"]
         assert peer.connections == 2
+
+
+@pytest.mark.parametrize("via_httpx", [True, False])
+def test_an_answer_that_does_not_decode_fails_in_httpxs_words(via_httpx: bool) -> None:
+    """A body that says it is gzip and is not: the same failure either way, not an unexpected exception."""
+    bad = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 9\r\n\r\nnot gzip!"
+    with recorder([bad]) as server:
+
+        async def run() -> str:
+            clients = HttpClients("up", timeout=5, max_connections=1, via_httpx=via_httpx)
+            try:
+                await clients.send("GET", server.url + "/x")
+            except SourceError as exc:
+                return str(exc)
+            finally:
+                await clients.close()
+            return "answered"
+
+        assert asyncio.run(run()) == "up failed (DecodingError)"
