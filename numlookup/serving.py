@@ -207,6 +207,7 @@ class PlainCycle(RequestResponseCycle):
         headers: list[tuple[bytes, bytes]],
         peer: str | None,
         protocol: DrainingHttpToolsProtocol,
+        version: str,
         keep_alive: bool,
     ) -> None:
         super().__init__(
@@ -215,7 +216,7 @@ class PlainCycle(RequestResponseCycle):
             flow=protocol.flow,
             logger=protocol.logger,
             access_logger=protocol.access_logger,
-            access_log=False,  # uvicorn's access log is off whenever a cycle is plain
+            access_log=protocol.access_log,
             default_headers=protocol.server_state.default_headers,
             message_event=asyncio.Event(),
             expect_100_continue=False,
@@ -225,6 +226,8 @@ class PlainCycle(RequestResponseCycle):
         self.edge = edge
         self.headers = headers
         self.peer = peer
+        self.client = protocol.client
+        self.http_version = version
 
     async def run_asgi(self, app: Any) -> None:
         """The edge's work (``app``, the ASGI app, is not called); a failure answered as uvicorn's ``run_asgi`` does."""
@@ -252,6 +255,10 @@ class PlainCycle(RequestResponseCycle):
         if self.response_started:
             raise RuntimeError("Unexpected response after the response was started.")
         self.response_started = True
+        if self.access_log:  # as uvicorn's send logs it (its logger has handlers only if the operator gave it some)
+            client = "%s:%d" % self.client if self.client else ""  # noqa: UP031  # uvicorn's own format
+            path = self.edge.raw_path.decode("ascii")
+            self.access_logger.info('%s - "%s %s HTTP/%s" %d', client, "POST", path, self.http_version, status)
         head = [STATUS_LINE[status]]
         for name, value in self.default_headers:
             head += (name, b": ", value, b"\r\n")
@@ -339,7 +346,7 @@ class DrainingHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: Transport) -> None:  # type: ignore[override]  # uvicorn narrows it too
         super().connection_made(transport)
-        if self.plain_requests and self.limit_concurrency is None and not self.root_path and not self.access_log:
+        if self.plain_requests and self.limit_concurrency is None and not self.root_path:
             self._plain_edge = self.app_state.get(SYNC_EDGE_STATE_KEY)
         self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
 
@@ -391,10 +398,11 @@ class DrainingHttpToolsProtocol(HttpToolsProtocol):
     def _start_plain(self, edge: _PlainEdge) -> None:
         """What uvicorn's ``on_headers_complete`` does with a request, with a :class:`PlainCycle` for it."""
         parser = self.parser
-        keep_alive = parser.get_http_version() != "1.0" and parser.should_keep_alive()
+        version = parser.get_http_version()
+        keep_alive = version != "1.0" and parser.should_keep_alive()
         client = self.client
         existing = self.cycle
-        self.cycle = cycle = PlainCycle(edge, self.headers, client[0] if client else None, self, keep_alive)
+        self.cycle = cycle = PlainCycle(edge, self.headers, client[0] if client else None, self, version, keep_alive)
         if existing is None or existing.response_complete:
             self._start_asgi_task(cycle, self.app)
         else:  # pipelined: its turn comes after the response in progress, as uvicorn's
