@@ -14,9 +14,12 @@ uvicorn's own handling are closed here:
   still accepted: clients reconnecting from a draining worker were taken into
   the queue just before the last worker left it (see :class:`Supervisor`).
 
-And two in its protocol: a header block sent slowly, or never finished, held a
+And three in its protocol: a header block sent slowly, or never finished, held a
 connection open for as long as the client liked (see :class:`DrainingHttpToolsProtocol`);
-and a response's head and body went out in two socket writes (see :class:`HeadWithBody`).
+a response's head and body went out in two socket writes (see :class:`HeadWithBody`);
+and the one request nearly all of a node's traffic is, a plain ``POST /v1/hlr/sync``,
+paid for ASGI's scope, messages and dispatch about as much as a raw app's whole
+request (see :class:`PlainCycle`).
 
 A graceful stop exits 0, with one worker or many.
 """

@@ -24,6 +24,14 @@ Every other request (another path, another method on this one, lifespan) goes
 on to the general stack unchanged. ``tests/e2e/test_sync_edge.py`` sends a
 corpus of requests to a server with this path and to one without and holds
 status, headers, body, log lines, metrics and ledger rows equal.
+
+The edge's work is :meth:`SyncEdge.serve`, on the request's header list, peer and
+body ``receive``, giving the whole response to a ``respond`` callable; the ASGI
+``__call__`` is a thin way in, and the server's plain path
+(``serving.PlainCycle``, which finds the edge in the lifespan state under
+:data:`LIFESPAN_KEY`) the other: for a plain request uvicorn's scope, its ASGI
+messages and Starlette's dispatch cost more than this frame. One implementation,
+two callers; the same test file holds their bytes on the wire equal.
 """
 
 from __future__ import annotations
