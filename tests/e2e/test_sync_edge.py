@@ -638,3 +638,10 @@ def test_the_plain_path_writes_the_bytes_uvicorn_writes_for_the_edge(tmp_path_fa
     assert wire["chunked"][0].startswith(b"HTTP/1.1 200 OK\r\n")
     assert wire["Expect: 100-continue"][0].startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n")
     assert wire["the body after the head, in a second write"][0].startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+def test_the_server_and_the_edge_name_the_same_lifespan_key() -> None:
+    from numlookup import serving
+    from numlookup.api import sync_edge
+
+    assert serving.SYNC_EDGE_STATE_KEY == sync_edge.LIFESPAN_KEY
