@@ -15,6 +15,15 @@ Then the request log's line, written directly against a record through the
 handler (``logs.direct_json_handler``), microseconds per line::
 
     python bench/edge.py [--rounds 7] [--requests 2000] [--concurrency 32] [--access-log on|off]
+                         [--through asgi|protocol]
+
+``--through protocol`` compares instead the server's two ways to the fused edge:
+the same request's bytes fed to the server's protocol
+(``serving.DrainingHttpToolsProtocol``, on an in-memory transport, one keep-alive
+connection per concurrent client, uvicorn's own lifespan and server state), which
+answers it on its plain path (``serving.PlainCycle``: no scope, no ASGI messages,
+one write), against the same protocol with that path off (uvicorn's
+``RequestResponseCycle`` calling the app through ASGI). The ratio is plain / ASGI.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import logging.config
@@ -41,7 +51,10 @@ sys.path.insert(0, str(HERE.parent))
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="bench-edge-metrics-"))
 
 import uvloop  # noqa: E402  # the loop serve runs on
+from uvicorn.lifespan.on import LifespanOn  # noqa: E402
+from uvicorn.server import ServerState  # noqa: E402
 
+from numlookup import serving  # noqa: E402
 from numlookup.accounts import create_account  # noqa: E402
 from numlookup.api import request_id  # noqa: E402
 from numlookup.api.app import create_app  # noqa: E402
@@ -125,30 +138,129 @@ class Variant:
         return (time.thread_time() - start) / requests
 
 
+class _AsgiOnlyProtocol(serving.DrainingHttpToolsProtocol):
+    plain_requests = False
+
+
+class _Transport:
+    """What uvicorn's protocol asks of a transport, in memory: each write answers the request waiting on it."""
+
+    def __init__(self) -> None:
+        self.waiter: asyncio.Future[bytes] | None = None
+        self.closing = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8080)}.get(name, default)
+
+    def write(self, data: bytes) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(data)
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+class ProtocolVariant(Variant):
+    """The fused app behind the server's protocol: its plain path, or (``plain=False``) uvicorn's ASGI cycle."""
+
+    def __init__(self, name: str, plain: bool, access_log: bool) -> None:
+        super().__init__(name, True, access_log)
+        self.protocol = serving.DrainingHttpToolsProtocol if plain else _AsgiOnlyProtocol
+        head = b"POST /v1/hlr/sync HTTP/1.1\r\n" + b"".join(
+            name + b": " + value + b"\r\n" for name, value in self.headers
+        )
+        self.request = head + b"\r\n" + BODY
+        self.config = serving.config(Settings(), host="127.0.0.1", port=8080, workers=1)
+        self.config.app, self.config.factory, self.config.log_config = self.app, False, None
+        self.config.load()
+        self.lifespan = LifespanOn(self.config)  # as the server runs it: the app's state for its connections
+        self.server_state = ServerState()
+        self.server_state.default_headers = [(b"date", b"Wed, 02 Dec 2026 00:00:00 GMT"), *self.config.encoded_headers]
+
+    async def run(self, requests: int, concurrency: int) -> float:
+        left = requests
+
+        async def client() -> None:
+            nonlocal left
+            loop = asyncio.get_running_loop()
+            protocol = self.protocol(self.config, self.server_state, self.lifespan.state, loop)
+            transport = _Transport()
+            protocol.connection_made(transport)  # type: ignore[arg-type]  # the part of a transport it uses
+            while left > 0:
+                left -= 1
+                transport.waiter = loop.create_future()
+                protocol.data_received(self.request)
+                response = await transport.waiter
+                if not response.startswith(b"HTTP/1.1 200 "):
+                    raise SystemExit(f"{self.name}: {response[:300]!r}")
+            protocol.connection_lost(None)
+
+        start = time.thread_time()
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+        return (time.thread_time() - start) / requests
+
+
 async def measure(args: argparse.Namespace) -> None:
     access_log = args.access_log == "on"
+    if args.through == "protocol":
+        variants: list[Variant] = [
+            ProtocolVariant("plain", True, access_log),
+            ProtocolVariant("asgi", False, access_log),
+        ]
+        _quiet()  # the configs set up uvicorn's logging again
+        async with contextlib.AsyncExitStack() as stack:
+            for variant in variants:
+                assert isinstance(variant, ProtocolVariant)
+                await variant.lifespan.startup()
+                stack.push_async_callback(variant.lifespan.shutdown)
+            await _rounds(variants, args)
+        return
     variants = [Variant("fused", True, access_log), Variant("general", False, access_log)]
     async with variants[0].app.router.lifespan_context(variants[0].app):
         async with variants[1].app.router.lifespan_context(variants[1].app):
-            for variant in variants:
-                await variant.run(200, args.concurrency)  # warm: caches, the account cache, the first commits
-            for round_ in range(args.rounds):
-                order = variants if round_ % 2 == 0 else variants[::-1]
-                for variant in order:
-                    variant.cpu.append(await variant.run(args.requests, args.concurrency))
-                print(
-                    f"round {round_ + 1}: "
-                    + ", ".join(f"{v.name} {v.cpu[-1] * 1e3:.3f} ms" for v in variants)
-                    + f"  (load {os.getloadavg()[0]:.2f})",
-                    flush=True,
-                )
-    fused, general = (statistics.median(v.cpu) for v in variants)
+            await _rounds(variants, args)
+
+
+async def _rounds(variants: list[Variant], args: argparse.Namespace) -> None:
+    for variant in variants:
+        await variant.run(200, args.concurrency)  # warm: caches, the account cache, the first commits
+    for round_ in range(args.rounds):
+        order = variants if round_ % 2 == 0 else variants[::-1]
+        for variant in order:
+            variant.cpu.append(await variant.run(args.requests, args.concurrency))
+        print(
+            f"round {round_ + 1}: "
+            + ", ".join(f"{v.name} {v.cpu[-1] * 1e3:.3f} ms" for v in variants)
+            + f"  (load {os.getloadavg()[0]:.2f})",
+            flush=True,
+        )
+    first, second = (statistics.median(v.cpu) for v in variants)
     for variant in variants:
         cpu = [c * 1e3 for c in variant.cpu]
         spread = f"[{min(cpu):.3f}-{max(cpu):.3f}]"
         print(f"{variant.name}: loop CPU per request median {statistics.median(cpu):.3f} ms {spread}")
     ratios = [f / g for f, g in zip(variants[0].cpu, variants[1].cpu, strict=True)]
-    print(f"fused / general: {fused / general:.3f} (per round: {min(ratios):.3f}-{max(ratios):.3f})")
+    names = f"{variants[0].name} / {variants[1].name}"
+    print(f"{names}: {first / second:.3f} (per round: {min(ratios):.3f}-{max(ratios):.3f})")
+    print(f"{names}: {(first - second) * 1e6:+.1f} us per request (medians)")
+
+
+def _quiet() -> None:
+    """The log's handlers to /dev/null (the request log is on: its lines are part of the work measured)."""
+    devnull = open(os.devnull, "w")  # the log's stream for the whole run
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(devnull)
 
 
 def log_lines(lines: int, rounds: int) -> None:
@@ -195,12 +307,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="requests per app per round")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--access-log", choices=("on", "off"), default="on")
+    parser.add_argument("--through", choices=("asgi", "protocol"), default="asgi")
     args = parser.parse_args()
     logging.config.dictConfig(logging_config("json", "info"))
-    devnull = open(os.devnull, "w")  # the log's stream for the whole run
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.StreamHandler):
-            handler.setStream(devnull)
+    _quiet()
     uvloop.run(measure(args))
     log_lines(20_000, args.rounds)
 

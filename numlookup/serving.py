@@ -14,9 +14,12 @@ uvicorn's own handling are closed here:
   still accepted: clients reconnecting from a draining worker were taken into
   the queue just before the last worker left it (see :class:`Supervisor`).
 
-And two in its protocol: a header block sent slowly, or never finished, held a
+And three in its protocol: a header block sent slowly, or never finished, held a
 connection open for as long as the client liked (see :class:`DrainingHttpToolsProtocol`);
-and a response's head and body went out in two socket writes (see :class:`HeadWithBody`).
+a response's head and body went out in two socket writes (see :class:`HeadWithBody`);
+and the one request nearly all of a node's traffic is, a plain ``POST /v1/hlr/sync``,
+paid for ASGI's scope, messages and dispatch about as much as a raw app's whole
+request (see :class:`PlainCycle`).
 
 A graceful stop exits 0, with one worker or many.
 """
@@ -33,12 +36,18 @@ import sys
 import tempfile
 import weakref
 from asyncio import TimerHandle, Transport
-from collections.abc import Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from types import FrameType
 from typing import Any, Protocol
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import (
+    HEADER_RE,
+    HEADER_VALUE_RE,
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 from uvicorn.supervisors import Multiprocess, multiprocess
 
 from numlookup.listen_queue import Listener, new_connections_stopped, settled, stop_new_connections
@@ -65,6 +74,16 @@ METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 STARTUP_FAILURE = 3
 # Where the app's lifespan state holds its ProtocolRefusals (numlookup.api.refusals.LIFESPAN_KEY).
 REFUSALS_STATE_KEY = "numlookup.protocol_refusals"
+# Where it holds the sync route's edge, which answers plain requests to it (numlookup.api.sync_edge.LIFESPAN_KEY).
+SYNC_EDGE_STATE_KEY = "numlookup.sync_edge"
+PLAIN_METHOD = b"POST"
+PLAIN_VERSIONS = ("1.1", "1.0")
+# What uvicorn's RequestResponseCycle answers when the app fails before it responds.
+APP_FAILED = (
+    500,
+    [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21"), (b"connection", b"close")],
+    b"Internal Server Error",
+)
 
 
 class ServerConfig(uvicorn.Config):
@@ -84,6 +103,20 @@ class _Refusals(Protocol):
     def header_timeout(
         self, seconds: float, client: str | None, waited: float, default_headers: list[tuple[bytes, bytes]]
     ) -> bytes: ...
+
+
+Respond = Callable[[int, list[tuple[bytes, bytes]], bytes], Awaitable[None]]
+Receive = Callable[[], Awaitable[Any]]
+
+
+class _PlainEdge(Protocol):
+    """The app's edge for one route, called without ASGI (``numlookup.api.sync_edge.SyncEdge``)."""
+
+    raw_path: bytes  # the request target it answers, exactly
+
+    async def serve(
+        self, raw_headers: list[tuple[bytes, bytes]], peer: str | None, receive: Receive, respond: Respond
+    ) -> None: ...
 
 
 class HeadWithBody:
@@ -151,6 +184,131 @@ class HeadWithBody:
         return self._transport.is_closing()
 
 
+class PlainCycle(RequestResponseCycle):
+    """A plain ``POST`` to the sync route, answered by the app's edge without ASGI's scope and messages.
+
+    Why: nearly every request a node serves is this one, and uvicorn's work per
+    request around the app (the scope, the request's task entering Starlette and
+    the edge's dispatch, two ``send`` messages checked and serialised one by one,
+    the head held for the body: see :class:`HeadWithBody`) cost about as much CPU
+    as a whole request of a raw app. Here the edge gets the header list, the peer
+    and the body's ``receive``, and gives the whole response back at once: status
+    line, uvicorn's default headers (``date``, ``server``), the edge's headers and
+    the body, serialised as uvicorn's ``send`` would and written in one call.
+
+    Everything else is uvicorn's cycle, unchanged: the body as the protocol
+    collects it (flow control, the high-water mark), ``receive``'s disconnect,
+    keep-alive, pipelining (the protocol queues and starts this cycle as its own),
+    and the protocol's shutdown and header deadline, which read the same fields.
+    Only a request the protocol finds plain comes here (see
+    :meth:`DrainingHttpToolsProtocol.on_headers_complete`).
+    """
+
+    def __init__(
+        self,
+        edge: _PlainEdge,
+        headers: list[tuple[bytes, bytes]],
+        peer: str | None,
+        protocol: DrainingHttpToolsProtocol,
+        version: str,
+        keep_alive: bool,
+    ) -> None:
+        super().__init__(
+            scope=None,  # type: ignore[arg-type]  # read only by uvicorn's send, which this cycle does not use
+            transport=protocol.transport,
+            flow=protocol.flow,
+            logger=protocol.logger,
+            access_logger=protocol.access_logger,
+            access_log=protocol.access_log,
+            default_headers=protocol.server_state.default_headers,
+            message_event=asyncio.Event(),
+            expect_100_continue=False,
+            keep_alive=keep_alive,
+            on_response=protocol.on_response_complete,
+        )
+        self.edge = edge
+        self.headers = headers
+        self.peer = peer
+        self.client = protocol.client
+        self.http_version = version
+
+    async def run_asgi(self, app: Any) -> None:
+        """The edge's work (``app``, the ASGI app, is not called); a failure answered as uvicorn's ``run_asgi`` does."""
+        try:
+            await self.edge.serve(self.headers, self.peer, self.receive, self.respond)
+        except BaseException as exc:
+            self.logger.error("Exception in ASGI application\n", exc_info=exc)
+            if not self.response_started:
+                await self.respond(*APP_FAILED)
+            else:
+                self.transport.close()
+        else:
+            if not self.response_started and not self.disconnected:
+                self.logger.error("ASGI callable returned without starting response.")
+                await self.respond(*APP_FAILED)
+        finally:
+            self.on_response = _nothing  # the protocol's method held the protocol, which holds this cycle
+
+    async def respond(self, status: int, headers: list[tuple[bytes, bytes]], content: bytes) -> None:
+        """The whole response in one write, byte for byte what uvicorn's ``send`` writes for the two messages."""
+        if self.flow.write_paused and not self.disconnected:
+            await self.flow.drain()
+        if self.disconnected:
+            return
+        if self.response_started:
+            raise RuntimeError("Unexpected response after the response was started.")
+        self.response_started = True
+        if self.access_log:  # as uvicorn's send logs it (its logger has handlers only if the operator gave it some)
+            client = "%s:%d" % self.client if self.client else ""  # noqa: UP031  # uvicorn's own format
+            path = self.edge.raw_path.decode("ascii")
+            self.access_logger.info('%s - "%s %s HTTP/%s" %d', client, "POST", path, self.http_version, status)
+        head = [STATUS_LINE[status]]
+        for name, value in self.default_headers:
+            head += (name, b": ", value, b"\r\n")
+        length: int | None = None
+        chunked = False
+        closes = False
+        for name, value in headers:
+            if HEADER_RE.search(name):
+                raise RuntimeError("Invalid HTTP header name.")
+            if HEADER_VALUE_RE.search(value):
+                raise RuntimeError("Invalid HTTP header value.")
+            name = name.lower()
+            if name == b"content-length" and length is None and not chunked:
+                length = int(value.decode())
+            elif name == b"transfer-encoding" and value.lower() == b"chunked":
+                length, chunked = 0, True
+            elif name == b"connection" and b"close" in [token.lower().strip() for token in value.split(b",")]:
+                self.keep_alive = False
+                closes = True
+            head += (name, b": ", value, b"\r\n")
+        if not self.keep_alive and not closes:
+            head.append(b"connection: close\r\n")
+        if length is None and status not in (204, 304):
+            chunked = True
+            head.append(b"transfer-encoding: chunked\r\n")
+        head.append(b"\r\n")
+        if chunked:
+            head += (b"%x\r\n" % len(content), content, b"\r\n", b"0\r\n\r\n") if content else (b"0\r\n\r\n",)
+        elif len(content) != (length or 0):
+            self.transport.write(b"".join(head))  # as uvicorn: the head went out before the body was refused
+            raise RuntimeError(
+                f"Response content {'longer' if len(content) > (length or 0) else 'shorter'} than Content-Length"
+            )
+        else:
+            head.append(content)
+        self.transport.write(b"".join(head))
+        self.response_complete = True
+        self.message_event.set()
+        if not self.keep_alive:
+            self.transport.close()
+        self.on_response()
+
+
+def _nothing() -> None:
+    pass
+
+
 class DrainingHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, with a deadline for headers and a shutdown that cuts no request off.
 
@@ -181,6 +339,9 @@ class DrainingHttpToolsProtocol(HttpToolsProtocol):
     make the kernel reset it), gets ``DRAIN_IDLE_SECONDS`` to bring its next request.
     """
 
+    # The app's edge for plain requests to its route (see PlainCycle); None: every request goes through ASGI.
+    plain_requests = True  # a test's server turns it off, to hold the two paths' bytes equal
+    _plain_edge: _PlainEdge | None = None
     _draining = False
     _header_timer: TimerHandle | None = None
     _header_started = 0.0
@@ -188,6 +349,8 @@ class DrainingHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: Transport) -> None:  # type: ignore[override]  # uvicorn narrows it too
         super().connection_made(transport)
+        if self.plain_requests and self.limit_concurrency is None and not self.root_path:
+            self._plain_edge = self.app_state.get(SYNC_EDGE_STATE_KEY)
         self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
 
     def data_received(self, data: bytes) -> None:
@@ -211,11 +374,43 @@ class DrainingHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._awaiting_headers = False
         self._cancel_header_timer()
+        edge = self._plain_edge
+        if edge is not None and self.url == edge.raw_path and self._plain():
+            self._start_plain(edge)
+            return
         before = self.cycle
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not None and cycle is not before:  # a request to answer (not an upgrade): see HeadWithBody
             cycle.transport = HeadWithBody(self.transport, cycle, self.loop)  # type: ignore[assignment]
+
+    def _plain(self) -> bool:
+        """Whether the request (its target already matched) is one :class:`PlainCycle` answers as uvicorn would.
+
+        A ``POST`` over HTTP/1.1 or 1.0 with its body framed by ``Content-Length`` (or
+        none), no ``Expect: 100-continue``, no upgrade. Anything else (chunked bodies,
+        ``100 Continue``, another method's 405) keeps uvicorn's and Starlette's path.
+        """
+        parser = self.parser
+        if self.expect_100_continue or parser.get_method() != PLAIN_METHOD or parser.should_upgrade():
+            return False
+        if parser.get_http_version() not in PLAIN_VERSIONS:
+            return False
+        return all(name != b"transfer-encoding" for name, _ in self.headers)
+
+    def _start_plain(self, edge: _PlainEdge) -> None:
+        """What uvicorn's ``on_headers_complete`` does with a request, with a :class:`PlainCycle` for it."""
+        parser = self.parser
+        version = parser.get_http_version()
+        keep_alive = version != "1.0" and parser.should_keep_alive()
+        client = self.client
+        existing = self.cycle
+        self.cycle = cycle = PlainCycle(edge, self.headers, client[0] if client else None, self, version, keep_alive)
+        if existing is None or existing.response_complete:
+            self._start_asgi_task(cycle, self.app)
+        else:  # pipelined: its turn comes after the response in progress, as uvicorn's
+            self.flow.pause_reading()
+            self.pipeline.appendleft((cycle, self.app))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_timer()

@@ -24,12 +24,21 @@ Every other request (another path, another method on this one, lifespan) goes
 on to the general stack unchanged. ``tests/e2e/test_sync_edge.py`` sends a
 corpus of requests to a server with this path and to one without and holds
 status, headers, body, log lines, metrics and ledger rows equal.
+
+The edge's work is :meth:`SyncEdge.serve`, on the request's header list, peer and
+body ``receive``, giving the whole response to a ``respond`` callable; the ASGI
+``__call__`` is a thin way in, and the server's plain path
+(``serving.PlainCycle``, which finds the edge in the lifespan state under
+:data:`LIFESPAN_KEY`) the other: for a plain request uvicorn's scope, its ASGI
+messages and Starlette's dispatch cost more than this frame. One implementation,
+two callers; the same test file holds their bytes on the wire equal.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from starlette.requests import ClientDisconnect
 from starlette.routing import Route
@@ -55,6 +64,10 @@ log = logging.getLogger("numlookup.api")
 METHOD = "POST"
 _JSON = JSON.encode()
 _CONNECTION_CLOSE = (b"connection", b"close")
+# The lifespan state's key under which the edge offers itself to the server (serving.py reads the same name).
+LIFESPAN_KEY = "numlookup.sync_edge"
+# Sends a whole response: its status, headers (names in lower case) and body.
+Respond = Callable[[int, list[tuple[bytes, bytes]], bytes], Awaitable[None]]
 
 
 class _Outcome:
@@ -93,22 +106,45 @@ class SyncEdge:
         self.guard = guard
         self.route = route
         self.path = route.path
+        self.raw_path = route.path.encode()  # what the server's plain path matches the request line's target to
+        # What api.request_id.route_label makes of a scope the direct route has set its route in.
+        self.label = route_label({"route": route})
+        self.unmatched = route_label({})  # and of one no route answered (refused by the guard)
         self.access_log = access_log
         self.limit = state.settings.max_numbers_per_request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != METHOD:
+            if scope["type"] == "lifespan" and "state" in scope:
+                # The server's own plain path for this route (serving.DrainingHttpToolsProtocol) finds
+                # the edge here: the lifespan's state is what uvicorn hands every connection.
+                scope["state"][LIFESPAN_KEY] = self
             await self.app(scope, receive, send)
             return
+
+        async def respond(status: int, headers: list[tuple[bytes, bytes]], content: bytes) -> None:
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": content})
+
+        await self.serve(scope["headers"], scope["client"][0] if scope.get("client") else None, receive, respond)
+
+    async def serve(
+        self, raw_headers: list[tuple[bytes, bytes]], peer: str | None, receive: Receive, respond: Respond
+    ) -> None:
+        """The request, from its header list (names in lower case), its peer's address and its body's ``receive``.
+
+        ``respond`` sends the whole response (status, headers, body) at once: two
+        ASGI messages from ``__call__``, one write from the server's plain path.
+        One implementation of the edge for both, so they cannot drift apart.
+        """
         request_id = new_request_id()
         started_at = time.perf_counter()
         REQUEST_ID.set(request_id)  # not reset: see RequestIdMiddleware
         guard = self.guard
-        peer = scope["client"][0] if scope.get("client") else None
         outcome = _Outcome(peer)
-        credentialed, key, spent = False, "", None
+        credentialed, key, spent, label = False, "", None, self.unmatched
         try:  # from the first header read on, as the general stack's request id middleware wraps the guard
-            headers = GuardHeaders(scope["headers"])
+            headers = GuardHeaders(raw_headers)
             client = guard.proxies.client_address(peer, headers.forwarded_for)
             if client is not None:
                 outcome.client = client
@@ -121,7 +157,7 @@ class SyncEdge:
             if refusal is not None:
                 status, response_headers, content = _error(refusal)  # the route never ran: "unmatched" in metrics
             else:
-                scope["route"] = self.route  # as the direct route sets it: the metrics' label
+                label = self.label  # as the direct route sets the scope's route: the metrics' label
                 try:
                     status, response_headers, content = await self._answer(headers, body, request_id, client, outcome)
                 except ApiError as exc:
@@ -132,35 +168,27 @@ class SyncEdge:
             if not any(name.lower() == b"x-request-id" for name, _ in response_headers):
                 response_headers.append((b"x-request-id", request_id.encode()))  # a replay keeps its own
             outcome.status = status
-            await send({"type": "http.response.start", "status": status, "headers": response_headers})
-            await send({"type": "http.response.body", "body": content})
+            await respond(status, response_headers, content)
         except Exception:
-            log.exception(
-                "unhandled error in %s %s", METHOD, self.path, extra=outcome.fields(request_id, scope["path"])
-            )
+            log.exception("unhandled error in %s %s", METHOD, self.path, extra=outcome.fields(request_id, self.path))
             if outcome.status is not None:
                 raise  # half a response is out: only closing the connection can tell the client
             outcome.status = 500
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 500,
-                    "headers": [
-                        (b"content-type", _JSON),
-                        (b"content-length", str(len(SERVER_ERROR_BODY)).encode()),
-                        (b"x-request-id", request_id.encode()),
-                    ],
-                }
+            await respond(
+                500,
+                [
+                    (b"content-type", _JSON),
+                    (b"content-length", str(len(SERVER_ERROR_BODY)).encode()),
+                    (b"x-request-id", request_id.encode()),
+                ],
+                SERVER_ERROR_BODY,
             )
-            await send({"type": "http.response.body", "body": SERVER_ERROR_BODY})
         finally:
             if outcome.status == 401 and credentialed:
                 guard.refused_credentials(key, spent)
-            self.state.metrics.request_done(
-                route_label(scope), METHOD, outcome.status, time.perf_counter() - started_at
-            )
+            self.state.metrics.request_done(label, METHOD, outcome.status, time.perf_counter() - started_at)
             if self.access_log:
-                fields = outcome.fields(request_id, scope["path"])
+                fields = outcome.fields(request_id, self.path)
                 fields["duration_ms"] = round((time.perf_counter() - started_at) * 1000, 3)
                 write_request_line(fields)
 

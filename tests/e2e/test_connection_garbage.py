@@ -12,7 +12,10 @@ The server here is the real one (``serving.config``, ``serving.DrainingServer``,
 uvloop, the app's lifespan and the fused sync route) in a thread of the test's
 process, over real sockets, so that the collector's ``DEBUG_SAVEALL`` can show
 what it would have had to free: keep-alive and closed connections, a lookup, a
-refusal of bad credentials, an unknown path and ``GET /healthz``.
+refusal of bad credentials, an unknown path and ``GET /healthz``. The lookups
+and refusals take the server's plain path (``serving.PlainCycle``, whose
+``on_response`` holds the protocol that holds it), the others uvicorn's ASGI
+cycle; the last test holds that the plain path is the one taken.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from uvloop.loop import TCPTransport  # type: ignore[attr-defined]  # uvloop's s
 from numlookup.accounts import create_account
 from numlookup.api.app import create_app
 from numlookup.billing import parse_amount
-from numlookup.serving import DrainingServer, HeadWithBody, config
+from numlookup.serving import DrainingServer, HeadWithBody, PlainCycle, config
 from numlookup.settings import Settings
 from numlookup.store import make_engine, upgrade
 from tests.support import database_url, free_port, read_response
@@ -148,3 +151,30 @@ def test_connections_served_leave_no_cycles_of_requests_or_their_transports(serv
     found, statuses = _cyclic_garbage(served)
     assert statuses == {200: 5 * 3 * 2, 401: 5 * 3, 404: 5 * 3}
     assert found == Counter()
+
+
+def test_lookups_take_the_plain_path_and_odd_requests_the_asgi_one(
+    served: _Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the test above frees is the plain path's: a plain lookup is answered by it, a chunked one is not."""
+    answered: list[PlainCycle] = []
+    run = PlainCycle.run_asgi
+
+    async def counted(cycle: PlainCycle, app: object) -> None:
+        answered.append(cycle)
+        await run(cycle, app)
+
+    monkeypatch.setattr(PlainCycle, "run_asgi", counted)
+    chunked = (
+        _lookup(served.token, close=True)
+        .replace(f"Content-Length: {len(BODY)}".encode(), b"Transfer-Encoding: chunked")
+        .replace(b"\r\n\r\n" + BODY, b"\r\n\r\n" + f"{len(BODY):x}\r\n".encode() + BODY + b"\r\n0\r\n\r\n")
+    )
+    with socket.create_connection(("127.0.0.1", served.port), SOCKET_TIMEOUT_S) as sock:
+        status, _ = _exchange(sock, _lookup(served.token, close=True))
+    assert len(answered) == 1
+    with socket.create_connection(("127.0.0.1", served.port), SOCKET_TIMEOUT_S) as sock:
+        # Answered alike (the test above may have left this address refused for its bad credentials: 429).
+        assert _exchange(sock, chunked) == (status, True)
+    assert len(answered) == 1
+    answered.clear()  # the cycles go with the test

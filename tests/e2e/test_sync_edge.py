@@ -468,3 +468,180 @@ def test_the_limits_refuse_alike(tmp_path_factory: pytest.TempPathFactory) -> No
     _assert_same(*results)
     statuses = [answer[0] for _, answer in results[0][0]]
     assert statuses == [200, 401, 200, 429, 200, 200, 429, 429]
+
+
+class AsgiEdgeServer(Server):
+    """``numlookup serve`` whose server calls the fused edge as an ASGI app (``tests.e2e.asgi_edge_server``)."""
+
+    module = "tests.e2e.asgi_edge_server"
+
+
+@dataclass(frozen=True)
+class WireCase:
+    """Bytes sent on one connection in steps, each followed by the number of responses to read before the next."""
+
+    name: str
+    steps: Callable[[Node], list[tuple[bytes, int]]]
+
+
+def _once(build: Callable[[Node], bytes], responses: int = 1) -> Callable[[Node], list[tuple[bytes, int]]]:
+    return lambda node: [(build(node), responses)]
+
+
+def _version(request: bytes, version: bytes) -> bytes:
+    return request.replace(b" HTTP/1.1\r\n", b" " + version + b"\r\n", 1)
+
+
+def _header(request: bytes, line: bytes) -> bytes:
+    head, _, body = request.partition(b"\r\n\r\n")
+    return head + b"\r\n" + line + b"\r\n\r\n" + body
+
+
+LOOKUP = _post(_numbers(*NUMBERS))
+WIRE_CORPUS = [
+    WireCase("ok", _once(LOOKUP)),
+    WireCase("400: not JSON", _once(_post(b"{numbers: 1"))),
+    WireCase(
+        "400: a wrong content type",
+        _once(_post(_numbers(*NUMBERS), ("Content-Type", "text/plain"), content_type=False)),
+    ),
+    WireCase("401: no credentials", _once(_post(_numbers(*NUMBERS), account=None))),
+    WireCase("413: declared too large", _once(_post(b"{}" + b" " * (DEFAULTS.max_body_bytes + 1)))),
+    WireCase("idempotency: first", _once(_post(_numbers(*NUMBERS), KEY))),
+    WireCase("idempotency: replayed", _once(_post(_numbers(*NUMBERS), KEY))),
+    WireCase(
+        "pipelined: ok, bad JSON, ok, 401 in one write",
+        lambda node: [
+            (LOOKUP(node) + _post(b"[")(node) + LOOKUP(node) + _post(_numbers(NUMBERS[0]), account=None)(node), 4)
+        ],
+    ),
+    WireCase(
+        "keep-alive, then Connection: close",
+        lambda node: [(LOOKUP(node), 1), (_header(LOOKUP(node), b"Connection: close"), 1)],
+    ),
+    WireCase("HTTP/1.0", _once(lambda node: _version(LOOKUP(node), b"HTTP/1.0"))),
+    WireCase(
+        "HTTP/1.0 asking for keep-alive",
+        _once(lambda node: _header(_version(LOOKUP(node), b"HTTP/1.0"), b"Connection: keep-alive")),
+    ),
+    WireCase(
+        "the body after the head, in a second write",
+        lambda node: [(LOOKUP(node).partition(b"\r\n\r\n")[0] + b"\r\n\r\n", 0), (_numbers(*NUMBERS), 1)],
+    ),
+    WireCase("a query string", _once(lambda node: LOOKUP(node).replace(b" /v1/hlr/sync ", b" /v1/hlr/sync?x=1 ", 1))),
+    WireCase(
+        "chunked",
+        _once(
+            lambda node: _request(
+                "POST",
+                f"{len(_numbers(NUMBERS[0])):x}\r\n".encode() + _numbers(NUMBERS[0]) + b"\r\n0\r\n\r\n",
+                [_auth("rich")(node), JSON, ("Transfer-Encoding", "chunked")],
+                length=False,
+            )
+        ),
+    ),
+    WireCase(
+        "Expect: 100-continue",
+        lambda node: [
+            (
+                _request(
+                    "POST",
+                    b"",
+                    [
+                        _auth("rich")(node),
+                        JSON,
+                        ("Expect", "100-continue"),
+                        ("Content-Length", str(len(_numbers(*NUMBERS)))),
+                    ],
+                    length=False,
+                ),
+                1,
+            ),
+            (_numbers(*NUMBERS), 1),
+        ],
+    ),
+    WireCase("GET: 405", _once(lambda node: _request("GET", b"", [_auth("rich")(node)]))),
+]
+CLOSE_WAIT_S = 0.5  # how long a connection that stays open is watched for the server closing it
+DATE = re.compile(rb"\r\ndate: [^\r]*\r\n")
+
+
+def _wire(node: Node, case: WireCase) -> tuple[bytes, bool]:
+    """Every byte the server wrote on one connection for ``case``, and whether it closed the connection after."""
+    with socket.create_connection((node.server.host, node.server.port), timeout=20) as sock:
+        received = b""
+        pending = b""  # of ``received``: what no complete response has accounted for yet
+        for data, responses in case.steps(node):
+            sock.sendall(data)
+            while responses:
+                while (complete := _response_length(pending)) is None:
+                    chunk = sock.recv(65536)
+                    assert chunk, f"{case.name}: closed before a whole response: {pending!r}"
+                    received += chunk
+                    pending += chunk
+                pending = pending[complete:]
+                responses -= 1
+        assert pending == b"", f"{case.name}: more than the responses expected: {pending!r}"
+        sock.settimeout(CLOSE_WAIT_S)
+        try:
+            closed = sock.recv(1) == b""
+        except TimeoutError:
+            closed = False
+    normal = CHECKED_AT.sub(b'"checkedAt":"<t>"', ID.sub(b"<id>", DATE.sub(b"\r\ndate: <date>\r\n", received)))
+    return normal, closed
+
+
+def _response_length(data: bytes) -> int | None:
+    """The length of the whole response ``data`` starts with (Content-Length framed, or a 1xx); None: incomplete."""
+    head, found, _ = data.partition(b"\r\n\r\n")
+    if not found:
+        return None
+    lines = head.split(b"\r\n")
+    if lines[0].split()[1].startswith(b"1"):
+        return len(head) + 4
+    length = next(
+        (int(line.partition(b":")[2]) for line in lines[1:] if line.lower().startswith(b"content-length:")), 0
+    )
+    return len(head) + 4 + length if len(data) >= len(head) + 4 + length else None
+
+
+def test_the_plain_path_writes_the_bytes_uvicorn_writes_for_the_edge(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """``serving.PlainCycle`` against the same edge through uvicorn's ASGI cycle: every byte but dates and ids."""
+    plain = _start(Server, tmp_path_factory.mktemp("plain"), {})
+    asgi = _start(AsgiEdgeServer, tmp_path_factory.mktemp("asgi"), {})
+    try:
+        plain_node, asgi_node = next(plain), next(asgi)
+        results = [(_wire(plain_node, case), _wire(asgi_node, case)) for case in WIRE_CORPUS]
+        logs = _log_records(plain_node), _log_records(asgi_node)
+    finally:
+        for started in (plain, asgi):
+            next(started, None)
+    for case, (got, want) in zip(WIRE_CORPUS, results, strict=True):
+        assert got == want, case.name
+    assert logs[0] == logs[1]
+    wire = {case.name: result[0] for case, result in zip(WIRE_CORPUS, results, strict=True)}
+    # The corpus reaches what it is meant to: each status, the closes, the odd requests still answered.
+    assert wire["ok"][0].startswith(b"HTTP/1.1 200 OK\r\n") and not wire["ok"][1]
+    assert wire["400: not JSON"][0].startswith(b"HTTP/1.1 400 ") and wire["401: no credentials"][0].startswith(
+        b"HTTP/1.1 401 "
+    )
+    assert wire["413: declared too large"][0].startswith(b"HTTP/1.1 413 ") and wire["413: declared too large"][1]
+    assert b"idempotent-replayed: true\r\n" in wire["idempotency: replayed"][0]
+    pipelined = wire["pipelined: ok, bad JSON, ok, 401 in one write"]
+    assert re.findall(rb"HTTP/1\.1 (\d{3}) ", pipelined[0]) == [b"200", b"400", b"200", b"401"] and pipelined[1]
+    assert (
+        wire["keep-alive, then Connection: close"][1]
+        and wire["HTTP/1.0"][1]
+        and wire["HTTP/1.0 asking for keep-alive"][1]
+    )
+    assert b"connection: close\r\n" in wire["HTTP/1.0"][0]
+    assert wire["chunked"][0].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert wire["Expect: 100-continue"][0].startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n")
+    assert wire["the body after the head, in a second write"][0].startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+def test_the_server_and_the_edge_name_the_same_lifespan_key() -> None:
+    from numlookup import serving
+    from numlookup.api import sync_edge
+
+    assert serving.SYNC_EDGE_STATE_KEY == sync_edge.LIFESPAN_KEY
