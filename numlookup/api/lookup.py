@@ -103,7 +103,10 @@ async def verify_basic(
     if presented is None:
         return None, AuthFailure.MALFORMED_CREDENTIALS
     username, password = presented
-    return username, await state.accounts.authenticate(username, password, client)
+    verdict = state.accounts.known(username, password, client)  # a kept account: nothing to await
+    if verdict is None:
+        verdict = await state.accounts.authenticate(username, password, client)
+    return username, verdict
 
 
 async def _read_body(request: Request, limit: int) -> tuple[bytes, NumbersToInvestigate]:
@@ -224,7 +227,8 @@ async def answer_lookup(
     a request resumes each coroutine between the loop and the future, and the
     answer and its charge had two of their own.
     """
-    claim = await state.idempotency.claim(account.id, ROUTE, raw, idempotency_keys)
+    # Without the header there is no key (``idempotency.parse_key``): no claim, and no coroutine to ask for none.
+    claim = await state.idempotency.claim(account.id, ROUTE, raw, idempotency_keys) if idempotency_keys else None
     if isinstance(claim, Stored):
         return claim  # a completed request's response, replayed: nothing is charged again
     try:
