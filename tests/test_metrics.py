@@ -90,7 +90,7 @@ def test_each_requests_route_method_and_status_is_counted_in_a_loop_and_outside(
     asyncio.run(in_a_loop())
     for route, method, status in done:  # outside a loop: written at once
         metrics.request_done(route, method, status, 0.001)
-    for status in ("200", "401", "none"):
-        labels = {"route": "/v1/hlr/sync", "method": "POST", "status": status}
+    for shown in ("200", "401", "none"):
+        labels = {"route": "/v1/hlr/sync", "method": "POST", "status": shown}
         assert _sample(metrics, "numlookup_http_requests_total", **labels) == 3.0
     assert _sample(metrics, "numlookup_http_request_duration_seconds_count", route="/v1/hlr/sync") == 9.0
