@@ -125,7 +125,9 @@ def test_now_is_what_datetime_prints_for_the_same_moment(monkeypatch: pytest.Mon
     """``logs.utc_now_iso``: the sync answer's ``checkedAt`` and the request line's time, as ``results.iso_time``
     prints ``datetime.now(UTC)`` (microseconds cut from the clock's nanoseconds, then milliseconds cut)."""
     base = 1_796_000_000 * 10**9  # 2026
-    for offset in (0, 499_999, 999_999, 1_000_000, 123_456_789, 999_999_999, 1_000_000_000, 61_000_500_000):
+    offsets = (0, 499_999, 999_999, 1_000_000, 123_456_789, 999_999_999, 1_000_000_000, 61_000_500_000)
+    # Each again, and back: a millisecond's text is kept for the next call in it, never for another's.
+    for offset in (*offsets, *offsets[::-1], 1_000_000_000 + 123_456_789, 123_456_789):
         ns = base + offset
         monkeypatch.setattr(time, "time_ns", lambda ns=ns: ns)
         moment = datetime.fromtimestamp(ns // 10**9, UTC).replace(microsecond=ns // 1000 % 10**6)

@@ -75,3 +75,22 @@ def test_a_turns_latencies_land_in_the_buckets_and_sum_that_one_observe_each_mak
     expected = samples(one_by_one)
     assert [s for s in expected if s[0].endswith("_count")][0][2] == 10.0
     assert samples(batched) == expected
+
+
+def test_each_requests_route_method_and_status_is_counted_in_a_loop_and_outside() -> None:
+    """``request_done`` keeps each (route, method, status)'s children: every status still counts apart."""
+    metrics = Metrics()
+    done = [("/v1/hlr/sync", "POST", 200), ("/v1/hlr/sync", "POST", 401), ("/v1/hlr/sync", "POST", None)]
+
+    async def in_a_loop() -> None:
+        for route, method, status in done * 2:
+            metrics.request_done(route, method, status, 0.001)
+        await asyncio.sleep(0)
+
+    asyncio.run(in_a_loop())
+    for route, method, status in done:  # outside a loop: written at once
+        metrics.request_done(route, method, status, 0.001)
+    for shown in ("200", "401", "none"):
+        labels = {"route": "/v1/hlr/sync", "method": "POST", "status": shown}
+        assert _sample(metrics, "numlookup_http_requests_total", **labels) == 3.0
+    assert _sample(metrics, "numlookup_http_request_duration_seconds_count", route="/v1/hlr/sync") == 9.0

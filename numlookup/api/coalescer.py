@@ -28,14 +28,19 @@ class ResolveCoalescer:
         self.batches = 0
         self.requests = 0
 
-    async def resolve(self, numbers: Sequence[str]) -> list[Resolution]:
-        """``Resolver.resolve(numbers)``, shared with the requests of the same loop turn."""
+    def resolve(self, numbers: Sequence[str]) -> asyncio.Future[list[Resolution]]:
+        """``Resolver.resolve(numbers)``, shared with the requests of the same loop turn: await it.
+
+        The future itself, not a coroutine awaiting it: the request awaits the flush
+        directly, without a coroutine of its own to create and resume on the way (a
+        cancelled request cancels the future, which the flush then skips).
+        """
         loop = self._loop.get()
         future: asyncio.Future[list[Resolution]] = loop.create_future()
         if not self._waiting:
             loop.call_soon(self._flush)
         self._waiting.append((numbers, future))
-        return await future
+        return future
 
     def _flush(self) -> None:
         waiting, self._waiting = self._waiting, []

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from functools import partial
+from functools import lru_cache, partial
 
 import anyio.to_thread
 import msgspec
@@ -29,18 +29,19 @@ from starlette.responses import Response
 from numlookup.accounts import Account, AuthFailure
 from numlookup.api.auth import client_ip, parse_basic
 from numlookup.api.errors import ApiError, invalid_parameters, no_credits, too_many_numbers, unauthorized
-from numlookup.api.idempotency import HEADER, Claim, Stored
+from numlookup.api.idempotency import HEADER, Stored
 from numlookup.api.nesting import MAX_NESTING, nesting_depth_exceeds
 from numlookup.api.state import AppState
 from numlookup.api.wire import LookupSuccess, NumbersToInvestigate
 from numlookup.billing import InsufficientCredits, format_amount
-from numlookup.billing.ledger import Counts, balances
+from numlookup.billing.ledger import Charge, Counts, balances
 from numlookup.billing.prices import ChargeClass
 from numlookup.live.service import LiveResult
 from numlookup.logs import utc_now_iso
 from numlookup.numbering.models import Resolution
 from numlookup.results import NumberResult, number_result
-from numlookup.status import answer_style, outcome
+from numlookup.settings import OFFLINE
+from numlookup.status import answer_style, outcome, status_word
 
 _decoder = msgspec.json.Decoder(NumbersToInvestigate)
 _encoder = msgspec.json.Encoder()
@@ -102,7 +103,10 @@ async def verify_basic(
     if presented is None:
         return None, AuthFailure.MALFORMED_CREDENTIALS
     username, password = presented
-    return username, await state.accounts.authenticate(username, password, client)
+    verdict = state.accounts.known(username, password, client)  # a kept account: nothing to await
+    if verdict is None:
+        verdict = await state.accounts.authenticate(username, password, client)
+    return username, verdict
 
 
 async def _read_body(request: Request, limit: int) -> tuple[bytes, NumbersToInvestigate]:
@@ -122,38 +126,47 @@ def decode_numbers(raw: bytes, limit: int) -> NumbersToInvestigate:
     return body
 
 
-async def _charge(
-    state: AppState,
-    username: str,
-    account: Account,
-    request_id: str,
-    amount: int,
-    numbers: int,
-    attached: Sequence[object],
-    counts: Counts,
-) -> None:
-    """Debit and write the ledger row (with the request's fresh live answers); 104 if the balance fell short."""
-    try:
-        charge = await state.charger.charge(account.id, request_id, amount, numbers, attached, counts)
-    except InsufficientCredits as exc:
-        state.accounts.note_balance(username, exc.balance, exc.reserved)
-        raise _no_credits(exc.spendable, exc.amount, exc.reserved) from None
+def _charge_settled(state: AppState, username: str, amount: int, charge: Charge) -> None:
+    """What a committed charge leaves behind: the cached balance, the credits metric (micro-credits, exact)."""
     state.accounts.note_balance(username, charge.balance_after, charge.reserved)
-    state.metrics.credits_charged(amount)  # micro-credits, exact as in the ledger
+    state.metrics.credits_charged(amount)
+
+
+def _charge_refused(state: AppState, username: str, exc: InsufficientCredits) -> ApiError:
+    """104 for a charge the balance fell short of, the balance it found noted."""
+    state.accounts.note_balance(username, exc.balance, exc.reserved)
+    return _no_credits(exc.spendable, exc.amount, exc.reserved)
 
 
 def _counts(
     valid: Mapping[str, object], classes: Mapping[str, ChargeClass], resolutions: Sequence[Resolution]
 ) -> Counts:
     """The charged numbers by answer class (no live answer: offline), and the distinct invalid inputs."""
+    # As many distinct valid numbers as inputs: every input is one of them, none invalid (no set to build).
+    invalid = (
+        0
+        if len(valid) == len(resolutions)
+        else len({r.input for r in resolutions if not (r.valid and r.e164 is not None)})
+    )
+    if not classes:
+        return _offline_counts(len(valid), invalid)
     cached = live = 0
     for charge_class in classes.values():
         if charge_class == "cache":
             cached += 1
         elif charge_class == "live":
             live += 1
-    invalid = len({r.input for r in resolutions if not (r.valid and r.e164 is not None)})
     return Counts(offline=len(valid) - cached - live, cached=cached, live=live, invalid=invalid)
+
+
+@lru_cache(maxsize=1024)
+def _offline_counts(offline: int, invalid: int) -> Counts:
+    """``Counts(offline=offline, invalid=invalid)``, one object per pair: immutable, and nearly every charge's.
+
+    Why: a frozen dataclass is built field by field through ``object.__setattr__``;
+    the few pairs a server's requests have are built once.
+    """
+    return Counts(offline=offline, invalid=invalid)
 
 
 def _no_credits(spendable: int, amount: int, reserved: int, *, job: bool = False) -> ApiError:
@@ -225,66 +238,70 @@ async def answer_lookup(
 
     The fused edge (``api.sync_edge``) answers through here with the values it read
     in its one pass over the headers, and writes the bytes itself.
+
+    One coroutine from the claim to the charge (the resolve and the charge are
+    awaited as the futures the coalescer and the charger settle): every await of
+    a request resumes each coroutine between the loop and the future, and the
+    answer and its charge had two of their own.
     """
-    claim = await state.idempotency.claim(account.id, ROUTE, raw, idempotency_keys)
+    # Without the header there is no key (``idempotency.parse_key``): no claim, and no coroutine to ask for none.
+    claim = await state.idempotency.claim(account.id, ROUTE, raw, idempotency_keys) if idempotency_keys else None
     if isinstance(claim, Stored):
         return claim  # a completed request's response, replayed: nothing is charged again
     try:
-        return await _answer(state, username, account, body, claim, request_id, user_agent)
+        resolutions = await state.coalescer.resolve(body.numbers)
+        checked_at = utc_now_iso()  # iso_time(datetime.now(UTC)), cheaper
+        valid = {r.e164: r for r in resolutions if r.valid and r.e164 is not None}  # a number listed twice counts once
+
+        live: dict[str, LiveResult] = {}
+        routed = state.live.routes(list(valid.values())) if state.live is not None and valid else {}
+        if routed:
+            assert state.live is not None
+            # Before any source is asked (an upstream costs us money): can the account pay the dearest outcome?
+            quote = state.prices.quote(valid, routed, account.price)
+            await _can_pay(state, username, account, quote)
+            live = await state.live.lookup(list(valid.values()), body.max_age, body.deadline)
+
+        # An account's own style wins; else the server's, which by default ("auto") follows the client's User-Agent.
+        style = answer_style(account.status_style or state.settings.status_style, user_agent)
+        if live:
+            result = [number_result(r, style, checked_at, live.get(r.e164) if r.e164 else None) for r in resolutions]
+            counted = outcomes(result)
+        else:
+            result = [number_result(r, style, checked_at) for r in resolutions]
+            counted = offline_outcomes(len(result), len(result) - [r.reason for r in resolutions].count(None))
+        encoded = _encoder.encode(LookupSuccess(request_id=request_id, result=result))
+        completed = claim.completed(200, {"content-type": JSON}, encoded, request_id) if claim is not None else None
+
+        if valid:
+            classes = {number: result.charge_class for number, result in live.items()}
+            amount = state.prices.total(valid, classes, account.price)
+            # Fresh live answers and their credits by source go into the charge's own transaction: no extra commit;
+            # so does the response an idempotency key will replay.
+            attached: list[object] = (
+                list(state.live.attachment(live, partial(state.prices.of, account_price=account.price)))
+                if state.live is not None and live
+                else []
+            )
+            if completed is not None:
+                attached.append(completed)
+            counts = _counts(valid, classes, resolutions)
+            try:
+                charge = await state.charger.charge(account.id, request_id, amount, len(valid), attached, counts)
+            except InsufficientCredits as exc:
+                raise _charge_refused(state, username, exc) from None
+            _charge_settled(state, username, amount, charge)
+        elif completed is not None:
+            await state.idempotency.complete(completed)  # nothing to charge: the response is stored on its own
+
+        state.metrics.lookups_counted(counted)
+        return encoded
     except asyncio.CancelledError:
         raise  # its charge may still commit: the key stays held until its lease ends
     except BaseException:
         if claim is not None:
             await state.idempotency.release(claim)  # an error charged nothing: the key may be used again
         raise
-
-
-async def _answer(
-    state: AppState,
-    username: str,
-    account: Account,
-    body: NumbersToInvestigate,
-    claim: Claim | None,
-    request_id: str,
-    user_agent: str | None,
-) -> bytes:
-    resolutions = await state.coalescer.resolve(body.numbers)
-    checked_at = utc_now_iso()  # iso_time(datetime.now(UTC)), cheaper
-    valid = {r.e164: r for r in resolutions if r.valid and r.e164 is not None}  # a number listed twice counts once
-
-    live: dict[str, LiveResult] = {}
-    routed = state.live.routes(list(valid.values())) if state.live is not None and valid else {}
-    if routed:
-        assert state.live is not None
-        # Before any source is asked (an upstream costs us money): can the account pay the dearest outcome?
-        quote = state.prices.quote(valid, routed, account.price)
-        await _can_pay(state, username, account, quote)
-        live = await state.live.lookup(list(valid.values()), body.max_age, body.deadline)
-
-    # An account's own style wins; else the server's, which by default ("auto") follows the client's User-Agent.
-    style = answer_style(account.status_style or state.settings.status_style, user_agent)
-    result = [number_result(r, style, checked_at, live.get(r.e164) if r.e164 else None) for r in resolutions]
-    encoded = _encoder.encode(LookupSuccess(request_id=request_id, result=result))
-    completed = claim.completed(200, {"content-type": JSON}, encoded, request_id) if claim is not None else None
-
-    if valid:
-        classes = {number: result.charge_class for number, result in live.items()}
-        amount = state.prices.total(valid, classes, account.price)
-        # Fresh live answers and their credits by source go into the charge's own transaction: no extra commit;
-        # so does the response an idempotency key will replay.
-        attached: list[object] = list(
-            state.live.attachment(live, partial(state.prices.of, account_price=account.price)) if state.live else []
-        )
-        if completed is not None:
-            attached.append(completed)
-        await _charge(
-            state, username, account, request_id, amount, len(valid), attached, _counts(valid, classes, resolutions)
-        )
-    elif completed is not None:
-        await state.idempotency.complete(completed)  # nothing to charge: the response is stored on its own
-
-    state.metrics.lookups_counted(outcomes(result))
-    return encoded
 
 
 def outcomes(result: Sequence[NumberResult]) -> dict[tuple[str, str], int]:
@@ -303,4 +320,23 @@ def outcomes(result: Sequence[NumberResult]) -> dict[tuple[str, str], int]:
     for (word, source), count in words.items():
         key = (outcome(word), source)
         counted[key] = counted.get(key, 0) + count
+    return counted
+
+
+_OFFLINE_VALID = (outcome(status_word(True, None, "seed")), OFFLINE)
+_OFFLINE_INVALID = (outcome(status_word(False, None, "seed")), OFFLINE)
+
+
+def offline_outcomes(answered: int, invalid: int) -> dict[tuple[str, str], int]:
+    """:func:`outcomes` of a request answered offline only: ``answered`` numbers, ``invalid`` of them invalid.
+
+    An offline answer's word is the same in every style (``UNKNOWN``; ``INVALID``),
+    so its pairs are known without reading the results (tests/api/test_outcomes.py
+    holds this to :func:`outcomes`).
+    """
+    counted: dict[tuple[str, str], int] = {}
+    if answered > invalid:
+        counted[_OFFLINE_VALID] = answered - invalid
+    if invalid:
+        counted[_OFFLINE_INVALID] = invalid
     return counted

@@ -31,7 +31,7 @@ more than the wake-up the thread's return already makes.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,7 +86,7 @@ class GroupCharger:
         self._executor: ThreadPoolExecutor | None = None  # the batches' thread, from the first batch on
         self._loop = ThreadLoop()  # the loop the last charge came from, kept
 
-    async def charge(
+    def charge(
         self,
         account_id: int,
         request_id: str,
@@ -94,20 +94,27 @@ class GroupCharger:
         numbers: int,
         attached: Sequence[Any] = (),
         counts: Counts | None = None,
-    ) -> Charge:
-        """Debit and write the ledger row; returns once committed (raises InsufficientCredits).
+    ) -> Awaitable[Charge]:
+        """Debit and write the ledger row: await it; it returns once committed (raises InsufficientCredits).
 
         ``attached`` items are handed to ``store_attached`` in the same transaction,
         if this charge succeeds; ``counts`` (the numbers by answer class) go in the ledger row.
+        The charge is queued when this is called. With group commit on, what it returns is
+        the charge's own future, which the batch settles: the request awaits it directly,
+        without a coroutine of its own to create and resume on the way.
         """
         loop = self._loop.get()
         pending = _Pending(account_id, request_id, amount, numbers, attached, counts, loop.create_future())
         if not self.enabled:
-            self._settle([pending], await anyio.to_thread.run_sync(self._commit, [pending]))
-            return await pending.future
+            return self._charge_alone(pending)
         self._queue.append(pending)
         if self._worker is None or self._worker.done():
             self._worker = loop.create_task(self._drain())
+        return pending.future
+
+    async def _charge_alone(self, pending: _Pending) -> Charge:
+        """Group commit off: the charge in a transaction of its own."""
+        self._settle([pending], await anyio.to_thread.run_sync(self._commit, [pending]))
         return await pending.future
 
     async def close(self) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, event
 
 from numlookup.accounts import Account, AuthFailure, get_account, rotate_secret, set_enabled
 from numlookup.accounts.cache import AccountCache
-from numlookup.accounts.service import StoredAccount
+from numlookup.accounts.service import StoredAccount, replace_networks
 from numlookup.billing import add_credits, parse_amount
 from tests.conftest import AccountFactory
 
@@ -69,6 +69,27 @@ def test_changes_reach_the_cache_at_its_next_refresh(engine: Engine, make_accoun
         stale = await cache.authenticate(creds.api_username, creds.api_password, LOOPBACK)
         assert stale is AuthFailure.WRONG_SECRET
         assert isinstance(await cache.authenticate(rotated.api_username, rotated.api_password, LOOPBACK), Account)
+
+    asyncio.run(scenario())
+
+
+def test_an_allow_list_edit_reaches_the_cache_whatever_it_remembered(
+    engine: Engine, make_account: AccountFactory
+) -> None:
+    """The entry remembers an address's verdict (``StoredAccount.allows``): an edited allow-list is a new entry."""
+    creds = make_account(credits="1")
+    cache = AccountCache(engine, refresh_seconds=1.0)
+
+    async def scenario() -> None:
+        for _ in range(2):
+            assert isinstance(await cache.authenticate(creds.api_username, creds.api_password, LOOPBACK), Account)
+        replace_networks(engine, creds.name, ["10.0.0.0/8"])
+        cache.note_balance(creds.api_username, 5, 0)  # a charge settled meanwhile: its rebuilt entry is still old
+        assert isinstance(await cache.authenticate(creds.api_username, creds.api_password, LOOPBACK), Account)
+        await cache.refresh()
+        refused = await cache.authenticate(creds.api_username, creds.api_password, LOOPBACK)
+        assert refused is AuthFailure.IP_NOT_ALLOWED
+        assert isinstance(await cache.authenticate(creds.api_username, creds.api_password, "10.1.2.3"), Account)
 
     asyncio.run(scenario())
 
@@ -157,15 +178,19 @@ def test_a_noted_balance_changes_the_balance_and_what_jobs_hold_and_nothing_else
             "status_style", "allowed_networks", "created_at", "reserved",
         ]  # fmt: skip
         assert [f.name for f in dataclasses.fields(StoredAccount)] == [
-            "account", "secret_salt", "secret_hash", "networks",
+            "account", "secret_salt", "secret_hash", "networks", "allowed",
         ]  # fmt: skip
         # Every field away from its default, so a field dropped on the way would show.
         unusual = dataclasses.replace(stored.account, price=7, status_style="auto", allowed_networks=("10.0.0.0/8",))
         assert unusual.with_balance(123, 45) == dataclasses.replace(unusual, balance=123, reserved=45)
-        cache.note_balance(creds.api_username, 456, 78)
-        noted = cache._entries[creds.api_username]
+        cache.note_balance(creds.api_username, 1, 2)
+        cache.note_balance(creds.api_username, 456, 78)  # the last noted is the one applied
+        noted = cache.entry(creds.api_username)
         assert noted == dataclasses.replace(
             stored, account=dataclasses.replace(stored.account, balance=456, reserved=78)
         )
+        assert noted is not None and noted.allowed is stored.allowed  # the verdicts carried over
+        account = await cache.authenticate(creds.api_username, creds.api_password, LOOPBACK)
+        assert account == noted.account
 
     asyncio.run(scenario())

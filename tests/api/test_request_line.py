@@ -50,6 +50,19 @@ FIELDS: list[dict[str, object]] = [
     },
     {"request_id": None, "status": 408, "client": None, "duration_ms": 10000.0},  # an unread request, no id
     {"request_id": "x", "method": "GET", "path": "/ünïcode", "status": None, "client": "::1", "duration_ms": 0.0},
+    # Falsy but not None: written, as the formatter writes them (only None is left out).
+    {
+        "request_id": "",
+        "method": "",
+        "path": "",
+        "status": 0,
+        "client": "",
+        "account": "",
+        "auth_failure": "",
+        "username": "",
+        "duration_ms": 0,
+    },
+    {"status": 200, "duration_ms": 2.5, "unknown_field": "never written"},  # only the request fields are written
 ]
 
 
@@ -75,12 +88,15 @@ def frozen(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("frozen")
+@pytest.mark.parametrize("processes", [True, False])
 @pytest.mark.parametrize("fields", FIELDS)
 def test_the_direct_line_is_the_formatters(
     fields: dict[str, object],
+    processes: bool,
     logger: tuple[logging.Logger, TurnStreamHandler, io.StringIO],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(logging, "logProcesses", processes)  # off: the record's pid is None, written as null
     log, handler, stream = logger
     assert direct_json_handler(log) is handler
     monkeypatch.setattr(request_id, "request_log", log)
@@ -96,8 +112,9 @@ def test_the_direct_line_is_the_formatters(
     direct, by_record = stream.getvalue().splitlines()
     assert direct == by_record
     assert '"time":"2025-12-02T12:53:20.123Z"' in direct  # the frozen moment, to the millisecond
-    if fields["request_id"] is None:
+    if fields.get("request_id") is None:
         assert '"request_id":"from-the-context"' in direct
+    assert ('"pid":null' in direct) is not processes
 
 
 def test_any_other_setup_gets_records(logger: tuple[logging.Logger, TurnStreamHandler, io.StringIO]) -> None:
