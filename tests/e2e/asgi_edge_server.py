@@ -8,10 +8,8 @@ uvicorn writes for the same edge (``api.sync_edge``) called as an ASGI app. Ever
 
 from __future__ import annotations
 
-import sys
-from typing import Any
-
 from numlookup.serving import DrainingHttpToolsProtocol
+from tests.e2e.general_server import serve_with
 
 
 class AsgiOnlyProtocol(DrainingHttpToolsProtocol):
@@ -21,19 +19,7 @@ class AsgiOnlyProtocol(DrainingHttpToolsProtocol):
 
 
 def main() -> None:
-    from numlookup import serving
-    from numlookup.cli import main as numlookup
-
-    made = serving.config
-
-    def config(*args: Any, **options: Any) -> Any:
-        built = made(*args, **options)
-        built.http = "tests.e2e.asgi_edge_server:AsgiOnlyProtocol"  # by name: this file runs as __main__
-        return built
-
-    serving.config = config  # the same signature, one field changed
-    sys.argv = ["numlookup", *sys.argv[1:]]
-    numlookup()
+    serve_with(http="tests.e2e.asgi_edge_server:AsgiOnlyProtocol")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,12 @@ def create_general_app() -> Starlette:
     return create_app(fused_sync=False)
 
 
-def main() -> None:
+def serve_with(**fields: str) -> None:
+    """``numlookup`` from this process's command line, with the given fields of the server's uvicorn config replaced.
+
+    Each field's value names what it sets by module (``tests.e2e.x:name``), as the
+    command's own config does: the file that calls this runs as ``__main__``.
+    """
     from numlookup import serving
     from numlookup.cli import main as numlookup
 
@@ -28,12 +33,17 @@ def main() -> None:
 
     def config(*args: Any, **options: Any) -> Any:
         built = made(*args, **options)
-        built.app = "tests.e2e.general_server:create_general_app"  # the module by name: this file runs as __main__
+        for name, value in fields.items():
+            setattr(built, name, value)
         return built
 
-    serving.config = config  # the same signature, one field changed
+    serving.config = config  # the same signature, the named fields changed
     sys.argv = ["numlookup", *sys.argv[1:]]
     numlookup()
+
+
+def main() -> None:
+    serve_with(app="tests.e2e.general_server:create_general_app")
 
 
 if __name__ == "__main__":
