@@ -295,22 +295,27 @@ def test_a_connection_the_server_closed_is_replaced(loop: str) -> None:
         assert server.connections == 4
 
 
+def failure(url: str, timeout: float, *, via_httpx: bool) -> str:
+    """What one ``GET url/x`` raised, in the source's words (``"answered"`` if it did not)."""
+
+    async def run() -> str:
+        clients = HttpClients("up", timeout=timeout, max_connections=1, via_httpx=via_httpx)
+        try:
+            await clients.send("GET", url + "/x")
+        except SourceError as exc:
+            return str(exc)
+        finally:
+            await clients.close()
+        return "answered"
+
+    return asyncio.run(run())
+
+
 @pytest.mark.parametrize("via_httpx", [True, False])
 def test_a_server_that_stops_answering_mid_body_broke_the_connection(via_httpx: bool) -> None:
     cut = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"res'
     with recorder([cut], close=True) as server:
-
-        async def run() -> str:
-            clients = HttpClients("up", timeout=5, max_connections=1, via_httpx=via_httpx)
-            try:
-                await clients.send("GET", server.url + "/x")
-            except SourceError as exc:
-                return str(exc)
-            finally:
-                await clients.close()
-            return "answered"
-
-        assert asyncio.run(run()) == "up broke the connection"
+        assert failure(server.url, 5, via_httpx=via_httpx) == "up broke the connection"
 
 
 def test_a_proxy_named_by_the_environment_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -456,18 +461,7 @@ def test_an_answer_that_stops_coming_times_out(via_httpx: bool) -> None:
     """The head arrives, the body never does: after ``timeout`` without a byte, the source timed out."""
     stalled = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
     with recorder([stalled]) as server:
-
-        async def run() -> str:
-            clients = HttpClients("up", timeout=0.3, max_connections=1, via_httpx=via_httpx)
-            try:
-                await clients.send("GET", server.url + "/x")
-            except SourceError as exc:
-                return str(exc)
-            finally:
-                await clients.close()
-            return "answered"
-
-        assert asyncio.run(run()) == "up timed out after 0.3 s"
+        assert failure(server.url, 0.3, via_httpx=via_httpx) == "up timed out after 0.3 s"
 
 
 def test_a_request_given_up_mid_answer_leaves_no_answer_for_the_next() -> None:
@@ -494,15 +488,4 @@ def test_an_answer_that_does_not_decode_fails_in_httpxs_words(via_httpx: bool) -
     """A body that says it is gzip and is not: the same failure either way, not an unexpected exception."""
     bad = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 9\r\n\r\nnot gzip!"
     with recorder([bad]) as server:
-
-        async def run() -> str:
-            clients = HttpClients("up", timeout=5, max_connections=1, via_httpx=via_httpx)
-            try:
-                await clients.send("GET", server.url + "/x")
-            except SourceError as exc:
-                return str(exc)
-            finally:
-                await clients.close()
-            return "answered"
-
-        assert asyncio.run(run()) == "up failed (DecodingError)"
+        assert failure(server.url, 5, via_httpx=via_httpx) == "up failed (DecodingError)"
