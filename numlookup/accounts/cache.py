@@ -68,6 +68,10 @@ class AccountCache:
         known = self.known(username, password, client_ip)
         if known is not None:
             return known
+        return await self.read(username, password, client_ip)
+
+    async def read(self, username: str, password: str, client_ip: str | None) -> Account | AuthFailure:
+        """:meth:`authenticate`'s answer from the database, for a caller :meth:`known` has just answered None."""
         self.misses += 1
         seen, stored = await self._load_once(username)
         if stored is not None and seen is not None:
@@ -80,10 +84,8 @@ class AccountCache:
         Why: nearly every request's account is kept, and the sync edge's request
         answered from here needs no coroutine of its own for its credentials.
         """
-        if self.enabled and self._trusted() and (stored := self._entries.get(username)) is not None:
+        if self.enabled and self._trusted() and (stored := self.entry(username)) is not None:
             self.hits += 1
-            if self._noted:
-                stored = self._with_noted(username, stored)
             return verify(stored, password, client_ip)
         return None
 
@@ -132,10 +134,11 @@ class AccountCache:
     def note_balance(self, username: str, balance: int, reserved: int) -> None:
         """The balance (and what jobs hold of it) a charge through this worker found: after it, or not covering it.
 
-        Kept aside and built into the entry by the account's next hit (:meth:`entry`), not here. Why:
-        every charge notes one, and a group commit settles some thirty charges at once; rebuilding the
-        entry (two frozen dataclasses, ten fields) for each was 3 % of the sync edge's loop CPU
-        (bench/edge.py's py-spy), where the next request of the account needs only the last balance.
+        Kept aside and built into the entry when it is next read (:meth:`entry`, through which
+        :meth:`known` reads), not here. Why: every charge notes one, and a group commit settles
+        some thirty charges at once; rebuilding the entry (two frozen dataclasses, ten fields) for
+        each was 3 % of the sync edge's loop CPU (bench/edge.py's py-spy), where the next request
+        of the account needs only the last balance.
         """
         if username in self._entries:
             self._noted[username] = (balance, reserved)

@@ -105,7 +105,7 @@ async def verify_basic(
     username, password = presented
     verdict = state.accounts.known(username, password, client)  # a kept account: nothing to await
     if verdict is None:
-        verdict = await state.accounts.authenticate(username, password, client)
+        verdict = await state.accounts.read(username, password, client)
     return username, verdict
 
 
