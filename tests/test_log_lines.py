@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from numlookup import logs
 from numlookup.logs import TurnStreamHandler, _utc_iso, flush_kept_lines, utc_now_iso
 from numlookup.results import iso_time
 
@@ -132,3 +133,8 @@ def test_now_is_what_datetime_prints_for_the_same_moment(monkeypatch: pytest.Mon
         monkeypatch.setattr(time, "time_ns", lambda ns=ns: ns)
         moment = datetime.fromtimestamp(ns // 10**9, UTC).replace(microsecond=ns // 1000 % 10**6)
         assert utc_now_iso() == iso_time(moment), ns
+
+
+def test_the_request_lines_struct_has_the_formatters_keys_in_its_order() -> None:
+    """``json_line``'s struct is a second list of the request fields: a field added to one must be added to both."""
+    assert logs._RequestLine.__struct_fields__ == ("time", "level", "logger", "message", "pid", *logs.REQUEST_FIELDS)
