@@ -130,14 +130,9 @@ class Metrics:
                 self._counter(self.http_requests, route, method, str(status) if status is not None else "none"),
                 self._histogram(self.http_latency, route),
             )
-        # Both events of the request, with one look at whether this loop turn's flush is due.
         counter, histogram = children
-        if self._deferred():
-            self._added[counter] = self._added.get(counter, 0.0) + 1.0
-            self._observed.append((histogram, seconds))
-        else:
-            counter.inc()
-            histogram.observe(seconds)
+        self._add(counter)
+        self._observe(histogram, seconds)
 
     def lookups_counted(self, counted: Mapping[tuple[str, str], int]) -> None:
         """Numbers answered, counted by ``(status, source)``: the ``numlookup_lookups`` counter."""
