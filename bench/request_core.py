@@ -18,8 +18,9 @@ same run:
   1–64 distinct numbers: where the two cross is what ``SMALL_BATCH`` should be.
 - *charge commit*: one group commit's transaction (``write_transaction`` +
   ``ledger.debit_batch``) of 1, 16, 64 and 512 charges on a fresh SQLite file
-  (``synchronous=OFF``, so the disk's fsync is not in it; random request ids,
-  as the server's), against the same statements through ``sqlite3`` itself
+  (``synchronous=OFF``, so the disk's fsync is not in it; request ids made by
+  the server's ``new_request_id``: ``bench/ledger_ids.py`` shows what random
+  ones cost), against the same statements through ``sqlite3`` itself
   (one UPDATE, one ``executemany`` INSERT): the floor any SQL layer could reach.
 - *thread hop*: awaiting a function that does nothing on a worker thread,
   through ``anyio.to_thread.run_sync`` and through a one-thread executor (the
@@ -51,7 +52,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
@@ -65,6 +65,7 @@ sys.path += [str(HERE), str(HERE.parent)]  # raw_asgi, tests.corpus; appended: a
 import raw_asgi  # noqa: E402  # importable once HERE is on the path
 
 import numlookup  # noqa: E402
+from numlookup.api.request_id import new_request_id  # noqa: E402
 from numlookup.api.wire import LookupSuccess  # noqa: E402
 from numlookup.billing.ledger import Debit, debit_batch  # noqa: E402
 from numlookup.billing.prices import Prices  # noqa: E402
@@ -151,17 +152,6 @@ def raw_reference() -> Callable[[], object]:
     return work
 
 
-def request_id() -> str:
-    """A charge's request id as the server makes them: a random (version 4) UUID.
-
-    Why not a counter: the ledger's unique index on ``request_id`` then takes
-    every row at its end, while the server's random ids land on a page of
-    their own each; with those, a commit of 34 cost 2–3 times the CPU (the
-    index's page writes, in the INSERT and in the COMMIT's WAL frames).
-    """
-    return str(uuid.uuid4())
-
-
 def charge_benches(folder: Path, sizes: list[int]) -> dict[str, Callable[[], object]]:
     """A group commit of each size through the ledger, and the same statements through sqlite3 alone."""
     from numlookup.accounts import create_account, get_account
@@ -174,7 +164,7 @@ def charge_benches(folder: Path, sizes: list[int]) -> dict[str, Callable[[], obj
 
     def ledger_commit(size: int) -> Callable[[], object]:
         def work() -> object:
-            debits = [Debit(account_id, request_id(), 100_000, 10) for _ in range(size)]
+            debits = [Debit(account_id, new_request_id(), 100_000, 10) for _ in range(size)]
             with write_transaction(engine) as conn:
                 return debit_batch(conn, debits)
 
@@ -197,7 +187,7 @@ def charge_benches(folder: Path, sizes: list[int]) -> dict[str, Callable[[], obj
                 " RETURNING balance, reserved",
                 (100_000 * size, account_id, 100_000 * size),
             ).fetchone()
-            rows = [(account_id, request_id(), -100_000, 10, balance, now) for _ in range(size)]
+            rows = [(account_id, new_request_id(), -100_000, 10, balance, now) for _ in range(size)]
             raw.executemany(insert, rows)
             raw.execute("COMMIT")
             return balance
@@ -231,7 +221,7 @@ def charger_benches(folder: Path, sizes: list[int], synchronous: str) -> dict[st
     def commit_of(size: int) -> Callable[[], object]:
         async def charges() -> object:
             return await asyncio.gather(
-                *(charger.charge(account_id, request_id(), 100_000, 10, counts=counts) for _ in range(size))
+                *(charger.charge(account_id, new_request_id(), 100_000, 10, counts=counts) for _ in range(size))
             )
 
         return lambda: loop.run_until_complete(charges())

@@ -3,7 +3,7 @@
 Why: every charge the server commits is folded once (``billing.rollup.roll_up``,
 every ``ROLLUP_SECONDS`` on a worker thread), so the fold's cost is a cost per
 request. This grows a SQLite ledger with group commits of 34 charges (random
-request ids, as the server's) and, each round, adds five seconds of the
+request ids made as the server makes them) and, each round, adds five seconds of the
 server's charges (6,500) and times one ``roll_up`` (CPU of this thread); the
 reference is the floor of any fold: the same new rows summed per account and
 hour by one ``GROUP BY`` through ``sqlite3`` itself, nothing written. The
@@ -22,11 +22,11 @@ import sqlite3
 import statistics
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import numlookup
 from numlookup.accounts import create_account, get_account
+from numlookup.api.request_id import new_request_id
 from numlookup.billing.ledger import Counts, Debit, debit_batch
 from numlookup.billing.rollup import roll_up
 from numlookup.store import upgrade
@@ -55,7 +55,7 @@ def main() -> None:
         def grow(rows: int) -> int:
             for _ in range(rows // 34):
                 with write_transaction(engine) as conn:
-                    debit_batch(conn, [Debit(account_id, str(uuid.uuid4()), 100_000, 10, counts) for _ in range(34)])
+                    debit_batch(conn, [Debit(account_id, new_request_id(), 100_000, 10, counts) for _ in range(34)])
             with engine.connect() as conn:
                 return int(conn.exec_driver_sql("SELECT max(id) FROM ledger").scalar_one())
 

@@ -12,13 +12,12 @@ the server in its lifespan state, under :data:`LIFESPAN_KEY`.
 
 from __future__ import annotations
 
-import uuid
 from http import HTTPStatus
 
 import msgspec
 
 from numlookup.api.errors import ApiError, header_timeout
-from numlookup.api.request_id import log_unread_request
+from numlookup.api.request_id import log_unread_request, new_request_id
 from numlookup.metrics import Metrics
 
 # The lifespan state's key; serving.py reads the same name (tests/e2e/test_abuse.py holds them equal).
@@ -39,7 +38,7 @@ class ProtocolRefusals:
         self, seconds: float, client: str | None, waited: float, default_headers: list[tuple[bytes, bytes]]
     ) -> bytes:
         """The whole 408 response (``Connection: close``) for headers not complete within ``seconds``."""
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         response = _raw(header_timeout(seconds), request_id, default_headers)
         self.metrics.request_done("unmatched", UNREAD, 408, waited)
         if self.access_log:

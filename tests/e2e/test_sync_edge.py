@@ -350,7 +350,7 @@ def _delta(before: dict[Any, float], after: dict[Any, float]) -> dict[Any, float
     return {key: value - before.get(key, 0.0) for key, value in after.items() if value != before.get(key, 0.0)}
 
 
-ID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+ID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 DURATION = re.compile(r" [0-9.]+ms ")
 CHECKED_AT = re.compile(rb'"checkedAt":"[^"]*"')
 
