@@ -23,8 +23,10 @@ same run:
   ones cost), against the same statements through ``sqlite3`` itself
   (one UPDATE, one ``executemany`` INSERT): the floor any SQL layer could reach.
 - *thread hop*: awaiting a function that does nothing on a worker thread,
-  through ``anyio.to_thread.run_sync`` and through a one-thread executor (the
-  charger's), as CPU of the whole process per hop.
+  through ``anyio.to_thread.run_sync``, through a one-thread executor (the
+  charger's until it got a thread of its own) and through the charger's own
+  thread (``billing.charger._CommitThread``: a queue, and one
+  ``call_soon_threadsafe`` back), as CPU of the whole process per hop.
 - *group charger*: the same sizes through ``GroupCharger.charge`` as the
   server calls it (that many concurrent charges on one event loop: the batch,
   its worker-thread transaction, the loop settling each request), as CPU of the
@@ -233,11 +235,13 @@ def charger_benches(folder: Path, sizes: list[int], synchronous: str) -> dict[st
 
 
 def thread_hops() -> dict[str, Callable[[], object]]:
-    """One call of a function that does nothing in a worker thread, awaited on an event loop: two ways."""
+    """One call of a function that does nothing in a worker thread, awaited on an event loop: three ways."""
     import asyncio
     from concurrent.futures import ThreadPoolExecutor
 
     import anyio.to_thread
+
+    from numlookup.billing.charger import _Commit, _CommitThread
 
     loop = asyncio.new_event_loop()
     executor = ThreadPoolExecutor(max_workers=1)
@@ -251,9 +255,17 @@ def thread_hops() -> dict[str, Callable[[], object]]:
     async def through_executor() -> None:
         await loop.run_in_executor(executor, nothing)
 
+    charges = _CommitThread(lambda batch: [])
+
+    async def through_charges_thread() -> None:
+        commit = _Commit([], loop, loop.create_future())
+        charges.submit(commit)
+        await commit.finished
+
     return {
         "anyio.to_thread": lambda: loop.run_until_complete(through_anyio()),
         "one-thread executor": lambda: loop.run_until_complete(through_executor()),
+        "charges thread": lambda: loop.run_until_complete(through_charges_thread()),
     }
 
 

@@ -4,7 +4,7 @@ Why: ``bench/server_cpu.py`` tells the main thread (the event loop) from the
 rest; this tells the rest apart. Each thread's user+system CPU is read from
 ``/proc/PID/task/TID/stat`` before and after a wrk load; a thread's name comes
 from ``py-spy dump`` once, after the rounds (Python 3.11 gives the OS no
-thread names). The group commit's thread is ``numlookup-charges_0``; anyio's
+thread names). The group commit's thread is ``numlookup-charges``; anyio's
 pool threads (the usage rollup's fold among others) are ``AnyIO worker thread``.
 
 Run by hand, never by the test suite (Linux; wrk on PATH; py-spy for names)::

@@ -244,3 +244,60 @@ def test_one_charger_serves_one_event_loop_after_another(engine: Engine, make_ac
     assert third is not None
     assert [first.balance_after, second.balance_after, third.balance_after] == [999_000, 998_000, 997_000]
     assert (charger.stats.commits, charger.stats.charges) == (3, 3)
+
+
+def test_a_drain_cancelled_twice_still_waits_for_its_commit(engine: Engine, make_account: AccountFactory) -> None:
+    """Each cancellation of the wait is ridden out: only the transaction's end lets the drain go."""
+    payer = get_account(engine, make_account(credits="1").name)
+    in_commit, release = threading.Event(), threading.Event()
+
+    def store(conn: Connection, attached: list[Any]) -> Any:
+        in_commit.set()
+        release.wait(10)
+        return None
+
+    charger = GroupCharger(engine, store_attached=store)
+
+    async def run() -> tuple[Charge, bool]:
+        request = asyncio.ensure_future(charger.charge(payer.id, "kept-twice", 1_000, 1))
+        while not in_commit.is_set():
+            await asyncio.sleep(0.001)
+        worker = charger._worker
+        assert worker is not None
+        for _ in range(2):
+            worker.cancel()
+            await asyncio.sleep(0.01)
+            assert not worker.done()  # still waiting for the transaction under way
+        release.set()
+        done = await request
+        await asyncio.gather(worker, return_exceptions=True)
+        return done, worker.cancelled()
+
+    charged, cancelled = asyncio.run(run())
+    assert cancelled and charged.balance_after == 999_000
+    assert [r.request_id for r in ledger_rows(engine, payer.id) if r.kind == "lookup"] == ["kept-twice"]
+
+
+def test_close_ends_the_charges_thread_and_a_later_charge_starts_another(
+    engine: Engine, make_account: AccountFactory
+) -> None:
+    payer = get_account(engine, make_account(credits="1").name).id
+    charger = GroupCharger(engine)
+
+    def charges_threads() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name == "numlookup-charges"}
+
+    async def charge_and_close(request_id: str) -> tuple[Charge, threading.Thread]:
+        others = charges_threads()  # other tests' chargers, never closed, may have left theirs
+        charged = await charger.charge(payer, request_id, 1_000, 1)
+        (started,) = charges_threads() - others
+        await charger.close()
+        return charged, started
+
+    first, thread = asyncio.run(charge_and_close("before-close"))
+    thread.join(10)
+    assert not thread.is_alive()
+    second, another = asyncio.run(charge_and_close("after-close"))
+    another.join(10)
+    assert another is not thread and not another.is_alive()
+    assert [first.balance_after, second.balance_after] == [999_000, 998_000]
