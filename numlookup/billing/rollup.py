@@ -162,11 +162,15 @@ def _fold(engine: Engine, batch: int, now: datetime) -> tuple[int, bool]:
     its charges): where its ids run on from the watermark without a hole (on
     SQLite always, one writer numbering on), no id is read into Python, which
     for 2,000 rows a fold was a third of its CPU. Otherwise the ids are read
-    (one small column) and the holes they leave are the new gaps. The sums
-    take exactly the ids measured or read (those up to the new watermark, less
-    the gaps they left, plus the gaps' rows that appeared): on PostgreSQL a row
-    that commits between the two statements is a gap of this fold, and folded
-    by a later one.
+    (with their kinds) and the holes they leave are the new gaps; the batch is
+    then what that read found, not what the measure did: on PostgreSQL a row
+    can commit between the two statements (one under the first's snapshot
+    whose higher neighbour had committed), and counted from the measure it was
+    neither folded nor a gap. The sums take exactly the ids measured or read
+    (those up to the new watermark, less the gaps they left, plus the gaps'
+    rows that appeared): a row that commits after the read is a gap of this
+    fold, and folded by a later one. With no row past the watermark the fold
+    only looks at its gaps, so a gap is never recorded above the watermark.
     """
     dialect = engine.dialect.name
     with write_transaction(engine) as conn:
@@ -183,12 +187,16 @@ def _fold(engine: Engine, batch: int, now: datetime) -> tuple[int, bool]:
         rows, top, charges = (int(v or 0) for v in conn.execute(_BATCH, {"last_id": last_id, "batch": batch}).one())
         # Ids skipped below the new watermark: their transactions may still commit.
         new_gaps: list[int] = []
-        if top - last_id != rows:
-            expected = last_id + 1
-            for ledger_id in conn.execute(_IDS, {"last_id": last_id, "batch": batch}).scalars():
+        if rows and top - last_id != rows:
+            # A hole: the batch read again, this time its ids. On PostgreSQL this statement
+            # sees what committed since the one above, so the batch is what it reads.
+            read = conn.execute(_IDS, {"last_id": last_id, "batch": batch}).all()
+            rows, charges, expected = len(read), 0, last_id + 1
+            for ledger_id, kind in read:
                 if ledger_id != expected:
                     new_gaps.extend(range(expected, ledger_id))
                 expected = ledger_id + 1
+                charges += kind in CHARGE_KINDS
             top = expected - 1
         appeared = (
             conn.execute(select(ledger.c.id, ledger.c.kind).where(ledger.c.id.in_(list(gaps)))).all() if gaps else []
@@ -220,7 +228,7 @@ def _fold(engine: Engine, batch: int, now: datetime) -> tuple[int, bool]:
     return charges, rows == batch
 
 
-# The next ``batch`` ledger rows past the watermark, in id order: the ids alone, and measured in one row.
+# The next ``batch`` ledger rows past the watermark, in id order: their ids and kinds, and measured in one row.
 _NEXT = (
     select(ledger.c.id, ledger.c.kind)
     .where(ledger.c.id > bindparam("last_id"))
@@ -228,7 +236,7 @@ _NEXT = (
     .limit(bindparam("batch"))
     .subquery()
 )
-_IDS = select(_NEXT.c.id).order_by(_NEXT.c.id)
+_IDS = select(_NEXT.c.id, _NEXT.c.kind).order_by(_NEXT.c.id)
 _BATCH = select(
     func.count(),
     func.max(_NEXT.c.id),

@@ -411,3 +411,92 @@ def test_a_fold_reads_the_ids_only_of_a_batch_with_a_hole(engine: Engine, make_a
     with engine.connect() as conn:
         assert set(conn.execute(select(usage_rollup_gaps.c.ledger_id)).scalars()) == {skipped}
     assert_charts_match(engine, ids)
+
+
+def _commit_after_the_measure(engine: Engine, commit: Any) -> Any:
+    """A listener committing ``commit`` (another connection's transaction) right after the fold measures its batch."""
+    from numlookup.billing import rollup
+
+    committed: list[bool] = []
+
+    def after(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        compiled = getattr(context, "compiled", None)
+        if compiled is not None and compiled.statement is rollup._BATCH and not committed:
+            committed.append(True)
+            commit()
+
+    event.listen(engine, "after_cursor_execute", after)
+    return after
+
+
+def _charge_row(account_id: int) -> dict[str, Any]:
+    return {
+        "account_id": account_id,
+        "kind": "lookup",
+        "amount": -7,
+        "numbers": 1,
+        "balance_after": 0,
+        "created_at": START,
+        **{"offline": 1, "cached": 0, "live": 0, "invalid": 0},
+    }
+
+
+def test_a_hole_filled_between_the_folds_two_statements_is_folded(engine: Engine, make_account: AccountFactory) -> None:
+    """PostgreSQL: id N (a charge) commits after the fold measured a batch holding only N+1 (a credit), before it
+    read the ids. The batch is what the read found: N is folded, not lost between the two."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's one writer: nothing commits while a fold runs")
+    payer = get_account(engine, make_account(credits="1").name).id
+    roll_up(engine)
+    late = engine.connect()
+    held = late.begin()
+    late.execute(insert(ledger).values(**_charge_row(payer)))
+    with engine.begin() as conn:  # a credit takes the next id and commits first
+        conn.execute(insert(ledger).values({**_charge_row(payer), "kind": "credit", "amount": 5}))
+    listener = _commit_after_the_measure(engine, held.commit)
+    try:
+        assert roll_up(engine) == 1
+    finally:
+        event.remove(engine, "after_cursor_execute", listener)
+        late.close()
+    with engine.connect() as conn:
+        assert list(conn.execute(select(usage_rollup_gaps))) == []
+    assert_charts_match(engine, [payer])
+
+
+def test_a_fold_with_only_gaps_pending_records_no_gap_above_its_watermark(
+    engine: Engine, make_account: AccountFactory
+) -> None:
+    """PostgreSQL: rows that commit while a fold that found nothing past its watermark runs wait for the next
+    fold; a gap above the watermark would be inserted again by it (a unique violation) and counted twice."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's one writer: nothing commits while a fold runs")
+    payer = get_account(engine, make_account(credits="1").name).id
+    roll_up(engine)
+    connections = [engine.connect() for _ in range(3)]
+    first = connections[0].begin()
+    connections[0].execute(insert(ledger).values(**_charge_row(payer)))  # id N, in flight
+    with engine.begin() as conn:
+        conn.execute(insert(ledger).values(**_charge_row(payer)))  # N+1
+    roll_up(engine)  # the watermark at N+1, N a gap
+    second, third = connections[1].begin(), connections[2].begin()
+    connections[1].execute(insert(ledger).values(**_charge_row(payer)))  # N+2, in flight
+    connections[2].execute(insert(ledger).values(**_charge_row(payer)))  # N+3: commits during the next fold
+    listener = _commit_after_the_measure(engine, third.commit)
+    try:
+        assert roll_up(engine) == 0
+    finally:
+        event.remove(engine, "after_cursor_execute", listener)
+    with engine.connect() as conn:
+        mark = watermark(engine)
+        assert all(gap < mark for gap in conn.execute(select(usage_rollup_gaps.c.ledger_id)).scalars())
+    assert roll_up(engine) == 1  # N+3, past the watermark; N+2's hole becomes a gap
+    second.commit()
+    first.commit()
+    assert_charts_match(engine, [payer])
+    assert roll_up(engine) == 2  # N and N+2, from their gaps
+    assert_charts_match(engine, [payer])
+    with engine.connect() as conn:
+        assert list(conn.execute(select(usage_rollup_gaps))) == []
+    for connection in connections:
+        connection.close()
