@@ -252,7 +252,7 @@ async def _rounds(variants: list[Variant], args: argparse.Namespace) -> None:
     ratios = [f / g for f, g in zip(variants[0].cpu, variants[1].cpu, strict=True)]
     names = f"{variants[0].name} / {variants[1].name}"
     print(f"{names}: {first / second:.3f} (per round: {min(ratios):.3f}-{max(ratios):.3f})")
-    print(f"{names}: {(first - second) * 1e6:+.1f} us per request (medians)")
+    print(f"{names}: {(first - second) * 1e6:+.1f} µs per request (medians)")
 
 
 def _quiet() -> None:

@@ -761,16 +761,21 @@ def run_all(
     return results, failures
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def require_wrk(bench: str) -> None:
+    """Stop with how to install wrk, before any server starts, where it is not on PATH."""
     if shutil.which("wrk") is None:
         print(
-            "bench/server.py needs wrk, the HTTP benchmarking tool, and it is not on PATH.\n"
+            f"{bench} needs wrk, the HTTP benchmarking tool, and it is not on PATH.\n"
             "Install it:  Debian/Ubuntu: sudo apt-get install wrk   macOS: brew install wrk\n"
             "or build it from https://github.com/wg/wrk and put it on PATH.",
             file=sys.stderr,
         )
-        return 2
+        raise SystemExit(2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    require_wrk("bench/server.py")
     numbers = lua_numbers()
     check_numbers(numbers)
     body = request_body(numbers)

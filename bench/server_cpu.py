@@ -88,6 +88,7 @@ def main() -> None:
     parser.add_argument("--profile", metavar="FILE", help="py-spy record --format raw of one more numlookup run")
     parser.add_argument("--profile-rate", type=int, default=200, help="py-spy's samples a second (--profile)")
     args = parser.parse_args()
+    server.require_wrk("bench/server_cpu.py")
     body = server.request_body(server.lua_numbers())
     with tempfile.TemporaryDirectory(prefix="numlookup-bench-") as tmp:
         spec = server.RunSpec(

@@ -80,6 +80,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=64)
     args = parser.parse_args()
+    server.require_wrk("bench/server_threads.py")
     body = server.request_body(server.lua_numbers())
     with tempfile.TemporaryDirectory(prefix="numlookup-bench-") as tmp:
         spec = server.RunSpec("sqlite", nodes=1, workers=1, synchronous="FULL", group_commit="on")
