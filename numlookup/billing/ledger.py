@@ -113,7 +113,7 @@ _TAKE = (
 )
 _BALANCES = select(accounts.c.balance, accounts.c.reserved).where(accounts.c.id == bindparam("take_account"))
 _LEDGER_ROWS = insert(ledger).returning(ledger.c.id, sort_by_parameter_order=True)
-# The columns of a charge's ledger row, in the order ``_Statements`` binds them.
+# The columns of a charge's ledger row, in the order ``debit_batch`` makes its values.
 _CHARGE_COLUMNS = (
     "account_id",
     "kind",
@@ -127,6 +127,7 @@ _CHARGE_COLUMNS = (
     "live",
     "invalid",
 )
+_REQUEST_ID_AT = _CHARGE_COLUMNS.index("request_id")
 # The dialects whose drivers take the compiled SQL below as SQLAlchemy hands it to them.
 COMPILED_DIALECTS = ("sqlite", "postgresql")
 
@@ -168,19 +169,19 @@ class _Statements:
         rows = cursor.fetchall()
         return None if not rows else (int(rows[0][0]), int(rows[0][1]))
 
-    def insert(self, cursor: Any, rows: Sequence[Mapping[str, object]]) -> list[int]:
-        """Insert charge rows (``_CHARGE_COLUMNS`` each) inside the caller's transaction; their ids, in order."""
+    def insert(self, cursor: Any, rows: Sequence[tuple[object, ...]]) -> list[int]:
+        """Insert charge rows (values in ``_CHARGE_COLUMNS`` order) in the caller's transaction; their ids, in order."""
         largest = None
         if self.numbered_on:
             cursor.execute("SELECT max(id) FROM ledger")
             largest = cursor.fetchone()[0] or 0
-        self.rows.run_on(cursor, self.rows.processed(rows))
+        self.rows.run_on(cursor, self.rows.processed_values(rows))
         if largest is not None:
             cursor.execute("SELECT last_insert_rowid()")
             last = int(cursor.fetchone()[0])
             if last == largest + len(rows):  # every row numbered on from the largest id, in order
                 return list(range(largest + 1, last + 1))
-        return self._ids(cursor, [row["request_id"] for row in rows])
+        return self._ids(cursor, [row[_REQUEST_ID_AT] for row in rows])
 
     def _ids(self, cursor: Any, request_ids: list[object]) -> list[int]:
         """The ledger ids of the rows of ``request_ids`` (unique in the ledger), in their order."""
@@ -322,7 +323,7 @@ def debit_batch(
     for i, d in enumerate(debits):
         by_account.setdefault(d.account_id, []).append(i)
     now = datetime.now(UTC)
-    rows: list[dict[str, object]] = []
+    rows: list[tuple[object, ...]] = []  # in _CHARGE_COLUMNS order
     placed: list[tuple[int, int, int]] = []  # per row: the debit it books, the balance after it, reserved
     for account_id, indices in by_account.items():
         total = sum(debits[i].amount for i in indices)
@@ -341,26 +342,17 @@ def debit_batch(
             d = debits[i]
             balance -= d.amount
             c = d.counts
-            rows.append(
-                {
-                    "account_id": account_id,
-                    "kind": "lookup",
-                    "request_id": d.request_id,
-                    "amount": -d.amount,
-                    "numbers": d.numbers,
-                    "balance_after": balance,
-                    "created_at": now,
-                    # Columns of the same multi-row INSERT: every row carries the same keys.
-                    "offline": None if c is None else c.offline,
-                    "cached": None if c is None else c.cached,
-                    "live": None if c is None else c.live,
-                    "invalid": None if c is None else c.invalid,
-                }
-            )
+            # Every row carries every class column: one multi-row INSERT.
+            classes = (None, None, None, None) if c is None else (c.offline, c.cached, c.live, c.invalid)
+            rows.append((account_id, "lookup", d.request_id, -d.amount, d.numbers, balance, now, *classes))
             placed.append((i, balance, reserved))
     if rows:
         ids = (
-            compiled.insert(cursor, rows) if compiled is not None else conn.execute(_LEDGER_ROWS, rows).scalars().all()
+            compiled.insert(cursor, rows)
+            if compiled is not None
+            else conn.execute(_LEDGER_ROWS, [dict(zip(_CHARGE_COLUMNS, row, strict=True)) for row in rows])
+            .scalars()
+            .all()
         )
         for (i, balance_after, reserved), ledger_id in zip(placed, ids, strict=True):
             outcomes[i] = Charge(
