@@ -40,7 +40,7 @@ from typing import Any
 import anyio.to_thread
 from sqlalchemy import Connection, Engine
 
-from numlookup.billing.ledger import Charge, Counts, Debit, InsufficientCredits, debit_batch
+from numlookup.billing.ledger import Charge, Counts, InsufficientCredits, debit_batch
 from numlookup.loops import ThreadLoop
 from numlookup.store.engine import driver_transaction
 
@@ -260,9 +260,7 @@ class GroupCharger:
     def _commit(self, batch: list[_Pending]) -> list[Charge | InsufficientCredits]:
         """One transaction for the batch, in a worker thread; its outcomes, once it committed."""
         with driver_transaction(self.engine) as (conn, cursor):
-            outcomes = debit_batch(
-                conn, [Debit(p.account_id, p.request_id, p.amount, p.numbers, p.counts) for p in batch], cursor
-            )
+            outcomes = debit_batch(conn, batch, cursor)  # a _Pending is a Debiting
             attached = [
                 item for p, o in zip(batch, outcomes, strict=True) if isinstance(o, Charge) for item in p.attached
             ]

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, cast
+from typing import Any, Literal, Protocol, cast
 
 from sqlalchemy import Connection, Dialect, Engine, bindparam, insert, select, update
 
@@ -287,6 +287,25 @@ def debit(
     return Charge(ledger_id=ledger_id, amount=amount, balance_after=balance_after, reserved=reserved)
 
 
+class Debiting(Protocol):
+    """What ``debit_batch`` reads of each charge: a :class:`Debit`, or the group charger's queued charge itself.
+
+    Why a protocol: the charger's queue entries carry these fields already, and
+    copying each into a ``Debit`` per commit was work on the charges' thread for nothing.
+    """
+
+    @property
+    def account_id(self) -> int: ...
+    @property
+    def request_id(self) -> str: ...
+    @property
+    def amount(self) -> int: ...
+    @property
+    def numbers(self) -> int: ...
+    @property
+    def counts(self) -> Counts | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Debit:
     """One request's charge, as a batch carries it."""
@@ -299,7 +318,7 @@ class Debit:
 
 
 def debit_batch(
-    conn: Connection, debits: Sequence[Debit], cursor: Any | None = None
+    conn: Connection, debits: Sequence[Debiting], cursor: Any | None = None
 ) -> list[Charge | InsufficientCredits]:
     """Many requests' charges inside the caller's transaction, with the outcome of each, in order.
 
