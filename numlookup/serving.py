@@ -346,12 +346,14 @@ class DrainingHttpToolsProtocol(HttpToolsProtocol):
     _header_timer: TimerHandle | None = None
     _header_started = 0.0
     _awaiting_headers = False  # a header block has begun and not finished
+    _idle_deadline: float | None = None  # when an idle connection closes; None while busy
+    _idle_timer_at = 0.0  # when the armed idle timer (``timeout_keep_alive_task``) fires
 
     def connection_made(self, transport: Transport) -> None:  # type: ignore[override]  # uvicorn narrows it too
         super().connection_made(transport)
         if self.plain_requests and self.limit_concurrency is None and not self.root_path:
             self._plain_edge = self.app_state.get(SYNC_EDGE_STATE_KEY)
-        self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
+        self._idle(self.timeout_keep_alive)
 
     def data_received(self, data: bytes) -> None:
         if (
@@ -414,7 +416,44 @@ class DrainingHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_timer()
+        if (
+            self.timeout_keep_alive_task is not None
+        ):  # really cancelled: nothing is left to fire for a closed connection
+            self.timeout_keep_alive_task.cancel()
+            self.timeout_keep_alive_task = None
         super().connection_lost(exc)
+
+    def _unset_keepalive_if_required(self) -> None:
+        """Busy (bytes came, or a response is under way): the idle deadline is gone, its timer left armed.
+
+        Why not cancelled, as uvicorn does: uvicorn cancels a timer as each request
+        arrives and arms another as its response completes, 2.5 µs of the event loop
+        per request on uvloop. Here a connection has one timer at a time; firing,
+        it closes the connection only if it is idle past its deadline
+        (:meth:`_idle_timer_fired`), and otherwise is armed again at most once per
+        timeout, not once per request.
+        """
+        self._idle_deadline = None
+
+    def _idle(self, seconds: float) -> None:
+        """Idle from now: the connection closes ``seconds`` from now unless bytes come first."""
+        self._idle_deadline = deadline = self.loop.time() + seconds
+        if self.timeout_keep_alive_task is None or self._idle_timer_at > deadline:
+            if self.timeout_keep_alive_task is not None:  # armed for later than the new deadline (a drain's is shorter)
+                self.timeout_keep_alive_task.cancel()
+            self._idle_timer_at = deadline
+            self.timeout_keep_alive_task = self.loop.call_at(deadline, self._idle_timer_fired)
+
+    def _idle_timer_fired(self) -> None:
+        self.timeout_keep_alive_task = None
+        deadline = self._idle_deadline
+        if deadline is None:
+            return  # busy: the response's completion sets the next deadline, and a timer for it
+        if deadline > self.loop.time():  # busy and idle again since it was armed: wait on to the later deadline
+            self._idle_timer_at = deadline
+            self.timeout_keep_alive_task = self.loop.call_at(deadline, self._idle_timer_fired)
+            return
+        self.timeout_keep_alive_handler()
 
     def _headers_begin(self) -> None:
         """A header block's first byte is here: its deadline runs from now (the timer once it is needed)."""
@@ -471,13 +510,22 @@ class DrainingHttpToolsProtocol(HttpToolsProtocol):
             self.cycle.keep_alive = False
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if self._draining and not self.transport.is_closing():
+        """uvicorn's, with the idle deadline set (:meth:`_idle`), not a timer armed; while draining, the drain's."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._unset_keepalive_if_required()
+        self.flow.resume_reading()
+        if self.pipeline:  # the next pipelined request's turn
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        elif not self._draining:
+            self._idle(self.timeout_keep_alive)
+        if self._draining:
             self._arm_drain_timer()
 
     def _arm_drain_timer(self) -> None:
-        self._unset_keepalive_if_required()
-        self.timeout_keep_alive_task = self.loop.call_later(DRAIN_IDLE_SECONDS, self.timeout_keep_alive_handler)
+        self._idle(DRAIN_IDLE_SECONDS)
 
 
 class DrainingServer(uvicorn.Server):
