@@ -489,3 +489,29 @@ def test_an_answer_that_does_not_decode_fails_in_httpxs_words(via_httpx: bool) -
     bad = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 9\r\n\r\nnot gzip!"
     with recorder([bad]) as server:
         assert failure(server.url, 5, via_httpx=via_httpx) == "up failed (DecodingError)"
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_bytes_past_an_answer_leave_its_connection_closed(loop: str) -> None:
+    """A server that sends the start of another answer after the one asked for, in the same write.
+
+    Kept, the connection's parser would read the next request's answer as the
+    rest of that stray one: the next request would be handed it.
+    """
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+    stray = b'HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n{"stale": "' % (11 + len(answer))
+    with recorder([answer + stray, answer]) as server:
+
+        async def run() -> list[bytes]:
+            clients = HttpClients("up", timeout=5, max_connections=1, via_httpx=False)
+            try:
+                contents = []
+                for _ in range(2):
+                    contents.append((await clients.send("GET", server.url + "/x")).content)
+                    await asyncio.sleep(0.05)
+                return contents
+            finally:
+                await clients.close()
+
+        assert run_on(loop, run()) == [b"{}", b"{}"]
+        assert server.connections == 2
