@@ -31,7 +31,9 @@ CPU per upstream request (timeit, on the shared machine), to make the same
 headers again but for the body's length; the kept head is copied with that
 length set, and httpx's own ``Request`` (for ``response.request``) is made from
 it. The builder's state never changes (no cookies are stored), so the same call
-gives the same head.
+gives the same head. httpx builds a head it would then refuse to send (h11
+checks each header before the bytes go out): the kept head is checked the same
+way when it is built, so a value with a line break is refused, not sent.
 When the environment names a proxy (``HTTP_PROXY`` and the like, which httpx
 honours), requests go through httpx's clients as they did, so that proxy and its
 ``NO_PROXY`` exceptions still apply.
@@ -41,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import urllib.request
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -60,6 +63,11 @@ KEEPALIVE_SECONDS = 5.0
 # Kinds of request whose head is kept (see the module's doc): a source that puts the number in the URL
 # (Twilio) makes one per number, so the kept heads are dropped when there are this many.
 MAX_TEMPLATES = 256
+
+# A header's name and value as h11 (httpx's transport) checks them before it sends a request: a value from the
+# settings (an API key read with its newline, say) must be refused as httpx refuses it, not written as two lines.
+_FIELD_NAME = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+_FIELD_VALUE = re.compile(rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?")
 
 # How each way a direct request can fail reads, after the source's name (httpx's words for the same failures).
 _FAILURES = {
@@ -88,6 +96,10 @@ class _Template:
         self.origin: Origin = (target.scheme, target.host, target.port or default)
         self.line = b"%s %s HTTP/1.1\r\n" % (request.method.encode("ascii"), target.raw_path)  # the request line
         self.headers = list(request.headers.raw)
+        for name, value in self.headers:
+            if not _FIELD_NAME.fullmatch(name) or not _FIELD_VALUE.fullmatch(value):
+                # httpx's own error, as its transport raises it (the value, perhaps a secret, not in its words)
+                raise httpx.LocalProtocolError(f"illegal header {name[:64]!r}")
         self.extensions = request.extensions
         names = [name.lower() for name, _ in self.headers]
         # Where the body's length goes; None: the head is used as built (no body, or kept for this call only).

@@ -515,3 +515,31 @@ def test_bytes_past_an_answer_leave_its_connection_closed(loop: str) -> None:
 
         assert run_on(loop, run()) == [b"{}", b"{}"]
         assert server.connections == 2
+
+
+@pytest.mark.parametrize("value", ["key\r\nX-Injected: 1", "key\n", "key\x00", " key"])
+@pytest.mark.parametrize("via_httpx", [True, False])
+def test_a_header_httpx_would_refuse_is_not_sent(value: str, via_httpx: bool) -> None:
+    """A configured header value (an API key read with its newline, say) that h11 refuses: refused on both paths.
+
+    Written as it is, it would end the head early or add a header of its
+    own; the failure's words name neither the value nor the header.
+    """
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+    with recorder([answer] * 2) as server:
+
+        async def run() -> list[str]:
+            words = []
+            for settings, call in (({"apiKey": value}, None), (None, {"X-Call": value})):
+                clients = HttpClients("up", timeout=5, max_connections=1, headers=settings, via_httpx=via_httpx)
+                try:
+                    await clients.send("POST", server.url + "/x", content=b"{}", headers=call)
+                    words.append("answered")
+                except SourceError as exc:
+                    words.append(str(exc))
+                finally:
+                    await clients.close()
+            return words
+
+        assert run_on("uvloop", run()) == ["up failed (LocalProtocolError)"] * 2
+        assert server.requests == []
