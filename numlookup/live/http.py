@@ -30,7 +30,7 @@ cookies, parameters and timeouts anew for every call, 50 µs of the event loop's
 CPU per upstream request (timeit, on the shared machine), to make the same
 headers again but for the body's length; the kept head is copied with that
 length set, and httpx's own ``Request`` (for ``response.request``) is made from
-it. The builder's state never changes (no cookies are stored), so the same call
+it when asked for (``_Response``). The builder's state never changes (no cookies are stored), so the same call
 gives the same head. httpx builds a head it would then refuse to send (h11
 checks each header before the bytes go out): the kept head is checked the same
 way when it is built, so a value with a line break is refused, not sent.
@@ -282,23 +282,49 @@ def _response(
     template: _Template, raw: list[tuple[bytes, bytes]], content: bytes | None, answer: Answer
 ) -> httpx.Response:
     """httpx's ``Response`` of a direct request's answer, decoded (Content-Encoding) as httpx's client decodes it."""
-    request = httpx.Request(
-        template.method,
-        template.url,
-        headers=raw,
-        stream=httpx.ByteStream(content or b""),
-        extensions=template.extensions,
-    )
-    request.read()  # its content readable, as a request httpx built with it
-    response = httpx.Response(
+    response = _Response(
         answer.status,
         headers=answer.headers,
         stream=httpx.ByteStream(answer.body),
         extensions={"http_version": b"HTTP/1.1", "reason_phrase": answer.reason},
     )
-    response.request = request
+    response.sent = (template, raw, content)
     response.read()  # undoes the Content-Encoding, as httpx's client does
     return response
+
+
+class _Response(httpx.Response):
+    """httpx's ``Response`` whose ``request`` is made when first asked for (the sources never ask).
+
+    Made with every answer, httpx's ``Request`` was 5 µs of the loop an
+    upstream request (timeit) for nothing: the sources read the status, the
+    headers and the body. Asked for, it is the request httpx would have made.
+    """
+
+    sent: tuple[_Template, list[tuple[bytes, bytes]], bytes | None] | None = None
+
+    @property
+    def request(self) -> httpx.Request:
+        if self._request is None and self.sent is not None:
+            template, raw, content = self.sent
+            request = httpx.Request(
+                template.method,
+                template.url,
+                headers=raw,
+                stream=httpx.ByteStream(content or b""),
+                extensions=template.extensions,
+            )
+            request.read()  # its content readable, as a request httpx built with it
+            self._request = request
+        return super().request
+
+    @request.setter
+    def request(self, value: httpx.Request) -> None:
+        self._request = value
+
+    def raise_for_status(self) -> httpx.Response:
+        self.request  # noqa: B018  # made, for httpx's error to name it
+        return super().raise_for_status()
 
 
 def _basic(auth: tuple[str, str]) -> str:

@@ -543,3 +543,25 @@ def test_a_header_httpx_would_refuse_is_not_sent(value: str, via_httpx: bool) ->
 
         assert run_on("uvloop", run()) == ["up failed (LocalProtocolError)"] * 2
         assert server.requests == []
+
+
+@pytest.mark.parametrize("via_httpx", [True, False])
+def test_an_answers_request_is_the_one_sent_when_asked_for(via_httpx: bool) -> None:
+    """``response.request`` (made when asked for, on the direct path), ``url``, ``raise_for_status``: as httpx's."""
+    answer = b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+    with recorder([answer]) as server:
+
+        async def run() -> tuple[str, bytes, str, str]:
+            clients = HttpClients("up", timeout=5, max_connections=1, auth=("u", "p"), via_httpx=via_httpx)
+            try:
+                response = await clients.send("POST", server.url + "/x", content=b"{}", params={"a": "b c"})
+            finally:
+                await clients.close()
+            with pytest.raises(httpx.HTTPStatusError) as raised:
+                response.raise_for_status()
+            return str(raised.value.request.url), response.request.content, str(response.url), str(raised.value)
+
+        url, content, response_url, words = run_on("uvloop", run())
+    assert url == response_url == server.url + "/x?a=b+c"
+    assert content == b"{}"
+    assert words.startswith("Client error '404 Not Found' for url")
