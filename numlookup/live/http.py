@@ -69,7 +69,7 @@ MAX_TEMPLATES = 256
 _FIELD_NAME = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
 _FIELD_VALUE = re.compile(rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?")
 
-# How each way a direct request can fail reads, after the source's name (httpx's words for the same failures).
+# How each way a request can fail reads after the source's name, on either path (httpx's failures mapped onto these).
 _FAILURES = {
     "timeout": "timed out after {timeout:g} s",
     "connect": "refused the connection",
@@ -191,15 +191,15 @@ class HttpClients:
         401, 402, 403 and 429, which some providers use for a per-number answer
         (the caller reads those).
         """
-        if self._pool is not None:
-            try:
+        try:
+            if self._pool is not None:
                 response = await self._send(self._pool, method, url, content, params, headers)
-            except HttpFailure as failure:
-                raise SourceError(f"{self.name} {_FAILURES[failure.kind].format(timeout=self.timeout)}") from None
-            except httpx.HTTPError as exc:  # httpx's own, decoding the answer (a body that is not the gzip it says)
-                raise SourceError(f"{self.name} failed ({type(exc).__name__})") from None
-        else:
-            response = await self._via_httpx(method, url, content, params, headers)
+            else:
+                response = await self._via_httpx(method, url, content, params, headers)
+        except HttpFailure as failure:
+            raise SourceError(f"{self.name} {_FAILURES[failure.kind].format(timeout=self.timeout)}") from None
+        except httpx.HTTPError as exc:  # any other of httpx's (decoding the answer: a body not the gzip it says)
+            raise SourceError(f"{self.name} failed ({type(exc).__name__})") from None
         check_status(self.name, response)
         return response
 
@@ -211,19 +211,20 @@ class HttpClients:
         params: Mapping[str, str] | None,
         headers: Mapping[str, str] | None,
     ) -> httpx.Response:
-        """Through one of httpx's clients, the most recently idle first (as with a proxy the environment names)."""
+        """Through one of httpx's clients, the most recently idle first (as with a proxy the environment names).
+
+        httpx's transport failures are raised as the direct path's (``HttpFailure``), for ``send`` to word alike.
+        """
         client = self._idle.pop() if self._idle else next(self._next)
         self._in_flight[id(client)] += 1
         try:
             return await client.request(method, url, content=content, params=params, headers=headers)
         except httpx.TimeoutException:
-            raise SourceError(f"{self.name} timed out after {self.timeout:g} s") from None
+            raise HttpFailure("timeout") from None
         except httpx.ConnectError:
-            raise SourceError(f"{self.name} refused the connection") from None
+            raise HttpFailure("connect") from None
         except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
-            raise SourceError(f"{self.name} broke the connection") from None
-        except httpx.HTTPError as exc:
-            raise SourceError(f"{self.name} failed ({type(exc).__name__})") from None
+            raise HttpFailure("broken") from None
         finally:
             self._in_flight[id(client)] -= 1
             if not self._in_flight[id(client)]:
