@@ -94,3 +94,26 @@ def test_each_requests_route_method_and_status_is_counted_in_a_loop_and_outside(
         labels = {"route": "/v1/hlr/sync", "method": "POST", "status": shown}
         assert _sample(metrics, "numlookup_http_requests_total", **labels) == 3.0
     assert _sample(metrics, "numlookup_http_request_duration_seconds_count", route="/v1/hlr/sync") == 9.0
+
+
+def test_a_live_sources_requests_are_counted_by_outcome_and_timed_by_source() -> None:
+    """``source_answered``: each outcome counted apart, one latency histogram per source, in a loop and outside."""
+    metrics = Metrics()
+
+    async def in_a_loop() -> float | None:
+        metrics.source_answered("upstream:a", "ok", 0.2)
+        metrics.source_answered("upstream:a", "error", 0.004)
+        metrics.source_answered("upstream:b", "ok", 0.03)
+        during = _sample(metrics, "numlookup_live_source_requests_total", source="upstream:a", outcome="ok")
+        await asyncio.sleep(0)
+        return during
+
+    assert not asyncio.run(in_a_loop())  # with the turn's other events, after it
+    metrics.source_answered("upstream:a", "ok", 0.2)  # outside a loop: written at once
+    requests = "numlookup_live_source_requests_total"
+    assert _sample(metrics, requests, source="upstream:a", outcome="ok") == 2.0
+    assert _sample(metrics, requests, source="upstream:a", outcome="error") == 1.0
+    assert _sample(metrics, requests, source="upstream:b", outcome="ok") == 1.0
+    assert _sample(metrics, "numlookup_live_source_latency_seconds_count", source="upstream:a") == 3.0
+    assert _sample(metrics, "numlookup_live_source_latency_seconds_bucket", source="upstream:a", le="0.005") == 1.0
+    assert _sample(metrics, "numlookup_live_source_latency_seconds_sum", source="upstream:b") == 0.03

@@ -260,7 +260,7 @@ async def answer_lookup(
             # Before any source is asked (an upstream costs us money): can the account pay the dearest outcome?
             quote = state.prices.quote(valid, routed, account.price)
             await _can_pay(state, username, account, quote)
-            live = await state.live.lookup(list(valid.values()), body.max_age, body.deadline)
+            live = await state.live.lookup(list(valid.values()), body.max_age, body.deadline, routed=routed)
 
         # An account's own style wins; else the server's, which by default ("auto") follows the client's User-Agent.
         style = answer_style(account.status_style or state.settings.status_style, user_agent)

@@ -23,7 +23,8 @@ connection the server closed, spoke on out of turn, or left idle longer than
 ``keepalive`` is dropped, not reused (its socket is polled before reuse, so
 a close already in the kernel but not yet seen by the loop counts). A response
 that ends the connection (``Connection: close``, or a body delimited by the
-close) leaves it closed.
+close) leaves it closed, and so do bytes past the answer read with its end:
+the parser would take them for the start of the next request's answer.
 Timeouts follow httpx's: ``timeout`` for a connection to become free, to
 connect (and the TLS handshake), and between any two pieces of an answer.
 """
@@ -118,6 +119,11 @@ class Connection(asyncio.Protocol):
             self._fail(HttpFailure("broken", "the connection closed before the answer was whole"))
 
     # ------------------------------------------------------------------ httptools' calls
+
+    def on_message_begin(self) -> None:
+        waiter = self._waiter
+        if waiter is None or waiter.done():  # more after the whole answer, in the same read: never reused
+            self.close()  # (else the next request's answer would be read as the rest of this one)
 
     def on_status(self, status: bytes) -> None:
         self._reason += status

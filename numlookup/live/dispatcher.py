@@ -217,7 +217,7 @@ class Dispatcher:
         return batch
 
     def _reject_queue(self, reason: str, outcome: str) -> None:
-        self.metrics.requests.labels(self.name, outcome).inc()
+        self.metrics.count(self.metrics.requests, self.name, outcome)
         self._held = None
         while self._queue:
             number, _ = self._queue.popleft()
@@ -249,8 +249,7 @@ class Dispatcher:
                 log.exception("live source %s failed unexpectedly", self.name)
                 raise SourceError(f"{self.name} failed ({type(exc).__name__})") from None
         except SourceError as exc:
-            self.metrics.latency.labels(self.name).observe(time.perf_counter() - started)
-            self.metrics.requests.labels(self.name, "error").inc()
+            self.metrics.source_answered(self.name, "error", time.perf_counter() - started)
             if exc.retry_after is not None:
                 # Told to slow down, not down: back off for as long as asked, without opening the circuit.
                 self._quiet_until = max(self._quiet_until, self._clock() + exc.retry_after)
@@ -263,8 +262,7 @@ class Dispatcher:
         else:
             took = time.perf_counter() - started
             self.latency = took if self.latency is None else self.latency + LATENCY_WEIGHT * (took - self.latency)
-            self.metrics.latency.labels(self.name).observe(took)
-            self.metrics.requests.labels(self.name, "ok").inc()
+            self.metrics.source_answered(self.name, "ok", took)
             self.breaker.success()
             answered = sum(1 for number in numbers if number in answers)
             if self.usage is not None:

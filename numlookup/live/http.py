@@ -30,8 +30,10 @@ cookies, parameters and timeouts anew for every call, 50 µs of the event loop's
 CPU per upstream request (timeit, on the shared machine), to make the same
 headers again but for the body's length; the kept head is copied with that
 length set, and httpx's own ``Request`` (for ``response.request``) is made from
-it. The builder's state never changes (no cookies are stored), so the same call
-gives the same head.
+it when asked for (``_Response``). The builder's state never changes (no cookies are stored), so the same call
+gives the same head. httpx builds a head it would then refuse to send (h11
+checks each header before the bytes go out): the kept head is checked the same
+way when it is built, so a value with a line break is refused, not sent.
 When the environment names a proxy (``HTTP_PROXY`` and the like, which httpx
 honours), requests go through httpx's clients as they did, so that proxy and its
 ``NO_PROXY`` exceptions still apply.
@@ -41,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import urllib.request
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -61,7 +64,12 @@ KEEPALIVE_SECONDS = 5.0
 # (Twilio) makes one per number, so the kept heads are dropped when there are this many.
 MAX_TEMPLATES = 256
 
-# How each way a direct request can fail reads, after the source's name (httpx's words for the same failures).
+# A header's name and value as h11 (httpx's transport) checks them before it sends a request: a value from the
+# settings (an API key read with its newline, say) must be refused as httpx refuses it, not written as two lines.
+_FIELD_NAME = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+_FIELD_VALUE = re.compile(rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?")
+
+# How each way a request can fail reads after the source's name, on either path (httpx's failures mapped onto these).
 _FAILURES = {
     "timeout": "timed out after {timeout:g} s",
     "connect": "refused the connection",
@@ -88,6 +96,10 @@ class _Template:
         self.origin: Origin = (target.scheme, target.host, target.port or default)
         self.line = b"%s %s HTTP/1.1\r\n" % (request.method.encode("ascii"), target.raw_path)  # the request line
         self.headers = list(request.headers.raw)
+        for name, value in self.headers:
+            if not _FIELD_NAME.fullmatch(name) or not _FIELD_VALUE.fullmatch(value):
+                # httpx's own error, as its transport raises it (the value, perhaps a secret, not in its words)
+                raise httpx.LocalProtocolError(f"illegal header {name[:64]!r}")
         self.extensions = request.extensions
         names = [name.lower() for name, _ in self.headers]
         # Where the body's length goes; None: the head is used as built (no body, or kept for this call only).
@@ -179,15 +191,15 @@ class HttpClients:
         401, 402, 403 and 429, which some providers use for a per-number answer
         (the caller reads those).
         """
-        if self._pool is not None:
-            try:
+        try:
+            if self._pool is not None:
                 response = await self._send(self._pool, method, url, content, params, headers)
-            except HttpFailure as failure:
-                raise SourceError(f"{self.name} {_FAILURES[failure.kind].format(timeout=self.timeout)}") from None
-            except httpx.HTTPError as exc:  # httpx's own, decoding the answer (a body that is not the gzip it says)
-                raise SourceError(f"{self.name} failed ({type(exc).__name__})") from None
-        else:
-            response = await self._via_httpx(method, url, content, params, headers)
+            else:
+                response = await self._via_httpx(method, url, content, params, headers)
+        except HttpFailure as failure:
+            raise SourceError(f"{self.name} {_FAILURES[failure.kind].format(timeout=self.timeout)}") from None
+        except httpx.HTTPError as exc:  # any other of httpx's (decoding the answer: a body not the gzip it says)
+            raise SourceError(f"{self.name} failed ({type(exc).__name__})") from None
         check_status(self.name, response)
         return response
 
@@ -199,19 +211,20 @@ class HttpClients:
         params: Mapping[str, str] | None,
         headers: Mapping[str, str] | None,
     ) -> httpx.Response:
-        """Through one of httpx's clients, the most recently idle first (as with a proxy the environment names)."""
+        """Through one of httpx's clients, the most recently idle first (as with a proxy the environment names).
+
+        httpx's transport failures are raised as the direct path's (``HttpFailure``), for ``send`` to word alike.
+        """
         client = self._idle.pop() if self._idle else next(self._next)
         self._in_flight[id(client)] += 1
         try:
             return await client.request(method, url, content=content, params=params, headers=headers)
         except httpx.TimeoutException:
-            raise SourceError(f"{self.name} timed out after {self.timeout:g} s") from None
+            raise HttpFailure("timeout") from None
         except httpx.ConnectError:
-            raise SourceError(f"{self.name} refused the connection") from None
+            raise HttpFailure("connect") from None
         except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
-            raise SourceError(f"{self.name} broke the connection") from None
-        except httpx.HTTPError as exc:
-            raise SourceError(f"{self.name} failed ({type(exc).__name__})") from None
+            raise HttpFailure("broken") from None
         finally:
             self._in_flight[id(client)] -= 1
             if not self._in_flight[id(client)]:
@@ -270,23 +283,49 @@ def _response(
     template: _Template, raw: list[tuple[bytes, bytes]], content: bytes | None, answer: Answer
 ) -> httpx.Response:
     """httpx's ``Response`` of a direct request's answer, decoded (Content-Encoding) as httpx's client decodes it."""
-    request = httpx.Request(
-        template.method,
-        template.url,
-        headers=raw,
-        stream=httpx.ByteStream(content or b""),
-        extensions=template.extensions,
-    )
-    request.read()  # its content readable, as a request httpx built with it
-    response = httpx.Response(
+    response = _Response(
         answer.status,
         headers=answer.headers,
         stream=httpx.ByteStream(answer.body),
         extensions={"http_version": b"HTTP/1.1", "reason_phrase": answer.reason},
     )
-    response.request = request
+    response.sent = (template, raw, content)
     response.read()  # undoes the Content-Encoding, as httpx's client does
     return response
+
+
+class _Response(httpx.Response):
+    """httpx's ``Response`` whose ``request`` is made when first asked for (the sources never ask).
+
+    Made with every answer, httpx's ``Request`` was 5 µs of the loop an
+    upstream request (timeit) for nothing: the sources read the status, the
+    headers and the body. Asked for, it is the request httpx would have made.
+    """
+
+    sent: tuple[_Template, list[tuple[bytes, bytes]], bytes | None] | None = None
+
+    @property
+    def request(self) -> httpx.Request:
+        if self._request is None and self.sent is not None:
+            template, raw, content = self.sent
+            request = httpx.Request(
+                template.method,
+                template.url,
+                headers=raw,
+                stream=httpx.ByteStream(content or b""),
+                extensions=template.extensions,
+            )
+            request.read()  # its content readable, as a request httpx built with it
+            self._request = request
+        return super().request
+
+    @request.setter
+    def request(self, value: httpx.Request) -> None:
+        self._request = value
+
+    def raise_for_status(self) -> httpx.Response:
+        self.request  # noqa: B018  # made, for httpx's error to name it
+        return super().raise_for_status()
 
 
 def _basic(auth: tuple[str, str]) -> str:

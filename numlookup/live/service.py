@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -172,12 +172,15 @@ class LiveService:
         deadline: float | None = None,
         *,
         background: bool = False,
+        routed: Mapping[str, tuple[tuple[str, ...], Resolution]] | None = None,
     ) -> dict[str, LiveResult]:
         """Live results of the routed numbers among ``resolutions``, within the deadline.
 
         ``background``: a bulk job's numbers, which go behind sync numbers in
         each source's lane for jobs (see ``dispatcher``) and wait up to
         ``deadline`` (the job's own), not capped by the sync deadline.
+        ``routed``: what ``routes(resolutions)`` returned, when the caller has it
+        (the sync lookup routes its numbers for the quote first), not routed again.
         """
         loop = asyncio.get_running_loop()
         if background and deadline is not None:
@@ -185,7 +188,8 @@ class LiveService:
         else:
             budget = self.deadline_seconds if deadline is None else min(deadline, self.deadline_seconds)
         ends = loop.time() + budget
-        routed = self.routes(resolutions)
+        if routed is None:
+            routed = self.routes(resolutions)
         if not routed:
             return {}
         now = datetime.now(UTC)

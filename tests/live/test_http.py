@@ -489,3 +489,79 @@ def test_an_answer_that_does_not_decode_fails_in_httpxs_words(via_httpx: bool) -
     bad = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 9\r\n\r\nnot gzip!"
     with recorder([bad]) as server:
         assert failure(server.url, 5, via_httpx=via_httpx) == "up failed (DecodingError)"
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_bytes_past_an_answer_leave_its_connection_closed(loop: str) -> None:
+    """A server that sends the start of another answer after the one asked for, in the same write.
+
+    Kept, the connection's parser would read the next request's answer as the
+    rest of that stray one: the next request would be handed it.
+    """
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+    stray = b'HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n{"stale": "' % (11 + len(answer))
+    with recorder([answer + stray, answer]) as server:
+
+        async def run() -> list[bytes]:
+            clients = HttpClients("up", timeout=5, max_connections=1, via_httpx=False)
+            try:
+                contents = []
+                for _ in range(2):
+                    contents.append((await clients.send("GET", server.url + "/x")).content)
+                    await asyncio.sleep(0.05)
+                return contents
+            finally:
+                await clients.close()
+
+        assert run_on(loop, run()) == [b"{}", b"{}"]
+        assert server.connections == 2
+
+
+@pytest.mark.parametrize("value", ["key\r\nX-Injected: 1", "key\n", "key\x00", " key"])
+@pytest.mark.parametrize("via_httpx", [True, False])
+def test_a_header_httpx_would_refuse_is_not_sent(value: str, via_httpx: bool) -> None:
+    """A configured header value (an API key read with its newline, say) that h11 refuses: refused on both paths.
+
+    Written as it is, it would end the head early or add a header of its
+    own; the failure's words name neither the value nor the header.
+    """
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+    with recorder([answer] * 2) as server:
+
+        async def run() -> list[str]:
+            words = []
+            for settings, call in (({"apiKey": value}, None), (None, {"X-Call": value})):
+                clients = HttpClients("up", timeout=5, max_connections=1, headers=settings, via_httpx=via_httpx)
+                try:
+                    await clients.send("POST", server.url + "/x", content=b"{}", headers=call)
+                    words.append("answered")
+                except SourceError as exc:
+                    words.append(str(exc))
+                finally:
+                    await clients.close()
+            return words
+
+        assert run_on("uvloop", run()) == ["up failed (LocalProtocolError)"] * 2
+        assert server.requests == []
+
+
+@pytest.mark.parametrize("via_httpx", [True, False])
+def test_an_answers_request_is_the_one_sent_when_asked_for(via_httpx: bool) -> None:
+    """``response.request`` (made when asked for, on the direct path), ``url``, ``raise_for_status``: as httpx's."""
+    answer = b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+    with recorder([answer]) as server:
+
+        async def run() -> tuple[str, bytes, str, str]:
+            clients = HttpClients("up", timeout=5, max_connections=1, auth=("u", "p"), via_httpx=via_httpx)
+            try:
+                response = await clients.send("POST", server.url + "/x", content=b"{}", params={"a": "b c"})
+            finally:
+                await clients.close()
+            with pytest.raises(httpx.HTTPStatusError) as raised:
+                response.raise_for_status()
+            return str(raised.value.request.url), response.request.content, str(response.url), str(raised.value)
+
+        url, content, response_url, words = run_on("uvloop", run())
+    assert url == response_url == server.url + "/x?a=b+c"
+    assert content == b"{}"
+    assert words.startswith("Client error '404 Not Found' for url")
