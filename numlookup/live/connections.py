@@ -221,6 +221,7 @@ class Pool:
         self._idle: dict[Origin, list[Connection]] = {}
         self._waiting: deque[asyncio.Future[None]] = deque()
         self._all: set[Connection] = set()
+        self._closes = 0  # how often close() ran: a connection being made across one is closed, not kept
 
     async def send(self, origin: Origin, data: bytes, timeout: float) -> Answer:
         """``data`` on a connection to ``origin`` (a free one, else a new one, else the next handed back)."""
@@ -278,6 +279,7 @@ class Pool:
     async def _connect(self, origin: Origin, timeout: float) -> Connection:
         scheme, host, port = origin
         loop = asyncio.get_running_loop()
+        closes = self._closes
         try:
             async with asyncio.timeout(max(timeout, 0.0)):
                 _, connection = await loop.create_connection(
@@ -291,6 +293,9 @@ class Pool:
             raise HttpFailure("timeout", f"timed out connecting to {host}:{port}") from None
         except (OSError, ssl.SSLError) as exc:
             raise HttpFailure("connect", str(exc)) from None
+        if closes != self._closes:  # the pool closed meanwhile (the server stopping): nothing may keep this one open
+            connection.close()
+            raise HttpFailure("connect", f"the connection to {host}:{port} was made after its pool closed")
         self._all.add(connection)
         return connection
 
@@ -316,6 +321,8 @@ class Pool:
                 return
 
     def close(self) -> None:
+        """Close every connection, and any being made now once it is (a pool closed may be used again)."""
+        self._closes += 1
         for connection in list(self._all):
             self._drop(connection)
         self._idle.clear()

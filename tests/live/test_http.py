@@ -565,3 +565,26 @@ def test_an_answers_request_is_the_one_sent_when_asked_for(via_httpx: bool) -> N
     assert url == response_url == server.url + "/x?a=b+c"
     assert content == b"{}"
     assert words.startswith("Client error '404 Not Found' for url")
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_connection_made_after_its_pool_closed_is_closed_not_kept(loop: str) -> None:
+    """The server stopping closes the pool while a request is still connecting: that connection is not left open."""
+    from numlookup.live.connections import HttpFailure, Pool
+
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+    with recorder([answer]) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+
+        async def run() -> tuple[str, int, int]:
+            pool = Pool(2, 5.0, ssl.create_default_context())
+            request = asyncio.ensure_future(pool.send(("http", "127.0.0.1", port), b"GET /x HTTP/1.1\r\n\r\n", 5.0))
+            await asyncio.sleep(0)  # the request is connecting
+            pool.close()
+            with pytest.raises(HttpFailure) as refused:
+                await request
+            return refused.value.kind, pool.opened, len(pool._all)
+
+        kind, opened, kept = run_on(loop, run())
+        assert (kind, opened, kept) == ("connect", 0, 0)
+        assert server.connections <= 1
