@@ -277,10 +277,15 @@ def server_cpu(pid: int, *, loops: bool = False) -> float:
     return total
 
 
+def py_spy() -> str | None:
+    """The py-spy to run: the one installed into the bench's own venv, else the one on PATH."""
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.exists() else shutil.which("py-spy")
+
+
 def start_profile(path: str, pid: int, rate: int = 200) -> subprocess.Popen[bytes]:
     """py-spy sampling the server (its worker threads too) ``rate`` times a second until SIGINT, raw, to ``path``."""
-    beside = Path(sys.executable).parent / "py-spy"  # installed into the bench's own venv
-    spy = str(beside) if beside.exists() else shutil.which("py-spy")
+    spy = py_spy()
     if spy is None:
         raise SystemExit("--profile needs py-spy (pip install py-spy)")
     command = [spy, "record", "--format", "raw", "--rate", str(rate), "--nonblocking"]

@@ -20,15 +20,13 @@ from __future__ import annotations
 import argparse
 import base64
 import re
-import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import server  # bench/server.py: its node and wrk helpers
-from live import cpu_seconds  # bench/live.py: CPU from /proc
+from live import cpu_seconds, py_spy  # bench/live.py: CPU from /proc, and which py-spy
 from server_cpu import listening_pid, mean_charge_batch
 
 
@@ -63,7 +61,9 @@ def switches(pid: int) -> dict[int, int]:
 
 def names(pid: int) -> dict[int, str]:
     """Thread id → Python thread name, from ``py-spy dump`` (empty without py-spy)."""
-    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    spy = py_spy()
+    if spy is None:
+        return {}
     try:
         text = subprocess.run([spy, "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=60).stdout
     except (OSError, subprocess.TimeoutExpired):
