@@ -416,9 +416,7 @@ class DrainingHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_timer()
-        if (
-            self.timeout_keep_alive_task is not None
-        ):  # really cancelled: nothing is left to fire for a closed connection
+        if self.timeout_keep_alive_task is not None:  # cancelled for good: a closed connection is never idle
             self.timeout_keep_alive_task.cancel()
             self.timeout_keep_alive_task = None
         super().connection_lost(exc)

@@ -76,10 +76,10 @@ class _CommitThread:
 
     Why not a one-thread ``ThreadPoolExecutor``: its hop (``run_in_executor``'s
     concurrent future, its lock, the chained asyncio future, and ``asyncio.wait``
-    to ride out a cancellation) cost the event loop about 47 µs of CPU per
-    batch on uvloop, against about 15 µs for a queue put and one
-    ``call_soon_threadsafe`` (``bench/request_core.py``'s group charger gives
-    the whole commit's figure).
+    to ride out a cancellation) cost about twice a queue put and one
+    ``call_soon_threadsafe`` (``bench/request_core.py``'s thread hop: 145 against
+    77 µs of the process's CPU per hop; on uvloop the event loop's share was
+    about 47 against 15 µs).
     """
 
     def __init__(self, commit: Callable[[list[_Pending]], list[Charge | InsufficientCredits]]) -> None:
@@ -207,8 +207,8 @@ class GroupCharger:
 
         Why a thread of its own rather than anyio's: the batches are committed one
         at a time, and a hop through ``anyio.to_thread`` (its capacity limiter,
-        cancel scope and worker hand-off) cost 200–600 µs of CPU against about
-        15 µs for this one's, a commit's whole
+        cancel scope and worker hand-off) cost five to seven times this one's
+        (``bench/request_core.py``: 416–580 against 77 µs), a commit's whole
         cost for a small batch. A cancelled drain still waits for the transaction
         under way, as ``anyio.to_thread`` did: its rows may be committed, so its
         requests are answered before the cancellation goes on.
