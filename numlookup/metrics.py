@@ -132,9 +132,7 @@ class Metrics:
                 self._counter(self.http_requests, route, method, str(status) if status is not None else "none"),
                 self._histogram(self.http_latency, route),
             )
-        counter, histogram = children
-        self._add(counter)
-        self._observe(histogram, seconds)
+        self._count_and_observe(children, seconds)
 
     def source_answered(self, source: str, outcome: str, seconds: float) -> None:
         """A live source's request done (``ok`` or ``error``): counted and its latency observed, with the turn's events.
@@ -149,6 +147,10 @@ class Metrics:
                 self._counter(self.requests, source, outcome),
                 self._histogram(self.latency, source),
             )
+        self._count_and_observe(children, seconds)
+
+    def _count_and_observe(self, children: tuple[Counter, Histogram], seconds: float) -> None:
+        """One more of a (counter, histogram) pair's counter, and ``seconds`` observed by its histogram."""
         counter, histogram = children
         self._add(counter)
         self._observe(histogram, seconds)
