@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from numlookup.api.auth import CLIENT_IP
 from numlookup.api.errors import server_error
-from numlookup.logs import REQUEST_ID, direct_json_handler, json_line, printable
+from numlookup.logs import REQUEST_ID, json_line, printable, turn_json_handler
 from numlookup.metrics import Metrics
 
 log = logging.getLogger("numlookup.api")
@@ -41,6 +41,10 @@ USERNAME_LOG_CHARACTERS = 64
 # random source per this many: ``uuid.uuid4()`` made a system call for each, a few per cent of a loaded worker.
 IDS_PER_READ = 512
 RANDOM_BYTES = 10  # per id: the version's 4 bits and rand_a's 12, the variant's 2 and rand_b's 62
+
+
+_VERSION_7 = bytes((b & 0x0F) | 0x70 for b in range(256))  # a byte's high nibble made 7
+_VARIANT_RFC_4122 = bytes((b & 0x3F) | 0x80 for b in range(256))  # a byte's top two bits made 10
 
 
 class _RequestIds:
@@ -77,8 +81,9 @@ class _RequestIds:
     def stamped(random: bytes) -> str:
         """``random`` (a multiple of 10 bytes) as the hex of as many ids' last 10 bytes, version and variant set."""
         pool = bytearray(random)
-        pool[0::RANDOM_BYTES] = bytes((b & 0x0F) | 0x70 for b in pool[0::RANDOM_BYTES])  # version 7
-        pool[2::RANDOM_BYTES] = bytes((b & 0x3F) | 0x80 for b in pool[2::RANDOM_BYTES])  # variant RFC 4122
+        # A byte table each, in C: the generator over the pool's bytes was 5 % of a loaded loop's bytecode.
+        pool[0::RANDOM_BYTES] = pool[0::RANDOM_BYTES].translate(_VERSION_7)
+        pool[2::RANDOM_BYTES] = pool[2::RANDOM_BYTES].translate(_VARIANT_RFC_4122)
         return pool.hex()
 
     def __call__(self) -> str:
@@ -217,7 +222,7 @@ def write_request_line(fields: dict[str, object]) -> None:
     if fields.get("auth_failure") is not None:
         message += " auth_failure=%s username=%s"
         values += [fields["auth_failure"], fields.get("username") or "-"]
-    handler = direct_json_handler(request_log)
+    handler = turn_json_handler(request_log)
     if handler is not None:  # the usual set-up: the formatter's line, without a record
         handler.emit_line(json_line(request_log.name, message % tuple(values), fields))
         return
