@@ -47,7 +47,10 @@ class ResolveCoalescer:
         self.batches += 1
         self.requests += len(waiting)
         try:
-            resolved = self.resolver.resolve([n for numbers, _ in waiting for n in numbers])
+            batch: list[str] = []
+            for numbers, _ in waiting:  # a loop turn's requests, in order: one extend each, not a step per number
+                batch += numbers
+            resolved = self.resolver.resolve(batch)
         except Exception:  # one request's numbers must not fail the others: each on its own
             for numbers, future in waiting:
                 self._settle_alone(numbers, future)

@@ -293,10 +293,10 @@ class Resolver:
     def resolve(self, numbers: Sequence[str]) -> list[Resolution]:
         unique = list(dict.fromkeys(numbers))
         small = self.resolve_small(unique) if len(unique) <= SMALL_BATCH else None
-        if small is not None:
-            by_input = dict(zip(unique, small, strict=True))
-        else:
-            by_input = dict(zip(unique, self.resolve_columns(unique).resolutions(), strict=True))
+        resolved = small if small is not None else self.resolve_columns(unique).resolutions()
+        if len(unique) == len(numbers):  # no number twice: the answers are in the input's order already
+            return resolved
+        by_input = dict(zip(unique, resolved, strict=True))
         return [by_input[raw] for raw in numbers]
 
     def resolve_small(self, numbers: Sequence[str]) -> list[Resolution] | None:
