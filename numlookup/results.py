@@ -8,6 +8,7 @@ answered, its ``LiveResult``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -58,6 +59,75 @@ def mobile_network(network: Network | None) -> MobileNetwork | None:
     country = network.country
     # Positional, in the fields' order: a Struct's keywords cost twice the construction (every request, per network).
     return MobileNetwork(network.mccmnc, network.name, country.name, country.calling_code, country.alpha3)
+
+
+def offline_results(
+    resolutions: Sequence[Resolution], style: StatusStyle, checked_at: str
+) -> tuple[list[NumberResult], int]:
+    """``[number_result(r, style, checked_at) for r in resolutions]``, and how many of them are invalid.
+
+    Why: every offline answer is this list, ten items a request, and the
+    function call per item, with its calls per network and its property reads
+    (``valid``, ``ported``), was most of the bytecode that built it. One loop
+    does it here, with the networks' objects built in line; tests/test_results.py
+    holds every item to :func:`number_result`'s.
+    """
+    known = status_word(True, None, style)
+    made: list[NumberResult] = []
+    invalid = 0
+    for r in resolutions:
+        reason = r.reason
+        if reason is not None:
+            invalid += 1
+            made.append(number_result(r, style, checked_at))
+            continue
+        original = r.original_network
+        ported = r.ported_network
+        original_object = (
+            None
+            if original is None
+            else MobileNetwork(
+                original.mccmnc,
+                original.name,
+                original.country.name,
+                original.country.calling_code,
+                original.country.alpha3,
+            )
+        )
+        if ported is None:
+            made.append(
+                NumberResult(
+                    r.e164 or r.input,
+                    known,
+                    False if r.porting_known else None,
+                    None,
+                    original_object,
+                    original_object,
+                    None,
+                    None,
+                    checked_at,
+                    OFFLINE,
+                )
+            )
+            continue
+        ported_object = MobileNetwork(
+            ported.mccmnc, ported.name, ported.country.name, ported.country.calling_code, ported.country.alpha3
+        )
+        made.append(
+            NumberResult(
+                r.e164 or r.input,
+                known,
+                True,
+                None,
+                ported_object,
+                original_object,
+                ported_object,
+                None,
+                checked_at,
+                OFFLINE,
+            )
+        )
+    return made, invalid
 
 
 def iso_time(moment: datetime) -> str:

@@ -11,7 +11,7 @@ import pytest
 from numlookup.numbering import Resolver
 from numlookup.numbering.models import Network, Resolution
 from numlookup.numbering.operator_data import DataNetwork, OperatorData, PortedMap
-from numlookup.results import MobileNetwork, number_result
+from numlookup.results import MobileNetwork, number_result, offline_results
 from numlookup.status import STATUS_STYLES, StatusStyle
 
 CHECKED_AT = "2026-12-06T10:15:30.123Z"
@@ -68,6 +68,23 @@ def test_offline_answers_hold_each_field_where_the_contract_names_it(style: Stat
     for resolution in resolutions:
         encoded = msgspec.json.encode(number_result(resolution, style, CHECKED_AT))
         assert msgspec.json.decode(encoded) == _expected(resolution), resolution.input
+
+
+@pytest.mark.parametrize("style", STATUS_STYLES)
+def test_offline_results_are_number_result_item_by_item(style: StatusStyle) -> None:
+    """The offline answer's one loop builds what ``number_result`` builds for each, and counts the invalid."""
+    ported = PortedMap.build(
+        np.array([37251000002], dtype=np.int64), np.array([0], dtype=np.uint16), [DataNetwork("24802", "Elisa")]
+    )
+    covered = Resolver(operator=OperatorData(ported=ported))
+    numbers = ["+37251000001", "+37251000002", "+4915112345678", "hello", "+999123", "+80012345678", "+37251000001"]
+    assert [r.ported for r in covered.resolve(numbers)[:3]] == [False, True, None]  # each branch of the loop
+    for resolver in (covered, Resolver()):
+        resolutions = resolver.resolve(numbers)
+        made, invalid = offline_results(resolutions, style, CHECKED_AT)
+        assert made == [number_result(r, style, CHECKED_AT) for r in resolutions]
+        assert invalid == sum(1 for r in resolutions if not r.valid) == 2
+    assert offline_results([], style, CHECKED_AT) == ([], 0)
 
 
 def test_result_objects_are_left_out_of_the_garbage_collector_and_can_be() -> None:

@@ -39,7 +39,7 @@ from numlookup.billing.prices import ChargeClass
 from numlookup.live.service import LiveResult
 from numlookup.logs import utc_now_iso
 from numlookup.numbering.models import Resolution
-from numlookup.results import NumberResult, number_result
+from numlookup.results import NumberResult, number_result, offline_results
 from numlookup.settings import OFFLINE
 from numlookup.status import answer_style, outcome, status_word
 
@@ -251,7 +251,8 @@ async def answer_lookup(
     try:
         resolutions = await state.coalescer.resolve(body.numbers)
         checked_at = utc_now_iso()  # iso_time(datetime.now(UTC)), cheaper
-        valid = {r.e164: r for r in resolutions if r.valid and r.e164 is not None}  # a number listed twice counts once
+        # A number listed twice counts once. (``reason is None`` is ``valid``, without the property's call per number.)
+        valid = {r.e164: r for r in resolutions if r.reason is None and r.e164 is not None}
 
         live: dict[str, LiveResult] = {}
         routed = state.live.routes(list(valid.values())) if state.live is not None and valid else {}
@@ -268,8 +269,8 @@ async def answer_lookup(
             result = [number_result(r, style, checked_at, live.get(r.e164) if r.e164 else None) for r in resolutions]
             counted = outcomes(result)
         else:
-            result = [number_result(r, style, checked_at) for r in resolutions]
-            counted = offline_outcomes(len(result), len(result) - [r.reason for r in resolutions].count(None))
+            result, invalid = offline_results(resolutions, style, checked_at)
+            counted = offline_outcomes(len(result), invalid)
         encoded = _encoder.encode(LookupSuccess(request_id=request_id, result=result))
         completed = claim.completed(200, {"content-type": JSON}, encoded, request_id) if claim is not None else None
 
