@@ -12,7 +12,7 @@ per request (``time.thread_time``: the charges' commit thread is not in it) for
 each, their medians and spread, and the ratio fused / general::
 
 Then the request log's line, written directly against a record through the
-handler (``logs.direct_json_handler``), microseconds per line::
+handler (``logs.turn_json_handler``), microseconds per line::
 
     python bench/edge.py [--rounds 7] [--requests 2000] [--concurrency 32] [--access-log on|off]
                          [--through asgi|protocol]
@@ -279,9 +279,9 @@ def log_lines(lines: int, rounds: int) -> None:
 
     def write(direct: bool) -> float:
         names = vars(request_id)  # the module's own names, as write_request_line looks them up
-        found = names["direct_json_handler"]
+        found = names["turn_json_handler"]
         if not direct:
-            names["direct_json_handler"] = lambda _logger: None
+            names["turn_json_handler"] = lambda _logger: None
         try:
             start = time.thread_time()
             for _ in range(lines):
@@ -289,7 +289,7 @@ def log_lines(lines: int, rounds: int) -> None:
             logging.getLogger().handlers[0].flush()
             return (time.thread_time() - start) / lines
         finally:
-            names["direct_json_handler"] = found
+            names["turn_json_handler"] = found
 
     direct: list[float] = []
     record: list[float] = []

@@ -8,6 +8,7 @@ must still get records.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import time
@@ -23,6 +24,7 @@ from numlookup.logs import (
     TextFormatter,
     TurnStreamHandler,
     direct_json_handler,
+    turn_json_handler,
 )
 
 FIELDS: list[dict[str, object]] = [
@@ -104,7 +106,7 @@ def test_the_direct_line_is_the_formatters(
     try:
         request_id.write_request_line(dict(fields))  # the direct line
         with monkeypatch.context() as patched:
-            patched.setattr(request_id, "direct_json_handler", lambda _logger: None)
+            patched.setattr(request_id, "turn_json_handler", lambda _logger: None)
             request_id.write_request_line(dict(fields))  # a record, through the formatter
     finally:
         REQUEST_ID.reset(token)
@@ -143,3 +145,35 @@ def test_the_request_log_writes_records_under_a_capture(caplog: pytest.LogCaptur
     request_id.write_request_line(dict(FIELDS[0]))
     [record] = [r for r in caplog.records if r.name == "numlookup.access"]
     assert record.getMessage() == "POST /v1/hlr/sync 200 1.2ms client=127.0.0.1 account=acme"
+
+
+def test_the_handler_is_found_again_once_its_turn_is_written(
+    logger: tuple[logging.Logger, TurnStreamHandler, io.StringIO],
+) -> None:
+    """Found once for the lines of a loop turn; a turn's write, or a flush, has it found again."""
+    log, handler, stream = logger
+    top = log.parent
+    assert top is not None
+    second = logging.StreamHandler(io.StringIO())
+
+    async def turns() -> list[TurnStreamHandler | None]:
+        found = [turn_json_handler(log)]
+        handler.emit_line("first")  # kept for the turn's write
+        top.addHandler(second)  # in the middle of the turn, without a flush
+        found.append(turn_json_handler(log))  # this turn's lines still go where it began
+        await asyncio.sleep(0)  # the turn's write
+        found.append(turn_json_handler(log))  # a second handler now: records
+        top.removeHandler(second)
+        found.append(turn_json_handler(log))
+        handler.emit_line("second")
+        handler.flush()  # what reconfiguring logging does to the old handlers
+        top.addHandler(second)
+        found.append(turn_json_handler(log))
+        return found
+
+    assert asyncio.run(turns()) == [handler, handler, None, handler, None]
+    assert stream.getvalue().splitlines() == ["first", "second"]
+    top.removeHandler(second)
+    assert turn_json_handler(log) is handler  # no loop: the chain is walked each time
+    top.addHandler(second)
+    assert turn_json_handler(log) is None
