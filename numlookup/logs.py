@@ -269,14 +269,10 @@ def json_line(logger: str, message: str, fields: dict[str, object]) -> str:
     """The line :class:`JsonFormatter` writes for an INFO record of ``logger`` with ``message`` and ``fields``
     (as ``extra``) that passed :class:`RequestIdFilter`, at this moment, in this process."""
     get = fields.get
-    request_id = get("request_id")
-    line = _RequestLine(
-        utc_now_iso(),
-        "info",
+    return json_line_of(
         logger,
         message,
-        _process_id() if logging.logProcesses else None,
-        REQUEST_ID.get() if request_id is None else request_id,  # what the filter stamps on a record naming none
+        get("request_id"),
         get("method"),
         get("path"),
         get("status"),
@@ -285,6 +281,42 @@ def json_line(logger: str, message: str, fields: dict[str, object]) -> str:
         get("account"),
         get("auth_failure"),
         get("username"),
+    )
+
+
+def json_line_of(
+    logger: str,
+    message: str,
+    request_id: object,
+    method: object,
+    path: object,
+    status: object,
+    duration_ms: object,
+    client: object,
+    account: object,
+    auth_failure: object,
+    username: object,
+) -> str:
+    """:func:`json_line` of the fields given in :data:`REQUEST_FIELDS` order, None where a record has none.
+
+    Why: the fused edge writes every request's line from values it holds, and a
+    dict made of them only to be read back by name was a fifth of the line's bytecode.
+    """
+    line = _RequestLine(
+        utc_now_iso(),
+        "info",
+        logger,
+        message,
+        _process_id() if logging.logProcesses else None,
+        REQUEST_ID.get() if request_id is None else request_id,  # what the filter stamps on a record naming none
+        method,
+        path,
+        status,
+        duration_ms,
+        client,
+        account,
+        auth_failure,
+        username,
     )
     return _encoder.encode(line).decode()
 

@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from numlookup.api.auth import CLIENT_IP
 from numlookup.api.errors import server_error
-from numlookup.logs import REQUEST_ID, json_line, printable, turn_json_handler
+from numlookup.logs import REQUEST_ID, json_line_of, printable, turn_json_handler
 from numlookup.metrics import Metrics
 
 log = logging.getLogger("numlookup.api")
@@ -208,26 +208,83 @@ def log_unread_request(request_id: str, status: int, client: str | None, seconds
 
 
 def write_request_line(fields: dict[str, object]) -> None:
+    """The request log's line from its fields (``logs.REQUEST_FIELDS``; ``status`` and ``duration_ms`` given)."""
+    get = fields.get
+    request_line(
+        get("request_id"),
+        get("method"),
+        get("path"),
+        fields["status"],
+        fields["duration_ms"],
+        get("client"),
+        get("account"),
+        get("auth_failure"),
+        get("username"),
+        fields,
+    )
+
+
+def request_line(
+    request_id: object,
+    method: object,
+    path: object,
+    status: object,
+    duration_ms: object,
+    client: object,
+    account: object,
+    auth_failure: object = None,
+    username: object = None,
+    fields: dict[str, object] | None = None,
+) -> None:
+    """:func:`write_request_line` of the fields given in order; ``fields``, if given, is their dict for a record.
+
+    Why: the fused edge writes every request's line from the values it holds; made
+    into a dict first and read back by name, they were a fifth of the line's bytecode.
+    """
     if not request_log.isEnabledFor(logging.INFO):
         return
     message = "%s %s %s %.1fms client=%s account=%s"
-    values: list[object] = [
-        fields.get("method") or "-",
-        fields.get("path") or "-",
-        fields["status"] if fields["status"] is not None else "-",
-        fields["duration_ms"],
-        fields.get("client") or "-",
-        fields.get("account") or "-",
-    ]
-    if fields.get("auth_failure") is not None:
+    values: tuple[object, ...] = (
+        method or "-",
+        path or "-",
+        status if status is not None else "-",
+        duration_ms,
+        client or "-",
+        account or "-",
+    )
+    if auth_failure is not None:
         message += " auth_failure=%s username=%s"
-        values += [fields["auth_failure"], fields.get("username") or "-"]
+        values += (auth_failure, username or "-")
     handler = turn_json_handler(request_log)
     if handler is not None:  # the usual set-up: the formatter's line, without a record
-        handler.emit_line(json_line(request_log.name, message % tuple(values), fields))
+        handler.emit_line(
+            json_line_of(
+                request_log.name,
+                message % values,
+                request_id,
+                method,
+                path,
+                status,
+                duration_ms,
+                client,
+                account,
+                auth_failure,
+                username,
+            )
+        )
         return
+    if fields is None:
+        fields = {
+            "request_id": request_id,
+            "method": method,
+            "path": path,
+            "status": status,
+            "duration_ms": duration_ms,
+            "client": client,
+            "account": account,
+            "auth_failure": auth_failure,
+            "username": username,
+        }
     # The record made directly: Logger.info would look up the calling frame for every request.
-    record = request_log.makeRecord(
-        request_log.name, logging.INFO, __file__, 0, message, tuple(values), None, None, fields
-    )
+    record = request_log.makeRecord(request_log.name, logging.INFO, __file__, 0, message, values, None, None, fields)
     request_log.handle(record)

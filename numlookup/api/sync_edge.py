@@ -54,8 +54,8 @@ from numlookup.api.request_id import (
     SERVER_ERROR_BODY,
     USERNAME_LOG_CHARACTERS,
     new_request_id,
+    request_line,
     route_label,
-    write_request_line,
 )
 from numlookup.api.state import AppState
 from numlookup.logs import REQUEST_ID, printable
@@ -81,6 +81,21 @@ class _Outcome:
         self.account: str | None = None
         self.auth_failure: AuthFailure | None = None
         self.username: str | None = None
+
+    def write_line(self, request_id: str, path: str, duration_ms: float) -> None:
+        """The request log's line of these :meth:`fields` and ``duration_ms``, given as values, not a dict."""
+        failure, username = self.auth_failure, self.username
+        request_line(
+            request_id,
+            METHOD,
+            path,
+            self.status,
+            duration_ms,
+            self.client,
+            self.account,
+            None if failure is None else str(failure),
+            None if username is None else printable(username, USERNAME_LOG_CHARACTERS),
+        )
 
     def fields(self, request_id: str, path: str) -> dict[str, object]:
         """The request log's fields, as ``api.request_id`` makes them from the scope's state."""
@@ -188,9 +203,7 @@ class SyncEdge:
                 guard.refused_credentials(key, spent)
             self.state.metrics.request_done(label, METHOD, outcome.status, time.perf_counter() - started_at)
             if self.access_log:
-                fields = outcome.fields(request_id, self.path)
-                fields["duration_ms"] = round((time.perf_counter() - started_at) * 1000, 3)
-                write_request_line(fields)
+                outcome.write_line(request_id, self.path, round((time.perf_counter() - started_at) * 1000, 3))
 
     async def _answer(
         self, headers: GuardHeaders, body: BoundedBody, request_id: str, client: str | None, outcome: _Outcome
