@@ -115,7 +115,12 @@ class _PlainEdge(Protocol):
     raw_path: bytes  # the request target it answers, exactly
 
     async def serve(
-        self, raw_headers: list[tuple[bytes, bytes]], peer: str | None, receive: Receive, respond: Respond
+        self,
+        raw_headers: list[tuple[bytes, bytes]],
+        peer: str | None,
+        receive: Receive,
+        respond: Respond,
+        ready: Callable[[], bytes | None] | None = None,
     ) -> None: ...
 
 
@@ -235,7 +240,7 @@ class PlainCycle(RequestResponseCycle):
     async def run_asgi(self, app: Any) -> None:
         """The edge's work (``app``, the ASGI app, is not called); a failure answered as uvicorn's ``run_asgi`` does."""
         try:
-            await self.edge.serve(self.headers, self.peer, self.receive, self.respond)
+            await self.edge.serve(self.headers, self.peer, self.receive, self.respond, self.ready_body)
         except BaseException as exc:
             self.logger.error("Exception in ASGI application\n", exc_info=exc)
             if not self.response_started:
@@ -248,6 +253,27 @@ class PlainCycle(RequestResponseCycle):
                 await self.respond(*APP_FAILED)
         finally:
             self.on_response = _nothing  # the protocol's method held the protocol, which holds this cycle
+
+    def ready_body(self) -> bytes | None:
+        """What ``receive`` would give now without waiting, if that is the whole body: its bytes; else None.
+
+        Step for step uvicorn's ``receive`` when its event is set (the body, or the
+        end of it, has come) and nothing else is due: a ``100 Continue`` to send (a
+        plain request has none), a disconnect, a response sent already, more body to come.
+        """
+        if (
+            self.waiting_for_100_continue
+            or self.disconnected
+            or self.response_complete
+            or self.more_body
+            or not self.message_event.is_set()
+        ):
+            return None
+        self.flow.resume_reading()
+        self.message_event.clear()
+        body = bytes(self.body)
+        self.body = bytearray()
+        return body
 
     async def respond(self, status: int, headers: list[tuple[bytes, bytes]], content: bytes) -> None:
         """The whole response in one write, byte for byte what uvicorn's ``send`` writes for the two messages."""

@@ -68,6 +68,7 @@ _CONNECTION_CLOSE = (b"connection", b"close")
 LIFESPAN_KEY = "numlookup.sync_edge"
 # Sends a whole response: its status, headers (names in lower case) and body.
 Respond = Callable[[int, list[tuple[bytes, bytes]], bytes], Awaitable[None]]
+ReadyBody = Callable[[], bytes | None]  # the whole body if it has arrived (taken, as ``receive`` takes it), else None
 
 
 class _Outcome:
@@ -144,13 +145,20 @@ class SyncEdge:
         await self.serve(scope["headers"], scope["client"][0] if scope.get("client") else None, receive, respond)
 
     async def serve(
-        self, raw_headers: list[tuple[bytes, bytes]], peer: str | None, receive: Receive, respond: Respond
+        self,
+        raw_headers: list[tuple[bytes, bytes]],
+        peer: str | None,
+        receive: Receive,
+        respond: Respond,
+        ready: ReadyBody | None = None,
     ) -> None:
         """The request, from its header list (names in lower case), its peer's address and its body's ``receive``.
 
         ``respond`` sends the whole response (status, headers, body) at once: two
         ASGI messages from ``__call__``, one write from the server's plain path.
         One implementation of the edge for both, so they cannot drift apart.
+        ``ready`` (the plain path's) gives the whole body when it has arrived, as
+        ``receive`` would, without its messages; None: it has not, ``receive`` reads it.
         """
         request_id = new_request_id()
         started_at = time.perf_counter()
@@ -174,7 +182,9 @@ class SyncEdge:
             else:
                 label = self.label  # as the direct route sets the scope's route: the metrics' label
                 try:
-                    status, response_headers, content = await self._answer(headers, body, request_id, client, outcome)
+                    status, response_headers, content = await self._answer(
+                        headers, body, request_id, client, outcome, ready
+                    )
                 except ApiError as exc:
                     status, response_headers, content = _error(exc)
             if not body.complete and not any(name.lower() == b"connection" for name, _ in response_headers):
@@ -206,7 +216,13 @@ class SyncEdge:
                 outcome.write_line(request_id, self.path, round((time.perf_counter() - started_at) * 1000, 3))
 
     async def _answer(
-        self, headers: GuardHeaders, body: BoundedBody, request_id: str, client: str | None, outcome: _Outcome
+        self,
+        headers: GuardHeaders,
+        body: BoundedBody,
+        request_id: str,
+        client: str | None,
+        outcome: _Outcome,
+        ready: ReadyBody | None = None,
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """``api.lookup.lookup``'s work on the values read here: the response's status, headers and body."""
         state = self.state
@@ -218,7 +234,8 @@ class SyncEdge:
         assert username is not None  # an account was found by it
         outcome.account = verdict.name
         check_content_type(headers.content_type or "")
-        raw = await _read(body)
+        arrived = ready() if ready is not None else None
+        raw = await _read(body) if arrived is None else body.take(arrived)
         numbers = decode_numbers(raw, self.limit)
         answer = await answer_lookup(
             state, username, verdict, raw, numbers, request_id, headers.user_agent, headers.idempotency_keys

@@ -108,3 +108,24 @@ def test_a_body_over_the_limit_is_a_413_whether_or_not_it_waited() -> None:
         with pytest.raises(ApiError) as refused:
             run(BoundedBody(receive, limit=10, timeout=5.0, expected=True))
         assert refused.value.http_status == 413
+
+
+def test_a_body_taken_whole_is_counted_and_limited_as_its_message_would_be() -> None:
+    """``take`` (the plain path's body that has arrived) against ``receive`` of the same body."""
+
+    async def never() -> Message:
+        raise AssertionError("a body taken whole is not received")
+
+    body = BODY["body"]
+    taken = BoundedBody(never, limit=1000, timeout=5.0, expected=True)
+    assert taken.take(body) == body
+    assert taken.complete and taken.received == len(body)
+    for limit in (len(body) - 1, 10):
+        with pytest.raises(ApiError) as refused:
+            BoundedBody(never, limit=limit, timeout=5.0, expected=True).take(body)
+        with pytest.raises(ApiError) as received:
+            run(BoundedBody(lambda: asyncio.sleep(0, BODY), limit=limit, timeout=5.0, expected=True))
+        assert refused.value.http_status == received.value.http_status == 413
+        assert refused.value.body() == received.value.body()
+    exact = BoundedBody(never, limit=len(body), timeout=5.0, expected=True)
+    assert exact.take(body) == body  # at the limit is within it, as for a message
