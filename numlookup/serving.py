@@ -288,18 +288,17 @@ class PlainCycle(RequestResponseCycle):
             client = "%s:%d" % self.client if self.client else ""  # noqa: UP031  # uvicorn's own format
             path = self.edge.raw_path.decode("ascii")
             self.access_logger.info('%s - "%s %s HTTP/%s" %d', client, "POST", path, self.http_version, status)
-        head = [STATUS_LINE[status]]
-        for name, value in self.default_headers:
-            head += (name, b": ", value, b"\r\n")
+        head = [STATUS_LINE[status], _default_head(self.default_headers)]
         length: int | None = None
         chunked = False
         closes = False
         for name, value in headers:
-            if HEADER_RE.search(name):
-                raise RuntimeError("Invalid HTTP header name.")
+            if name not in _EDGE_NAMES:  # the edge's own names pass the check and are lower case already
+                if HEADER_RE.search(name):
+                    raise RuntimeError("Invalid HTTP header name.")
+                name = name.lower()
             if HEADER_VALUE_RE.search(value):
                 raise RuntimeError("Invalid HTTP header value.")
-            name = name.lower()
             if name == b"content-length" and length is None and not chunked:
                 length = int(value.decode())
             elif name == b"transfer-encoding" and value.lower() == b"chunked":
@@ -333,6 +332,24 @@ class PlainCycle(RequestResponseCycle):
 
 def _nothing() -> None:
     pass
+
+
+# The names the edge answers with (``api.sync_edge``): valid tokens in lower case, so uvicorn's check
+# of a name and its ``lower()`` change nothing for them (tests/e2e/test_sync_edge.py's wire bytes).
+_EDGE_NAMES = frozenset((b"content-length", b"content-type", b"x-request-id", b"connection"))
+_default_heads: list[tuple[list[tuple[bytes, bytes]], bytes]] = [([], b"")]  # uvicorn's list, its head lines
+
+
+def _default_head(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """uvicorn's default headers (``date``, ``server``) as head lines, made once per list.
+
+    uvicorn puts a new list in its server state once a second (the date changes);
+    every response of that second writes the same lines.
+    """
+    last = _default_heads[0]  # one read of the pair
+    if last[0] is not headers:
+        last = _default_heads[0] = (headers, b"".join(name + b": " + value + b"\r\n" for name, value in headers))
+    return last[1]
 
 
 class DrainingHttpToolsProtocol(HttpToolsProtocol):
