@@ -428,7 +428,13 @@ def test_right_most_untrusted_forwarded_address_is_the_client() -> None:
     assert proxies.client_address("10.0.0.2", ["10.0.0.9"]) == "10.0.0.9"  # all ours: the left-most
     assert proxies.client_address("10.0.0.2", ["junk, 10.0.0.9"]) == "10.0.0.9"  # cannot go past what is no address
     assert proxies.client_address("::ffff:10.0.0.2", ["[2001:db9::1]:443"]) == "2001:db9::1"
-    assert TrustedProxies([]).client_address("10.0.0.2", ["203.0.113.7"]) == "10.0.0.2"
+    alone = TrustedProxies([])  # no proxy trusted: the peer, as its address writes it, whatever the header says
+    assert alone.client_address("10.0.0.2", ["203.0.113.7"]) == "10.0.0.2"
+    assert alone.client_address("::ffff:10.0.0.2", []) == "10.0.0.2"
+    assert alone.client_address("2001:DB8::0001", ["10.0.0.9"]) == "2001:db8::1"
+    assert alone.client_address("not-an-address", []) == "not-an-address"  # kept as the socket gave it
+    assert alone.client_address(None, ["203.0.113.7"]) is None
+    assert alone.client_address("", []) == ""
 
 
 def test_ipv6_clients_are_limited_per_64() -> None:
