@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from numlookup.api.auth import CLIENT_IP
 from numlookup.api.errors import server_error
-from numlookup.logs import REQUEST_ID, json_line_of, printable, turn_json_handler
+from numlookup.logs import REQUEST_FIELDS, REQUEST_ID, json_line, printable, turn_json_handler
 from numlookup.metrics import Metrics
 
 log = logging.getLogger("numlookup.api")
@@ -209,40 +209,19 @@ def log_unread_request(request_id: str, status: int, client: str | None, seconds
 
 def write_request_line(fields: dict[str, object]) -> None:
     """The request log's line from its fields (``logs.REQUEST_FIELDS``; ``status`` and ``duration_ms`` given)."""
-    get = fields.get
-    request_line(
-        get("request_id"),
-        get("method"),
-        get("path"),
-        fields["status"],
-        fields["duration_ms"],
-        get("client"),
-        get("account"),
-        get("auth_failure"),
-        get("username"),
-        fields,
-    )
+    request_line(tuple(fields.get(name) for name in REQUEST_FIELDS), fields)
 
 
-def request_line(
-    request_id: object,
-    method: object,
-    path: object,
-    status: object,
-    duration_ms: object,
-    client: object,
-    account: object,
-    auth_failure: object = None,
-    username: object = None,
-    fields: dict[str, object] | None = None,
-) -> None:
-    """:func:`write_request_line` of the fields given in order; ``fields``, if given, is their dict for a record.
+def request_line(line: tuple[object, ...], fields: dict[str, object] | None = None) -> None:
+    """:func:`write_request_line` of the values of ``logs.REQUEST_FIELDS`` in its order; ``fields``: their dict.
 
-    Why: the fused edge writes every request's line from the values it holds; made
-    into a dict first and read back by name, they were a fifth of the line's bytecode.
+    The fused edge writes every request's line from the values it holds: made into a
+    dict first and read back by name, they were a fifth of the line's bytecode. The
+    dict (``fields``, or one made of ``line``) is needed only for a record.
     """
     if not request_log.isEnabledFor(logging.INFO):
         return
+    _, method, path, status, duration_ms, client, account, auth_failure, username = line
     message = "%s %s %s %.1fms client=%s account=%s"
     values: tuple[object, ...] = (
         method or "-",
@@ -257,34 +236,9 @@ def request_line(
         values += (auth_failure, username or "-")
     handler = turn_json_handler(request_log)
     if handler is not None:  # the usual set-up: the formatter's line, without a record
-        handler.emit_line(
-            json_line_of(
-                request_log.name,
-                message % values,
-                request_id,
-                method,
-                path,
-                status,
-                duration_ms,
-                client,
-                account,
-                auth_failure,
-                username,
-            )
-        )
+        handler.emit_line(json_line(request_log.name, message % values, line))
         return
-    if fields is None:
-        fields = {
-            "request_id": request_id,
-            "method": method,
-            "path": path,
-            "status": status,
-            "duration_ms": duration_ms,
-            "client": client,
-            "account": account,
-            "auth_failure": auth_failure,
-            "username": username,
-        }
+    extra = fields if fields is not None else dict(zip(REQUEST_FIELDS, line, strict=True))
     # The record made directly: Logger.info would look up the calling frame for every request.
-    record = request_log.makeRecord(request_log.name, logging.INFO, __file__, 0, message, values, None, None, fields)
+    record = request_log.makeRecord(request_log.name, logging.INFO, __file__, 0, message, values, None, None, extra)
     request_log.handle(record)

@@ -58,7 +58,7 @@ from numlookup.api.request_id import (
     route_label,
 )
 from numlookup.api.state import AppState
-from numlookup.logs import REQUEST_ID, printable
+from numlookup.logs import REQUEST_FIELDS, REQUEST_ID, printable
 
 log = logging.getLogger("numlookup.api")
 METHOD = "POST"
@@ -83,10 +83,10 @@ class _Outcome:
         self.auth_failure: AuthFailure | None = None
         self.username: str | None = None
 
-    def write_line(self, request_id: str, path: str, duration_ms: float) -> None:
-        """The request log's line of these :meth:`fields` and ``duration_ms``, given as values, not a dict."""
+    def line(self, request_id: str, path: str, duration_ms: float | None) -> tuple[object, ...]:
+        """The request log's values (``logs.REQUEST_FIELDS``, in order), as ``api.request_id`` makes them."""
         failure, username = self.auth_failure, self.username
-        request_line(
+        return (
             request_id,
             METHOD,
             path,
@@ -99,18 +99,10 @@ class _Outcome:
         )
 
     def fields(self, request_id: str, path: str) -> dict[str, object]:
-        """The request log's fields, as ``api.request_id`` makes them from the scope's state."""
-        username = self.username
-        return {
-            "request_id": request_id,
-            "method": METHOD,
-            "path": path,
-            "status": self.status,
-            "client": self.client,
-            "account": self.account,
-            "auth_failure": None if self.auth_failure is None else str(self.auth_failure),
-            "username": None if username is None else printable(username, USERNAME_LOG_CHARACTERS),
-        }
+        """:meth:`line`'s values by name, without the duration: an error record's ``extra``."""
+        fields = dict(zip(REQUEST_FIELDS, self.line(request_id, path, None), strict=True))
+        del fields["duration_ms"]
+        return fields
 
 
 class SyncEdge:
@@ -213,7 +205,7 @@ class SyncEdge:
                 guard.refused_credentials(key, spent)
             self.state.metrics.request_done(label, METHOD, outcome.status, time.perf_counter() - started_at)
             if self.access_log:
-                outcome.write_line(request_id, self.path, round((time.perf_counter() - started_at) * 1000, 3))
+                request_line(outcome.line(request_id, self.path, round((time.perf_counter() - started_at) * 1000, 3)))
 
     async def _answer(
         self,
