@@ -69,7 +69,7 @@ def offline_results(
     Why: every offline answer is this list, ten items a request, and the
     function call per item, with its calls per network and its property reads
     (``valid``, ``ported``), was most of the bytecode that built it. One loop
-    does it here, with the networks' objects built in line; tests/test_results.py
+    does it here, reading the fields directly; tests/test_results.py
     holds every item to :func:`number_result`'s.
     """
     known = status_word(True, None, style)
@@ -81,46 +81,17 @@ def offline_results(
             invalid += 1
             made.append(number_result(r, style, checked_at))
             continue
-        original = r.original_network
+        original = mobile_network(r.original_network)
         ported = r.ported_network
-        original_object = (
-            None
-            if original is None
-            else MobileNetwork(
-                original.mccmnc,
-                original.name,
-                original.country.name,
-                original.country.calling_code,
-                original.country.alpha3,
-            )
-        )
-        if ported is None:
-            made.append(
-                NumberResult(
-                    r.e164 or r.input,
-                    known,
-                    False if r.porting_known else None,
-                    None,
-                    original_object,
-                    original_object,
-                    None,
-                    None,
-                    checked_at,
-                    OFFLINE,
-                )
-            )
-            continue
-        ported_object = MobileNetwork(
-            ported.mccmnc, ported.name, ported.country.name, ported.country.calling_code, ported.country.alpha3
-        )
+        ported_object = None if ported is None else mobile_network(ported)
         made.append(
             NumberResult(
                 r.e164 or r.input,
                 known,
-                True,
+                True if ported is not None else (False if r.porting_known else None),  # Resolution.ported
                 None,
-                ported_object,
-                original_object,
+                original if ported_object is None else ported_object,  # the current network, shared
+                original,
                 ported_object,
                 None,
                 checked_at,
