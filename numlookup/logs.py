@@ -271,8 +271,8 @@ def json_line(logger: str, message: str, fields: tuple[object, ...]) -> str:
     none) that passed :class:`RequestIdFilter`, at this moment, in this process.
 
     Why values and not a dict: the fused edge writes every request's line from the
-    values it holds, and a dict made of them only to be read back by name was a
-    fifth of the line's bytecode.
+    values it holds, and a dict made of them only to be read back by name was an
+    eighth of the line's bytecode.
     """
     request_id = fields[0]
     line = _RequestLine(

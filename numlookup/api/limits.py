@@ -396,7 +396,7 @@ class BoundedBody:
 
         Why: the plain path's body has nearly always arrived with its headers, and
         three coroutines (this receive, uvicorn's and its event's wait) handed it
-        over as a message to be read back: 4 % of the loop's bytecode a request.
+        over as a message to be read back: 2 % of a request's bytecode (bench/bytecodes.py).
         """
         self.received += len(body)
         if self.received > self.limit:

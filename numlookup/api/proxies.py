@@ -83,7 +83,7 @@ def peer_text(peer: str) -> str:
 
     Why: one look-up by the peer's text, where parsing it (also cached) and then
     looking up its text by the parsed address (an ``ipaddress`` object's hash, in
-    Python) was 1 % of a loaded loop.
+    Python) was 1 % of a loaded loop's py-spy samples (bench/server_cpu.py --profile).
     """
     current = parse_address(peer)
     return peer if current is None else address_text(current)

@@ -81,7 +81,7 @@ class _RequestIds:
     def stamped(random: bytes) -> str:
         """``random`` (a multiple of 10 bytes) as the hex of as many ids' last 10 bytes, version and variant set."""
         pool = bytearray(random)
-        # A byte table each, in C: the generator over the pool's bytes was 5 % of a loaded loop's bytecode.
+        # A byte table each, in C: the generator over the pool's bytes was 1 % of a request's bytecode.
         pool[0::RANDOM_BYTES] = pool[0::RANDOM_BYTES].translate(_VERSION_7)
         pool[2::RANDOM_BYTES] = pool[2::RANDOM_BYTES].translate(_VARIANT_RFC_4122)
         return pool.hex()
@@ -216,7 +216,7 @@ def request_line(line: tuple[object, ...], fields: dict[str, object] | None = No
     """:func:`write_request_line` of the values of ``logs.REQUEST_FIELDS`` in its order; ``fields``: their dict.
 
     The fused edge writes every request's line from the values it holds: made into a
-    dict first and read back by name, they were a fifth of the line's bytecode. The
+    dict first and read back by name, they were an eighth of the line's bytecode. The
     dict (``fields``, or one made of ``line``) is needed only for a record.
     """
     if not request_log.isEnabledFor(logging.INFO):
