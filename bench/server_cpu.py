@@ -6,7 +6,8 @@ does. This starts one ``numlookup serve`` (1 worker, the bench's settings of
 ``bench/server.py``: SQLite, group commit, access log on) and
 ``bench/raw_asgi.py``, loads them in turn with the same wrk script, body and
 connections, and reads each server's user+system CPU from ``/proc/PID/stat``
-before and after every load: CPU per answered request, median and spread over
+(its process's and its children's: numlookup's ledger writer process commits
+the charges of a worker under load) before and after every load: CPU per answered request, median and spread over
 ``--rounds``, and the ratio raw / numlookup (what ``bench/server.py``'s
 ``lookup/raw`` would be with a core to itself).
 
@@ -35,18 +36,19 @@ import urllib.request
 from pathlib import Path
 
 import server  # bench/server.py: its node, wrk and raw-reference helpers
-from live import cpu_seconds, start_profile  # bench/live.py: CPU from /proc, py-spy attached to a server
+from live import cpu_seconds, server_cpu, start_profile  # bench/live.py: CPU from /proc, py-spy attached to a server
 
 
 def load(base: str, pid: int, connections: int, duration: int, authorization: str) -> tuple[float, float]:
-    """Microseconds of the server's CPU per answered request over one wrk run: the process's, its main thread's.
+    """Microseconds of the server's CPU per answered request over one wrk run: the process's and its children's,
+    its main thread's.
 
-    The main thread runs the event loop (every request's own work); the others
-    are the group commit's and the thread pool's.
+    The main thread runs the event loop (every request's own work); the other
+    threads are the group commit's and the thread pool's, the child the ledger writer.
     """
-    before, main_before = cpu_seconds(pid), cpu_seconds(pid, pid)
+    before, main_before = server_cpu(pid), cpu_seconds(pid, pid)
     result = server.run_wrk(base + "/v1/hlr/sync", "lookup", connections, duration, authorization)
-    spent, main_spent = cpu_seconds(pid) - before, cpu_seconds(pid, pid) - main_before
+    spent, main_spent = server_cpu(pid) - before, cpu_seconds(pid, pid) - main_before
     if result.non200 or not result.ok:
         raise server.BenchError(f"{base}: {result.non200} answers were not 200 ({result.ok} were)")
     return spent / result.ok * 1e6, main_spent / result.ok * 1e6

@@ -6,6 +6,10 @@ rest; this tells the rest apart. Each thread's user+system CPU is read from
 from ``py-spy dump`` once, after the rounds (Python 3.11 gives the OS no
 thread names). The group commit's thread is ``numlookup-charges``; anyio's
 pool threads (the usage rollup's fold among others) are ``AnyIO worker thread``.
+The worker's child processes count too, each thread of theirs a line: the
+ledger writer (``billing.ledger_writer``, which commits the batches of a
+worker under load) is ``ledger writer``, and "whole server" is the worker
+and its children.
 
 Run by hand, never by the test suite (Linux; wrk on PATH; py-spy for names)::
 
@@ -26,19 +30,47 @@ import tempfile
 from pathlib import Path
 
 import server  # bench/server.py: its node and wrk helpers
-from live import cpu_seconds, py_spy  # bench/live.py: CPU from /proc, and which py-spy
+from live import cpu_seconds, py_spy, server_cpu  # bench/live.py: CPU from /proc, and which py-spy
 from server_cpu import listening_pid, mean_charge_batch
 
 
-def threads(pid: int) -> dict[int, float]:
-    """CPU seconds of each of the process's threads, by thread id."""
-    spent: dict[int, float] = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
+def processes(pid: int) -> list[int]:
+    """``pid`` and its descendants (the worker's ledger writer among them)."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
         try:
-            spent[int(task.name)] = cpu_seconds(pid, int(task.name))
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending.extend(int(child) for child in (task / "children").read_text().split())
         except (FileNotFoundError, ProcessLookupError):
-            continue  # a thread that ended meanwhile
+            continue
+    return found
+
+
+def threads(pid: int) -> dict[int, float]:
+    """CPU seconds of each thread of the process and of its descendants, by thread id."""
+    spent: dict[int, float] = {}
+    for process in processes(pid):
+        try:
+            for task in Path(f"/proc/{process}/task").iterdir():
+                spent[int(task.name)] = cpu_seconds(process, int(task.name))
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # a thread (or a process) that ended meanwhile
     return spent
+
+
+def child_names(pid: int) -> dict[int, str]:
+    """The main thread of each descendant process → what it is (the ledger writer, or its command)."""
+    named: dict[int, str] = {}
+    for process in processes(pid)[1:]:
+        try:
+            command = (Path(f"/proc/{process}/cmdline")).read_bytes().split(b"\0")
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        words = [part.decode(errors="replace") for part in command if part]
+        named[process] = "ledger writer" if "numlookup.billing.ledger_writer" in words else " ".join(words[1:3])
+    return named
 
 
 def switches(pid: int) -> dict[int, int]:
@@ -48,14 +80,19 @@ def switches(pid: int) -> dict[int, int]:
     count is how often the threads handed the GIL (or work) to each other.
     """
     counted: dict[int, int] = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    for process in processes(pid):
         try:
-            status = (task / "status").read_text()
+            tasks = list(Path(f"/proc/{process}/task").iterdir())
         except (FileNotFoundError, ProcessLookupError):
             continue
-        counted[int(task.name)] = sum(
-            int(line.split()[1]) for line in status.splitlines() if line.split(":")[0].endswith("ctxt_switches")
-        )
+        for task in tasks:
+            try:
+                status = (task / "status").read_text()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            counted[int(task.name)] = sum(
+                int(line.split()[1]) for line in status.splitlines() if line.split(":")[0].endswith("ctxt_switches")
+            )
     return counted
 
 
@@ -96,9 +133,9 @@ def main() -> None:
             server.preflight(base, authorization, body)
             pid = listening_pid(base, b"numlookup")
             for _ in range(args.rounds):
-                before, total_before, switched_before = threads(pid), cpu_seconds(pid), switches(pid)
+                before, total_before, switched_before = threads(pid), server_cpu(pid), switches(pid)
                 result = server.run_wrk(base + "/v1/hlr/sync", "lookup", args.connections, args.duration, authorization)
-                after, total, switched_after = threads(pid), cpu_seconds(pid) - total_before, switches(pid)
+                after, total, switched_after = threads(pid), server_cpu(pid) - total_before, switches(pid)
                 if result.non200 or not result.ok:
                     raise server.BenchError(f"{result.non200} answers were not 200 ({result.ok} were)")
                 totals.append(total / result.ok * 1e6)
@@ -107,9 +144,9 @@ def main() -> None:
                 for tid, count in switched_after.items():
                     switched.setdefault(tid, []).append((count - switched_before.get(tid, 0)) / result.ok)
             batch = mean_charge_batch(base)
-            named = names(pid)
+            named = names(pid) | child_names(pid)
     print(f"server CPU per request by thread, {args.rounds} rounds of {args.duration} s (median, min–max):")
-    print(f"  {'whole process':28} {statistics.median(totals):7.1f} µs  ({min(totals):.1f}–{max(totals):.1f})")
+    print(f"  {'whole server':28} {statistics.median(totals):7.1f} µs  ({min(totals):.1f}–{max(totals):.1f})")
     for tid, values in sorted(per_thread.items(), key=lambda item: -statistics.median(item[1])):
         if max(values) < 0.5:
             continue

@@ -104,6 +104,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     timeout_graceful_shutdown_seconds: int = 10
     # Commit the charges of concurrent requests together (one transaction, one fsync).
     group_commit: bool = True
+    # On SQLite, commit those batches in a process of each worker's own (the ledger writer),
+    # beside its event loop instead of under its GIL; false commits them in a thread of the worker.
+    ledger_writer_process: bool = True
     # How often each worker checks for a newly activated dataset version.
     dataset_poll_seconds: float = 2.0
     # Where nodes find the compiled files of imported datasets: "database" stores a

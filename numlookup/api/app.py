@@ -273,6 +273,7 @@ def create_app(settings: Settings | None = None, *, fused_sync: bool = True) -> 
             # Fresh live answers, and the responses idempotency keys replay, are committed with
             # the charges of the requests that made them.
             store_attached=_charge_attachments(idempotency, live),
+            writer_process=settings.ledger_writer_process,
         ),
     )
 

@@ -23,8 +23,10 @@ BEGIN, statements and COMMIT go straight to the DB-API connection, and only the
 attachments' statements through SQLAlchemy, in the same transaction.
 
 The worker thread commits and returns the batch's outcomes; the event loop then
-settles every request's future itself. Waking the loop from the thread once per
-charge (``call_soon_threadsafe``, a write to the loop's wake-up pipe each) cost
+settles every request's future itself. On a SQLite file a worker under load
+sends its batches to its ledger writer process instead (``billing.ledger_writer``),
+and the thread keeps the batches with attachments and the time the writer is away.
+Waking the loop from the thread once per charge (``call_soon_threadsafe``, a write to the loop's wake-up pipe each) cost
 more than the wake-up the thread's return already makes.
 """
 
@@ -35,16 +37,22 @@ import queue
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import anyio.to_thread
 from sqlalchemy import Connection, Engine
 
 from numlookup.billing.ledger import Charge, Counts, InsufficientCredits, debit_batch
+from numlookup.billing.ledger_writer import LedgerWriter
 from numlookup.loops import ThreadLoop
 from numlookup.store.engine import driver_transaction
 
 MAX_BATCH = 512
+# The ledger writer process is started once a worker has committed this many charges: a worker
+# under load, for which a process of its own pays. One that serves a request now and then (a
+# test's, a demo's) commits in its thread and never starts one.
+WRITER_AFTER_CHARGES = 1_000
 GATHER_ROUNDS = 8  # rounds of the loop a batch may wait for more charges, while each brings some
 
 
@@ -120,6 +128,7 @@ class ChargerStats:
 
     commits: int = 0
     charges: int = 0
+    written: int = 0  # of the commits, those the ledger writer process made
     batch_sizes: list[int] = field(default_factory=list)
 
 
@@ -131,8 +140,20 @@ class GroupCharger:
         enabled: bool = True,
         on_batch: Callable[[int], None] | None = None,
         store_attached: Callable[[Connection, list[Any]], Callable[[], None] | None] | None = None,
+        writer_process: bool = False,
+        writer_after: int = WRITER_AFTER_CHARGES,
     ) -> None:
+        """``writer_process``: commit the batches in a ledger writer process (``billing.ledger_writer``),
+        started once ``writer_after`` charges were committed in the thread, where the database is a
+        SQLite file; elsewhere the setting is ignored."""
         self.engine = engine
+        self.writer_after = writer_after
+        database = engine.url.database
+        self.writer = (
+            LedgerWriter(engine)
+            if writer_process and enabled and engine.dialect.name == "sqlite" and database and database != ":memory:"
+            else None
+        )
         self.store_attached = store_attached
         self.enabled = enabled
         self.on_batch = on_batch
@@ -182,6 +203,8 @@ class GroupCharger:
         """
         while self._worker is not None and not self._worker.done():
             await asyncio.shield(self._worker)
+        if self.writer is not None:
+            await self.writer.close()
         if self._thread is not None:
             self._thread.stop()  # idle: every batch is done
             self._thread = None
@@ -217,7 +240,15 @@ class GroupCharger:
             self._thread = _CommitThread(self._commit)
         loop = self._loop.get()
         commit = _Commit(batch, loop, loop.create_future())
-        self._thread.submit(commit)
+        writer = self.writer
+        if (
+            writer is None
+            or self.stats.charges < self.writer_after
+            or not writer.ready(loop)
+            or any(p.attached for p in batch)
+            or not writer.submit(batch, partial(self._written, commit))
+        ):
+            self._thread.submit(commit)
         cancelled = False
         while not commit.done:
             try:
@@ -238,6 +269,19 @@ class GroupCharger:
             assert commit.outcomes is not None
             self._settle(batch, commit.outcomes)
         raise asyncio.CancelledError
+
+    def _written(
+        self, commit: _Commit, outcomes: list[Charge | InsufficientCredits] | None, error: BaseException | None
+    ) -> None:
+        """On the loop: the ledger writer's answer for ``commit``; neither outcomes nor error: nothing was written."""
+        if outcomes is None and error is None:  # the writer died before its transaction committed
+            assert self._thread is not None
+            self._thread.submit(commit)
+            return
+        if outcomes is not None:
+            self.stats.written += 1
+        commit.outcomes, commit.error = outcomes, error
+        _finish(commit)
 
     async def _gather(self) -> None:
         """Before a batch starts: let the loop run what is ready, for as long as that adds charges.

@@ -137,7 +137,7 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL", create: bool = Tr
 
 
 @contextmanager
-def _one_writer(engine: Engine) -> Iterator[None]:
+def one_writer(engine: Engine) -> Iterator[None]:
     """On SQLite, this process's turn to write the file (a thread lock, then ``flock``); elsewhere nothing."""
     if engine.dialect.name != "sqlite":
         yield
@@ -161,7 +161,7 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
         with engine.begin() as conn:
             yield conn
         return
-    with _one_writer(engine), engine.connect().execution_options(**{_IMMEDIATE: True}) as conn, conn.begin():
+    with one_writer(engine), engine.connect().execution_options(**{_IMMEDIATE: True}) as conn, conn.begin():
         yield conn
 
 
@@ -180,23 +180,33 @@ def driver_transaction(engine: Engine) -> Iterator[tuple[Connection, Any]]:
     sends no ``BEGIN`` then) and commits it, the driver's, at the end. An error,
     of a statement or of the commit, rolls the whole transaction back.
     """
-    with _one_writer(engine), engine.connect() as conn:
-        driver = conn.connection.driver_connection
-        assert driver is not None
-        cursor = driver.cursor()
-        try:
-            if engine.dialect.name == "sqlite":
-                cursor.execute("BEGIN IMMEDIATE")
-            yield conn, cursor
-            if conn.in_transaction():
-                conn.commit()
-            else:
-                driver.commit()
-        except BaseException:
-            if conn.in_transaction():
-                conn.rollback()
-            else:
-                driver.rollback()
-            raise
-        finally:
-            cursor.close()
+    with one_writer(engine), engine.connect() as conn, driver_transaction_on(engine, conn) as opened:
+        yield opened
+
+
+@contextmanager
+def driver_transaction_on(engine: Engine, conn: Connection) -> Iterator[tuple[Connection, Any]]:
+    """:func:`driver_transaction` on a connection the caller holds, and under the write locks it holds.
+
+    For the ledger writer process (``billing.ledger_writer``), which keeps one
+    connection for all its transactions. The connection stays open afterwards.
+    """
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    cursor = driver.cursor()
+    try:
+        if engine.dialect.name == "sqlite":
+            cursor.execute("BEGIN IMMEDIATE")
+        yield conn, cursor
+        if conn.in_transaction():
+            conn.commit()
+        else:
+            driver.commit()
+    except BaseException:
+        if conn.in_transaction():
+            conn.rollback()
+        else:
+            driver.rollback()
+        raise
+    finally:
+        cursor.close()

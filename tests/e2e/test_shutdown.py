@@ -28,7 +28,7 @@ from numlookup.accounts import create_account
 from numlookup.billing import parse_amount
 from numlookup.store import make_engine, upgrade
 from tests.e2e.ledger import Load, assert_ledger_matches
-from tests.support import Server, database_url
+from tests.support import BACKEND, Server, database_url
 
 THREADS = 24
 RECONNECTING_THREADS = 8
@@ -101,28 +101,52 @@ def _answered_while_draining(records: list[dict[str, Any]]) -> set[str]:
     return answered
 
 
+def _writers(server: Server) -> set[int]:
+    """The ledger writer processes (``billing.ledger_writer``) of the server's workers."""
+    assert server.process is not None
+    tree, found = {server.process.pid}, set()
+    for _ in range(3):  # the supervisor, its workers, their writers
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                parent = int(stat.read_text().rpartition(")")[2].split()[1])
+                command = (stat.parent / "cmdline").read_bytes()
+            except (OSError, IndexError):
+                continue
+            if parent in tree:
+                tree.add(int(stat.parent.name))
+                if b"numlookup.billing.ledger_writer" in command:
+                    found.add(int(stat.parent.name))
+    return found
+
+
 @pytest.mark.parametrize(
-    ("workers", "to_every_process"),
+    ("workers", "to_every_process", "through_writer"),
     [
-        pytest.param(1, False, id="one-worker"),
-        pytest.param(2, False, id="two-workers-signal-to-supervisor"),
-        pytest.param(2, True, id="two-workers-signal-to-every-process"),
+        pytest.param(1, False, False, id="one-worker"),
+        pytest.param(2, False, False, id="two-workers-signal-to-supervisor"),
+        pytest.param(2, True, False, id="two-workers-signal-to-every-process"),
+        pytest.param(1, False, True, id="one-worker-ledger-writer"),
+        pytest.param(2, True, True, id="two-workers-signal-to-every-process-ledger-writer"),
     ],
 )
 def test_sigterm_under_load_finishes_and_charges_requests_in_flight(
-    tmp_path: Path, workers: int, to_every_process: bool
+    tmp_path: Path, workers: int, to_every_process: bool, through_writer: bool
 ) -> None:
+    """``through_writer``: the load runs until every worker commits through its ledger writer process
+    (started after ``WRITER_AFTER_CHARGES`` charges), which a signal to every process reaches too."""
+    if through_writer and BACKEND != "sqlite":
+        pytest.skip("the ledger writer process serves SQLite files only")
     # The signal must land while requests are in flight, which load makes likely but
     # not certain: a round in which none was is repeated (on a fresh database), not passed.
     for attempt in range(1, ATTEMPTS + 1):
-        if _stop_under_load(tmp_path / f"attempt-{attempt}", workers, to_every_process):
+        if _stop_under_load(tmp_path / f"attempt-{attempt}", workers, to_every_process, through_writer):
             return
     raise AssertionError(
         f"in {ATTEMPTS} rounds no request was in flight when the shutdown began; the test proved nothing"
     )
 
 
-def _stop_under_load(folder: Path, workers: int, to_every_process: bool) -> bool:
+def _stop_under_load(folder: Path, workers: int, to_every_process: bool, through_writer: bool = False) -> bool:
     """One round: load, SIGTERM, checks. False if no request was in flight at the signal."""
     engine = make_engine(database_url(folder))
     upgrade(engine)
@@ -135,6 +159,15 @@ def _stop_under_load(folder: Path, workers: int, to_every_process: bool) -> bool
         while len(load.ok) < WARM_UP_ANSWERS and time.monotonic() < deadline:
             time.sleep(0.05)
         assert len(load.ok) >= WARM_UP_ANSWERS, f"the load did not get going: {load.outcomes}"
+        writers: set[int] = set()
+        if through_writer:
+            while len(writers) < workers and time.monotonic() < deadline + 60:
+                time.sleep(0.2)
+                writers = _writers(server)
+            assert len(writers) == workers, f"{len(writers)} ledger writers for {workers} workers"
+            settled = len(load.ok)
+            while len(load.ok) < settled + WARM_UP_ANSWERS and time.monotonic() < deadline + 90:
+                time.sleep(0.05)  # answered by commits of the writers (started once a worker had charged enough)
         assert server.process is not None
         if to_every_process:
             os.killpg(server.process.pid, signal.SIGTERM)
@@ -160,6 +193,7 @@ def _stop_under_load(folder: Path, workers: int, to_every_process: bool) -> bool
         assert not [r for r in records if r["level"] in ("error", "critical")]
         ok = load.ok + reconnecting.ok
         assert_ledger_matches(engine, creds, ok, exact=True)
+        assert not [pid for pid in writers if Path(f"/proc/{pid}").exists()], "a ledger writer outlived its worker"
         drained = _answered_while_draining(records)
         assert drained <= set(ok)
         return bool(drained)
