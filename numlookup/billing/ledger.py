@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, cast
 
+import msgspec
 from sqlalchemy import Connection, Dialect, Engine, bindparam, insert, select, update
 
 from numlookup.billing.money import format_amount
@@ -88,9 +89,13 @@ def _count_columns(counts: Counts | None) -> Mapping[str, int | None]:
     return _NO_COUNTS if counts is None else counts.columns()
 
 
-@dataclass(frozen=True, slots=True)
-class Charge:
-    """A committed ledger row; ``reserved`` is what bulk jobs held of the balance after it."""
+class Charge(msgspec.Struct, frozen=True):
+    """A committed ledger row; ``reserved`` is what bulk jobs held of the balance after it.
+
+    Why a Struct: a group commit makes one per charge, and where the ledger writer
+    process commits, the event loop makes them from its answer; a frozen
+    dataclass's ``__init__`` took 2.3 µs each, a Struct's is made in C.
+    """
 
     ledger_id: int
     amount: int
