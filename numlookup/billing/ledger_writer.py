@@ -7,9 +7,10 @@ for each step), and the loop paid for the handoffs as much as the thread did.
 In a process of its own the transaction runs beside the loop on the other
 core, and the loop only sends the batch and reads the outcomes: one frame each
 way. The transaction costs about what it cost in the thread; the loop is the
-lighter by the handoffs. Two servers of one checkout loaded in alternation, the
-writer on and off (its CPU counted with the worker's), spent 0.91 (0.77–0.96
-over six rounds) of the thread's CPU per request.
+lighter by the handoffs. ``bench/server_cpu.py --ledger-writer both`` (a server
+each way, loaded in alternation, the writer's CPU counted with its worker's)
+measured 0.916 (0.728–0.946 over three rounds) of the thread's CPU per request
+with the request log on, 0.956 (0.681–1.082) with it off.
 
 A worker spawns its writer once it has charged ``charger.WRITER_AFTER_CHARGES``
 requests (one that serves a request now and then never needs one), and commits
