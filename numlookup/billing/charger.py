@@ -46,7 +46,7 @@ from sqlalchemy import Connection, Engine
 from numlookup.billing.ledger import Charge, Counts, InsufficientCredits, debit_batch
 from numlookup.billing.ledger_writer import LedgerWriter
 from numlookup.loops import ThreadLoop
-from numlookup.store.engine import driver_transaction
+from numlookup.store.engine import driver_transaction, sqlite_file
 
 MAX_BATCH = 512
 # The ledger writer process is started once a worker has committed this many charges: a worker
@@ -148,12 +148,7 @@ class GroupCharger:
         SQLite file; elsewhere the setting is ignored."""
         self.engine = engine
         self.writer_after = writer_after
-        database = engine.url.database
-        self.writer = (
-            LedgerWriter(engine)
-            if writer_process and enabled and engine.dialect.name == "sqlite" and database and database != ":memory:"
-            else None
-        )
+        self.writer = LedgerWriter(engine) if writer_process and enabled and sqlite_file(engine.url) else None
         self.store_attached = store_attached
         self.enabled = enabled
         self.on_batch = on_batch

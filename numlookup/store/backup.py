@@ -32,6 +32,8 @@ from urllib.parse import quote
 
 from sqlalchemy.engine import URL, make_url
 
+from numlookup.store.engine import sqlite_file
+
 # pg_dump's custom format: compressed, and pg_restore can pick tables from it.
 PG_DUMP_ARGS = ("--format=custom", "--no-password")
 
@@ -55,9 +57,10 @@ def backup_database(database_url: str, target: Path, *, force: bool = False) -> 
     url = make_url(database_url)
     backend = url.get_backend_name()
     if backend == "sqlite":
-        if not url.database or url.database == ":memory:":
+        database = sqlite_file(url)
+        if database is None:
             raise BackupError("the database is in memory: there is no file to back up")
-        source = Path(url.database)
+        source = Path(database)
         _check_target(target, force, live=source)
         return _backup_sqlite(source, target, force)
     if backend == "postgresql":

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, exc
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 _IMMEDIATE = "numlookup_immediate"
 # One writer at a time per database file, across threads and processes. Writers
@@ -72,6 +72,18 @@ def shown_url(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=True)
 
 
+def sqlite_file(url: URL) -> str | None:
+    """The file a SQLite URL names; None for an in-memory database or another backend.
+
+    Why one place: only a file can be locked across processes, backed up, or
+    opened again by another process (the ledger writer); ``:memory:`` is a
+    database of one connection's own.
+    """
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return url.database
+
+
 def make_engine(url: str, *, sqlite_synchronous: str = "FULL", create: bool = True) -> Engine:
     """An engine for ``url``.
 
@@ -82,7 +94,7 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL", create: bool = Tr
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=40)
 
-    database = parsed.database if parsed.database and parsed.database != ":memory:" else None
+    database = sqlite_file(parsed)
     if database is not None:
         if create:
             _create_file(database)
@@ -142,9 +154,9 @@ def one_writer(engine: Engine) -> Iterator[None]:
     if engine.dialect.name != "sqlite":
         yield
         return
-    database = engine.url.database
+    database = sqlite_file(engine.url)
     with _SQLITE_WRITER:
-        fd = _lock_file(database) if database and database != ":memory:" else None
+        fd = _lock_file(database) if database is not None else None
         if fd is not None:
             fcntl.flock(fd, fcntl.LOCK_EX)
         try:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
-from numlookup.store.engine import driver_transaction, make_engine, write_transaction
+from numlookup.store.engine import driver_transaction, make_engine, sqlite_file, write_transaction
 
 
 def test_the_pool_hands_out_the_connection_returned_last(tmp_path: Path) -> None:
@@ -53,3 +54,17 @@ def test_a_driver_transaction_is_one_transaction_with_its_connections_statements
         cursor.execute("INSERT INTO t VALUES (7)")
     assert values() == [1, 2, 3, 7]
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite:////srv/numlookup/numlookup.db", "/srv/numlookup/numlookup.db"),
+        ("sqlite://", None),
+        ("sqlite:///:memory:", None),
+        ("postgresql+psycopg://u:p@localhost/numlookup", None),
+    ],
+)
+def test_sqlite_file_is_the_file_a_sqlite_url_names(url: str, expected: str | None) -> None:
+    """Only a file can be locked by another process or backed up; an in-memory database has none."""
+    assert sqlite_file(make_url(url)) == expected
