@@ -274,6 +274,7 @@ def create_app(settings: Settings | None = None, *, fused_sync: bool = True) -> 
             # the charges of the requests that made them.
             store_attached=_charge_attachments(idempotency, live),
             writer_process=settings.ledger_writer_process,
+            sqlite_synchronous=settings.sqlite_synchronous,
         ),
     )
 

@@ -142,13 +142,17 @@ class GroupCharger:
         store_attached: Callable[[Connection, list[Any]], Callable[[], None] | None] | None = None,
         writer_process: bool = False,
         writer_after: int = WRITER_AFTER_CHARGES,
+        sqlite_synchronous: str = "FULL",
     ) -> None:
         """``writer_process``: commit the batches in a ledger writer process (``billing.ledger_writer``),
         started once ``writer_after`` charges were committed in the thread, where the database is a
-        SQLite file; elsewhere the setting is ignored."""
+        SQLite file; elsewhere the setting is ignored. ``sqlite_synchronous``: the engine's own (the
+        writer opens its connection with it)."""
         self.engine = engine
         self.writer_after = writer_after
-        self.writer = LedgerWriter(engine) if writer_process and enabled and sqlite_file(engine.url) else None
+        self.writer = (
+            LedgerWriter(engine, sqlite_synchronous) if writer_process and enabled and sqlite_file(engine.url) else None
+        )
         self.store_attached = store_attached
         self.enabled = enabled
         self.on_batch = on_batch

@@ -157,8 +157,11 @@ class LedgerWriter:
     thread-safe: the event loop's alone.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, synchronous: str = "FULL") -> None:
+        """``synchronous``: the ``PRAGMA synchronous`` the engine's connections run with (``sqlite_synchronous``);
+        the writer's commits must be as durable as theirs."""
         self.engine = engine
+        self.synchronous = synchronous
         self._sock: socket.socket | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._frames = Frames()
@@ -236,7 +239,7 @@ class LedgerWriter:
             return
         finally:
             theirs.close()
-        config = _Config(self.engine.url.render_as_string(hide_password=False), _synchronous(self.engine))
+        config = _Config(self.engine.url.render_as_string(hide_password=False), self.synchronous)
         ours.sendall(frame(self._encoder.encode(config)))  # an empty socket's buffer takes it whole
         ours.setblocking(False)
         self._sock = ours
@@ -337,13 +340,6 @@ def _reap(process: subprocess.Popen[bytes], grace: float = EXIT_SECONDS) -> None
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-
-
-def _synchronous(engine: Engine) -> str:
-    """The ``PRAGMA synchronous`` the engine's connections run with (the writer's must commit as durably)."""
-    with engine.connect() as conn:
-        level = conn.exec_driver_sql("PRAGMA synchronous").scalar_one()
-    return {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}[int(level)]
 
 
 def recovered(engine: Engine, batch: Sequence[Any]) -> list[Outcome] | None:

@@ -14,6 +14,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, create_engine, func, select
@@ -24,7 +25,7 @@ from numlookup.billing import ledger_writer as writer_module
 from numlookup.billing.charger import GroupCharger
 from numlookup.billing.ledger import Charge, Counts, debit_batch
 from numlookup.billing.ledger_writer import Frames, LedgerWriterError, frame, recovered
-from numlookup.store.engine import driver_transaction
+from numlookup.store.engine import driver_transaction, make_engine
 from numlookup.store.tables import ledger
 from tests.conftest import AccountFactory
 from tests.support import BACKEND
@@ -308,3 +309,12 @@ def test_the_writer_starts_only_once_the_worker_charged_enough(engine: Engine, m
 def test_no_writer_for_a_database_that_is_not_a_sqlite_file() -> None:
     """In-memory SQLite (one connection's own database) has no file a second process could write."""
     assert GroupCharger(create_engine("sqlite://"), writer_process=True).writer is None
+
+
+def test_the_writer_commits_as_durably_as_the_engine_is_set_to(tmp_path: Path) -> None:
+    """The writer opens its own connection: it is handed the engine's ``sqlite_synchronous``, not a default."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}", sqlite_synchronous="NORMAL")
+    charger = GroupCharger(engine, writer_process=True, sqlite_synchronous="NORMAL")
+    assert charger.writer is not None and charger.writer.synchronous == "NORMAL"
+    default = GroupCharger(make_engine(f"sqlite:///{tmp_path / 'full.db'}"), writer_process=True)
+    assert default.writer is not None and default.writer.synchronous == "FULL"
