@@ -239,14 +239,16 @@ class GroupCharger:
             self._thread = _CommitThread(self._commit)
         loop = self._loop.get()
         commit = _Commit(batch, loop, loop.create_future())
-        writer = self.writer
-        if (
-            writer is None
-            or self.stats.charges < self.writer_after
-            or not writer.ready(loop)
-            or any(p.attached for p in batch)
-            or not writer.submit(batch, partial(self._written, commit))
-        ):
+        writer, sent = self.writer, False
+        if writer is not None and self.stats.charges >= self.writer_after:
+            if not writer.ready(loop):
+                writer.ensure_started(loop)  # for this batch if it is up and idle on this loop, else for later ones
+            sent = (
+                writer.ready(loop)
+                and not any(p.attached for p in batch)
+                and writer.submit(batch, partial(self._written, commit))
+            )
+        if not sent:
             self._thread.submit(commit)
         cancelled = False
         while not commit.done:

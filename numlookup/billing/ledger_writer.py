@@ -181,15 +181,22 @@ class LedgerWriter:
         return self._process.pid if self._process is not None else None
 
     def ready(self, loop: asyncio.AbstractEventLoop) -> bool:
-        """Whether a batch may go to the writer now; starts one if there is none (and none died lately)."""
-        if self._ready and self._loop is loop and self._in_flight is None:
-            return True
+        """Whether a batch may go to the writer now, from ``loop``: it answered that it is ready, and is idle."""
+        return self._ready and self._loop is loop and self._in_flight is None
+
+    def ensure_started(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A writer for the batches to come, its answers read on ``loop``.
+
+        Starts one if there is none (unless one died less than ``RESPAWN_SECONDS``
+        ago), or moves the reading of its socket to ``loop`` when the charger moved
+        to another event loop (a test's, a restarted server's). It is ready once it
+        says so, on a later turn of the loop.
+        """
         if self._process is None and self._recovering is None:
             if self._dead_since is None or time.monotonic() - self._dead_since >= RESPAWN_SECONDS:
                 self._start(loop)
         elif self._loop is not loop and self._in_flight is None and self._sock is not None:
-            self._watch(loop)  # the charger moved to another event loop (a test's, a restarted server's)
-        return self._ready and self._in_flight is None
+            self._watch(loop)
 
     def submit(
         self, batch: Sequence[Any], deliver: Callable[[list[Outcome] | None, BaseException | None], None]
@@ -209,6 +216,7 @@ class LedgerWriter:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while not self.ready(loop):
+            self.ensure_started(loop)
             if loop.time() > deadline:
                 raise TimeoutError("the ledger writer did not become ready")
             await asyncio.sleep(0.01)
